@@ -1,0 +1,167 @@
+"""The ASGI application: one explicit list of routes and middleware, built from the server's parts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from neutrino.api.controller import Controller
+from neutrino.api.errors import json_response, neutron_error, render
+from neutrino.context import RequestContext
+from neutrino.errors import HTTPNotFound, NeutrinoError, Unauthenticated
+from neutrino.resources.definition import Resource
+from neutrino.resources.extensions import Extension
+
+Authenticator = Callable[[Request, str], Awaitable[RequestContext]]
+
+
+class RequestIdMiddleware:
+    """Every response carries ``x-openstack-request-id``; requests are counted and timed."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req-" + str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-openstack-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.observe(scope, status_holder["status"], time.perf_counter() - started)
+
+
+class ApiMetrics:
+    """Prometheus request counts and latencies per resource and status."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("neutrino_api_requests_total", "API requests", ["method", "resource", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("neutrino_api_request_seconds", "API request latency", ["method", "resource"],
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+    @staticmethod
+    def resource_label(path: str) -> str:
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return "root"
+        if parts[0] == "v2.0":
+            return parts[1].removesuffix(".json") if len(parts) > 1 else "v2.0"
+        return parts[0]
+
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        label = self.resource_label(scope.get("path", ""))
+        self.requests.labels(scope.get("method", ""), label, str(status)).inc()
+        self.latency.labels(scope.get("method", ""), label).observe(seconds)
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def build_app(*, controller: Controller, resources: Sequence[Resource], extensions: Sequence[Extension],
+              authenticate: Authenticator, public_url: str, identity_app: ASGIApp | None,
+              openapi: Callable[[], dict[str, Any]], health: Callable[[], Awaitable[bool]]) -> ASGIApp:
+    metrics = ApiMetrics()
+    auth_url = public_url + "/identity/v3"
+    ext_by_alias = {e.alias: e for e in extensions}
+
+    def base(request: Request) -> str:
+        proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+        return f"{proto}://{request.url.netloc}"
+
+    async def versions(request: Request) -> Response:
+        return json_response({"versions": [{"id": "v2.0", "status": "CURRENT",
+                                            "links": [{"rel": "self", "href": base(request) + "/v2.0/"}]}]})
+
+    async def v2_root(request: Request) -> Response:
+        try:
+            await authenticate(request, request.state.request_id)
+        except Unauthenticated as exc:
+            return render(exc, auth_url)
+        core = [r for r in resources if r.name in ("network", "subnet", "subnetpool", "port")]
+        return json_response({"resources": [
+            {"name": r.name, "collection": r.collection,
+             "links": [{"rel": "self", "href": f"{base(request)}/v2.0/{r.path}"}]} for r in core]})
+
+    async def api(request: Request) -> Response:
+        path = request.path_params["path"]
+        try:
+            ctx = await authenticate(request, request.state.request_id)
+            if path.rstrip("/") in ("extensions", "extensions.json") or path.startswith("extensions/"):
+                return extensions_view(request, path)
+            return await controller.dispatch(request, ctx, path)
+        except NeutrinoError as exc:
+            return render(exc, auth_url)
+        except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
+            return render(exc, auth_url)
+
+    def extensions_view(request: Request, path: str) -> Response:
+        if request.method != "GET":
+            return render(HTTPNotFound())
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 1:
+            return json_response({"extensions": [e.view() for e in extensions]})
+        alias = parts[1].removesuffix(".json")
+        ext = ext_by_alias.get(alias)
+        if ext is None or len(parts) > 2:
+            return neutron_error("HTTPNotFound", "The resource could not be found.", 404)
+        return json_response({"extension": ext.view()})
+
+    async def healthz(request: Request) -> Response:
+        ok = await health()
+        return json_response({"status": "ok" if ok else "degraded"}, 200 if ok else 503)
+
+    async def metrics_view(request: Request) -> Response:
+        return metrics.render()
+
+    async def openapi_view(request: Request) -> Response:
+        return json_response(openapi())
+
+    async def not_found(request: Request) -> Response:
+        return neutron_error("HTTPNotFound", "The resource could not be found.", 404)
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    routes: list[Any] = [
+        Route("/", versions, methods=["GET"]),
+        Route("/v2.0/", v2_root, methods=["GET"]),
+        Route("/v2.0/{path:path}", api, methods=methods),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_view, methods=["GET"]),
+        Route("/openapi.json", openapi_view, methods=["GET"]),
+    ]
+    if identity_app is not None:
+        routes.append(Mount("/identity", app=identity_app))
+
+    async def on_404(request: Request, exc: Exception) -> Response:
+        return await not_found(request)
+
+    async def on_405(request: Request, exc: Exception) -> Response:
+        return neutron_error("HTTPMethodNotAllowed", "The method is not allowed for the requested URL.", 405)
+
+    app = Starlette(routes=routes, exception_handlers={404: on_404, 405: on_405})
+    return RequestIdMiddleware(app, metrics)

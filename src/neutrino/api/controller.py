@@ -1,0 +1,434 @@
+"""The one generic controller: every resource is served from its declarative definition.
+
+It implements the request contract once — body envelopes and bulk, attribute checks and
+conversion, policy per action and per attribute, ``fields``, pagination links, If-Match and the
+tags sub-resource — and calls the resource's service with plain data. No branch here names a
+resource; behaviour hangs off the definitions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from neutrino.api.errors import json_response
+from neutrino.api.query import parse_list_query
+from neutrino.context import RequestContext
+from neutrino.errors import (
+    BadRequest,
+    HTTPBadRequest,
+    HTTPNotFound,
+    MethodNotAllowed,
+    NeutrinoError,
+    NotFound,
+    PolicyNotAuthorized,
+    TagNotFound,
+    not_found,
+)
+from neutrino.resources.definition import MISSING, MemberAction, Resource
+from neutrino.resources.types import InvalidValue, String
+
+MAX_TAGS = 50
+_REVISION = re.compile(r"^revision_number=(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a /v2.0 path resolved to."""
+
+    resource: Resource
+    parent_id: str | None = None
+    member_id: str | None = None
+    action: str | None = None  # member action name, or "tags"
+    tag: str | None = None
+    sub_id: str | None = None  # an id under a member action (scheduler endpoints)
+
+
+class Controller:
+    def __init__(self, resources: Sequence[Resource], services: Mapping[str, Any], policy: Any,
+                 pagination_max_limit: int = -1) -> None:
+        self.resources = list(resources)
+        self.services = services
+        self.policy = policy
+        self.max_limit = pagination_max_limit
+        self._by_path = {r.path: r for r in self.resources if r.parent is None}
+        self._children = {(r.parent.collection_path, r.path): r for r in self.resources if r.parent}
+
+    # ---- routing -----------------------------------------------------------------------------
+
+    def route(self, path: str) -> Route:
+        segments = [s for s in path.split("/") if s]
+        if segments and segments[-1].endswith(".json"):
+            segments[-1] = segments[-1][:-5]
+        for width in (2, 1):
+            head = "/".join(segments[:width])
+            if len(segments) >= width and head in self._by_path:
+                return self._route_rest(self._by_path[head], segments[width:])
+        raise HTTPNotFound()
+
+    def _route_rest(self, res: Resource, rest: list[str]) -> Route:
+        if not rest:
+            return Route(res)
+        if len(rest) >= 2 and (res.path, rest[1]) in self._children:
+            child = self._children[(res.path, rest[1])]
+            sub = rest[2:]
+            if len(sub) > 1:
+                raise HTTPNotFound()
+            return Route(child, parent_id=rest[0], member_id=sub[0] if sub else None)
+        if len(rest) == 1:
+            return Route(res, member_id=rest[0])
+        if rest[1] == "tags" and res.taggable and len(rest) <= 3:
+            return Route(res, member_id=rest[0], action="tags", tag=rest[2] if len(rest) == 3 else None)
+        if res.has_action(rest[1]) and len(rest) <= 3:
+            return Route(res, member_id=rest[0], action=rest[1], sub_id=rest[2] if len(rest) == 3 else None)
+        raise HTTPNotFound()
+
+    # ---- dispatch ----------------------------------------------------------------------------
+
+    async def dispatch(self, request: Request, ctx: RequestContext, path: str) -> Response:
+        route = self.route(path)
+        method = request.method
+        res = route.resource
+        if route.action == "tags":
+            return await self._tags(request, ctx, route)
+        if route.action is not None:
+            act = res.action(route.action, method)
+            if act is None:
+                raise MethodNotAllowed()
+            return await self._member_action(request, ctx, route, act)
+        if route.member_id is None:
+            if method == "GET":
+                return await self._list(request, ctx, route)
+            if method == "POST" and res.allow_create:
+                return await self._create(request, ctx, route)
+            if method in ("PUT", "DELETE") and res.allow_update:
+                # Neutron looks the (missing) id up and reports the typed NotFound.
+                raise not_found(res.name, "None")
+            raise MethodNotAllowed()
+        if method == "GET":
+            return await self._show(request, ctx, route)
+        if method == "PUT" and res.allow_update:
+            return await self._update(request, ctx, route)
+        if method == "DELETE" and res.allow_delete:
+            return await self._delete(request, ctx, route)
+        raise MethodNotAllowed()
+
+    def service(self, res: Resource) -> Any:
+        return self.services[res.service_key]
+
+    def _parent_args(self, route: Route) -> tuple[Any, ...]:
+        return (route.parent_id,) if route.resource.parent else ()
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def _list(self, request: Request, ctx: RequestContext, route: Route) -> Response:
+        res = route.resource
+        query = parse_list_query(res, request.query_params.multi_items(), self.max_limit)
+        items = await self.service(res).list(ctx, *self._parent_args(route), query)
+        action = f"get_{res.policy_resource}"
+        read_filter = self.policy.attribute_filter(ctx, res.policy_resource, res.attribute_names)
+        visible = [self._present(ctx, res, item, query.fields, read_filter) for item in items
+                   if self.policy.check(ctx, action, await self._target(ctx, res, item, route))]
+        body: dict[str, Any] = {res.collection: visible}
+        if query.paginated:
+            body[f"{res.collection}_links"] = self._links(request, visible, items, query)
+        return json_response(body)
+
+    def _links(self, request: Request, visible: list[dict[str, Any]], items: list[dict[str, Any]],
+               query: Any) -> list[dict[str, str]]:
+        links = []
+        base_params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("marker", "page_reverse")]
+        proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+        base = f"{proto}://{request.url.netloc}{request.url.path}"
+        full = len(items) >= (query.limit or 0)
+        if items and (full or query.page_reverse):
+            links.append({"rel": "next", "href": base + "?" + urlencode(base_params + [("marker", items[-1]["id"])])})
+        if items and (full or not query.page_reverse):
+            links.append({"rel": "previous", "href": base + "?" + urlencode(
+                base_params + [("marker", items[0]["id"]), ("page_reverse", "True")])})
+        return links
+
+    async def _show(self, request: Request, ctx: RequestContext, route: Route) -> Response:
+        res = route.resource
+        query = parse_list_query(res, request.query_params.multi_items(), for_show=True)
+        item = await self.service(res).get(ctx, *self._parent_args(route), route.member_id)
+        if isinstance(item, dict) and "__envelope__" in item:
+            envelope = item.pop("__envelope__")
+            return json_response({envelope: item})
+        target = await self._target(ctx, res, item, route)
+        if not self.policy.check(ctx, f"get_{res.policy_resource}", target):
+            raise not_found(res.name, route.member_id or "")
+        return json_response({res.name: self._present(ctx, res, item, query.fields)})
+
+    def _present(self, ctx: RequestContext, res: Resource, item: dict[str, Any],
+                 fields: Sequence[str] | None, read_filter: Any = None) -> dict[str, Any]:
+        """Drop what policy hides from this caller, then apply ``fields``."""
+        if read_filter is None:
+            read_filter = self.policy.attribute_filter(ctx, res.policy_resource, res.attribute_names)
+        hidden = read_filter.hidden(item)
+        if hidden:
+            item = {k: v for k, v in item.items() if k not in hidden}
+        if fields:
+            item = {k: item[k] for k in fields if k in item}
+        return item
+
+    async def _target(self, ctx: RequestContext, res: Resource, item: Mapping[str, Any], route: Route) -> dict[str, Any]:
+        """The policy target: the object plus owner facts of related objects (e.g. its network's)."""
+        extra_fn = getattr(self.service(res), "policy_target", None)
+        target = dict(item)
+        if extra_fn is not None:
+            target.update(await extra_fn(ctx, target))
+        target.setdefault("tenant_id", target.get("project_id"))
+        return target
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def _body(self, request: Request) -> Any:
+        raw = await request.body()
+        if not raw:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise HTTPBadRequest("Body contains invalid data") from None
+
+    def _items(self, res: Resource, body: Any) -> tuple[list[dict[str, Any]], bool]:
+        if not isinstance(body, dict):
+            raise HTTPBadRequest("Body contains invalid data")
+        if res.allow_bulk and res.collection in body and res.name not in body:
+            items = body[res.collection]
+            if not isinstance(items, list):
+                raise HTTPBadRequest(f"Object '{res.collection}' contains invalid data")
+            if not items:
+                raise HTTPBadRequest("Resources required")
+            out = []
+            for it in items:
+                if isinstance(it, dict) and set(it) == {res.name} and isinstance(it[res.name], dict):
+                    it = it[res.name]
+                if not isinstance(it, dict):
+                    raise HTTPBadRequest(f"Object '{res.name}' contains invalid data")
+                out.append(it)
+            return out, True
+        if res.name not in body:
+            raise HTTPBadRequest(f"Unable to find '{res.name}' in request body")
+        item = body[res.name]
+        if not isinstance(item, dict):
+            raise HTTPBadRequest(f"Object '{res.name}' contains invalid data")
+        return [item], False
+
+    def _project(self, ctx: RequestContext, item: dict[str, Any], res: Resource) -> None:
+        if not res.project_owned:
+            return
+        tenant, project = item.get("tenant_id"), item.get("project_id")
+        if tenant is not None and project is not None and tenant != project:
+            raise HTTPBadRequest("'project_id' and 'tenant_id' do not match")
+        given = project if project is not None else tenant
+        if given is not None:
+            try:
+                String(255).convert(given)
+            except InvalidValue as exc:
+                raise HTTPBadRequest(f"Invalid input for project_id. Reason: {exc}.") from None
+            if given != ctx.project_id and not ctx.is_privileged:
+                raise HTTPBadRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated "
+                                     "project in request requires admin privileges")
+        item.pop("tenant_id", None)
+        item["project_id"] = given if given is not None else ctx.project_id
+
+    def _convert(self, res: Resource, item: dict[str, Any], *, create: bool) -> dict[str, Any]:
+        unknown = [k for k in item if res.attribute(k) is None or
+                   (res.parent and k == res.parent.id_attribute)]
+        if unknown:
+            raise HTTPBadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        out: dict[str, Any] = {}
+        for key, value in item.items():
+            attr = res.attribute(key)
+            assert attr is not None
+            if key in ("project_id", "tenant_id") and create:
+                out[key] = value
+                continue
+            if create and not attr.allow_post:
+                raise HTTPBadRequest(f"Attribute '{key}' not allowed in POST")
+            if not create and not attr.allow_put:
+                raise HTTPBadRequest(f"Cannot update read-only attribute {key}")
+            try:
+                out[key] = attr.type.convert(value)
+            except InvalidValue as exc:
+                raise HTTPBadRequest(f"Invalid input for {key}. Reason: {exc}.") from None
+        if create:
+            for attr in res.attributes:
+                if attr.is_required and attr.name not in out:
+                    raise HTTPBadRequest(f"Failed to parse request. Required attribute '{attr.name}' not specified")
+        return out
+
+    @staticmethod
+    def _defaults(res: Resource) -> dict[str, Any]:
+        """Create-time defaults: a request value equal to its default triggers no attribute rule."""
+        return {a.name: a.default for a in res.attributes if a.default is not MISSING}
+
+    async def _create(self, request: Request, ctx: RequestContext, route: Route) -> Response:
+        res = route.resource
+        items, bulk = self._items(res, await self._body(request))
+        converted = []
+        for raw in items:
+            item = dict(raw)
+            self._project(ctx, item, res)
+            item = self._convert(res, item, create=True)
+            target = await self._target(ctx, res, item, route)
+            self.policy.enforce_attributes(ctx, f"create_{res.policy_resource}", target, item,
+                                           self._defaults(res))
+            converted.append(item)
+        created = await self.service(res).create_many(ctx, *self._parent_args(route), converted)
+        views = [self._present(ctx, res, c, None) for c in created]
+        if bulk:
+            return json_response({res.collection: views}, 201)
+        return json_response({res.name: views[0]}, 201)
+
+    def _if_match(self, request: Request) -> int | None:
+        header = request.headers.get("if-match")
+        if not header:
+            return None
+        revs = [p.strip() for p in header.split(",") if p.strip().startswith("revision_number")]
+        if not revs:
+            return None
+        if len(revs) > 1:
+            raise HTTPBadRequest("Multiple revision_number etags are not supported.")
+        m = _REVISION.match(revs[0])
+        if not m:
+            raise HTTPBadRequest("Revision number etag must be in the format of revision_number=<int>")
+        return int(m.group(1))
+
+    async def _writable_target(self, ctx: RequestContext, route: Route, action: str,
+                               request: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Look the member up in the caller's scope and check the write rule: 403 if it may read it,
+        404 if it may not (so the existence of others' objects never leaks)."""
+        res = route.resource
+        item = await self.service(res).get(ctx, *self._parent_args(route), route.member_id)
+        target = await self._target(ctx, res, item, route)
+        try:
+            self.policy.enforce_attributes(ctx, action, target, request or {})
+        except PolicyNotAuthorized:
+            if not self.policy.check(ctx, f"get_{res.policy_resource}", target):
+                raise not_found(res.name, route.member_id or "") from None
+            raise
+        return target
+
+    async def _update(self, request: Request, ctx: RequestContext, route: Route) -> Response:
+        res = route.resource
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise HTTPBadRequest("Body contains invalid data")
+        if res.name not in body:
+            raise HTTPBadRequest(f"Unable to find '{res.name}' in request body")
+        raw = body[res.name]
+        if not isinstance(raw, dict):
+            raise HTTPBadRequest(f"Object '{res.name}' contains invalid data")
+        changes = self._convert(res, dict(raw), create=False)
+        if_rev = self._if_match(request)
+        await self._writable_target(ctx, route, f"update_{res.policy_resource}", changes)
+        updated = await self.service(res).update(ctx, *self._parent_args(route), route.member_id, changes,
+                                                 if_revision=if_rev)
+        return json_response({res.name: self._present(ctx, res, updated, None)})
+
+    async def _delete(self, request: Request, ctx: RequestContext, route: Route) -> Response:
+        res = route.resource
+        if await request.body():
+            raise HTTPBadRequest("Request body is not supported in DELETE.")
+        if_rev = self._if_match(request)
+        await self._writable_target(ctx, route, f"delete_{res.policy_resource}")
+        await self.service(res).delete(ctx, *self._parent_args(route), route.member_id, if_revision=if_rev)
+        return Response(status_code=204)
+
+    async def _member_action(self, request: Request, ctx: RequestContext, route: Route,
+                             act: MemberAction) -> Response:
+        res = route.resource
+        body = await self._body(request) if request.method in ("PUT", "POST") else None
+        if request.method in ("PUT", "POST") and body is None:
+            raise HTTPBadRequest("Body contains invalid data")
+        policy_action = act.policy or act.name
+        if act.fetch_target:
+            await self._writable_target(ctx, route, policy_action)
+        else:
+            self.policy.enforce(ctx, policy_action, {"project_id": route.member_id, "tenant_id": route.member_id})
+        handler = getattr(self.service(res), act.handler_name)
+        args: list[Any] = [ctx, route.member_id]
+        if route.sub_id is not None:
+            args.append(route.sub_id)
+        result = await handler(*args, body)
+        if act.status == 204 or result is None and act.status != 200:
+            return Response(status_code=act.status)
+        return json_response(result, act.status)
+
+    # ---- tags --------------------------------------------------------------------------------
+
+    def _check_tags(self, tags: Any) -> list[str]:
+        if not isinstance(tags, list):
+            raise HTTPBadRequest("Invalid input for tags. Reason: 'tags' must be a list.")
+        for tag in tags:
+            if not isinstance(tag, str) or not tag or len(tag) > 255 or "," in tag or "/" in tag:
+                raise BadRequest(f"Invalid input for operation: '{tag}' is not a valid tag.",
+                                 resource="tag", msg="")
+        if len(set(tags)) != len(tags):
+            raise BadRequest("Invalid input for operation: Duplicate tags in the list.", resource="tag", msg="")
+        return tags
+
+    async def _tags(self, request: Request, ctx: RequestContext, route: Route) -> Response:
+        res = route.resource
+        tags_svc = self.services["tags"]
+        method = request.method
+        verb = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}.get(method, "update")
+        action = f"{verb}_{res.policy_resource}:tags"
+        try:
+            await self._writable_target(ctx, route, action)
+        except NotFound:
+            raise NotFound(f"Resource {res.name} {route.member_id} could not be found.") from None
+        current = await tags_svc.get(res.name, route.member_id)
+        if route.tag is None:
+            if method == "GET":
+                return json_response({"tags": current})
+            if method == "DELETE":
+                await tags_svc.replace(res, route.member_id, [])
+                return Response(status_code=204)
+            body = await self._body(request)
+            if not isinstance(body, dict) or "tags" not in body:
+                raise HTTPBadRequest("Invalid input for tags. Reason: body must contain 'tags'.")
+            tags = self._check_tags(body["tags"])
+            if method == "PUT":
+                new = tags
+            elif method == "POST":
+                new = current + [t for t in tags if t not in current]
+            else:
+                raise MethodNotAllowed()
+            if len(new) > MAX_TAGS:
+                raise BadRequest(f"Bad tag request: Number of tags exceeds the limit of {MAX_TAGS}.",
+                                 resource="tag", msg="")
+            await tags_svc.replace(res, route.member_id, new)
+            return json_response({"tags": tags if method == "POST" else new})
+        tag = route.tag
+        if method == "GET":
+            if tag not in current:
+                raise TagNotFound(tag=tag, resource=res.name, resource_id=route.member_id)
+            return Response(status_code=204)
+        if method == "PUT":
+            self._check_tags([tag])
+            if tag not in current:
+                if len(current) >= MAX_TAGS:
+                    raise BadRequest(f"Bad tag request: Number of tags exceeds the limit of {MAX_TAGS}.",
+                                     resource="tag", msg="")
+                await tags_svc.replace(res, route.member_id, current + [tag])
+            return Response(status_code=201)
+        if method == "DELETE":
+            if tag not in current:
+                raise TagNotFound(tag=tag, resource=res.name, resource_id=route.member_id)
+            await tags_svc.replace(res, route.member_id, [t for t in current if t != tag])
+            return Response(status_code=204)
+        raise MethodNotAllowed()
+
+
+__all__ = ["Controller", "Route", "NeutrinoError"]

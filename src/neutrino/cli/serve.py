@@ -1,0 +1,44 @@
+"""Running the ASGI server under uvicorn, with clean shutdown on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+
+from neutrino.config import Settings
+from neutrino.server import Server, build_server
+
+
+async def run_uvicorn(server: Server, settings: Settings,
+                      on_started: Callable[[], Awaitable[None]] | None = None) -> int:
+    config = uvicorn.Config(server.app, host=settings.server.host, port=settings.server.port, log_config=None,
+                            access_log=False, lifespan="off", loop="asyncio", http="httptools",
+                            timeout_graceful_shutdown=5)
+    http = uvicorn.Server(config)
+    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        http.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    task = asyncio.create_task(http.serve())
+    while not http.started and not task.done():
+        await asyncio.sleep(0.05)
+    if http.started and on_started is not None:
+        await on_started()
+    await task
+    return 0
+
+
+async def serve(settings: Settings) -> int:
+    server = build_server(settings)
+    try:
+        await server.start()
+        return await run_uvicorn(server, settings)
+    finally:
+        await server.close()

@@ -1,0 +1,134 @@
+"""Engines, transactions and the retry-on-conflict helper.
+
+Every write runs in one transaction through :meth:`Database.write`, which retries the whole unit
+of work when it loses a race (unique-constraint violation, deadlock, serialization failure). Races
+are therefore settled by database constraints, so several server processes on one database stay
+correct; on retry the service's own pre-checks turn a lost race into the right typed error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from neutrino.errors import Conflict, RetryableConflict
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Error codes that mean "lost a race, try again": PostgreSQL SQLSTATEs, MySQL error numbers.
+_PG_RETRY = {"40001", "40P01", "23505", "23503", "55P03"}
+_MYSQL_RETRY = {1213, 1205, 1062, 1452, 1020}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RetryableConflict | IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if code in _PG_RETRY:
+            return True
+        args = getattr(orig, "args", ())
+        if args and isinstance(args[0], int) and args[0] in _MYSQL_RETRY:
+            return True
+        if isinstance(exc, OperationalError) and "locked" in str(orig).lower():
+            return True
+    return False
+
+
+class Database:
+    """One engine plus the transaction discipline every service uses."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False, max_retries: int = 20) -> None:
+        self.url = url
+        self.dialect_name = url.split(":", 1)[0].split("+", 1)[0]
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect_name == "sqlite":
+            # SQLite: one writer at a time. BEGIN IMMEDIATE takes the write lock up front, so two
+            # writers queue on busy_timeout instead of deadlocking on lock upgrade.
+            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["poolclass"] = NullPool if ":memory:" not in url else None
+            if kwargs["poolclass"] is None:
+                del kwargs["poolclass"]
+        else:
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = pool_size
+            kwargs["pool_pre_ping"] = True
+            kwargs["pool_recycle"] = 3600
+        if self.dialect_name == "mysql":
+            kwargs["isolation_level"] = "READ COMMITTED"
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.max_retries = max_retries
+        if self.dialect_name == "sqlite":
+            self._install_sqlite_hooks()
+        self._sqlite_write_lock = asyncio.Lock() if self.dialect_name == "sqlite" else None
+
+    def _install_sqlite_hooks(self) -> None:
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            mode = conn.info.get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (consistent snapshot where the backend offers one)."""
+        async with self.engine.connect() as conn:
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def _write_tx(self) -> AsyncIterator[AsyncConnection]:
+        if self._sqlite_write_lock is not None:
+            # One writer per process keeps aiosqlite threads from spinning on the file lock;
+            # other processes still serialise through SQLite's own lock.
+            async with self._sqlite_write_lock:
+                async with self.engine.connect() as conn:
+                    conn.sync_connection.info["sqlite_begin"] = "IMMEDIATE"  # type: ignore[union-attr]
+                    try:
+                        async with conn.begin():
+                            yield conn
+                    finally:
+                        conn.sync_connection.info.pop("sqlite_begin", None)  # type: ignore[union-attr]
+        else:
+            async with self.engine.connect() as conn:
+                async with conn.begin():
+                    yield conn
+
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[T]], *, rng: random.Random | None = None) -> T:
+        """Run ``work(conn)`` in one write transaction, retrying it whole when it loses a race."""
+        rng = rng or random.Random()
+        for attempt in range(self.max_retries):
+            try:
+                async with self._write_tx() as conn:
+                    return await work(conn)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not is_retryable(exc):
+                    raise
+                log.debug("transaction lost a race (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(min(0.002 * (2 ** attempt), 0.2) * rng.random())
+        raise Conflict("The request could not be completed because of concurrent changes; retry it.")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

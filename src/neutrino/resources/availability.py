@@ -1,0 +1,20 @@
+"""Network IP availability (admin/service read-only view)."""
+
+from neutrino.resources import types as t
+from neutrino.resources.definition import Attribute, Resource
+
+NETWORK_IP_AVAILABILITY = Resource(
+    name="network_ip_availability", collection="network_ip_availabilities", path="network-ip-availabilities",
+    standard_attrs=False, allow_create=False, allow_update=False, allow_delete=False, allow_bulk=False,
+    extension="network-ip-availability",
+    attributes=(
+        Attribute("network_id", t.Uuid(), filterable=True, sortable=True, column="id"),
+        Attribute("network_name", t.String(), filterable=True, sortable=True, column="name"),
+        Attribute("project_id", t.String(), filterable=True, sortable=True, column="project_id"),
+        Attribute("tenant_id", t.String(), filterable=True, sortable=True, column="project_id"),
+        Attribute("ip_version", t.Integer(), filterable=True, filter_type=t.Integer()),
+        Attribute("total_ips", t.Integer()),
+        Attribute("used_ips", t.Integer()),
+        Attribute("subnet_ip_availability", t.Any_()),
+    ),
+)

@@ -1,0 +1,69 @@
+"""Ports (core) with binding, security, address pairs, extra DHCP options and DNS attributes.
+
+``security_groups`` is declared here so the port model is complete; the security-group resource
+itself arrives with its service plugin.
+"""
+
+from neutrino.resources import types as t
+from neutrino.resources.definition import (
+    MISSING,
+    Attribute,
+    Resource,
+    bool_attr,
+    description_attr,
+    id_attr,
+    name_attr,
+    project_attrs,
+    standard_attrs,
+    tags_attr,
+)
+
+VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
+              "vdpa", "accelerator-direct", "accelerator-direct-physical", "remote-managed")
+
+PORT = Resource(
+    name="port", collection="ports", path="ports", taggable=True,
+    attributes=(
+        id_attr(), name_attr(), description_attr(), *project_attrs(),
+        Attribute("network_id", t.Uuid(), allow_post=True, required=True, filterable=True, sortable=True,
+                  column="network_id"),
+        bool_attr("admin_state_up", True),
+        Attribute("mac_address", t.MacAddress(), default=MISSING, allow_post=True, allow_put=True,
+                  filterable=True, sortable=True, column="mac_address", enforce_policy=True),
+        Attribute("fixed_ips", t.Any_(), filter_type=t.String(), default=MISSING, allow_post=True, allow_put=True, filterable=True, enforce_policy=True),
+        Attribute("device_id", t.String(255), default="", allow_post=True, allow_put=True, filterable=True,
+                  sortable=True, column="device_id"),
+        Attribute("device_owner", t.String(255), default="", allow_post=True, allow_put=True,
+                  filterable=True, sortable=True, column="device_owner", enforce_policy=True),
+        Attribute("status", t.String(), filterable=True, sortable=True, column="status"),
+        Attribute("security_groups", t.ListOf(t.Uuid(), unique=True), default=MISSING, allow_post=True,
+                  allow_put=True, filterable=True),
+        Attribute("port_security_enabled", t.Boolean(), default=MISSING, allow_post=True, allow_put=True,
+                  enforce_policy=True),
+        Attribute("allowed_address_pairs",
+                  t.ListOf(t.Dict(required=("ip_address",), optional=("mac_address",),
+                                  types=(("ip_address", t.IpOrCidr()), ("mac_address", t.MacAddress())))),
+                  default=[], allow_post=True, allow_put=True, enforce_policy=True),
+        Attribute("extra_dhcp_opts", t.ListOf(t.Dict(required=("opt_name",), optional=("opt_value", "ip_version"),
+                                                     types=(("opt_name", t.String(255)),))),
+                  default=[], allow_post=True, allow_put=True),
+        Attribute("binding:host_id", t.String(255), default="", allow_post=True, allow_put=True,
+                  filterable=True, column="binding_host_id", enforce_policy=True),
+        Attribute("binding:vnic_type", t.Enum(VNIC_TYPES), default="normal", allow_post=True, allow_put=True,
+                  filterable=True, column="binding_vnic_type", enforce_policy=True),
+        Attribute("binding:profile", t.Dict(free_form=True, nullable=True), default={}, allow_post=True,
+                  allow_put=True, enforce_policy=True),
+        Attribute("binding:vif_type", t.String()),
+        Attribute("binding:vif_details", t.Dict(free_form=True)),
+        Attribute("ip_allocation", t.String(), filterable=True, sortable=True, column="ip_allocation"),
+        Attribute("dns_name", t.String(255), default="", allow_post=True, allow_put=True, filterable=True,
+                  column="dns_name"),
+        Attribute("dns_domain", t.String(255), default="", allow_post=True, allow_put=True),
+        Attribute("dns_assignment", t.ListOf(t.Dict(free_form=True))),
+        Attribute("qos_policy_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True),
+        Attribute("qos_network_policy_id", t.Uuid(nullable=True)),
+        Attribute("resource_request", t.Any_()),
+        Attribute("propagate_uplink_status", t.Boolean(), default=False, allow_post=True, allow_put=True),
+        *standard_attrs(), tags_attr(allow_post=True),
+    ),
+)

@@ -1,0 +1,56 @@
+"""Subnet pools and address scopes (subnet_allocation, address-scope, subnetpool-prefix-ops)."""
+
+from neutrino.resources import types as t
+from neutrino.resources.definition import (
+    Attribute,
+    MemberAction,
+    Resource,
+    description_attr,
+    id_attr,
+    name_attr,
+    project_attrs,
+    standard_attrs,
+    tags_attr,
+)
+
+SUBNETPOOL = Resource(
+    name="subnetpool", collection="subnetpools", path="subnetpools", taggable=True,
+    attributes=(
+        id_attr(), name_attr(required=True), description_attr(), *project_attrs(),
+        Attribute("prefixes", t.ListOf(t.Cidr()), allow_post=True, allow_put=True, required=True),
+        Attribute("ip_version", t.Integer(), filterable=True, sortable=True, column="ip_version",
+                  filter_type=t.Integer()),
+        Attribute("min_prefixlen", t.Integer(nullable=True), default=None, allow_post=True, allow_put=True,
+                  filterable=True, sortable=True, column="min_prefixlen"),
+        Attribute("max_prefixlen", t.Integer(nullable=True), default=None, allow_post=True, allow_put=True,
+                  filterable=True, sortable=True, column="max_prefixlen"),
+        Attribute("default_prefixlen", t.Integer(nullable=True), default=None, allow_post=True,
+                  allow_put=True, filterable=True, sortable=True, column="default_prefixlen"),
+        Attribute("default_quota", t.Integer(minimum=0, nullable=True), default=None, allow_post=True,
+                  allow_put=True, filterable=True, sortable=True, column="default_quota"),
+        Attribute("address_scope_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True,
+                  filterable=True, sortable=True, column="address_scope_id"),
+        Attribute("shared", t.Boolean(), default=False, allow_post=True, filterable=True, sortable=True,
+                  column="shared", enforce_policy=True),
+        Attribute("is_default", t.Boolean(), default=False, allow_post=True, allow_put=True, filterable=True,
+                  sortable=True, column="is_default", enforce_policy=True),
+        *standard_attrs(), tags_attr(),
+    ),
+    member_actions=(
+        MemberAction("add_prefixes", policy="add_prefixes"),
+        MemberAction("remove_prefixes", policy="remove_prefixes"),
+        MemberAction("onboard_network_subnets", policy="onboard_network_subnets"),
+    ),
+)
+
+ADDRESS_SCOPE = Resource(
+    name="address_scope", collection="address_scopes", path="address-scopes", standard_attrs=False,
+    attributes=(
+        id_attr(), name_attr(), *project_attrs(),
+        Attribute("ip_version", t.Enum((4, 6)), allow_post=True, required=True, filterable=True,
+                  sortable=True, column="ip_version", filter_type=t.Integer()),
+        Attribute("shared", t.Boolean(), default=False, allow_post=True, allow_put=True, filterable=True,
+                  sortable=True, column="shared", enforce_policy=True),
+    ),
+    extension="address-scope",
+)

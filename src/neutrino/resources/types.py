@@ -1,0 +1,264 @@
+"""Attribute value types: conversion and validation of one request value, as Neutron does them.
+
+Each type is a small frozen object with ``convert(value) -> value`` that raises
+:class:`InvalidValue` with Neutron's reason text; the API layer turns that into
+"Invalid input for <attr>. Reason: <reason>." The same converters normalise filter values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class InvalidValue(ValueError):
+    """A request value failed conversion/validation; the text is Neutron's reason."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class String:
+    max_len: int | None = 255
+    nullable: bool = False
+    strict_name: bool = False  # Neutron's name rule: no control chars, no surrounding whitespace
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, str):
+            raise InvalidValue(f"'{value}' is not a valid string")
+        if self.max_len is not None and len(value) > self.max_len:
+            raise InvalidValue(f"'{value}' exceeds maximum length of {self.max_len}")
+        if self.strict_name and (_CONTROL.search(value) or value != value.strip()):
+            raise InvalidValue(f"'{value}' is not a valid string")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Boolean:
+    nullable: bool = False
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("true", "1"):
+                return True
+            if low in ("false", "0"):
+                return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise InvalidValue(f"'{value}' cannot be converted to boolean")
+
+
+@dataclass(frozen=True, slots=True)
+class Integer:
+    minimum: int | None = None
+    maximum: int | None = None
+    nullable: bool = False
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, bool):
+            raise InvalidValue(f"'{value}' is not an integer")
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError as exc:
+                raise InvalidValue(f"'{value}' is not an integer") from exc
+        if not isinstance(value, int):
+            raise InvalidValue(f"'{value}' is not an integer")
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidValue(f"'{value}' is too small - must be at least '{self.minimum}'")
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidValue(f"'{value}' is too large - must be no larger than '{self.maximum}'")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Uuid:
+    nullable: bool = False
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, str):
+            try:
+                uuid.UUID(value)
+                if len(value) in (32, 36):
+                    return value
+            except ValueError:
+                pass
+        raise InvalidValue(f"'{value}' is not a valid UUID")
+
+
+@dataclass(frozen=True, slots=True)
+class Enum:
+    values: tuple[Any, ...]
+    nullable: bool = False
+    lower: bool = False
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if self.lower and isinstance(value, str):
+            value = value.lower()
+        if value not in self.values:
+            raise InvalidValue(f"'{value}' is not in {list(self.values)}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class IpAddress:
+    nullable: bool = False
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, str):
+            raise InvalidValue(f"'{value}' is not a valid IP address")
+        try:
+            addr = ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise InvalidValue(f"'{value}' is not a valid IP address") from exc
+        # Neutron rejects IPv4 forms like '010.0.0.1' that inet_aton would misread.
+        if addr.version == 4 and str(addr) != value:
+            raise InvalidValue(f"'{value}' is not an accepted IP address, '{addr}' is recommended")
+        return str(addr)
+
+
+@dataclass(frozen=True, slots=True)
+class Cidr:
+    """A subnet/prefix; host bits are kept here and masked by the service (Neutron semantics)."""
+
+    nullable: bool = False
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, str) or "/" not in value:
+            raise InvalidValue(f"'{value}' is not a valid IP subnet")
+        try:
+            ipaddress.ip_interface(value)
+        except ValueError as exc:
+            raise InvalidValue(f"'{value}' is not a valid IP subnet") from exc
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class IpOrCidr:
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise InvalidValue(f"'{value}' is neither a valid IP address, nor is it a valid IP subnet")
+        try:
+            if "/" in value:
+                ipaddress.ip_network(value, strict=False)
+                return value
+            return str(ipaddress.ip_address(value))
+        except ValueError as exc:
+            raise InvalidValue(f"'{value}' is neither a valid IP address, nor is it a valid IP subnet") from exc
+
+
+_MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class MacAddress:
+    nullable: bool = False
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, str) or not _MAC.match(value.lower()):
+            raise InvalidValue(f"'{value}' is not a valid MAC address")
+        mac = value.lower().replace("-", ":")
+        if mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
+            raise InvalidValue(f"'{value}' is not a valid MAC address")
+        return mac
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    item: Any
+    unique: bool = False
+    nullable: bool = False
+    max_items: int | None = None
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, list):
+            raise InvalidValue(f"'{value}' is not a list")
+        out = [self.item.convert(v) for v in value]
+        if self.unique:
+            seen: list[Any] = []
+            for v in out:
+                if v in seen:
+                    raise InvalidValue(f"Duplicate items in the list: '{v}'")
+                seen.append(v)
+        if self.max_items is not None and len(out) > self.max_items:
+            raise InvalidValue(f"'{value}' exceeds maximum length of {self.max_items}")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Dict:
+    """A dict whose keys are checked: required keys, optional keys, and each value's type."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    types: tuple[tuple[str, Any], ...] = ()
+    free_form: bool = False
+    nullable: bool = False
+
+    def convert(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, dict):
+            raise InvalidValue(f"'{value}' is not a dictionary")
+        if self.free_form:
+            return value
+        allowed = set(self.required) | set(self.optional)
+        extra = sorted(set(value) - allowed)
+        if extra:
+            raise InvalidValue(f"Unexpected keys supplied: {', '.join(extra)}")
+        missing = [k for k in self.required if k not in value]
+        if missing:
+            raise InvalidValue(f"Validation of dictionary's keys failed. Expected keys: {set(self.required)} "
+                               f"Provided keys: {set(value)}")
+        out = dict(value)
+        types = dict(self.types)
+        for key, val in value.items():
+            if key in types and not (val is None and key not in self.required and getattr(types[key], "nullable", False)):
+                out[key] = types[key].convert(val)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Any_:
+    """Accepted as is (the service validates it in context)."""
+
+    def convert(self, value: Any) -> Any:
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Custom:
+    fn: Callable[[Any], Any] = field(default=lambda v: v)
+
+    def convert(self, value: Any) -> Any:
+        return self.fn(value)
+
+
+def one_of_names(values: Sequence[str]) -> Enum:
+    return Enum(tuple(values))

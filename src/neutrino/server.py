@@ -1,0 +1,90 @@
+"""The composition root: builds the whole API server from settings, top to bottom.
+
+Nothing registers itself at import time; every part is constructed here and handed what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp
+
+from neutrino.api.app import build_app
+from neutrino.api.controller import Controller
+from neutrino.api.openapi import build_openapi
+from neutrino.config import Settings
+from neutrino.context import RequestContext
+from neutrino.core_plugin import CorePlugin
+from neutrino.db.engine import Database
+from neutrino.db.migrate import ensure_current
+from neutrino.identity.app import build_identity_app
+from neutrino.identity.strategy import build_token_strategy
+from neutrino.plugins import Components, load_service_plugins
+from neutrino.policy.engine import PolicyEngine
+from neutrino.services.events import Notifier
+from neutrino.services.quotas import QuotaService
+from neutrino.services.tags import TagService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Server:
+    settings: Settings
+    db: Database
+    app: ASGIApp
+    services: dict[str, Any]
+    notifier: Notifier
+    closers: list[Any] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Refuse an old schema, then start background parts (bus, agent bookkeeping)."""
+        await ensure_current(self.db)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            await closer()
+        await self.db.dispose()
+
+
+def build_server(settings: Settings) -> Server:
+    db = Database(settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo)
+    notifier = Notifier()
+    quotas = QuotaService(db, settings.quotas)
+    components = Components(settings=settings, db=db, notifier=notifier, quotas=quotas)
+
+    plugins = [CorePlugin(), *load_service_plugins(settings.server.service_plugins)]
+    resources = [r for p in plugins for r in p.resources()]
+    extensions = [e for p in plugins for e in p.extensions()]
+    taggable = {name: table for p in plugins for name, table in p.taggable_tables().items()}
+    for plugin in plugins:
+        components.services.update(plugin.build_services(components))
+    components.services["tags"] = TagService(db, notifier, taggable)
+
+    policy = PolicyEngine.from_override_file(settings.server.policy_file or None)
+    controller = Controller(resources, components.services, policy, settings.server.pagination_max_limit)
+    strategy = build_token_strategy(db, settings)
+
+    async def authenticate(request: Request, request_id: str) -> RequestContext:
+        return await strategy.validate(request.headers, request_id)
+
+    async def health() -> bool:
+        try:
+            async with db.read() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - health reports, never raises
+            log.warning("health check: database unreachable")
+            return False
+
+    public_url = settings.public_url
+    openapi_doc = build_openapi(resources, extensions, public_url)
+    identity_app = (build_identity_app(db, settings, public_url=public_url)
+                    if settings.identity.strategy == "embedded" else None)
+    app = build_app(controller=controller, resources=resources, extensions=extensions,
+                    authenticate=authenticate, public_url=public_url, identity_app=identity_app,
+                    openapi=lambda: openapi_doc, health=health)
+    return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier)

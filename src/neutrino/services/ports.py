@@ -1,0 +1,491 @@
+"""Ports: MACs, addresses (through services/ipam), address pairs, DHCP options, binding, status."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, delete, exists, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neutrino.config import MechanismSettings
+from neutrino.context import RequestContext
+from neutrino.db.engine import Database
+from neutrino.db.schema import core as db
+from neutrino.errors import (
+    BadRequest,
+    Conflict,
+    InUse,
+    InvalidInput,
+    IpAddressAlreadyAllocated,
+    MacAddressInUse,
+    not_found,
+)
+from neutrino.services import allocations, rbac
+from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.ipam import owners
+from neutrino.services.ipam.addresses import choose_address_on_any
+from neutrino.services.ipam.fixed_ips import (
+    AddressPlan,
+    AnyAddress,
+    SpecificAddress,
+    plan_fixed_ips_update,
+    plan_port_addresses,
+    subnet_ids_off_network,
+)
+from neutrino.services.ipam.mac import random_mac
+from neutrino.services.ipam.records import UNSET, FixedIp
+from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.networks import NetworkService
+from neutrino.services.quotas import QuotaService
+from neutrino.services.standard import (
+    bump_revision,
+    check_revision,
+    delete_tags,
+    load_tags,
+    new_id,
+    new_standard_values,
+    project_view,
+    set_tags,
+    standard_view,
+    utcnow,
+)
+
+MAC_ATTEMPTS = 16
+UNBOUND, BINDING_FAILED = "unbound", "binding_failed"
+NO_ADDRESS_OPTIONS = ("router", "classless-static-route")
+
+
+class PortBound(Conflict):
+    message = "Unable to complete operation on port %(port_id)s, port is already bound, port type: %(vif_type)s, old_mac %(old_mac)s, new_mac %(new_mac)s."
+
+
+class UnsupportedPortDeviceOwner(Conflict):
+    message = "Operation %(op)s is not supported for device_owner %(device_owner)s on port %(port_id)s."
+
+
+class PortInUse(InUse):
+    message = "Unable to complete operation on port %(port_id)s for network %(net_id)s. Port already has an attached device %(device_id)s."
+
+
+class ServicePortInUse(InUse):
+    message = "Port %(port_id)s cannot be deleted directly via the port API: %(reason)s."
+
+
+class AddressPairAndPortSecurityRequired(Conflict):
+    message = "Port Security must be enabled in order to have allowed address pairs on a port."
+
+
+class PortSecurityAndIPRequiredForSecurityGroups(InvalidInput):
+    message = "Port security must be enabled and port must have an IP address in order to use security groups."
+
+    def __init__(self) -> None:
+        super(InvalidInput, self).__init__(None)
+
+
+class PortSecurityPortHasSecurityGroup(InUse):
+    message = "Port has security group associated. Cannot disable port security or IP address until security group is removed."
+
+
+class DuplicateAddressPairInRequest(InvalidInput):
+    message = "Request contains duplicate address pair: mac_address %(mac_address)s ip_address %(ip_address)s."
+
+    def __init__(self, **kwargs: Any) -> None:
+        super(InvalidInput, self).__init__(None, **kwargs)
+
+
+class AllowedAddressPairExhausted(BadRequest):
+    message = "The number of allowed address pair exceeds the maximum %(quota)s."
+
+
+class NetworkMacAddressGenerationFailure(Conflict):
+    message = "Unable to generate unique mac on network %(net_id)s."
+
+
+class PortBinder(Protocol):
+    """Decides ``binding:vif_type``/``vif_details`` for a host (mechanism drivers; the agents issue)."""
+
+    async def bind(self, conn: AsyncConnection, port: Mapping[str, Any], host: str) -> tuple[str, dict[str, Any]]: ...
+
+
+class NoAgentBinder:
+    """With no mechanism driver able to serve the host, binding fails, as ML2 reports it."""
+
+    async def bind(self, conn: AsyncConnection, port: Mapping[str, Any], host: str) -> tuple[str, dict[str, Any]]:
+        return BINDING_FAILED, {}
+
+
+def dns_assignment(fixed_ips: Sequence[Mapping[str, str]], dns_name: str, domain: str) -> list[dict[str, str]]:
+    out = []
+    for ip in fixed_ips:
+        host = dns_name or "host-" + ip["ip_address"].replace(".", "-").replace(":", "-")
+        out.append({"hostname": host, "ip_address": ip["ip_address"], "fqdn": f"{host}.{domain}"})
+    return out
+
+
+def port_visible(ctx: RequestContext) -> ColumnElement[bool] | None:
+    """Own ports plus every port on a network the caller owns."""
+    if ctx.is_admin:
+        return None
+    p, n = db.ports, db.networks
+    return or_(p.c.project_id == ctx.project_id,
+               exists().where(n.c.id == p.c.network_id, n.c.project_id == ctx.project_id))
+
+
+def _fixed_ips_filter(values: Sequence[Any]) -> ColumnElement[bool]:
+    a = db.ipallocations
+    clauses = []
+    for value in values:
+        key, _, wanted = str(value).partition("=")
+        if key == "ip_address":
+            clauses.append(exists().where(a.c.port_id == db.ports.c.id, a.c.ip_address == wanted))
+        elif key == "subnet_id":
+            clauses.append(exists().where(a.c.port_id == db.ports.c.id, a.c.subnet_id == wanted))
+        elif key == "ip_address_substr":
+            clauses.append(exists().where(a.c.port_id == db.ports.c.id, a.c.ip_address.contains(wanted)))
+        else:
+            raise InvalidInput(f"Invalid fixed_ips filter '{value}'")
+    from sqlalchemy import and_
+    return and_(*clauses)
+
+
+class PortService:
+    def __init__(self, database: Database, notifier: Notifier, quotas: QuotaService, networks: NetworkService,
+                 settings: MechanismSettings, binder: PortBinder | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.quotas = quotas
+        self.networks = networks
+        self.settings = settings
+        self.binder: PortBinder = binder or NoAgentBinder()
+        self.rng = rng or random.Random()
+
+    def table_query(self) -> TableQuery:
+        cols = {a: a for a in ("id", "name", "description", "project_id", "network_id", "mac_address",
+                               "admin_state_up", "status", "device_id", "device_owner", "ip_allocation",
+                               "dns_name", "revision_number", "created_at", "updated_at")}
+        cols.update({"tenant_id": "project_id", "binding:host_id": "binding_host_id",
+                     "binding:vnic_type": "binding_vnic_type"})
+        special = {"fixed_ips": _fixed_ips_filter,
+                   # Security groups arrive with their plugin; until then no port is in any group.
+                   "security_groups": lambda values: exists().where(db.ports.c.id == None)}  # noqa: E711
+        return TableQuery("port", db.ports, cols, special, tag_type="port")
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def view(self, row: Any, tags: Sequence[str], security_groups: Sequence[str]) -> dict[str, Any]:
+        fixed_ips = list(row["fixed_ips"])
+        mac = row["mac_address"]
+        return {
+            "id": row["id"], "name": row["name"], "description": row["description"],
+            **project_view(row["project_id"]), "network_id": row["network_id"], "mac_address": mac,
+            "admin_state_up": row["admin_state_up"], "status": row["status"], "device_id": row["device_id"],
+            "device_owner": row["device_owner"], "fixed_ips": fixed_ips,
+            "allowed_address_pairs": [{"ip_address": p["ip_address"], "mac_address": p.get("mac_address") or mac}
+                                      for p in row["allowed_address_pairs"]],
+            "extra_dhcp_opts": list(row["extra_dhcp_opts"]),
+            "security_groups": list(security_groups), "port_security_enabled": row["port_security_enabled"],
+            "binding:host_id": row["binding_host_id"], "binding:vnic_type": row["binding_vnic_type"],
+            "binding:profile": row["binding_profile"] or {}, "binding:vif_type": row["binding_vif_type"],
+            "binding:vif_details": row["binding_vif_details"] or {},
+            "ip_allocation": row["ip_allocation"], "dns_name": row["dns_name"], "dns_domain": row["dns_domain"],
+            "dns_assignment": dns_assignment(fixed_ips, row["dns_name"], self.settings.dns_domain),
+            "qos_policy_id": row["qos_policy_id"], "qos_network_policy_id": None, "resource_request": None,
+            "propagate_uplink_status": row["propagate_uplink_status"], "tags": list(tags),
+            **standard_view(row),
+        }
+
+    async def _views(self, conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        tag_map = await load_tags(conn, "port", [r["id"] for r in rows])
+        return [self.view(r, tag_map.get(r["id"], []), ()) for r in rows]
+
+    async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await select_rows(conn, self.table_query(), query, port_visible(ctx))
+            return await self._views(conn, rows)
+
+    async def get(self, ctx: RequestContext, port_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = await fetch_one(conn, db.ports, "port", port_id, port_visible(ctx))
+            return (await self._views(conn, [row]))[0]
+
+    async def policy_target(self, ctx: RequestContext, obj: dict[str, Any]) -> dict[str, Any]:
+        """Port rules look at the network's owner and whether it is shared with the caller."""
+        net_id = obj.get("network_id")
+        if not net_id:
+            return {}
+        async with self.db.read() as conn:
+            net = await self.networks.get_in(conn, ctx, net_id)
+            shared = await rbac.has_grant(conn, "network", net_id, rbac.SHARED, ctx.project_id)
+        return {"network:project_id": net["project_id"], "network:tenant_id": net["project_id"],
+                "network:shared": shared, "network:router:external": net["router_external"]}
+
+    # ---- addresses -------------------------------------------------------------------------
+
+    async def _realise(self, conn: AsyncConnection, plan: AddressPlan, subnets: Sequence[Any],
+                       network_id: str) -> list[FixedIp]:
+        """Turn an address plan into concrete addresses; the (subnet, address) key settles races."""
+        chosen: list[FixedIp] = []
+        a = db.ipallocations
+        for req in plan.requests:
+            if isinstance(req, SpecificAddress):
+                taken = await conn.execute(select(a.c.port_id).where(
+                    a.c.subnet_id == req.subnet_id, a.c.ip_address == req.ip_address))
+                if taken.first() is not None:
+                    raise IpAddressAlreadyAllocated(ip=req.ip_address, subnet_id=req.subnet_id)
+                chosen.append(FixedIp(req.subnet_id, req.ip_address))
+            elif isinstance(req, AnyAddress):
+                cands = [s for s in subnets if s.id in req.candidate_subnet_ids]
+                cands.sort(key=lambda s: req.candidate_subnet_ids.index(s.id))
+                used = {}
+                for s in cands:
+                    u = await allocations.used_addresses(conn, s.id)
+                    extra = [c.ip_address for c in chosen if c.subnet_id == s.id]
+                    used[s.id] = u if not extra else list(u.values) + extra  # type: ignore[assignment]
+                chosen.append(choose_address_on_any(cands, used, network_id=network_id, rng=self.rng,
+                                                    prefer_lowest=plan.prefer_lowest))
+        return chosen
+
+    async def _check_subnets_exist(self, conn: AsyncConnection, requested: Any, subnets: Sequence[Any]) -> None:
+        for sid in subnet_ids_off_network(requested, subnets):
+            found = await conn.execute(select(db.subnets.c.id).where(db.subnets.c.id == sid))
+            if found.first() is None:
+                raise not_found("subnet", sid)
+            raise InvalidInput(f"Failed to create port on network, because fixed_ips included invalid subnet {sid}")
+
+    async def _new_mac(self, conn: AsyncConnection, network_id: str) -> str:
+        for _ in range(MAC_ATTEMPTS):
+            mac = random_mac(self.settings.base_mac, self.rng)
+            if not await self._mac_taken(conn, network_id, mac):
+                return mac
+        raise NetworkMacAddressGenerationFailure(net_id=network_id)
+
+    async def _mac_taken(self, conn: AsyncConnection, network_id: str, mac: str) -> bool:
+        row = await conn.execute(select(db.ports.c.id).where(db.ports.c.network_id == network_id,
+                                                             db.ports.c.mac_address == mac))
+        return row.first() is not None
+
+    def _address_pairs(self, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(pairs) > self.settings.max_allowed_address_pair:
+            raise AllowedAddressPairExhausted(quota=self.settings.max_allowed_address_pair)
+        seen = set()
+        out = []
+        for pair in pairs:
+            key = (pair.get("mac_address"), pair["ip_address"])
+            if key in seen:
+                raise DuplicateAddressPairInRequest(mac_address=key[0], ip_address=key[1])
+            seen.add(key)
+            out.append({k: v for k, v in pair.items() if v is not None})
+        return out
+
+    @staticmethod
+    def _dhcp_opts(opts: list[dict[str, Any]], current: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+        merged = {(o["opt_name"], int(o.get("ip_version", 4))): dict(o) for o in current}
+        for opt in opts:
+            version = opt.get("ip_version", 4)
+            try:
+                version = int(version)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"Invalid input for ip_version. Reason: '{version}' is not in [4, 6].") from None
+            if version not in (4, 6):
+                raise InvalidInput(f"Invalid input for ip_version. Reason: '{version}' is not in [4, 6].")
+            key = (opt["opt_name"], version)
+            value = opt.get("opt_value")
+            if "opt_value" in opt and value is None and current:
+                merged.pop(key, None)
+                continue
+            if (value is None or value == "") and opt["opt_name"] not in NO_ADDRESS_OPTIONS:
+                raise InvalidInput(f"Invalid input for opt_value. Reason: '{value}' is not a valid string.")
+            merged[key] = {"opt_name": opt["opt_name"], "opt_value": value, "ip_version": version}
+        return list(merged.values())
+
+    # ---- create ----------------------------------------------------------------------------
+
+    async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+            ids = [await self.create_in(conn, ctx, item) for item in items]
+            rows = (await conn.execute(select(db.ports).where(db.ports.c.id.in_(ids)))).mappings().all()
+            by_id = {r["id"]: r for r in rows}
+            return await self._views(conn, [by_id[i] for i in ids])
+
+        result = await self.db.write(work, rng=self.rng)
+        await self.notifier.committed([
+            ChangeEvent("port", p["id"], "create", p["revision_number"],
+                        (("network_id", p["network_id"]), ("host", p["binding:host_id"]))) for p in result])
+        return result
+
+    async def create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any]) -> str:
+        net = await self.networks.get_in(conn, ctx, item["network_id"])
+        project = item.get("project_id") or ctx.project_id
+        device_owner = item.get("device_owner", "")
+        if "mac_address" in item:
+            mac = item["mac_address"]
+            if await self._mac_taken(conn, net["id"], mac):
+                raise MacAddressInUse(net_id=net["id"], mac=mac)
+        else:
+            mac = await self._new_mac(conn, net["id"])
+        subnets = await allocations.network_subnets(conn, net["id"])
+        requested = item.get("fixed_ips", UNSET)
+        await self._check_subnets_exist(conn, requested, subnets)
+        plan = plan_port_addresses(requested, subnets=subnets, network_id=net["id"], device_owner=device_owner,
+                                   mac_address=mac)
+        ips = await self._realise(conn, plan, subnets, net["id"])
+        port_security = item.get("port_security_enabled", net["port_security_enabled"])
+        pairs = self._address_pairs(item.get("allowed_address_pairs", []))
+        if pairs and not port_security:
+            raise AddressPairAndPortSecurityRequired()
+        sgs = item.get("security_groups")
+        if sgs:
+            if not port_security:
+                raise PortSecurityAndIPRequiredForSecurityGroups()
+            # No security group exists until the security-group plugin is enabled.
+            raise not_found("security_group", sgs[0])
+        now = utcnow()
+        port_id = new_id()
+        values = dict(
+            id=port_id, project_id=project, **new_standard_values(item, now), network_id=net["id"],
+            mac_address=mac, admin_state_up=item.get("admin_state_up", True), status="DOWN",
+            device_id=item.get("device_id", ""), device_owner=device_owner, port_security_enabled=port_security,
+            binding_host_id=item.get("binding:host_id", ""), binding_vnic_type=item.get("binding:vnic_type", "normal"),
+            binding_profile=item.get("binding:profile") or {}, binding_vif_type=UNBOUND, binding_vif_details={},
+            allowed_address_pairs=pairs, extra_dhcp_opts=self._dhcp_opts(item.get("extra_dhcp_opts", [])),
+            ip_allocation="none" if requested == [] else "immediate",
+            dns_name=self._dns_name(item.get("dns_name", "")), dns_domain=item.get("dns_domain", ""),
+            qos_policy_id=item.get("qos_policy_id"), propagate_uplink_status=item.get("propagate_uplink_status", False),
+            fixed_ips=[ip.as_dict() for ip in sorted(ips, key=allocations.address_order)])
+        if values["binding_host_id"]:
+            values["binding_vif_type"], values["binding_vif_details"] = await self.binder.bind(
+                conn, values, values["binding_host_id"])
+        await conn.execute(insert(db.ports).values(**values))
+        await allocations.add(conn, port_id, net["id"], ips)
+        if item.get("tags"):
+            await set_tags(conn, "port", port_id, item["tags"])
+        await self.quotas.check(conn, ctx, {"port": 0}, project_id=project)
+        return port_id
+
+    def _dns_name(self, name: str) -> str:
+        # With the default domain Neutron ignores dns_name (hostnames derive from the address).
+        return "" if self.settings.dns_domain == "openstacklocal." else (name or "").lower()
+
+    # ---- update ----------------------------------------------------------------------------
+
+    async def update(self, ctx: RequestContext, port_id: str, changes: dict[str, Any],
+                     if_revision: int | None = None) -> dict[str, Any]:
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            row = await fetch_one(conn, db.ports, "port", port_id, port_visible(ctx), for_update=True)
+            check_revision(row["revision_number"], if_revision)
+            await self.update_in(conn, ctx, row, changes)
+            new = await fetch_one(conn, db.ports, "port", port_id)
+            return (await self._views(conn, [new]))[0]
+
+        result = await self.db.write(work, rng=self.rng)
+        await self.notifier.committed([ChangeEvent("port", port_id, "update", result["revision_number"],
+                                                   (("network_id", result["network_id"]),
+                                                    ("host", result["binding:host_id"])))])
+        return result
+
+    async def update_in(self, conn: AsyncConnection, ctx: RequestContext, row: Any, changes: dict[str, Any]) -> None:
+        values: dict[str, Any] = {}
+        for key, col in (("name", "name"), ("description", "description"), ("admin_state_up", "admin_state_up"),
+                         ("device_id", "device_id"), ("device_owner", "device_owner"),
+                         ("qos_policy_id", "qos_policy_id"), ("dns_domain", "dns_domain"),
+                         ("propagate_uplink_status", "propagate_uplink_status"),
+                         ("binding:profile", "binding_profile")):
+            if key in changes:
+                values[col] = changes[key] if changes[key] is not None or key != "binding:profile" else {}
+        if "dns_name" in changes:
+            values["dns_name"] = self._dns_name(changes["dns_name"])
+        bound = row["binding_vif_type"] not in (UNBOUND, BINDING_FAILED)
+        mac = row["mac_address"]
+        mac_changed = False
+        if "mac_address" in changes and changes["mac_address"] != row["mac_address"]:
+            if row["device_owner"].startswith("network:"):
+                raise UnsupportedPortDeviceOwner(op="mac_address update", device_owner=row["device_owner"],
+                                                 port_id=row["id"])
+            new_mac = changes["mac_address"] or await self._new_mac(conn, row["network_id"])
+            if bound:
+                raise PortBound(port_id=row["id"], vif_type=row["binding_vif_type"], old_mac=mac, new_mac=new_mac)
+            if await self._mac_taken(conn, row["network_id"], new_mac):
+                raise MacAddressInUse(net_id=row["network_id"], mac=new_mac)
+            mac, mac_changed = new_mac, True
+            values["mac_address"] = mac
+        if "binding:vnic_type" in changes and changes["binding:vnic_type"] != row["binding_vnic_type"]:
+            if bound:
+                raise PortInUse(port_id=row["id"], net_id=row["network_id"], device_id=row["device_id"])
+            values["binding_vnic_type"] = changes["binding:vnic_type"]
+        port_security = changes.get("port_security_enabled", row["port_security_enabled"])
+        values["port_security_enabled"] = port_security
+        pairs = row["allowed_address_pairs"]
+        if "allowed_address_pairs" in changes:
+            pairs = self._address_pairs(changes["allowed_address_pairs"] or [])
+            values["allowed_address_pairs"] = pairs
+        if pairs and not port_security:
+            raise AddressPairAndPortSecurityRequired()
+        if changes.get("security_groups"):
+            if not port_security:
+                raise PortSecurityAndIPRequiredForSecurityGroups()
+            raise not_found("security_group", changes["security_groups"][0])
+        if "extra_dhcp_opts" in changes:
+            values["extra_dhcp_opts"] = self._dhcp_opts(changes["extra_dhcp_opts"] or [], row["extra_dhcp_opts"])
+        if "fixed_ips" in changes or mac_changed:
+            await self._update_addresses(conn, row, changes.get("fixed_ips", UNSET), mac, mac_changed,
+                                         changes.get("device_owner", row["device_owner"]))
+        if "binding:host_id" in changes and changes["binding:host_id"] != row["binding_host_id"]:
+            host = changes["binding:host_id"] or ""
+            values["binding_host_id"] = host
+            if host:
+                merged = {**dict(row), **values}
+                values["binding_vif_type"], values["binding_vif_details"] = await self.binder.bind(conn, merged, host)
+            else:
+                values["binding_vif_type"], values["binding_vif_details"] = UNBOUND, {}
+            values["status"] = "DOWN"
+        await bump_revision(conn, db.ports, row["id"], values)
+
+    async def _update_addresses(self, conn: AsyncConnection, row: Any, requested: Any, mac: str, mac_changed: bool,
+                                device_owner: str) -> None:
+        subnets = await allocations.network_subnets(conn, row["network_id"])
+        await self._check_subnets_exist(conn, requested, subnets)
+        current = await allocations.of_port(conn, row["id"])
+        change = plan_fixed_ips_update(current, requested, subnets=subnets, network_id=row["network_id"],
+                                       device_owner=device_owner, mac_address=mac, port_id=row["id"],
+                                       mac_changed=mac_changed,
+                                       ip_change_forbidden=device_owner in owners.ROUTER_PORT_OWNERS)
+        await allocations.remove(conn, row["id"], change.release)
+        new_ips = await self._realise(conn, change.allocate, subnets, row["network_id"])
+        await allocations.add(conn, row["id"], row["network_id"], new_ips)
+        await allocations.refresh_ports(conn, [row["id"]])
+
+    # ---- delete ----------------------------------------------------------------------------
+
+    async def delete(self, ctx: RequestContext, port_id: str, if_revision: int | None = None) -> None:
+        info: dict[str, Any] = {}
+
+        async def work(conn: AsyncConnection) -> None:
+            row = await fetch_one(conn, db.ports, "port", port_id, port_visible(ctx), for_update=True)
+            check_revision(row["revision_number"], if_revision)
+            await self.check_deletable(conn, row)
+            info.update(network_id=row["network_id"], host=row["binding_host_id"])
+            await self.delete_in(conn, port_id)
+
+        await self.db.write(work)
+        await self.notifier.committed([ChangeEvent("port", port_id, "delete", 0,
+                                                   (("network_id", info["network_id"]), ("host", info["host"])))])
+
+    async def check_deletable(self, conn: AsyncConnection, row: Any) -> None:
+        """Router and floating-IP ports go with their owner, not through the port API."""
+        owner_tables = {"network:router_interface": "routers", "network:router_gateway": "routers",
+                        "network:floatingip": "floatingips", "network:router_interface_distributed": "routers",
+                        "network:ha_router_replicated_interface": "routers"}
+        table_name = owner_tables.get(row["device_owner"])
+        table = db.metadata.tables.get(table_name) if table_name else None
+        if table is not None and row["device_id"]:
+            found = await conn.execute(select(table.c.id).where(table.c.id == row["device_id"]))
+            if found.first() is not None:
+                raise ServicePortInUse(port_id=row["id"], reason=f"has device owner {row['device_owner']}")
+
+    async def delete_in(self, conn: AsyncConnection, port_id: str) -> None:
+        await conn.execute(delete(db.ipallocations).where(db.ipallocations.c.port_id == port_id))
+        await delete_tags(conn, "port", port_id)
+        await conn.execute(delete(db.ports).where(db.ports.c.id == port_id))

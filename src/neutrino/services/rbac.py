@@ -1,0 +1,267 @@
+"""RBAC policies: who besides the owner may see and use an object, and the visibility clauses
+every service uses to scope its queries (another project's private objects simply do not exist)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neutrino.context import RequestContext
+from neutrino.db.engine import Database
+from neutrino.db.schema import core as db
+from neutrino.errors import Conflict, InUse, InvalidInput, NotFound, not_found
+from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.listing import ListQuery, TableQuery, select_rows
+from neutrino.services.quotas import QuotaService
+from neutrino.services.standard import new_id, project_view
+
+SHARED = "access_as_shared"
+EXTERNAL = "access_as_external"
+VALID_ACTIONS = {"network": (SHARED, EXTERNAL), "qos_policy": (SHARED,), "security_group": (SHARED,),
+                 "address_scope": (SHARED,), "subnetpool": (SHARED,), "address_group": (SHARED,)}
+OBJECT_TABLES: dict[str, str] = {"network": "networks", "subnetpool": "subnetpools",
+                                 "address_scope": "address_scopes"}
+
+
+class DuplicateRbacPolicy(Conflict):
+    message = "An RBAC policy already exists with those values."
+
+
+class RbacPolicyInUse(InUse):
+    message = "RBAC policy on object %(object_id)s cannot be removed because other objects depend on it."
+
+
+class InvalidActionForType(InvalidInput):
+    message = "Invalid action '%(action)s' for object type '%(object_type)s'. Valid actions: %(valid_actions)s"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super(InvalidInput, self).__init__(None, **kwargs)
+
+
+def targets_for(ctx: RequestContext) -> tuple[str, str]:
+    return (ctx.project_id, "*")
+
+
+def granted(object_type: str, id_col: Any, ctx: RequestContext, actions: Sequence[str]) -> ColumnElement[bool]:
+    """EXISTS an RBAC entry granting one of ``actions`` on the object to the caller (or to all)."""
+    r = db.rbac_policies
+    return exists().where(r.c.object_type == object_type, r.c.object_id == id_col, r.c.action.in_(actions),
+                          r.c.target_project.in_(targets_for(ctx)))
+
+
+def visible(table: Table, object_type: str, ctx: RequestContext, actions: Sequence[str] = (SHARED,)
+            ) -> ColumnElement[bool] | None:
+    """The caller's view of ``table``: own rows plus rows shared with it; None means "all" (admin)."""
+    if ctx.is_admin:
+        return None
+    return or_(table.c.project_id == ctx.project_id, granted(object_type, table.c.id, ctx, actions))
+
+
+def network_visible(ctx: RequestContext) -> ColumnElement[bool] | None:
+    return visible(db.networks, "network", ctx, (SHARED, EXTERNAL))
+
+
+async def has_grant(conn: AsyncConnection, object_type: str, object_id: str, action: str,
+                    project_id: str) -> bool:
+    r = db.rbac_policies
+    row = await conn.execute(select(r.c.id).where(
+        r.c.object_type == object_type, r.c.object_id == object_id, r.c.action == action,
+        r.c.target_project.in_((project_id, "*"))).limit(1))
+    return row.first() is not None
+
+
+async def shared_ids(conn: AsyncConnection, object_type: str, ids: Sequence[str], ctx: RequestContext,
+                     action: str = SHARED) -> set[str]:
+    """Which of ``ids`` are shared with the caller (the per-caller ``shared`` attribute)."""
+    r = db.rbac_policies
+    out: set[str] = set()
+    ids = list(ids)
+    for start in range(0, len(ids), 5000):
+        rows = await conn.execute(select(r.c.object_id).where(
+            r.c.object_type == object_type, r.c.action == action, r.c.object_id.in_(ids[start:start + 5000]),
+            r.c.target_project.in_(targets_for(ctx))))
+        out.update(x for (x,) in rows)
+    return out
+
+
+async def add_grant(conn: AsyncConnection, object_type: str, object_id: str, action: str, target: str,
+                    owner: str) -> None:
+    r = db.rbac_policies
+    found = await conn.execute(select(r.c.id).where(
+        r.c.object_type == object_type, r.c.object_id == object_id, r.c.action == action,
+        r.c.target_project == target))
+    if found.first() is None:
+        await conn.execute(insert(r).values(id=new_id(), project_id=owner, object_type=object_type,
+                                            object_id=object_id, action=action, target_project=target))
+
+
+async def remove_grants(conn: AsyncConnection, object_type: str, object_id: str, action: str | None = None,
+                        target: str | None = None) -> None:
+    r = db.rbac_policies
+    stmt = delete(r).where(r.c.object_type == object_type, r.c.object_id == object_id)
+    if action:
+        stmt = stmt.where(r.c.action == action)
+    if target:
+        stmt = stmt.where(r.c.target_project == target)
+    await conn.execute(stmt)
+
+
+class RbacService:
+    """The ``rbac-policies`` collection."""
+
+    TABLE_QUERY = TableQuery("rbac_policy", db.rbac_policies, {
+        "id": "id", "project_id": "project_id", "tenant_id": "project_id", "object_type": "object_type",
+        "object_id": "object_id", "action": "action", "target_tenant": "target_project",
+        "target_project": "target_project"})
+
+    def __init__(self, database: Database, notifier: Notifier, quotas: QuotaService) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.quotas = quotas
+
+    @staticmethod
+    def view(row: Any) -> dict[str, Any]:
+        return {"id": row["id"], **project_view(row["project_id"]), "object_type": row["object_type"],
+                "object_id": row["object_id"], "action": row["action"], "target_tenant": row["target_project"]}
+
+    def _scope(self, ctx: RequestContext) -> ColumnElement[bool] | None:
+        return None if ctx.is_admin else db.rbac_policies.c.project_id == ctx.project_id
+
+    async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await select_rows(conn, self.TABLE_QUERY, query, self._scope(ctx))
+        return [self.view(r) for r in rows]
+
+    async def get(self, ctx: RequestContext, rbac_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            return self.view(await self._row(conn, ctx, rbac_id))
+
+    async def _row(self, conn: AsyncConnection, ctx: RequestContext, rbac_id: str) -> Any:
+        stmt = select(db.rbac_policies).where(db.rbac_policies.c.id == rbac_id)
+        scope = self._scope(ctx)
+        if scope is not None:
+            stmt = stmt.where(scope)
+        row = (await conn.execute(stmt)).mappings().first()
+        if row is None:
+            raise not_found("rbac_policy", rbac_id)
+        return row
+
+    async def _object_owner(self, conn: AsyncConnection, ctx: RequestContext, object_type: str,
+                            object_id: str) -> str:
+        table_name = OBJECT_TABLES.get(object_type)
+        table = db.metadata.tables.get(table_name or "") if table_name else None
+        if table is None:
+            table = db.metadata.tables.get(_extra_object_tables().get(object_type, ""))
+        if table is None:
+            raise not_found(object_type, object_id)
+        stmt = select(table.c.project_id).where(table.c.id == object_id)
+        actions = VALID_ACTIONS[object_type]
+        scope = visible(table, object_type, ctx, actions)
+        if scope is not None:
+            stmt = stmt.where(scope)
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise not_found(object_type, object_id)
+        return row[0]
+
+    async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+            out = []
+            for item in items:
+                out.append(await self._create(conn, ctx, item))
+            return out
+
+        result = await self.db.write(work)
+        await self.notifier.committed([ChangeEvent("rbac_policy", r["id"], "create") for r in result])
+        return result
+
+    async def _create(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any]) -> dict[str, Any]:
+        otype, oid, action = item["object_type"], item["object_id"], item["action"]
+        target = item.get("target_tenant")
+        if action not in VALID_ACTIONS.get(otype, ()):
+            raise InvalidActionForType(action=action, object_type=otype,
+                                       valid_actions=", ".join(VALID_ACTIONS.get(otype, ())))
+        owner = await self._object_owner(conn, ctx, otype, oid)
+        if owner != ctx.project_id and not ctx.is_admin:
+            raise InvalidInput(f"Only admins can manipulate policies on {otype}s they do not own")
+        r = db.rbac_policies
+        dup = await conn.execute(select(r.c.id).where(r.c.object_type == otype, r.c.object_id == oid,
+                                                      r.c.action == action, r.c.target_project == target))
+        if dup.first() is not None:
+            raise DuplicateRbacPolicy()
+        project = item.get("project_id") or ctx.project_id
+        await self.quotas.check(conn, ctx, {"rbac_policy": 1}, project_id=project)
+        rid = new_id()
+        await conn.execute(insert(r).values(id=rid, project_id=project, object_type=otype, object_id=oid,
+                                            action=action, target_project=target))
+        if otype == "network" and action == EXTERNAL:
+            await conn.execute(update(db.networks).where(db.networks.c.id == oid).values(router_external=True))
+        return self.view((await conn.execute(select(r).where(r.c.id == rid))).mappings().one())
+
+    async def update(self, ctx: RequestContext, rbac_id: str, changes: dict[str, Any],
+                     if_revision: int | None = None) -> dict[str, Any]:
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            row = await self._row(conn, ctx, rbac_id)
+            new_target = changes.get("target_tenant", row["target_project"])
+            if new_target != row["target_project"]:
+                await self._check_in_use(conn, row, removing_target=row["target_project"])
+                await conn.execute(update(db.rbac_policies).where(db.rbac_policies.c.id == rbac_id)
+                                   .values(target_project=new_target))
+            return self.view((await conn.execute(select(db.rbac_policies).where(
+                db.rbac_policies.c.id == rbac_id))).mappings().one())
+
+        result = await self.db.write(work)
+        await self.notifier.committed([ChangeEvent("rbac_policy", rbac_id, "update")])
+        return result
+
+    async def delete(self, ctx: RequestContext, rbac_id: str, if_revision: int | None = None) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            row = await self._row(conn, ctx, rbac_id)
+            await self._check_in_use(conn, row, removing_target=row["target_project"])
+            await conn.execute(delete(db.rbac_policies).where(db.rbac_policies.c.id == rbac_id))
+            if row["object_type"] == "network" and row["action"] == EXTERNAL:
+                left = await conn.execute(select(db.rbac_policies.c.id).where(
+                    db.rbac_policies.c.object_type == "network", db.rbac_policies.c.object_id == row["object_id"],
+                    db.rbac_policies.c.action == EXTERNAL).limit(1))
+                if left.first() is None:
+                    await conn.execute(update(db.networks).where(db.networks.c.id == row["object_id"])
+                                       .values(router_external=False))
+
+        await self.db.write(work)
+        await self.notifier.committed([ChangeEvent("rbac_policy", rbac_id, "delete")])
+
+    async def _check_in_use(self, conn: AsyncConnection, row: Any, removing_target: str) -> None:
+        """Refuse to cut off a project that still has ports/subnets on a shared network."""
+        if row["object_type"] != "network" or row["action"] != SHARED:
+            return
+        net_id = row["object_id"]
+        owner = (await conn.execute(select(db.networks.c.project_id).where(db.networks.c.id == net_id))).scalar()
+        r = db.rbac_policies
+        others = await conn.execute(select(r.c.target_project).where(
+            r.c.object_type == "network", r.c.object_id == net_id, r.c.action == SHARED, r.c.id != row["id"]))
+        still = {t for (t,) in others}
+        if "*" in still:
+            return
+        def dependents(table: Table) -> Any:
+            stmt = select(table.c.id).where(table.c.network_id == net_id, table.c.project_id != owner,
+                                            table.c.project_id != "")
+            if removing_target != "*":
+                stmt = stmt.where(table.c.project_id == removing_target)
+            if still:
+                stmt = stmt.where(table.c.project_id.not_in(still))
+            return stmt.limit(1)
+        for table in (db.ports, db.subnets):
+            if (await conn.execute(dependents(table))).first() is not None:
+                raise RbacPolicyInUse(object_id=net_id)
+
+
+def _extra_object_tables() -> dict[str, str]:
+    """Object types whose tables arrive with service plugins (security groups, QoS, ...)."""
+    return {"security_group": "securitygroups", "qos_policy": "qos_policies", "address_group": "address_groups"}
+
+
+__all__ = ["RbacService", "visible", "network_visible", "granted", "shared_ids", "add_grant", "remove_grants",
+           "has_grant", "NotFound", "and_"]

@@ -1,0 +1,34 @@
+"""The tags sub-resource of every taggable resource (``/v2.0/{collection}/{id}/tags``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neutrino.db.engine import Database
+from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.standard import bump_revision, load_tags, set_tags
+
+
+class TagService:
+    def __init__(self, database: Database, notifier: Notifier, tables: Mapping[str, Table]) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.tables = dict(tables)  # resource name -> table whose revision a tag change bumps
+
+    async def get(self, resource: str, resource_id: str) -> list[str]:
+        async with self.db.read() as conn:
+            return (await load_tags(conn, resource, [resource_id])).get(resource_id, [])
+
+    async def replace(self, res: Any, resource_id: str, tags: list[str]) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            await set_tags(conn, res.name, resource_id, tags)
+            table = self.tables.get(res.name)
+            if table is not None and "revision_number" in table.c:
+                await bump_revision(conn, table, resource_id)
+
+        await self.db.write(work)
+        await self.notifier.committed([ChangeEvent(res.name, resource_id, "update")])
