@@ -12,8 +12,16 @@ from hypothesis import strategies as st
 
 from neutrino import errors
 from neutrino.services.ipam.addresses import (
-    RANDOM_WINDOW, UsedAddresses, address_in_pools, address_valid_on_subnet, choose_address, choose_address_on_any,
-    ensure_address_free, eui64_address, is_eui64_shaped, total_ips,
+    RANDOM_WINDOW,
+    UsedAddresses,
+    address_in_pools,
+    address_valid_on_subnet,
+    choose_address,
+    choose_address_on_any,
+    ensure_address_free,
+    eui64_address,
+    is_eui64_shaped,
+    total_ips,
 )
 from neutrino.services.ipam.records import SubnetInfo
 

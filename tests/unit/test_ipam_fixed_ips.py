@@ -7,8 +7,14 @@ import pytest
 from neutrino import errors
 from neutrino.services.ipam.addresses import eui64_address
 from neutrino.services.ipam.fixed_ips import (
-    AddressPlan, AnyAddress, SpecificAddress, candidate_subnets, parse_fixed_ips, plan_fixed_ips_update,
-    plan_port_addresses, subnet_ids_off_network,
+    AddressPlan,
+    AnyAddress,
+    SpecificAddress,
+    candidate_subnets,
+    parse_fixed_ips,
+    plan_fixed_ips_update,
+    plan_port_addresses,
+    subnet_ids_off_network,
 )
 from neutrino.services.ipam.records import UNSET, FixedIp, SubnetInfo
 

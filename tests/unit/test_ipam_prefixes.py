@@ -11,9 +11,18 @@ from hypothesis import strategies as st
 
 from neutrino import errors
 from neutrino.services.ipam.prefixes import (
-    PrefixRequest, SubnetPoolSpec, add_prefixes, allocate_prefix, check_address_scope_prefixes,
-    check_address_scope_version, compact_prefixes, decide_subnetpool, decide_subnetpool_update, free_space,
-    plan_prefix_request, remove_prefixes,
+    PrefixRequest,
+    SubnetPoolSpec,
+    add_prefixes,
+    allocate_prefix,
+    check_address_scope_prefixes,
+    check_address_scope_version,
+    compact_prefixes,
+    decide_subnetpool,
+    decide_subnetpool_update,
+    free_space,
+    plan_prefix_request,
+    remove_prefixes,
 )
 
 
@@ -35,7 +44,9 @@ def test_defaults_per_family():
 def test_overlapping_and_adjacent_prefixes_are_compacted():
     pool = decide_subnetpool(["10.0.0.128/25", "10.0.0.0/25", "10.0.0.0/26", "192.168.0.7/24"])
     assert pool.prefixes == ("10.0.0.0/24", "192.168.0.0/24")
-    assert compact_prefixes(["10.0.1.0/24", "10.0.2.0/24"]) == ("10.0.1.0/24", "10.0.2.0/23")
+    # Adjacent but unaligned ranges stay two CIDRs; aligned ones merge.
+    assert compact_prefixes(["10.0.2.0/24", "10.0.1.0/24"]) == ("10.0.1.0/24", "10.0.2.0/24")
+    assert compact_prefixes(["10.0.3.0/24", "10.0.2.0/24"]) == ("10.0.2.0/23",)
 
 
 def test_empty_prefix_list():
@@ -199,7 +210,7 @@ def test_quota_counts_addresses_in_unit_blocks():
         allocate_prefix(p, PrefixRequest(23), allocated_cidrs=[], project_allocated_cidrs=["10.0.0.0/24"])
     assert isinstance(excinfo.value, errors.Conflict)
     assert message(excinfo) == "Per-project subnet pool prefix quota exceeded."
-    v6 = decide_subnetpool(["2001:db8::/48"], default_quota=2)
+    v6 = decide_subnetpool(["2001:db8::/48"], min_prefixlen=56, default_quota=2)
     allocate_prefix(v6, PrefixRequest(64), allocated_cidrs=[], project_allocated_cidrs=["2001:db8::/64"])
     with pytest.raises(errors.SubnetPoolQuotaExceeded):
         allocate_prefix(v6, PrefixRequest(63), allocated_cidrs=[], project_allocated_cidrs=["2001:db8::/64"])

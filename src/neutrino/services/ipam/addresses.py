@@ -84,7 +84,7 @@ def address_in_pools(ip: str, pools: Sequence[tuple[str, str]]) -> bool:
     address = ipaddress.ip_address(ip)
     for start, end in pools:
         first, last = ipaddress.ip_address(start), ipaddress.ip_address(end)
-        if first.version == address.version and first <= address <= last:
+        if first.version == address.version and int(first) <= int(address) <= int(last):
             return True
     return False
 
@@ -99,7 +99,7 @@ class UsedAddresses:
     values: tuple[int, ...]
 
     @classmethod
-    def of(cls, used: Iterable[AddressLike]) -> UsedAddresses:
+    def of(cls, used: UsedAddresses | Iterable[AddressLike]) -> UsedAddresses:
         if isinstance(used, UsedAddresses):
             return used
         return cls(tuple(sorted({_as_int(value) for value in used})))

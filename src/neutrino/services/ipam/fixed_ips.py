@@ -206,10 +206,11 @@ def _eui64_requests(candidates: Sequence[SubnetInfo], *, device_owner: str, mac_
 
 
 def _ordered(requests: Sequence[AddressRequest]) -> tuple[AddressRequest, ...]:
-    specific = [r for r in requests if isinstance(r, SpecificAddress) and not r.eui64]
-    automatic = [r for r in requests if isinstance(r, AnyAddress)]
-    eui64 = [r for r in requests if isinstance(r, SpecificAddress) and r.eui64]
-    return tuple(specific + automatic + eui64)
+    def rank(request: AddressRequest) -> int:
+        if isinstance(request, AnyAddress):
+            return 1
+        return 2 if request.eui64 else 0
+    return tuple(sorted(requests, key=rank))  # stable: request order kept within each rank
 
 
 def _subnets_of(requests: Sequence[AddressRequest]) -> set[str]:

@@ -101,7 +101,7 @@ def _cidrs(intervals: Iterable[Interval], ip_version: int) -> list[IPNetwork]:
     make = ipaddress.IPv4Address if ip_version == 4 else ipaddress.IPv6Address
     networks: list[IPNetwork] = []
     for first, last in intervals:
-        networks.extend(ipaddress.summarize_address_range(make(first), make(last)))  # type: ignore[arg-type]
+        networks.extend(ipaddress.summarize_address_range(make(first), make(last)))
     return networks
 
 
@@ -152,10 +152,12 @@ def _check_prefixlen_value(value: object) -> int:
         raise InvalidInput(f"'{value}' is not an integer")
     if isinstance(value, int):
         return value
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise InvalidInput(f"'{value}' is not an integer") from None
+    if isinstance(value, (str, float)):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"'{value}' is not an integer")
 
 
 def _check_quota_value(value: object) -> int | None:

@@ -495,7 +495,7 @@ def check_gateway_outside_pools(gateway_ip: str | None, pools: Sequence[tuple[st
     gateway = ipaddress.ip_address(gateway_ip)
     for start, end in pools:
         first, last = ipaddress.ip_address(start), ipaddress.ip_address(end)
-        if first.version == gateway.version and first <= gateway <= last:
+        if first.version == gateway.version and int(first) <= int(gateway) <= int(last):
             raise GatewayConflictWithAllocationPools(ip_address=gateway_ip, pool=format_range(start, end))
 
 
