@@ -11,16 +11,25 @@ from sqlalchemy import Table
 
 from neutrino.db.schema import core as db
 from neutrino.plugins import Components
+from neutrino.resources.agents import AGENT
+from neutrino.resources.availability import NETWORK_IP_AVAILABILITY
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import CORE_EXTENSIONS, Extension
 from neutrino.resources.networks import NETWORK
 from neutrino.resources.ports import PORT
 from neutrino.resources.quotas import QUOTA
 from neutrino.resources.rbac import RBAC_POLICY
+from neutrino.resources.subnetpools import ADDRESS_SCOPE, SUBNETPOOL
 from neutrino.resources.subnets import SUBNET
+from neutrino.services.address_scopes import AddressScopeService
+from neutrino.services.agents import AgentService
+from neutrino.services.binding import MechanismBinder, build_mechanisms
+from neutrino.services.ip_availability import IpAvailabilityService
+from neutrino.services.l2_agents import L2AgentService
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
 from neutrino.services.rbac import RbacService
+from neutrino.services.subnetpools import SubnetPoolService
 from neutrino.services.subnets import SubnetService
 from neutrino.services.type_drivers import TypeDrivers
 
@@ -29,13 +38,14 @@ class CorePlugin:
     name = "core"
 
     def resources(self) -> Sequence[Resource]:
-        return (NETWORK, SUBNET, PORT, RBAC_POLICY, QUOTA)
+        return (NETWORK, SUBNET, SUBNETPOOL, ADDRESS_SCOPE, PORT, RBAC_POLICY, QUOTA, NETWORK_IP_AVAILABILITY,
+                AGENT)
 
     def extensions(self) -> Sequence[Extension]:
         return CORE_EXTENSIONS
 
     def taggable_tables(self) -> Mapping[str, Table]:
-        return {"network": db.networks, "subnet": db.subnets, "port": db.ports}
+        return {"network": db.networks, "subnet": db.subnets, "subnetpool": db.subnetpools, "port": db.ports}
 
     def build_services(self, c: Components) -> Mapping[str, Any]:
         rng = random.Random()
@@ -46,10 +56,21 @@ class CorePlugin:
         c.quotas.register("subnetpool", db.subnetpools)
         c.quotas.register("rbac_policy", db.rbac_policies)
         networks = NetworkService(c.db, c.notifier, c.quotas, types, rng)
+        address_scopes = AddressScopeService(c.db, c.notifier)
+        subnetpools = SubnetPoolService(c.db, c.notifier, c.quotas, address_scopes, rng=rng)
+        agents = AgentService(c.db, c.notifier, agent_down_time=c.settings.agent.agent_down_time_seconds)
+        binder = MechanismBinder(agents, build_mechanisms(c.settings.ml2.mechanism_drivers))
+        agents.on_l2_agent_arrived.append(binder.rebind_failed)
         services: dict[str, Any] = {
             "network": networks,
-            "subnet": SubnetService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, rng=rng),
-            "port": PortService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, rng=rng),
+            "subnet": SubnetService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, subnetpools=subnetpools,
+                                    rng=rng),
+            "subnetpool": subnetpools,
+            "address_scope": address_scopes,
+            "network_ip_availability": IpAvailabilityService(c.db),
+            "port": PortService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, binder=binder, rng=rng),
+            "agent": agents,
+            "l2_agents": L2AgentService(c.db, c.notifier, agents),
             "rbac_policy": RbacService(c.db, c.notifier, c.quotas),
             "quota": c.quotas,
             "type_drivers": types,

@@ -6,6 +6,7 @@ Nothing registers itself at import time; every part is constructed here and hand
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,15 +16,20 @@ from starlette.types import ASGIApp
 from neutrino.api.app import build_app
 from neutrino.api.controller import Controller
 from neutrino.api.openapi import build_openapi
+from neutrino.bus.factory import build_bus
+from neutrino.bus.interface import Bus
+from neutrino.bus.memory import MemoryBroker
 from neutrino.config import Settings
 from neutrino.context import RequestContext
 from neutrino.core_plugin import CorePlugin
 from neutrino.db.engine import Database
 from neutrino.db.migrate import ensure_current
 from neutrino.identity.app import build_identity_app
+from neutrino.identity.store import build_identity_store
 from neutrino.identity.strategy import build_token_strategy
 from neutrino.plugins import Components, load_service_plugins
 from neutrino.policy.engine import PolicyEngine
+from neutrino.rpc.server import AgentRpcHandlers, EventPublisher, serve_agents
 from neutrino.services.events import Notifier
 from neutrino.services.quotas import QuotaService
 from neutrino.services.tags import TagService
@@ -38,11 +44,16 @@ class Server:
     app: ASGIApp
     services: dict[str, Any]
     notifier: Notifier
+    bus: Bus
     closers: list[Any] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Refuse an old schema, then start background parts (bus, agent bookkeeping)."""
+        """Refuse an old schema, then connect the bus and answer agents."""
         await ensure_current(self.db)
+        await self.bus.start()
+        self.closers.append(self.bus.close)
+        handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"])
+        await serve_agents(self.bus, handlers)
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -50,9 +61,12 @@ class Server:
         await self.db.dispose()
 
 
-def build_server(settings: Settings) -> Server:
+def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> Server:
+    """``broker`` shares one in-process bus with agent roles of the same process (all-in-one)."""
     db = Database(settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo)
     notifier = Notifier()
+    bus = build_bus(settings.bus.url, sender=f"server.{socket.gethostname()}", broker=broker)
+    notifier.add_listener(EventPublisher(bus))
     quotas = QuotaService(db, settings.quotas)
     components = Components(settings=settings, db=db, notifier=notifier, quotas=quotas)
 
@@ -66,7 +80,8 @@ def build_server(settings: Settings) -> Server:
 
     policy = PolicyEngine.from_override_file(settings.server.policy_file or None)
     controller = Controller(resources, components.services, policy, settings.server.pagination_max_limit)
-    strategy = build_token_strategy(db, settings)
+    identity_store = build_identity_store(db, settings.identity)
+    strategy = build_token_strategy(db, settings, store=identity_store)
 
     async def authenticate(request: Request, request_id: str) -> RequestContext:
         return await strategy.validate(request.headers, request_id)
@@ -82,9 +97,10 @@ def build_server(settings: Settings) -> Server:
 
     public_url = settings.public_url
     openapi_doc = build_openapi(resources, extensions, public_url)
-    identity_app = (build_identity_app(db, settings, public_url=public_url)
+    identity_app = (build_identity_app(db, settings, public_url=public_url, store=identity_store)
                     if settings.identity.strategy == "embedded" else None)
     app = build_app(controller=controller, resources=resources, extensions=extensions,
                     authenticate=authenticate, public_url=public_url, identity_app=identity_app,
                     openapi=lambda: openapi_doc, health=health)
-    return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier)
+    return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier, bus=bus,
+                  closers=[strategy.close])

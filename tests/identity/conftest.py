@@ -79,19 +79,22 @@ class InProcessIdentity:
     store: IdentityStore
     clock: MovableClock
     ids: BootstrapResult
+    admin_password: str = ADMIN_PASSWORD
+    demo_password: str = DEMO_PASSWORD
 
     async def token(self, name: str, password: str, project: str) -> str:
-        response = await self.client.post("/identity/v3/auth/tokens", json=password_auth(name, password, project))
+        response = await self.client.post("/identity/v3/auth/tokens", json=self.password_auth(name, password, project))
         assert response.status_code == 201, response.text
         return response.headers["X-Subject-Token"]
 
-
-def password_auth(name: str, password: str, project: str | None = None) -> dict[str, Any]:
-    auth: dict[str, Any] = {"identity": {"methods": ["password"], "password": {
-        "user": {"name": name, "password": password, "domain": {"name": "Default"}}}}}
-    if project is not None:
-        auth["scope"] = {"project": {"name": project, "domain": {"name": "Default"}}}
-    return {"auth": auth}
+    @staticmethod
+    def password_auth(name: str, password: str, project: str | None = None) -> dict[str, Any]:
+        """A token request as tempest sends it: user and project by name, domain by name."""
+        auth: dict[str, Any] = {"identity": {"methods": ["password"], "password": {
+            "user": {"name": name, "password": password, "domain": {"name": "Default"}}}}}
+        if project is not None:
+            auth["scope"] = {"project": {"name": project, "domain": {"name": "Default"}}}
+        return {"auth": auth}
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -121,6 +124,9 @@ class LiveIdentity:
     clock: MovableClock
     ids: BootstrapResult
     tmp_dir: Path
+    admin_password: str = ADMIN_PASSWORD
+    demo_password: str = DEMO_PASSWORD
+    service_password: str = SERVICE_PASSWORD
     _errors: list[BaseException] = field(default_factory=list)
 
     @property

@@ -16,18 +16,23 @@ from neutrino.identity.store import bootstrap
 in_test_loop = pytest.mark.asyncio(loop_scope="function")
 
 
-@pytest_asyncio.fixture(loop_scope="function")
-async def settings(tmp_path):
+async def _fresh_database(tmp_path, *, bootstrapped):
     settings = Settings()
     settings.database.url = f"sqlite+aiosqlite:///{tmp_path / 'identity.sqlite'}"
     db = Database(settings.database_url)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-        await bootstrap(db, admin_password="admin-pw")
+        if bootstrapped:
+            await bootstrap(db, admin_password="admin-pw")
     finally:
         await db.dispose()
     return settings
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def settings(tmp_path):
+    return await _fresh_database(tmp_path, bootstrapped=True)
 
 
 def _parser():
@@ -73,6 +78,17 @@ async def test_role_add_is_idempotent(settings):
     assert status == 0 and "already granted" in out
     status, out = await _run(settings, "role", "assignment", "list", "--project", "web")
     assert [line.split() for line in out.splitlines()[1:]] == [["reader", "bob", "web"]]
+
+
+@in_test_loop
+async def test_commands_work_on_a_migrated_database_never_bootstrapped(tmp_path):
+    settings = await _fresh_database(tmp_path, bootstrapped=False)
+    assert (await _run(settings, "project", "create", "blue"))[0] == 0
+    status, _ = await _run(settings, "user", "create", "alice", "--password", "pw", "--project", "blue",
+                           "--role", "reader")
+    assert status == 0
+    status, out = await _run(settings, "role", "assignment", "list")
+    assert out.splitlines()[1].split() == ["reader", "alice", "blue"]
 
 
 @in_test_loop

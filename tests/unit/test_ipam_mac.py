@@ -32,7 +32,7 @@ def test_invalid_zero_and_broadcast_are_refused(value):
 
 def test_multicast_is_refused_unless_allowed():
     with pytest.raises(errors.InvalidInput) as excinfo:
-        normalize_mac("01:00:5e:00:00:01")
+        normalize_mac("01-00-5E-00-00-01")
     assert "MAC address 01:00:5e:00:00:01 is a multicast address, which is not supported." in str(excinfo.value)
     assert normalize_mac("01:00:5E:00:00:01", allow_multicast=True) == "01:00:5e:00:00:01"
 

@@ -30,6 +30,7 @@ from neutrino.errors import (
     NotFound,
     PolicyNotAuthorized,
     TagNotFound,
+    TagResourceNotFound,
     not_found,
 )
 from neutrino.resources.definition import MISSING, MemberAction, Resource
@@ -163,7 +164,7 @@ class Controller:
             envelope = item.pop("__envelope__")
             return json_response({envelope: item})
         target = await self._target(ctx, res, item, route)
-        if not self.policy.check(ctx, f"get_{res.policy_resource}", target):
+        if not self._may_read(ctx, res, target, route):
             raise not_found(res.name, route.member_id or "")
         return json_response({res.name: self._present(ctx, res, item, query.fields)})
 
@@ -183,10 +184,21 @@ class Controller:
         """The policy target: the object plus owner facts of related objects (e.g. its network's)."""
         extra_fn = getattr(self.service(res), "policy_target", None)
         target = dict(item)
+        if route.member_id is not None and route.parent_id is None:
+            # Records that do not carry their id in the body (quotas) are still addressed by it.
+            target.setdefault("id", route.member_id)
         if extra_fn is not None:
             target.update(await extra_fn(ctx, target))
         target.setdefault("tenant_id", target.get("project_id"))
         return target
+
+    def _may_read(self, ctx: RequestContext, res: Resource, target: Mapping[str, Any], route: Route) -> bool:
+        """``get_<resource>``, unless the service reads the caller's own record without policy
+        (Neutron's quota API does: any role may read its own project's quota)."""
+        own = getattr(self.service(res), "readable_without_policy", None)
+        if own is not None and route.member_id is not None and own(ctx, route.member_id):
+            return True
+        return self.policy.check(ctx, f"get_{res.policy_resource}", target)
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -267,6 +279,14 @@ class Controller:
                     raise HTTPBadRequest(f"Failed to parse request. Required attribute '{attr.name}' not specified")
         return out
 
+    def _convert_body(self, res: Resource, item: dict[str, Any], *, create: bool) -> dict[str, Any]:
+        """The definition's attribute checks, or the service's own when its attribute set is open
+        (quota limits name whatever resources are counted, known only once the server is composed)."""
+        own = getattr(self.service(res), "convert_body", None)
+        if own is not None:
+            return own(item, create=create)
+        return self._convert(res, item, create=create)
+
     @staticmethod
     def _defaults(res: Resource) -> dict[str, Any]:
         """Create-time defaults: a request value equal to its default triggers no attribute rule."""
@@ -279,7 +299,7 @@ class Controller:
         for raw in items:
             item = dict(raw)
             self._project(ctx, item, res)
-            item = self._convert(res, item, create=True)
+            item = self._convert_body(res, item, create=True)
             target = await self._target(ctx, res, item, route)
             self.policy.enforce_attributes(ctx, f"create_{res.policy_resource}", target, item,
                                            self._defaults(res))
@@ -294,14 +314,17 @@ class Controller:
         header = request.headers.get("if-match")
         if not header:
             return None
-        revs = [p.strip() for p in header.split(",") if p.strip().startswith("revision_number")]
+        # Entity tags may be quoted (RFC 9110); Neutron reads them through webob, which unquotes.
+        etags = [p.strip().removeprefix("W/").strip('"') for p in header.split(",")]
+        revs = [e for e in etags if e.startswith("revision_number=")]
         if not revs:
             return None
         if len(revs) > 1:
-            raise HTTPBadRequest("Multiple revision_number etags are not supported.")
+            raise BadRequest(resource="if-match", msg="Multiple revision_number etags are not supported.")
         m = _REVISION.match(revs[0])
         if not m:
-            raise HTTPBadRequest("Revision number etag must be in the format of revision_number=<int>")
+            raise BadRequest(resource="if-match",
+                             msg="Revision number etag must be in the format of revision_number=<int>")
         return int(m.group(1))
 
     async def _writable_target(self, ctx: RequestContext, route: Route, action: str,
@@ -314,7 +337,7 @@ class Controller:
         try:
             self.policy.enforce_attributes(ctx, action, target, request or {})
         except PolicyNotAuthorized:
-            if not self.policy.check(ctx, f"get_{res.policy_resource}", target):
+            if not self._may_read(ctx, res, target, route):
                 raise not_found(res.name, route.member_id or "") from None
             raise
         return target
@@ -329,7 +352,7 @@ class Controller:
         raw = body[res.name]
         if not isinstance(raw, dict):
             raise HTTPBadRequest(f"Object '{res.name}' contains invalid data")
-        changes = self._convert(res, dict(raw), create=False)
+        changes = self._convert_body(res, dict(raw), create=False)
         if_rev = self._if_match(request)
         await self._writable_target(ctx, route, f"update_{res.policy_resource}", changes)
         updated = await self.service(res).update(ctx, *self._parent_args(route), route.member_id, changes,
@@ -355,7 +378,10 @@ class Controller:
         if act.fetch_target:
             await self._writable_target(ctx, route, policy_action)
         else:
-            self.policy.enforce(ctx, policy_action, {"project_id": route.member_id, "tenant_id": route.member_id})
+            own = getattr(self.service(res), "readable_without_policy", None)
+            if not (request.method == "GET" and own is not None and own(ctx, route.member_id)):
+                self.policy.enforce(ctx, policy_action, {"project_id": route.member_id,
+                                                         "tenant_id": route.member_id})
         handler = getattr(self.service(res), act.handler_name)
         args: list[Any] = [ctx, route.member_id]
         if route.sub_id is not None:
@@ -387,7 +413,7 @@ class Controller:
         try:
             await self._writable_target(ctx, route, action)
         except NotFound:
-            raise NotFound(f"Resource {res.name} {route.member_id} could not be found.") from None
+            raise TagResourceNotFound(resource=res.name, resource_id=route.member_id) from None
         current = await tags_svc.get(res.name, route.member_id)
         if route.tag is None:
             if method == "GET":

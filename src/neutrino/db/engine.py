@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from neutrino.errors import Conflict, RetryableConflict
 
@@ -57,9 +56,11 @@ class Database:
             # SQLite: one writer at a time. BEGIN IMMEDIATE takes the write lock up front, so two
             # writers queue on busy_timeout instead of deadlocking on lock upgrade.
             kwargs["connect_args"] = {"timeout": 30}
-            kwargs["poolclass"] = NullPool if ":memory:" not in url else None
-            if kwargs["poolclass"] is None:
-                del kwargs["poolclass"]
+            if ":memory:" not in url:
+                # Pooled: every new aiosqlite connection starts a thread, opens the file and runs
+                # the PRAGMAs below, which cost more than the statements of a typical request.
+                kwargs["pool_size"] = pool_size
+                kwargs["max_overflow"] = pool_size
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size

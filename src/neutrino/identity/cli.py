@@ -72,7 +72,9 @@ def _command(action: Action) -> Handler:
     async def handler(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
         db = Database(settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo)
         try:
-            await action(build_identity_store(db, settings.identity), args, out or sys.stdout)
+            store = build_identity_store(db, settings.identity)
+            await store.ensure_defaults()
+            await action(store, args, out or sys.stdout)
             return 0
         except NeutrinoError as exc:
             print(f"error: {exc.msg}", file=sys.stderr)

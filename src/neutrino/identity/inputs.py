@@ -83,7 +83,7 @@ def parse_entity(body: Any, key: str, fields: Mapping[str, Field]) -> dict[str, 
         # bool is an int subclass in Python, so compare types exactly.
         if type(value) is not spec.kind:
             raise BadRequest(f"Invalid value for {key}.{name}: expected {spec.kind.__name__}.")
-        if spec.max_len is not None and len(value) > spec.max_len:
+        if spec.max_len is not None and isinstance(value, str) and len(value) > spec.max_len:
             raise BadRequest(f"Invalid value for {key}.{name}: longer than {spec.max_len} characters.")
         result[name] = value
     return result

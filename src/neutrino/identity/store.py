@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import and_, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -68,6 +68,7 @@ from neutrino.identity.tokens import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # What Keystone says for every failed password login, whatever the reason: no hint of which part was wrong.
 AUTH_FAILED = "The request you have made requires authentication."
@@ -136,7 +137,7 @@ class IdentityStore:
     def _new_id(self) -> str:
         return self._random_bytes(16).hex()
 
-    async def _write(self, work: Callable[[AsyncConnection], Any]) -> Any:
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         result = await self._db.write(work)
         # Any change may alter what a cached token means (roles, users, projects): forget them all.
         self._validated.clear()
@@ -144,14 +145,15 @@ class IdentityStore:
 
     # ---- domains ------------------------------------------------------------------------------
 
-    async def ensure_default_domain(self) -> Domain:
-        async def work(conn: AsyncConnection) -> None:
-            row = (await conn.execute(select(domains.c.id).where(domains.c.id == DEFAULT_DOMAIN_ID))).first()
-            if row is None:
-                await conn.execute(insert(domains).values(**DEFAULT_DOMAIN_ROW))
+    async def ensure_defaults(self) -> dict[str, str]:
+        """Ensure the default domain and the standard roles exist (idempotent); role ids by name.
 
-        await self._write(work)
-        return await self.get_domain(DEFAULT_DOMAIN_ID)
+        A freshly migrated database has neither until :func:`bootstrap` runs; offline tools call this
+        so that ``project create`` and ``role add ... member`` work on such a database too.
+        """
+        created: list[str] = []
+        role_ids: dict[str, str] = await self._write(lambda conn: _ensure_defaults(conn, self._new_id, created))
+        return role_ids
 
     async def list_domains(self, *, name: str | None = None) -> list[Domain]:
         stmt = select(domains).order_by(domains.c.name)
@@ -176,7 +178,7 @@ class IdentityStore:
                           enabled=enabled)
 
         async def work(conn: AsyncConnection) -> Project:
-            await _require(conn, domains, domain_id, "domain")
+            await _require_domain(conn, domain_id)
             await _require_free_name(conn, projects, name, domain_id, "project")
             await conn.execute(insert(projects).values(
                 id=project.id, name=name, domain_id=domain_id, description=description, enabled=enabled))
@@ -244,7 +246,7 @@ class IdentityStore:
                     default_project_id=default_project_id, description=description)
 
         async def work(conn: AsyncConnection) -> User:
-            await _require(conn, domains, domain_id, "domain")
+            await _require_domain(conn, domain_id)
             await _require_free_name(conn, users, name, domain_id, "user")
             if default_project_id is not None:
                 await _require_default_project(conn, default_project_id)
@@ -542,6 +544,7 @@ class IdentityStore:
 
         await self._db.write(work)
 
+
 def build_identity_store(db: Database, settings: IdentitySettings, **kwargs: Any) -> IdentityStore:
     """The store as configured; ``kwargs`` (clock, random_bytes, hashing...) are for tests."""
     return IdentityStore(db, token_ttl_seconds=settings.token_ttl_seconds, **kwargs)
@@ -563,6 +566,15 @@ def _describe_ref(ref: UserRef) -> str:
 async def _require(conn: AsyncConnection, table: Any, object_id: str, kind: str) -> None:
     if (await conn.execute(select(table.c.id).where(table.c.id == object_id))).first() is None:
         raise NotFound(f"Could not find {kind}: {object_id}.")
+
+
+async def _require_domain(conn: AsyncConnection, domain_id: str) -> None:
+    """The domain must exist; the default domain always does (created here if a fresh database lacks it)."""
+    if (await conn.execute(select(domains.c.id).where(domains.c.id == domain_id))).first() is not None:
+        return
+    if domain_id != DEFAULT_DOMAIN_ID:
+        raise NotFound(f"Could not find domain: {domain_id}.")
+    await conn.execute(insert(domains).values(**DEFAULT_DOMAIN_ROW))
 
 
 async def _require_free_name(conn: AsyncConnection, table: Any, name: str, domain_id: str, kind: str) -> None:
@@ -720,25 +732,35 @@ async def bootstrap(db: Database, *, admin_password: str, demo_password: str | N
     return await (store or IdentityStore(db)).bootstrap(accounts)
 
 
+async def _ensure_named(conn: AsyncConnection, table: Any, name: str, kind: str, new_id: Callable[[], str],
+                       created: list[str], **values: Any) -> str:
+    """The id of the object called ``name`` (in the default domain, if the table has domains), created if missing."""
+    stmt = select(table.c.id).where(table.c.name == name)
+    if "domain_id" in table.c:
+        stmt = stmt.where(table.c.domain_id == DEFAULT_DOMAIN_ID)
+    row = (await conn.execute(stmt)).first()
+    if row is not None:
+        return str(row.id)
+    object_id = new_id()
+    await conn.execute(insert(table).values(id=object_id, name=name, **values))
+    created.append(f"{kind} {name}")
+    return object_id
+
+
+async def _ensure_defaults(conn: AsyncConnection, new_id: Callable[[], str], created: list[str]) -> dict[str, str]:
+    """The default domain and the standard roles; returns role ids by name."""
+    await _require_domain(conn, DEFAULT_DOMAIN_ID)
+    return {name: await _ensure_named(conn, roles, name, "role", new_id, created) for name in STANDARD_ROLES}
+
+
 async def _bootstrap_work(conn: AsyncConnection, accounts: list[_Account], hashes: dict[str, tuple[str, bool]],
                           new_id: Callable[[], str]) -> BootstrapResult:
     created: list[str] = []
 
     async def ensure(table: Any, name: str, kind: str, **values: Any) -> str:
-        stmt = select(table.c.id).where(table.c.name == name)
-        if "domain_id" in table.c:
-            stmt = stmt.where(table.c.domain_id == DEFAULT_DOMAIN_ID)
-        row = (await conn.execute(stmt)).first()
-        if row is not None:
-            return str(row.id)
-        object_id = new_id()
-        await conn.execute(insert(table).values(id=object_id, name=name, **values))
-        created.append(f"{kind} {name}")
-        return object_id
+        return await _ensure_named(conn, table, name, kind, new_id, created, **values)
 
-    if (await conn.execute(select(domains.c.id).where(domains.c.id == DEFAULT_DOMAIN_ID))).first() is None:
-        await conn.execute(insert(domains).values(**DEFAULT_DOMAIN_ROW))
-    role_ids = {name: await ensure(roles, name, "role") for name in STANDARD_ROLES}
+    role_ids = await _ensure_defaults(conn, new_id, created)
     project_ids = {name: await ensure(projects, name, "project", domain_id=DEFAULT_DOMAIN_ID,
                                       description=f"Bootstrap project {name}", enabled=True)
                    for name in ["admin", "service", *(a.project for a in accounts)]}

@@ -172,7 +172,7 @@ class KeystoneStrategy:
                     "domain": {"id": "default"}}}},
                 "scope": {"project": {"name": self._settings.keystone_project, "domain": {"id": "default"}}}}}
             response = await self._request("POST", f"{self._v3}/auth/tokens?nocatalog", json=body)
-            token_id = response.headers.get("x-subject-token")
+            token_id: str | None = response.headers.get("x-subject-token")
             if response.status_code != 201 or not token_id:
                 log.error("cannot get this service's own token from keystone: HTTP %s", response.status_code)
                 raise ServiceUnavailable("The identity service refused this service's credentials.")

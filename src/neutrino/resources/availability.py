@@ -6,6 +6,7 @@ from neutrino.resources.definition import Attribute, Resource
 NETWORK_IP_AVAILABILITY = Resource(
     name="network_ip_availability", collection="network_ip_availabilities", path="network-ip-availabilities",
     standard_attrs=False, allow_create=False, allow_update=False, allow_delete=False, allow_bulk=False,
+    allow_pagination=False,  # no ids to page by, as in Neutron
     extension="network-ip-availability",
     attributes=(
         Attribute("network_id", t.Uuid(), filterable=True, sortable=True, column="id"),

@@ -49,6 +49,7 @@ CORE_EXTENSIONS: tuple[Extension, ...] = (
     _ext("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."),
     _ext("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
     _ext("address-scope", "Address scope", "Address scopes extension."),
+    _ext("subnet_onboard", "Subnet Onboard", "Provides support for onboarding subnets into subnet pools"),
     _ext("subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools"),
     _ext("subnet-external-network", "Subnet External Network", "Informs if the subnet is associated to an external network."),
     _ext("subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types field"),
@@ -63,5 +64,6 @@ CORE_EXTENSIONS: tuple[Extension, ...] = (
     _ext("quotas", "Quota management support", "Expose functions for quotas management per tenant"),
     _ext("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
     _ext("quota-check-limit", "Quota engine limit check", "Support for checking the resource usage before applying a new quota limit"),
+    _ext("agent", "agent", "The agent management extension."),
     _ext("network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and subnet."),
 )

@@ -1,5 +1,7 @@
 """Subnet pools and address scopes (subnet_allocation, address-scope, subnetpool-prefix-ops)."""
 
+from typing import Any
+
 from neutrino.resources import types as t
 from neutrino.resources.definition import (
     Attribute,
@@ -13,10 +15,23 @@ from neutrino.resources.definition import (
     tags_attr,
 )
 
+_NAME = t.String(255, strict_name=True)
+
+
+def _pool_name(value: Any) -> Any:
+    """A subnet pool's name is required and, unlike other names, may not be blank."""
+    if value == "":
+        raise t.InvalidValue("'' Blank strings are not permitted")
+    return _NAME.convert(value)
+
+
 SUBNETPOOL = Resource(
     name="subnetpool", collection="subnetpools", path="subnetpools", taggable=True,
     attributes=(
-        id_attr(), name_attr(required=True), description_attr(), *project_attrs(),
+        id_attr(),
+        Attribute("name", t.Custom(_pool_name), allow_post=True, allow_put=True, required=True, filterable=True,
+                  sortable=True, column="name", filter_type=t.String()),
+        description_attr(), *project_attrs(),
         Attribute("prefixes", t.ListOf(t.Cidr()), allow_post=True, allow_put=True, required=True),
         Attribute("ip_version", t.Integer(), filterable=True, sortable=True, column="ip_version",
                   filter_type=t.Integer()),

@@ -14,6 +14,7 @@ from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.errors import Conflict, InUse, InvalidInput
 from neutrino.services import rbac
+from neutrino.services.address_scopes import network_address_scopes
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
 from neutrino.services.quotas import QuotaService
@@ -107,8 +108,13 @@ class NetworkService:
                 subs.setdefault(net_id, []).append(sub_id)
         shared = await rbac.shared_ids(conn, "network", ids, ctx)
         tag_map = await load_tags(conn, "network", ids)
-        return [self.view(r, segs.get(r["id"], []), subs.get(r["id"], []), r["id"] in shared,
-                          tag_map.get(r["id"], [])) for r in rows]
+        scopes = await network_address_scopes(conn, ids)
+        views = [self.view(r, segs.get(r["id"], []), subs.get(r["id"], []), r["id"] in shared,
+                           tag_map.get(r["id"], [])) for r in rows]
+        for out in views:
+            by_version = scopes.get(out["id"], {})
+            out["ipv4_address_scope"], out["ipv6_address_scope"] = by_version.get(4), by_version.get(6)
+        return views
 
     @staticmethod
     def view(row: Any, segments: Sequence[Any], subnet_ids: Sequence[str], shared: bool,
@@ -164,7 +170,10 @@ class NetworkService:
             keys = [(s.network_type, s.physical_network, s.segmentation_id) for s in segs]
             if len(set(keys)) != len(keys):
                 raise SegmentsContainDuplicateEntry("Duplicate segment entry in request.")
-            return segs
+            if segs:
+                return segs
+            # An empty list asks for nothing in particular: a tenant segment, as in Neutron's ML2.
+            return [self.types.tenant_segment()]
         if provider:
             return [self.types.validate_provider(provider)]
         return [self.types.tenant_segment()]
@@ -354,7 +363,7 @@ class NetworkService:
                 p.c.network_id == network_id, p.c.device_owner.not_in(AUTO_DELETE_OWNERS),
                 ~and_(p.c.device_owner == "network:floatingip", ~self._fip_associated(p.c.device_id))))).all()
             if busy:
-                ids = ", ".join(r[0] for r in busy)
+                ids = ",".join(r[0] for r in busy)
                 raise NetworkInUse(f"Unable to complete operation on network {network_id}. There are one or "
                                    f"more ports still in use on the network, id for these ports is: {ids}.")
             auto = [r[0] for r in await conn.execute(select(p.c.id).where(p.c.network_id == network_id))]

@@ -20,12 +20,12 @@ from neutrino.errors import (
     InvalidInput,
     IpAddressAlreadyAllocated,
     MacAddressInUse,
+    NetworkMacAddressGenerationFailure,
     not_found,
 )
 from neutrino.services import allocations, rbac
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
-from neutrino.services.ipam.addresses import choose_address_on_any
 from neutrino.services.ipam.fixed_ips import (
     AddressPlan,
     AnyAddress,
@@ -97,10 +97,6 @@ class DuplicateAddressPairInRequest(InvalidInput):
 
 class AllowedAddressPairExhausted(BadRequest):
     message = "The number of allowed address pair exceeds the maximum %(quota)s."
-
-
-class NetworkMacAddressGenerationFailure(Conflict):
-    message = "Unable to generate unique mac on network %(net_id)s."
 
 
 class PortBinder(Protocol):
@@ -239,13 +235,8 @@ class PortService:
             elif isinstance(req, AnyAddress):
                 cands = [s for s in subnets if s.id in req.candidate_subnet_ids]
                 cands.sort(key=lambda s: req.candidate_subnet_ids.index(s.id))
-                used = {}
-                for s in cands:
-                    u = await allocations.used_addresses(conn, s.id)
-                    extra = [c.ip_address for c in chosen if c.subnet_id == s.id]
-                    used[s.id] = u if not extra else list(u.values) + extra  # type: ignore[assignment]
-                chosen.append(choose_address_on_any(cands, used, network_id=network_id, rng=self.rng,
-                                                    prefer_lowest=plan.prefer_lowest))
+                chosen.append(await allocations.choose_free_address(
+                    conn, cands, chosen, network_id=network_id, rng=self.rng, prefer_lowest=plan.prefer_lowest))
         return chosen
 
     async def _check_subnets_exist(self, conn: AsyncConnection, requested: Any, subnets: Sequence[Any]) -> None:
@@ -253,7 +244,6 @@ class PortService:
             found = await conn.execute(select(db.subnets.c.id).where(db.subnets.c.id == sid))
             if found.first() is None:
                 raise not_found("subnet", sid)
-            raise InvalidInput(f"Failed to create port on network, because fixed_ips included invalid subnet {sid}")
 
     async def _new_mac(self, conn: AsyncConnection, network_id: str) -> str:
         for _ in range(MAC_ATTEMPTS):
@@ -451,11 +441,19 @@ class PortService:
         change = plan_fixed_ips_update(current, requested, subnets=subnets, network_id=row["network_id"],
                                        device_owner=device_owner, mac_address=mac, port_id=row["id"],
                                        mac_changed=mac_changed,
-                                       ip_change_forbidden=device_owner in owners.ROUTER_PORT_OWNERS)
+                                       ip_change_forbidden=await self._owned_by_router(conn, row))
         await allocations.remove(conn, row["id"], change.release)
         new_ips = await self._realise(conn, change.allocate, subnets, row["network_id"])
         await allocations.add(conn, row["id"], row["network_id"], new_ips)
         await allocations.refresh_ports(conn, [row["id"]])
+
+    async def _owned_by_router(self, conn: AsyncConnection, row: Any) -> bool:
+        """Router interface/gateway ports of existing routers may not change their IPv4 address."""
+        routers = db.metadata.tables.get("routers")
+        if routers is None or row["device_owner"] not in owners.ROUTER_PORT_OWNERS or not row["device_id"]:
+            return False
+        found = await conn.execute(select(routers.c.id).where(routers.c.id == row["device_id"]))
+        return found.first() is not None
 
     # ---- delete ----------------------------------------------------------------------------
 

@@ -78,6 +78,45 @@ class QuotaService:
     def _view(self, project_id: str, limits: Mapping[str, int]) -> dict[str, Any]:
         return dict(limits)
 
+    @staticmethod
+    def readable_without_policy(ctx: RequestContext, project_id: str) -> bool:
+        """Any role may read its own project's quota (Neutron skips the policy check for it)."""
+        return project_id in (ctx.project_id, "project", "tenant")
+
+    async def policy_target(self, ctx: RequestContext, obj: dict[str, Any]) -> dict[str, Any]:
+        """A quota record belongs to the project it is addressed by (its id)."""
+        project = obj.get("id")
+        return {"project_id": project, "tenant_id": project}
+
+    def convert_body(self, item: dict[str, Any], *, create: bool) -> dict[str, Any]:
+        """Validate a ``{"quota": {...}}`` body: limits of counted resources, ``force``,
+        ``check_limit``. The limit names are open-ended (whatever resources are counted)."""
+        out: dict[str, Any] = {}
+        for key in ("force", "check_limit"):
+            if key in item:
+                out[key] = item[key]
+        out.update(self._limits(item))
+        return out
+
+    def _limits(self, changes: Mapping[str, Any]) -> dict[str, int]:
+        requested = {k: v for k, v in changes.items() if k not in ("force", "check_limit")}
+        unknown = sorted(k for k in requested if k not in self.counted)
+        if unknown:
+            raise HTTPBadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        values: dict[str, int] = {}
+        for res, raw in requested.items():
+            try:
+                if isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer():
+                    raise ValueError
+                val = int(raw)
+            except (TypeError, ValueError):
+                raise HTTPBadRequest(f"Invalid input for {res}. Reason: '{raw}' is not an integer.") from None
+            if not -1 <= val <= MAX_LIMIT:
+                raise HTTPBadRequest(f"Invalid input for {res}. Reason: '{raw}' is not in the range "
+                                     f"-1 to {MAX_LIMIT}.")
+            values[res] = val
+        return values
+
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
             rows = await conn.execute(select(quotas.c.project_id).distinct())
@@ -110,21 +149,8 @@ class QuotaService:
 
     async def update(self, ctx: RequestContext, project_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        force = bool(changes.pop("force", False))
-        changes.pop("check_limit", None)
-        unknown = sorted(k for k in changes if k not in self.counted)
-        if unknown:
-            raise HTTPBadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
-        values: dict[str, int] = {}
-        for res, raw in changes.items():
-            try:
-                val = int(raw)
-            except (TypeError, ValueError):
-                raise HTTPBadRequest(f"Invalid input for {res}. Reason: '{raw}' is not an integer.") from None
-            if isinstance(raw, bool) or not -1 <= val <= MAX_LIMIT:
-                raise HTTPBadRequest(f"Invalid input for {res}. Reason: '{raw}' is not in the range "
-                                     f"-1 to {MAX_LIMIT}.")
-            values[res] = val
+        force = changes.get("force", False) in (True, "true", "True", "1", 1)
+        values = self._limits(changes)
 
         async def work(conn: AsyncConnection) -> dict[str, int]:
             for res, val in values.items():

@@ -25,6 +25,7 @@ from neutrino.services.ipam.subnet_validation import (
     SubnetRequest,
     SubnetSpec,
     SubnetUpdateRequest,
+    check_subnetpool_affinity,
     decide_subnet_create,
     decide_subnet_update,
     resolve_subnet_source,
@@ -170,7 +171,10 @@ class SubnetService:
                 raise not_found("subnetpool", pool_id)
             allocated = await self.subnetpools.allocate_prefix(
                 conn, ctx, pool_id, ip_version=ip_version, cidr=item.get("cidr"), prefixlen=item.get("prefixlen"),
-                project_id=project, network_id=net["id"], existing=existing)
+                project_id=project, network_id=net["id"], existing=existing, gateway_ip=item.get("gateway_ip"))
+        else:
+            # A subnet without a pool may not join same-family subnets that came from one.
+            check_subnetpool_affinity(existing, ip_version=ip_version, subnetpool_id=None)
         req = SubnetRequest(
             network_id=net["id"], ip_version=ip_version, cidr=item.get("cidr", UNSET),
             gateway_ip=item.get("gateway_ip", UNSET), allocation_pools=item.get("allocation_pools", UNSET),

@@ -104,6 +104,14 @@ class UsedAddresses:
             return used
         return cls(tuple(sorted({_as_int(value) for value in used})))
 
+    def plus(self, more: Iterable[AddressLike]) -> UsedAddresses:
+        """These addresses and ``more`` (e.g. ones chosen earlier in the same plan)."""
+        extra = {_as_int(value) for value in more}
+        return self if extra <= set(self.values) else UsedAddresses(tuple(sorted(set(self.values) | extra)))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
     def __contains__(self, ip: object) -> bool:
         if not isinstance(ip, (str, int, IPv4Address, IPv6Address)):
             return False

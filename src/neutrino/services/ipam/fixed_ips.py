@@ -273,6 +273,8 @@ def plan_fixed_ips_update(current: Sequence[FixedIp], requested: object, *, subn
     router_port = device_owner in owners.ROUTER_INTERFACE_OWNERS_SNAT
     entries = [ip.as_dict() for ip in current] if requested is UNSET else parse_fixed_ips(requested)
     rederive = {ip.subnet_id for ip in current if is_eui64_shaped(ip.ip_address)} if mac_changed else set()
+    if requested is UNSET and not rederive:
+        return FixedIpsChange(keep=tuple(current))
     entries = [e for e in entries if e.get("subnet_id") not in rederive]
 
     kept: list[FixedIp] = []

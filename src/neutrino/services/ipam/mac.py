@@ -71,7 +71,7 @@ def normalize_mac(value: object, *, allow_multicast: bool = False) -> str:
     if mac is None or mac in (_ALL_ZERO, _BROADCAST):
         raise InvalidInput(f"'{value}' is not a valid MAC address")
     if mac & _MULTICAST_BIT and not allow_multicast:
-        raise InvalidInput(f"MAC address {value} is a multicast address, which is not supported.")
+        raise InvalidInput(f"MAC address {format_mac(mac)} is a multicast address, which is not supported.")
     return format_mac(mac)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-23 07:05:20.633111
+Create Date: 2026-11-23 07:20:42.809700
 """
 
 import sqlalchemy as sa
@@ -26,6 +26,26 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('address_scopes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_address_scopes_project_id'), ['project_id'], unique=False)
+
+    op.create_table('agents',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('agent_type', sa.String(length=255), nullable=False),
+    sa.Column('binary', sa.String(length=255), nullable=False),
+    sa.Column('topic', sa.String(length=255), nullable=False),
+    sa.Column('host', sa.String(length=255), nullable=False),
+    sa.Column('admin_state_up', sa.Boolean(), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('availability_zone', sa.String(length=255), nullable=True),
+    sa.Column('configurations', sa.JSON(), nullable=False),
+    sa.Column('resources_synced', sa.Boolean(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('started_at', sa.DateTime(), nullable=False),
+    sa.Column('heartbeat_timestamp', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agents')),
+    sa.UniqueConstraint('agent_type', 'host', name=op.f('uq_agents_agent_type_host'))
+    )
+    with op.batch_alter_table('agents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agents_host'), ['host'], unique=False)
 
     op.create_table('domains',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -326,6 +346,10 @@ def downgrade() -> None:
 
     op.drop_table('networks')
     op.drop_table('domains')
+    with op.batch_alter_table('agents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agents_host'))
+
+    op.drop_table('agents')
     with op.batch_alter_table('address_scopes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_address_scopes_project_id'))
 

@@ -1,0 +1,687 @@
+"""Networking API benchmark: latency and throughput of the calls Nova and users make most.
+
+Runs against any OpenStack Networking API on this machine (Neutrino or upstream Neutron), or
+starts a throw-away Neutrino itself::
+
+    .venv/bin/python bench/api_bench.py --start-server sqlite
+    .venv/bin/python bench/api_bench.py --start-server postgresql --ports 10000
+    .venv/bin/python bench/api_bench.py --cloud devstack-admin --clouds-yaml ~/clouds.yaml --server-pid 1234
+    .venv/bin/python bench/api_bench.py --url http://127.0.0.1:9696 --token "$TOKEN"
+
+It measures network, subnet and port create, port create with several concurrent clients, port
+list at 1k and at ``--ports`` ports (all, by ``network_id``, by ``device_id``), port show, update and
+delete: operations per second and p50/p95/p99 latency. The client is a minimal HTTP/1.1
+keep-alive client on asyncio streams (not openstacksdk, whose own CPU cost would dominate on a
+small machine); its CPU time is reported separately so it can be told apart from the server's.
+With ``--server-pid`` (automatic with ``--start-server``) the server's CPU time per phase and its
+resident memory are read from ``/proc``.
+
+It talks only to loopback addresses, cleans up everything it created (also on failure or Ctrl-C),
+restores any quota it raised, and stops by itself after ``--timeout`` seconds at the latest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import math
+import os
+import platform
+import random
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+import yaml
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+NAME_PREFIX = "apibench"
+
+# ---- a small HTTP/1.1 keep-alive client ---------------------------------------------------------
+
+
+class HttpError(Exception):
+    """A response with an unexpected status; carries the body so the report can say why."""
+
+    def __init__(self, method: str, path: str, status: int, body: bytes) -> None:
+        super().__init__(f"{method} {path} -> {status}: {body[:300].decode(errors='replace')}")
+        self.status = status
+
+
+def require_loopback(url: str) -> tuple[str, int, str]:
+    """(host, port, base path) of ``url``; refuses anything that is not this machine's loopback."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        raise SystemExit(f"api_bench: only plain http:// on loopback is supported, not {url!r}")
+    host = parts.hostname or ""
+    if host.lower() not in LOOPBACK_NAMES:
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                raise ValueError(host)
+        except ValueError:
+            raise SystemExit(f"api_bench: refusing to talk to {host!r}: the benchmark only talks to "
+                             "127.0.0.1 (loopback)") from None
+    return host, parts.port or 80, parts.path.rstrip("/")
+
+
+class Connection:
+    """One persistent HTTP/1.1 connection; requests on it are strictly sequential."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict[str, str],
+                      body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+        for attempt in (1, 2):
+            fresh = self.writer is None
+            if fresh:
+                await self._connect()
+            try:
+                return await self._exchange(method, path, headers, body)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()
+                # A kept-alive connection the server closed meanwhile: retry once on a new one.
+                if fresh or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _exchange(self, method: str, path: str, headers: dict[str, str],
+                        body: bytes | None) -> tuple[int, dict[str, str], bytes]:
+        assert self.reader is not None and self.writer is not None
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: keep-alive"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        response_headers: dict[str, str] = {}
+        for line in header_lines:
+            if line:
+                key, _, value = line.partition(":")
+                response_headers[key.strip().lower()] = value.strip()
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            payload = b""
+        elif "content-length" in response_headers:
+            payload = await self.reader.readexactly(int(response_headers["content-length"]))
+        elif response_headers.get("transfer-encoding", "").lower() == "chunked":
+            payload = await self._read_chunked()
+        else:
+            payload = await self.reader.read()
+            self.close()
+            return status, response_headers, payload
+        if response_headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, response_headers, payload
+
+    async def _read_chunked(self) -> bytes:
+        assert self.reader is not None
+        parts = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+            if size == 0:
+                while (await self.reader.readuntil(b"\r\n")) != b"\r\n":
+                    pass
+                return b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+
+
+class Api:
+    """The Networking API at one endpoint, as one authenticated user, over one connection."""
+
+    def __init__(self, endpoint: str, token: str) -> None:
+        self.host, self.port, self.base = require_loopback(endpoint)
+        self.endpoint = endpoint
+        self.token = token
+        self.connection = Connection(self.host, self.port)
+
+    def clone(self) -> Api:
+        """Another client for the same endpoint and user, with a connection of its own."""
+        return Api(self.endpoint, self.token)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    async def call(self, method: str, path: str, body: Any = None, expect: Sequence[int] = (200,)) -> Any:
+        headers = {"X-Auth-Token": self.token, "Accept": "application/json"}
+        payload = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            payload = orjson.dumps(body)
+        full = self.base + path
+        status, _, data = await self.connection.request(method, full, headers, payload)
+        if status not in expect:
+            raise HttpError(method, full, status, data)
+        return orjson.loads(data) if data else None
+
+    async def create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
+        return (await self.call("POST", f"/v2.0/{resource}s", {resource: body}, expect=(201,)))[resource]
+
+    async def delete(self, resource: str, obj_id: str, missing_ok: bool = False) -> None:
+        await self.call("DELETE", f"/v2.0/{resource}s/{obj_id}", expect=(204, 404) if missing_ok else (204,))
+
+
+# ---- identity -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    """What the benchmark needs to know about its user: a token, the endpoint, the project."""
+
+    endpoint: str
+    token: str
+    project_id: str | None
+
+
+async def password_session(cloud: dict[str, Any]) -> Session:
+    """Log in with a clouds.yaml password cloud; the network endpoint comes from the catalog."""
+    auth = cloud["auth"]
+    auth_url = auth["auth_url"].rstrip("/")
+    if not auth_url.endswith("/v3"):
+        auth_url += "/v3"
+    host, port, base = require_loopback(auth_url)
+    user: dict[str, Any] = {"name": auth["username"], "password": auth["password"],
+                            "domain": {"name": auth.get("user_domain_name", "Default")}}
+    scope = {"project": {"name": auth["project_name"],
+                         "domain": {"name": auth.get("project_domain_name", "Default")}}}
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": user}}, "scope": scope}}
+    conn = Connection(host, port)
+    try:
+        status, headers, data = await conn.request(
+            "POST", base + "/auth/tokens", {"Content-Type": "application/json"}, orjson.dumps(body))
+    finally:
+        conn.close()
+    if status != 201:
+        raise SystemExit(f"api_bench: login failed ({status}): {data[:300].decode(errors='replace')}")
+    token = orjson.loads(data)["token"]
+    interface = cloud.get("interface", "public").removesuffix("URL")
+    region = cloud.get("region_name")
+    for service in token.get("catalog", []):
+        if service["type"] != "network":
+            continue
+        for ep in service["endpoints"]:
+            if ep["interface"] == interface and (not region or ep.get("region_id", ep.get("region")) == region):
+                return Session(ep["url"], headers["x-subject-token"], token.get("project", {}).get("id"))
+    raise SystemExit("api_bench: the catalog has no network endpoint for this cloud")
+
+
+def load_cloud(clouds_yaml: Path, name: str) -> dict[str, Any]:
+    clouds = (yaml.safe_load(clouds_yaml.read_text()) or {}).get("clouds") or {}
+    if name not in clouds:
+        raise SystemExit(f"api_bench: cloud {name!r} not in {clouds_yaml} (have: {', '.join(clouds)})")
+    return clouds[name]
+
+
+# ---- measuring ---------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending sequence (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """CPU seconds used so far and current/peak resident memory of one process."""
+
+    cpu_seconds: float
+    rss_mb: float
+    peak_rss_mb: float
+
+
+def sample_process(pid: int) -> ProcessSample | None:
+    """Read ``/proc/PID/stat`` (utime+stime) and ``/proc/PID/status`` (VmRSS, VmHWM)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
+    kb = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines()
+          if line.startswith(("VmRSS:", "VmHWM:"))}
+    return ProcessSample(cpu, kb.get("VmRSS", 0) / 1024, kb.get("VmHWM", 0) / 1024)
+
+
+def client_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Result:
+    """One measured operation: latency percentiles, throughput and who spent the CPU."""
+
+    name: str
+    count: int
+    concurrency: int
+    wall_seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    ops_per_second: float
+    client_cpu_ms_per_op: float
+    server_cpu_ms_per_op: float | None
+    server_rss_mb: float | None
+    note: str = ""
+
+
+@dataclass
+class Recorder:
+    server_pid: int | None
+    results: list[Result] = field(default_factory=list)
+
+    async def measure(self, name: str, operations: Sequence[Callable[[Api], Awaitable[Any]]], clients: Sequence[Api],
+                      note: str = "") -> Result:
+        """Run ``operations`` over ``clients`` (each client one at a time, all clients at once)."""
+        latencies: list[float] = []
+        queue = list(reversed(operations))
+
+        async def worker(api: Api) -> None:
+            while queue:
+                op = queue.pop()
+                start = time.perf_counter()
+                await op(api)
+                latencies.append(time.perf_counter() - start)
+
+        server_before = sample_process(self.server_pid) if self.server_pid else None
+        cpu_before = client_cpu_seconds()
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(api) for api in clients))
+        wall = time.perf_counter() - start
+        client_cpu = client_cpu_seconds() - cpu_before
+        server_after = sample_process(self.server_pid) if self.server_pid else None
+        latencies.sort()
+        count = len(latencies)
+        server_cpu = None
+        if server_before and server_after:
+            server_cpu = (server_after.cpu_seconds - server_before.cpu_seconds) * 1000 / max(count, 1)
+        result = Result(name, count, len(clients), wall, percentile(latencies, 50) * 1000,
+                        percentile(latencies, 95) * 1000, percentile(latencies, 99) * 1000,
+                        count / wall if wall else 0.0, client_cpu * 1000 / max(count, 1), server_cpu,
+                        server_after.rss_mb if server_after else None, note)
+        self.results.append(result)
+        print(format_row(result), flush=True)
+        return result
+
+
+def format_header() -> str:
+    return (f"{'operation':<42} {'n':>6} {'cl':>3} {'ops/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+            f"{'cli cpu':>8} {'srv cpu':>8} {'srv rss':>8}")
+
+
+def format_row(r: Result) -> str:
+    srv_cpu = f"{r.server_cpu_ms_per_op:8.2f}" if r.server_cpu_ms_per_op is not None else f"{'-':>8}"
+    rss = f"{r.server_rss_mb:7.0f}M" if r.server_rss_mb is not None else f"{'-':>8}"
+    return (f"{r.name:<42} {r.count:>6} {r.concurrency:>3} {r.ops_per_second:>8.1f} {r.p50_ms:>8.2f} "
+            f"{r.p95_ms:>8.2f} {r.p99_ms:>8.2f} {r.client_cpu_ms_per_op:>8.2f} {srv_cpu} {rss}")
+
+
+# ---- the workload ------------------------------------------------------------------------------
+
+
+def subnet_for(ports: int) -> str:
+    """A private IPv4 CIDR large enough for ``ports`` addresses plus gateway and broadcast."""
+    prefix = max(9, min(24, 32 - math.ceil(math.log2(ports + 16))))
+    return f"10.128.0.0/{prefix}"
+
+
+@dataclass
+class Workload:
+    """Everything the run created, so cleanup can remove exactly that."""
+
+    run_id: str
+    networks: list[str] = field(default_factory=list)
+    subnets: list[str] = field(default_factory=list)
+    ports: dict[str, str] = field(default_factory=dict)  # port id -> its device_id
+    quota_restore: dict[str, int] = field(default_factory=dict)
+
+
+async def raise_quotas(api: Api, project_id: str | None, needed: dict[str, int], work: Workload) -> None:
+    """Lift the project's limits that are below ``needed`` (remembering the old ones for cleanup)."""
+    if not project_id:
+        print("note: project unknown (token given directly, no --project-id); quotas are left as they are",
+              flush=True)
+        return
+    try:
+        quota = (await api.call("GET", f"/v2.0/quotas/{project_id}"))["quota"]
+    except HttpError as exc:
+        print(f"note: cannot read quotas ({exc.status}); they are left as they are", flush=True)
+        return
+    wanted = {res: -1 for res, count in needed.items() if 0 <= quota.get(res, -1) < count}
+    if not wanted:
+        return
+    try:
+        await api.call("PUT", f"/v2.0/quotas/{project_id}", {"quota": wanted})
+    except HttpError as exc:
+        raise SystemExit(f"api_bench: the quota ({quota}) is below what the run needs ({needed}) and cannot be "
+                         f"raised ({exc.status}); use an admin cloud or smaller --ports") from None
+    work.quota_restore = {res: quota[res] for res in wanted}
+
+
+async def cleanup(api: Api, work: Workload, project_id: str | None) -> None:
+    """Delete what the run created (8 at a time), then put the quota back."""
+    clients = [api.clone() for _ in range(8)]
+    try:
+        for resource_name, ids in (("port", work.ports), ("subnet", work.subnets), ("network", work.networks)):
+            pending = list(ids)  # ports: the dict's keys
+
+            async def drain(client: Api, kind: str = resource_name, queue: list[str] = pending) -> None:
+                while queue:
+                    await client.delete(kind, queue.pop(), missing_ok=True)
+
+            await asyncio.gather(*(drain(c) for c in clients))
+            ids.clear()
+        if work.quota_restore and project_id:
+            await api.call("PUT", f"/v2.0/quotas/{project_id}", {"quota": work.quota_restore})
+    finally:
+        for c in clients:
+            c.close()
+
+
+async def run_workload(api: Api, session: Session, args: argparse.Namespace, recorder: Recorder) -> None:
+    work = Workload(uuid.uuid4().hex[:8])
+    rng = random.Random(args.seed)
+    name = f"{NAME_PREFIX}-{work.run_id}"
+    total = args.ports
+    await raise_quotas(api, session.project_id, {"port": total + args.samples + 10,
+                                                 "network": args.network_samples + 1,
+                                                 "subnet": args.network_samples + 1}, work)
+    clients = [api.clone() for _ in range(args.concurrency)]
+    try:
+        await _phases(api, clients, work, name, total, rng, args, recorder)
+    finally:
+        print("cleaning up ...", flush=True)
+        await cleanup(api, work, session.project_id)
+        for c in clients:
+            c.close()
+
+
+async def _phases(api: Api, clients: list[Api], work: Workload, name: str, total: int, rng: random.Random,
+                  args: argparse.Namespace, recorder: Recorder) -> None:
+    one = [api]
+
+    async def create_network(client: Api, index: int) -> None:
+        net = await client.create("network", {"name": f"{name}-net-{index}"})
+        work.networks.append(net["id"])
+
+    await recorder.measure("network create", [lambda c, i=i: create_network(c, i)
+                                              for i in range(args.network_samples)], one)
+    small_nets = list(work.networks)
+
+    async def create_subnet(client: Api, net_id: str, index: int) -> None:
+        sub = await client.create("subnet", {"network_id": net_id, "ip_version": 4, "name": f"{name}-sub-{index}",
+                                             "cidr": f"10.{index // 256}.{index % 256}.0/24"})
+        work.subnets.append(sub["id"])
+
+    await recorder.measure("subnet create", [lambda c, n=n, i=i: create_subnet(c, n, i)
+                                             for i, n in enumerate(small_nets)], one)
+
+    net = await api.create("network", {"name": f"{name}-ports"})
+    work.networks.append(net["id"])
+    cidr = subnet_for(total + args.samples)
+    sub = await api.create("subnet", {"network_id": net["id"], "ip_version": 4, "cidr": cidr, "name": f"{name}-ports"})
+    work.subnets.append(sub["id"])
+    net_id = net["id"]
+    counter = iter(range(10 ** 9))
+
+    async def create_port(client: Api) -> None:
+        index = next(counter)
+        device = str(uuid.uuid4())
+        port = await client.create("port", {"network_id": net_id, "name": f"{name}-port-{index}",
+                                            "device_id": device, "device_owner": "compute:bench"})
+        work.ports[port["id"]] = device
+
+    def creates(count: int) -> list[Callable[[Api], Awaitable[Any]]]:
+        return [create_port] * max(count, 0)
+
+    small = min(1000, total)
+    sequential = min(args.samples, small)
+    await recorder.measure("port create (sequential)", creates(sequential), one, note="empty network")
+    await recorder.measure(f"port create ({args.concurrency} clients)", creates(small - len(work.ports)), clients,
+                           note=f"up to {small} ports")
+    await list_phase(api, recorder, net_id, work, small, rng, args.list_repeats)
+    if total > small:
+        await recorder.measure(f"port create ({args.concurrency} clients)", creates(total - len(work.ports)), clients,
+                               note=f"{small} -> {total} ports")
+        await list_phase(api, recorder, net_id, work, total, rng, args.list_repeats)
+    await recorder.measure("port create (sequential)", creates(args.samples), one, note=f"at {len(work.ports)} ports")
+    at = f"at {len(work.ports)} ports"
+    picks = rng.sample(list(work.ports), min(args.samples, len(work.ports)))
+
+    await recorder.measure("port show", [lambda c, p=p: c.call("GET", f"/v2.0/ports/{p}") for p in picks], one,
+                           note=at)
+    await recorder.measure("port update (name)",
+                           [lambda c, p=p, i=i: c.call("PUT", f"/v2.0/ports/{p}", {"port": {"name": f"{name}-u{i}"}})
+                            for i, p in enumerate(picks)], one, note=at)
+
+    async def delete_port(client: Api, port_id: str) -> None:
+        await client.delete("port", port_id)
+        del work.ports[port_id]
+
+    await recorder.measure("port delete (sequential)", [lambda c, p=p: delete_port(c, p) for p in picks], one,
+                           note=at)
+    rest = list(work.ports)
+    await recorder.measure(f"port delete ({args.concurrency} clients)",
+                           [lambda c, p=p: delete_port(c, p) for p in rest], clients,
+                           note=f"all {len(rest)} remaining")
+
+
+async def list_phase(api: Api, recorder: Recorder, net_id: str, work: Workload, size: int, rng: random.Random,
+                     repeats: int) -> None:
+    """Port list at the current size: everything visible, one network's, and one device's ports."""
+    one = [api]
+    got: dict[str, int] = {}
+
+    async def listing(client: Api, query: str, label: str) -> None:
+        got[label] = len((await client.call("GET", "/v2.0/ports" + query))["ports"])
+
+    await recorder.measure(f"port list all ({size})", [lambda c: listing(c, "", "all")] * repeats, one)
+    await recorder.measure(f"port list network_id ({size})",
+                           [lambda c: listing(c, f"?network_id={net_id}", "net")] * repeats, one)
+    devices = rng.sample(list(work.ports.values()), min(repeats * 5, len(work.ports)))
+    await recorder.measure(f"port list device_id ({size})",
+                           [lambda c, d=d: listing(c, f"?device_id={quote(d)}", "dev") for d in devices], one)
+    if got.get("net") != len(work.ports) or got.get("dev") != 1:
+        raise SystemExit(f"api_bench: listing returned unexpected counts {got} for {len(work.ports)} ports")
+
+
+# ---- a throw-away Neutrino ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _pg_admin(dsn: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def started_server(backend: str, pg_dsn: str) -> AsyncIterator[tuple[Path, int]]:
+    """``neutrino up`` in a temporary state directory (and a temporary PostgreSQL database)."""
+    state = Path(tempfile.mkdtemp(prefix="neutrino-bench-"))
+    db_name = f"neutrino_bench_{secrets.token_hex(6)}"
+    config = ""
+    if backend == "postgresql":
+        require_loopback("http://" + pg_dsn.split("@", 1)[-1].split("/", 1)[0])
+        await _pg_admin(f"{pg_dsn}/postgres", f'CREATE DATABASE "{db_name}"')
+        config = f'[database]\nurl = "{pg_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)}/{db_name}"\n'
+    (state / "neutrino.toml").write_text(config)
+    port = free_port()
+    log = open(state / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "neutrino.cli.main", "up", "--config", str(state / "neutrino.toml"),
+                             "--state-dir", str(state), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not await _healthy(port) or not (state / "clouds.yaml").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("api_bench: neutrino up did not start:\n"
+                                 + (state / "server.log").read_text()[-3000:])
+            await asyncio.sleep(0.1)
+        yield state, proc.pid
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(proc.wait, 15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        if backend == "postgresql":
+            await _pg_admin(f"{pg_dsn}/postgres", f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        shutil.rmtree(state, ignore_errors=True)
+
+
+async def _healthy(port: int) -> bool:
+    conn = Connection("127.0.0.1", port)
+    try:
+        status, _, _ = await conn.request("GET", "/healthz", {})
+        return status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+# ---- reporting ---------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "kernel": platform.release(), "git_commit": commit}
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        server_pid = args.server_pid
+        if args.start_server:
+            state, pid = await stack.enter_async_context(started_server(args.start_server, args.pg_dsn))
+            server_pid = server_pid or pid
+            session = await password_session(load_cloud(state / "clouds.yaml", "neutrino-admin"))
+        elif args.cloud:
+            session = await password_session(load_cloud(Path(args.clouds_yaml).expanduser(), args.cloud))
+        else:
+            session = Session(args.url, args.token, args.project_id)
+        api = Api(session.endpoint, session.token)
+        stack.callback(api.close)
+        recorder = Recorder(server_pid)
+        info = machine()
+        print(f"endpoint {session.endpoint}  backend {args.start_server or 'external'}  ports {args.ports}  "
+              f"machine {info['cpus']} cpus ({info['cpu_model']})  commit {info['git_commit'] or '?'}", flush=True)
+        print("latencies in ms; cli/srv cpu = client/server CPU ms per operation; srv rss = server RSS after the "
+              "phase", flush=True)
+        print(format_header(), flush=True)
+        await run_workload(api, session, args, recorder)
+        peak = sample_process(server_pid) if server_pid else None
+        if peak:
+            print(f"server peak RSS {peak.peak_rss_mb:.0f} MB, current {peak.rss_mb:.0f} MB", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "machine": info, "backend": args.start_server or "external", "ports": args.ports,
+                "concurrency": args.concurrency, "server_peak_rss_mb": peak.peak_rss_mb if peak else None,
+                "results": [asdict(r) for r in recorder.results]}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--start-server", choices=("sqlite", "postgresql"),
+                        help="start a throw-away `neutrino up` on this backend and benchmark it")
+    target.add_argument("--cloud", help="cloud name in --clouds-yaml (password auth)")
+    target.add_argument("--url", help="Networking API endpoint, e.g. http://127.0.0.1:9696 (with --token)")
+    parser.add_argument("--clouds-yaml", default=os.environ.get("OS_CLIENT_CONFIG_FILE", "clouds.yaml"))
+    parser.add_argument("--token", help="token for --url")
+    parser.add_argument("--project-id", help="project of --token (lets the benchmark raise the port quota)")
+    parser.add_argument("--server-pid", type=int, help="server process to read CPU time and RSS from (/proc)")
+    parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432",
+                        help="PostgreSQL server for --start-server postgresql (a database is created and dropped)")
+    parser.add_argument("--ports", type=int, default=10000, help="ports to create (listing measured at 1k and here)")
+    parser.add_argument("--samples", type=int, default=300, help="timed sequential operations per phase")
+    parser.add_argument("--network-samples", type=int, default=100, help="networks (and subnets) to create")
+    parser.add_argument("--list-repeats", type=int, default=10, help="timed repetitions of each list call")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients in the concurrent phases")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for the ports picked per phase")
+    parser.add_argument("--timeout", type=float, default=3600, help="give up (and clean up) after this many seconds")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.url and not args.token:
+        raise SystemExit("api_bench: --url needs --token")
+    if args.url:
+        require_loopback(args.url)
+
+    async def bounded() -> int:
+        return await asyncio.wait_for(main_async(args), args.timeout)
+
+    try:
+        return asyncio.run(bounded())
+    except TimeoutError:
+        print(f"api_bench: stopped after --timeout {args.timeout:.0f}s", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

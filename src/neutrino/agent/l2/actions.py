@@ -1,0 +1,116 @@
+"""The kernel changes the l2 planner asks for, as frozen data.
+
+``plan`` returns these; ``apply`` is the only code that turns them into driver calls. Every
+action names the network it serves (None for clean-up of what no network needs any more) so the
+role can tell which ports' wiring failed and withhold their ``update_device_up``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureBridge:
+    """A ``brq`` bridge of ours, up, with the network's MTU pinned."""
+
+    network_id: str
+    name: str
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureVxlan:
+    """A unicast VXLAN device of ours (no learning; floods go to FDB head-end entries), up.
+
+    ``recreate`` says the present device has other identifying settings, so the driver will delete
+    and recreate it: its FDB entries and bridge membership go with it.
+    """
+
+    network_id: str
+    name: str
+    vni: int
+    local_ip: str
+    mtu: int
+    recreate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AttachUplink:
+    """Make ``device`` (the network's VXLAN device or mapped physical interface) a port of ``bridge``.
+
+    ``up`` also sets the device administratively up (physical interfaces; a VXLAN device is
+    brought up by EnsureVxlan).
+    """
+
+    network_id: str
+    device: str
+    bridge: str
+    up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AddFdbEntry:
+    """``bridge fdb append MAC dev DEVICE dst DST``: head-end flooding (all-zero MAC) or l2 population."""
+
+    network_id: str
+    device: str
+    mac: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConvergeTap:
+    """Wire one instance tap: only the fields that are not None differ from the kernel and get set."""
+
+    network_id: str
+    device: str
+    mtu: int | None = None
+    bridge: str | None = None
+    up: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveFdbEntry:
+    """An FDB entry the desired state no longer has (a host left the network, a port moved)."""
+
+    network_id: str
+    device: str
+    mac: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDevice:
+    """A bridge or VXLAN device of ours that no network with ports on this host needs."""
+
+    name: str
+    network_id: str | None = None
+
+
+Action = EnsureBridge | EnsureVxlan | AttachUplink | AddFdbEntry | ConvergeTap | RemoveFdbEntry | RemoveDevice
+
+# The order phases run in: bridges exist before anything joins them; uplinks and FDB before taps so
+# the first packet of an instance finds its way; clean-up last, after everything wanted is in place.
+PHASES: tuple[tuple[type, ...], ...] = (
+    (EnsureBridge,),
+    (EnsureVxlan, AttachUplink),
+    (AddFdbEntry,),
+    (ConvergeTap,),
+    (RemoveFdbEntry,),
+    (RemoveDevice,),
+)
+
+
+def phase_of(action: Action) -> int:
+    for index, kinds in enumerate(PHASES):
+        if isinstance(action, kinds):
+            return index
+    raise TypeError(f"not an l2 action: {action!r}")
+
+
+def subject_of(action: Action) -> str:
+    """The kernel object an action changes; actions on one subject must run in plan order."""
+    if isinstance(action, EnsureBridge | EnsureVxlan | RemoveDevice):
+        return action.name
+    return action.device

@@ -1,0 +1,288 @@
+"""Decide the l2 wiring of one host: desired state + kernel view -> ordered actions. Pure: no I/O.
+
+Neutron linuxbridge semantics: one bridge ``brq<net[:11]>`` per network with ports on this host;
+a VXLAN network adds ``vxlan-<vni>`` (local = the tunnel IP, no learning, port 4789) to it, with a
+head-end replication FDB entry per remote host in ``flood`` and a per-MAC entry per remote port
+(l2 population); a flat network adds the interface its physical network is mapped to (or, when the
+mapping names an existing bridge, uses that bridge); a local network is the bridge alone. Each
+instance tap joins its network's bridge with the network's MTU, up or down as its port's
+``admin_state_up`` says.
+
+Reconcile, never rebuild: an action is produced only for what differs, so a plan of an already
+right host is empty, and nothing that is right is deleted and recreated. Pruning removes only
+devices carrying this host's owner mark that no network with ports here needs, and FDB entries the
+desired state no longer lists; taps are never removed (they belong to the instance plumbing).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import replace as _with
+
+from neutrino.agent.l2.actions import (
+    Action,
+    AddFdbEntry,
+    AttachUplink,
+    ConvergeTap,
+    EnsureBridge,
+    EnsureVxlan,
+    RemoveDevice,
+    RemoveFdbEntry,
+)
+from neutrino.agent.l2.config import LinuxBridgeConfig
+from neutrino.agent.l2.kernel_view import KernelView
+from neutrino.dataplane.names import DeviceRole, bridge_name, device_role, vxlan_name
+from neutrino.dataplane.netlink import FLOODING_MAC, VXLAN_DEFAULT_PORT, Link, VxlanSettings
+from neutrino.rpc.l2_state import L2Network, L2Port, L2State
+
+NO_VLAN = (
+    "VLAN segments cannot be wired by this agent: it creates no 802.1Q devices "
+    "(this kernel has CONFIG_VLAN_8021Q off)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkLayout:
+    """How one network is carried on this host, or why it cannot be (``problem``).
+
+    ``bridge`` and ``vxlan`` are named even for a network with a problem, so that pruning never
+    removes the devices of a network that is still wanted but temporarily unwireable.
+    """
+
+    network_id: str
+    network_type: str
+    mtu: int
+    bridge: str
+    owns_bridge: bool = True
+    vxlan: str | None = None
+    vni: int | None = None
+    local_ip: str | None = None
+    # A physical interface (not a bridge) enslaved into the network's bridge.
+    uplink: str | None = None
+    # (MAC, remote VTEP) pairs the VXLAN device must carry.
+    fdb: frozenset[tuple[str, str]] = frozenset()
+    problem: str | None = None
+
+    @property
+    def wireable(self) -> bool:
+        return self.problem is None
+
+
+def lay_out_networks(
+    desired: L2State, links: Mapping[str, Link], config: LinuxBridgeConfig
+) -> dict[str, NetworkLayout]:
+    """The layout of every network that has at least one desired port on this host."""
+    networks = {network.network_id: network for network in desired.networks}
+    layouts: dict[str, NetworkLayout] = {}
+    for port in desired.ports:
+        if port.network_id in layouts:
+            continue
+        network = networks.get(port.network_id) or L2Network(port.network_id, port.segment, port.mtu)
+        layouts[port.network_id] = _lay_out(network, links, config)
+    return layouts
+
+
+def _lay_out(network: L2Network, links: Mapping[str, Link], config: LinuxBridgeConfig) -> NetworkLayout:
+    segment = network.segment
+    base = NetworkLayout(
+        network_id=network.network_id,
+        network_type=segment.network_type,
+        mtu=network.mtu,
+        bridge=bridge_name(network.network_id),
+    )
+    kind = segment.network_type
+    if kind == "local":
+        return base
+    if kind == "vxlan":
+        return _lay_out_vxlan(base, network, config)
+    if kind == "flat":
+        return _lay_out_flat(base, segment.physical_network, links, config)
+    if kind == "vlan":
+        return _with(base, problem=NO_VLAN)
+    return _with(base, problem=f"network type {kind!r} is not carried by the Linux bridge agent")
+
+
+def _lay_out_vxlan(base: NetworkLayout, network: L2Network, config: LinuxBridgeConfig) -> NetworkLayout:
+    vni = network.segment.segmentation_id
+    try:
+        name = vxlan_name(vni)  # type: ignore[arg-type]
+    except ValueError as exc:
+        return _with(base, problem=f"VXLAN segment without a usable VNI: {exc}")
+    local_ip = _normalize_ip(config.tunnel_ip or "")
+    laid_out = _with(base, vxlan=name, vni=vni)
+    if local_ip is None:
+        return _with(laid_out, problem="VXLAN needs a tunnel_ip, and this agent has none configured")
+    fdb = {(FLOODING_MAC, ip) for ip in map(_normalize_ip, network.flood) if ip and ip != local_ip}
+    for entry in network.fdb:
+        mac, dst = _normalize_mac(entry.mac_address), _normalize_ip(entry.tunneling_ip)
+        if mac and dst and dst != local_ip:
+            fdb.add((mac, dst))
+    return _with(laid_out, local_ip=local_ip, fdb=frozenset(fdb))
+
+
+def _lay_out_flat(
+    base: NetworkLayout, physnet: str | None, links: Mapping[str, Link], config: LinuxBridgeConfig
+) -> NetworkLayout:
+    if not physnet:
+        return _with(base, problem="flat segment without a physical network")
+    device = config.bridge_mappings.get(physnet)
+    if device is None:
+        return _with(base, problem=f"physical network {physnet!r} has no bridge mapping on this host")
+    link = links.get(device)
+    if link is None:
+        return _with(base, problem=f"interface {device!r} of physical network {physnet!r} is missing")
+    if link.kind == "bridge":
+        # Neutron's bridge_mappings: the operator's bridge (e.g. br-ex) carries the network itself.
+        return _with(base, bridge=device, owns_bridge=False)
+    return _with(base, uplink=device)
+
+
+def plan(
+    desired: L2State, actual: KernelView, config: LinuxBridgeConfig, *, prune: bool = True
+) -> tuple[Action, ...]:
+    """The ordered actions that make ``actual`` match ``desired``; empty when it already does.
+
+    Order: bridges, then VXLAN devices and uplink attachments, then FDB additions, then taps
+    (MTU, bridge, up/down), then stale FDB entries, then devices no network needs. With
+    ``prune=False`` (wiring one newly seen tap against a partial desired state) nothing is removed.
+    """
+    owner = config.owner_tag
+    layouts = lay_out_networks(desired, actual.links, config)
+    bridges: list[Action] = []
+    uplinks: list[Action] = []
+    fdb_added: list[Action] = []
+    taps: list[Action] = []
+    fdb_removed: list[Action] = []
+    removed: list[Action] = []
+
+    for network_id in sorted(layouts):
+        layout = layouts[network_id]
+        if not layout.wireable:
+            continue
+        if layout.owns_bridge:
+            bridge = actual.links.get(layout.bridge)
+            if not (
+                bridge is not None
+                and bridge.kind == "bridge"
+                and bridge.mtu == layout.mtu
+                and bridge.admin_up
+                and owner.owns(bridge.alias)
+            ):
+                bridges.append(EnsureBridge(network_id, layout.bridge, layout.mtu))
+        if layout.vxlan is not None:
+            _plan_vxlan(layout, actual, config, uplinks, fdb_added, fdb_removed if prune else None)
+        if layout.uplink is not None:
+            link = actual.links[layout.uplink]
+            if link.master != layout.bridge or not link.admin_up:
+                uplinks.append(AttachUplink(network_id, layout.uplink, layout.bridge, up=True))
+
+    for port in sorted(desired.ports, key=lambda p: p.device):
+        layout = layouts[port.network_id]
+        tap = actual.links.get(port.device)
+        if layout.wireable and tap is not None:
+            action = _converge_tap(port, tap, layout.bridge)
+            if action is not None:
+                taps.append(action)
+
+    if prune:
+        needed = set()
+        for layout in layouts.values():
+            needed.add(layout.bridge)
+            if layout.vxlan is not None:
+                needed.add(layout.vxlan)
+        stale = [
+            name
+            for name, link in actual.links.items()
+            if name not in needed
+            and owner.owns(link.alias)
+            and device_role(name) in (DeviceRole.BRIDGE, DeviceRole.VXLAN)
+        ]
+        # VXLAN devices first: a bridge taken away first would briefly leave them unattached.
+        stale.sort(key=lambda name: (device_role(name) is DeviceRole.BRIDGE, name))
+        removed.extend(RemoveDevice(name) for name in stale)
+
+    return (*bridges, *uplinks, *fdb_added, *taps, *fdb_removed, *removed)
+
+
+def _plan_vxlan(
+    layout: NetworkLayout,
+    actual: KernelView,
+    config: LinuxBridgeConfig,
+    uplinks: list[Action],
+    fdb_added: list[Action],
+    fdb_removed: list[Action] | None,
+) -> None:
+    assert layout.vxlan is not None and layout.vni is not None and layout.local_ip is not None
+    network_id, name = layout.network_id, layout.vxlan
+    link = actual.links.get(name)
+    want = VxlanSettings(layout.vni, ipaddress.ip_address(layout.local_ip), VXLAN_DEFAULT_PORT, False, None)
+    recreate = link is not None and link.vxlan != want
+    if (
+        link is None
+        or recreate
+        or link.mtu != layout.mtu
+        or not link.admin_up
+        or not config.owner_tag.owns(link.alias)
+    ):
+        uplinks.append(EnsureVxlan(network_id, name, layout.vni, layout.local_ip, layout.mtu, recreate))
+    fresh = link is None or recreate
+    if fresh or link.master != layout.bridge:  # type: ignore[union-attr]
+        uplinks.append(AttachUplink(network_id, name, layout.bridge))
+    present = frozenset() if fresh else actual.fdb.get(name, frozenset())
+    for mac, dst in sorted(layout.fdb - present):
+        fdb_added.append(AddFdbEntry(network_id, name, mac, dst))
+    if fdb_removed is not None:
+        for mac, dst in sorted(present - layout.fdb):
+            fdb_removed.append(RemoveFdbEntry(network_id, name, mac, dst))
+
+
+def _converge_tap(port: L2Port, tap: Link, bridge: str) -> ConvergeTap | None:
+    mtu = port.mtu if port.mtu and tap.mtu != port.mtu else None
+    master = bridge if tap.master != bridge else None
+    up = port.admin_state_up if tap.admin_up != port.admin_state_up else None
+    if mtu is None and master is None and up is None:
+        return None
+    return ConvergeTap(port.network_id, port.device, mtu=mtu, bridge=master, up=up)
+
+
+def wired_ports(
+    desired: L2State,
+    actual: KernelView,
+    config: LinuxBridgeConfig,
+    *,
+    failed_networks: frozenset[str] = frozenset(),
+    failed_devices: frozenset[str] = frozenset(),
+) -> frozenset[str]:
+    """Taps of desired ports that are present and whose network and own wiring succeeded.
+
+    ``actual`` is the view the plan was made from; the failures are those of applying that plan.
+    """
+    layouts = lay_out_networks(desired, actual.links, config)
+    return frozenset(
+        port.device
+        for port in desired.ports
+        if port.device in actual.links
+        and layouts[port.network_id].wireable
+        and port.network_id not in failed_networks
+        and port.device not in failed_devices
+    )
+
+
+def _normalize_mac(mac: str) -> str | None:
+    """``FA:16:3e:1:2:3`` -> ``fa:16:3e:01:02:03``, the form the driver reports; None if not a MAC."""
+    parts = mac.strip().lower().replace("-", ":").split(":")
+    if len(parts) != 6 or not all(1 <= len(part) <= 2 for part in parts):
+        return None
+    try:
+        return ":".join(f"{int(part, 16):02x}" for part in parts)
+    except ValueError:
+        return None
+
+
+def _normalize_ip(address: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None

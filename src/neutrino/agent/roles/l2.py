@@ -1,0 +1,463 @@
+"""The l2 role: Neutron's Linux bridge agent, as a reconciler driven by netlink events.
+
+``desired`` is the host's ``sync_state("l2")`` reply, ``actual`` the kernel of the host namespace
+(``config.netns``), ``plan`` the pure difference, ``apply`` the only writer. Three things start a
+reconcile:
+
+* ``resync`` (at start, periodically, on "revived"): the full desired state, including pruning.
+* a tap appearing (a netlink event, not polling): that one port is wired at once against the last
+  desired state (or, for a tap the agent has not heard of, what ``get_devices_details`` says), then
+  reported up; a tap disappearing is reported down.
+* server events (``on_event``): hints only; bursts are coalesced into one resync after a short
+  quiet period.
+
+A stop leaves the data plane as it is, and a new role object reconciles in place: nothing that is
+already right is touched, so traffic that flows keeps flowing across agent restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from neutrino.agent.l2.actions import Action
+from neutrino.agent.l2.apply import ActionFailure, ApplyResult, apply
+from neutrino.agent.l2.config import LinuxBridgeConfig
+from neutrino.agent.l2.kernel_features import KernelFeatures, detect_kernel_features
+from neutrino.agent.l2.kernel_view import KernelView, LinkMirror, read_fdb, read_links
+from neutrino.agent.l2.plan import NetworkLayout, lay_out_networks, plan, wired_ports
+from neutrino.agent.l2.reporter import DeviceStatusReporter
+from neutrino.agent.l2.reporting import (
+    PortStatus,
+    StatusReport,
+    decide_reports,
+    forgotten_devices,
+)
+from neutrino.bus.envelope import Envelope
+from neutrino.bus.errors import BusError
+from neutrino.dataplane.names import DeviceRole, device_role, tap_name
+from neutrino.dataplane.netlink import Link, LinkEvent, NetlinkDriver
+from neutrino.rpc.agent_client import AgentRpcClient
+from neutrino.rpc.l2_state import L2Network, L2Port, L2State
+
+__all__ = ["LinuxBridgeConfig", "LinuxBridgeRole", "ReconcileReport"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What one reconcile did: for logs, tests and benchmarks."""
+
+    scope: str  # "full" (resync) or the tap a fast-path wiring was for
+    actions: tuple[Action, ...]
+    failed: tuple[ActionFailure, ...]
+    reports: tuple[StatusReport, ...]
+    # Where the links came from: "mirror" (watch snapshot + events) or "dump" (a fresh read).
+    links_from: str
+    seconds: float
+
+
+class LinuxBridgeRole:
+    """One host's L2 wiring; implements ``neutrino.agent.roles.base.Role``."""
+
+    name = "l2"
+    agent_type = "Linux bridge agent"
+    binary = "neutrino-linuxbridge-agent"
+    topic = "N/A"
+
+    def __init__(
+        self,
+        config: LinuxBridgeConfig,
+        rpc: AgentRpcClient,
+        *,
+        driver: NetlinkDriver | None = None,
+        debounce_seconds: float = 0.05,
+        full_read_every: int = 10,
+        watch_retry_seconds: float = 1.0,
+        kernel_features: KernelFeatures | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``full_read_every``: every n-th resync reads the links with a fresh dump instead of the mirror."""
+        self.config = config
+        self._rpc = rpc
+        self._driver = driver if driver is not None else NetlinkDriver(config.owner_tag)
+        self._debounce_seconds = debounce_seconds
+        self._full_read_every = max(1, full_read_every)
+        self._watch_retry_seconds = watch_retry_seconds
+        self._features = kernel_features
+        self._clock = clock
+
+        self._mirror = LinkMirror()
+        self._mirror_live = False
+        self._passes_since_dump = 0
+        self._reporter = DeviceStatusReporter(rpc)
+        self._kernel_lock = asyncio.Lock()
+        self._resync_lock = asyncio.Lock()
+        self._resync_wanted = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._device_tasks: dict[str, asyncio.Task[None]] = {}
+
+        self._desired: L2State | None = None
+        self._ports_by_device: dict[str, L2Port] = {}
+        self._revision_by_port: dict[str, int] = {}
+        self._networks: dict[str, L2Network] = {}
+        self._needed_devices: frozenset[str] = frozenset()
+        self._wired: set[str] = set()
+        self._logged_problems: dict[str, str] = {}
+        self._full_passes = 0
+        self.last_reconcile: ReconcileReport | None = None
+
+    # ---- Role ----------------------------------------------------------------------------------
+
+    def configurations(self) -> Mapping[str, Any]:
+        features = self._features.to_dict() if self._features is not None else {"vlan": None}
+        return {
+            "bridge_mappings": dict(self.config.bridge_mappings),
+            "tunnel_types": ["vxlan"] if self.config.tunnel_ip else [],
+            "tunneling_ip": self.config.tunnel_ip,
+            "devices": len(self._wired),
+            "interface_mappings": {},
+            "kernel_features": features,
+        }
+
+    async def start(self) -> None:
+        """Detect kernel features, subscribe to link events (live before this returns), start coalescing."""
+        if self._tasks:
+            return
+        if self._features is None:
+            self._features = await asyncio.to_thread(detect_kernel_features)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        watch = asyncio.create_task(self._watch_links(ready), name=f"l2-watch-{self.config.host}")
+        self._tasks.append(watch)
+        try:
+            await ready
+        except BaseException:
+            await self.stop()
+            raise
+        self._tasks.append(
+            asyncio.create_task(self._coalesce_resyncs(), name=f"l2-resync-{self.config.host}")
+        )
+
+    async def resync(self) -> None:
+        """Fetch the full desired state and reconcile the host to it; safe to run any number of times."""
+        async with self._resync_lock:
+            reply = await self._rpc.sync_state(self.name)
+            await self._reconcile_full(L2State.from_dict(reply))
+
+    async def on_event(self, envelope: Envelope) -> None:
+        """Coalesce server hints into one resync; a port revision already applied is ignored."""
+        payload = envelope.payload
+        if payload.get("resource") == "port" and payload.get("op") in ("create", "update"):
+            known = self._revision_by_port.get(str(payload.get("id")))
+            revision = payload.get("revision")
+            if known is not None and isinstance(revision, int) and revision <= known:
+                return
+        self.request_resync()
+
+    async def stop(self) -> None:
+        """Stop watching and reporting; the kernel is left exactly as it is."""
+        tasks = [*self._tasks, *self._device_tasks.values()]
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._device_tasks.clear()
+        self._mirror_live = False
+        await self._reporter.close()
+
+    # ---- what tests and benchmarks may look at ---------------------------------------------------
+
+    def request_resync(self) -> None:
+        """Ask for a resync after the debounce period; requests until it starts count once."""
+        self._resync_wanted.set()
+
+    @property
+    def wired_devices(self) -> frozenset[str]:
+        """Taps of desired ports currently wired by this role."""
+        return frozenset(self._wired)
+
+    @property
+    def reported(self) -> Mapping[str, PortStatus]:
+        """What this process told the server per device (live, read-only)."""
+        return self._reporter.reported
+
+    # ---- full reconcile --------------------------------------------------------------------------
+
+    async def _reconcile_full(self, desired: L2State) -> None:
+        started = self._clock()
+        async with self._kernel_lock:
+            links, links_from = await self._links_for_full_pass()
+            layouts = lay_out_networks(desired, links, self.config)
+            self._log_problems(layouts, complete=True)
+            view = await self._view(links, layouts.values())
+            actions = plan(desired, view, self.config)
+            result = await self._apply(actions)
+            wired = wired_ports(
+                desired,
+                view,
+                self.config,
+                failed_networks=result.failed_networks,
+                failed_devices=result.failed_devices,
+            )
+            for device in forgotten_devices(desired.ports, self._reporter.reported):
+                self._reporter.forget(device)
+            reports = decide_reports(
+                desired.ports,
+                present=links.keys(),
+                wired=wired,
+                reported=self._reporter.reported,
+                first_pass=self._full_passes == 0,
+            )
+            deliveries = self._reporter.submit_all(reports)
+            self._remember(desired, layouts, wired)
+            self.last_reconcile = ReconcileReport(
+                "full", actions, result.failed, reports, links_from, self._clock() - started
+            )
+        if actions or reports:
+            log.info(
+                "l2 reconcile of %s: %d actions (%d failed), %d reports in %.3fs",
+                self.config.host,
+                len(actions),
+                len(result.failed),
+                len(reports),
+                self._clock() - started,
+            )
+        await asyncio.gather(*deliveries)
+
+    async def _links_for_full_pass(self) -> tuple[dict[str, Link], str]:
+        self._passes_since_dump += 1
+        if self._mirror_live and self._passes_since_dump < self._full_read_every:
+            await self._settle()
+            return self._mirror.links_by_name(), "mirror"
+        links = await read_links(self._driver, netns=self.config.netns)
+        if self._mirror_live:
+            self._mirror.reset(links.values())
+        self._passes_since_dump = 0
+        return links, "dump"
+
+    async def _view(self, links: dict[str, Link], layouts: Any) -> KernelView:
+        vxlans = [
+            layout.vxlan
+            for layout in layouts
+            if layout.wireable and layout.vxlan is not None and layout.vxlan in links
+        ]
+        fdb = await read_fdb(self._driver, vxlans, netns=self.config.netns) if vxlans else {}
+        return KernelView(links, fdb)
+
+    async def _apply(self, actions: tuple[Action, ...]) -> ApplyResult:
+        if not actions:
+            return ApplyResult((), ())
+        return await apply(actions, self._driver, netns=self.config.netns)
+
+    def _remember(
+        self, desired: L2State, layouts: Mapping[str, NetworkLayout], wired: frozenset[str]
+    ) -> None:
+        self._desired = desired
+        self._ports_by_device = {port.device: port for port in desired.ports}
+        self._revision_by_port = {port.port_id: port.revision for port in desired.ports}
+        self._networks = {network.network_id: network for network in desired.networks}
+        needed = set()
+        for layout in layouts.values():
+            if layout.owns_bridge:
+                needed.add(layout.bridge)
+            if layout.vxlan is not None:
+                needed.add(layout.vxlan)
+        self._needed_devices = frozenset(needed)
+        self._wired = set(wired)
+        self._full_passes += 1
+
+    def _log_problems(self, layouts: Mapping[str, NetworkLayout], *, complete: bool) -> None:
+        """Say once (not every resync) why a network cannot be wired here.
+
+        ``complete``: ``layouts`` covers every desired network, so forget the others' problems.
+        """
+        for network_id, layout in layouts.items():
+            if layout.problem and self._logged_problems.get(network_id) != layout.problem:
+                log.warning(
+                    "network %s is not wired on %s, its ports stay down: %s",
+                    network_id,
+                    self.config.host,
+                    layout.problem,
+                )
+        problems = {nid: lay.problem for nid, lay in layouts.items() if lay.problem}
+        if complete:
+            self._logged_problems = problems
+        else:
+            self._logged_problems.update(problems)
+
+    async def _settle(self) -> None:
+        # Let the watch task fold in link events already queued on its socket (each wake-up is
+        # one poll of the socket, one read, and the parse of everything read).
+        for _ in range(4):
+            await asyncio.sleep(0)
+
+    # ---- link events -----------------------------------------------------------------------------
+
+    async def _watch_links(self, ready: asyncio.Future[None]) -> None:
+        netns = self.config.netns
+        while True:
+            try:
+                async with self._driver.watch_links(netns=netns) as watch:
+                    self._mirror.reset(watch.snapshot)
+                    self._mirror_live = True
+                    if ready.done():
+                        self.request_resync()  # re-subscribed after a failure: catch up on what was missed
+                    else:
+                        ready.set_result(None)
+                    async for event in watch:
+                        if event.event == "overflow":
+                            self._mirror.reset(watch.snapshot)
+                        else:
+                            self._mirror.apply(event)
+                        self._dispatch(event)
+            except asyncio.CancelledError:
+                self._mirror_live = False
+                raise
+            except Exception as exc:  # noqa: BLE001 - the watch must outlive kernel hiccups
+                self._mirror_live = False
+                if not ready.done():
+                    ready.set_exception(exc)
+                    return
+                log.warning("link watch in %s failed, retrying: %s", netns or "the root namespace", exc)
+                await asyncio.sleep(self._watch_retry_seconds)
+
+    def _dispatch(self, event: LinkEvent) -> None:
+        if event.event == "overflow":
+            self.request_resync()
+            return
+        if device_role(event.name) is DeviceRole.TAP:
+            if event.event == "added":
+                self._serially(event.name, self._on_tap_added(event.name))
+            elif event.event == "removed":
+                self._serially(event.name, self._on_tap_removed(event.name))
+            return
+        if event.event == "added" and event.name in self.config.bridge_mappings.values():
+            self.request_resync()  # a mapped interface (re)appeared: its flat networks can be wired now
+        elif event.event == "removed" and event.name in self._needed_devices:
+            self.request_resync()  # someone removed a bridge or VXLAN device we need
+
+    def _serially(self, device: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` after the device's earlier event handling (added, then removed, then added...)."""
+        previous = self._device_tasks.get(device)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the periodic resync will retry
+                log.exception("handling a link event of %s failed", device)
+
+        task = asyncio.create_task(run(), name=f"l2-device-{device}")
+        self._device_tasks[device] = task
+
+        def drop(done: asyncio.Task[None]) -> None:
+            if self._device_tasks.get(device) is done:
+                del self._device_tasks[device]
+
+        task.add_done_callback(drop)
+
+    async def _on_tap_added(self, tap: str) -> None:
+        """Fast path: wire one new tap now and report it up, without waiting for a resync."""
+        started = self._clock()
+        port = self._ports_by_device.get(tap)
+        network = self._networks.get(port.network_id) if port is not None else None
+        if port is None:
+            found = await self._ask_server_about(tap)
+            if found is None:
+                return
+            port, network = found
+            self.request_resync()  # the full state brings the network's flood list and l2 population
+        scope = L2State(
+            self.config.host,
+            self.config.tunnel_ip,
+            ports=(port,),
+            networks=(network,) if network is not None else (),
+        )
+        async with self._kernel_lock:
+            await self._settle()
+            links = self._mirror.links_by_name()
+            if tap not in links:
+                return  # gone again; its removal is handled after this
+            layouts = lay_out_networks(scope, links, self.config)
+            self._log_problems(layouts, complete=False)
+            view = await self._view(links, layouts.values())
+            actions = plan(scope, view, self.config, prune=False)
+            result = await self._apply(actions)
+            wired = wired_ports(
+                scope,
+                view,
+                self.config,
+                failed_networks=result.failed_networks,
+                failed_devices=result.failed_devices,
+            )
+            reports = decide_reports(
+                (port,), present=links.keys(), wired=wired, reported=self._reporter.reported
+            )
+            deliveries = self._reporter.submit_all(reports)
+            if tap in wired:
+                self._wired.add(tap)
+            self.last_reconcile = ReconcileReport(
+                tap, actions, result.failed, reports, "mirror", self._clock() - started
+            )
+        await asyncio.gather(*deliveries)
+
+    async def _ask_server_about(self, tap: str) -> tuple[L2Port, L2Network | None] | None:
+        """A tap the last desired state does not name: maybe its port was bound a moment ago."""
+        try:
+            reply = await self._rpc.get_devices_details([tap])
+        except BusError as exc:
+            log.warning("could not ask the server about %s: %s", tap, exc)
+            self.request_resync()
+            return None
+        for entry in reply.get("devices", ()):
+            try:
+                port = L2Port.from_dict(entry)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("unreadable device details for %s: %s", tap, exc)
+                continue
+            if port.device == tap or tap_name(port.port_id) == tap:
+                if port.device != tap:
+                    port = _with_device(port, tap)
+                return port, self._networks.get(port.network_id)
+        log.debug("tap %s is not a port of %s", tap, self.config.host)
+        return None
+
+    async def _on_tap_removed(self, tap: str) -> None:
+        """A tap vanished: if the server was told it is up, tell it it is down."""
+        async with self._kernel_lock:
+            self._wired.discard(tap)
+            last = self._reporter.reported.get(tap)
+            if last is None or not last.up:
+                return
+            port = self._ports_by_device.get(tap)
+            revision = port.revision if port is not None else last.revision
+            delivery = self._reporter.submit(StatusReport(tap, PortStatus(revision, False)))
+        await delivery
+
+    # ---- coalescing server hints -----------------------------------------------------------------
+
+    async def _coalesce_resyncs(self) -> None:
+        while True:
+            await self._resync_wanted.wait()
+            await asyncio.sleep(self._debounce_seconds)
+            self._resync_wanted.clear()
+            try:
+                await self.resync()
+            except asyncio.CancelledError:
+                raise
+            except BusError as exc:
+                log.warning("l2 resync of %s could not reach the server: %s", self.config.host, exc)
+            except Exception:  # noqa: BLE001 - the periodic resync tries again
+                log.exception("l2 resync of %s failed", self.config.host)
+
+
+def _with_device(port: L2Port, device: str) -> L2Port:
+    return replace(port, device=device)

@@ -1,0 +1,329 @@
+"""``neutrino cleanup [--host NAME]``: remove every kernel object and process Neutrino made, and nothing else.
+
+What counts as Neutrino's (never a name alone; see ``dataplane.ownership``):
+
+* a network namespace whose loopback carries a ``neutrino:<host>`` alias (the driver's mark);
+* a device carrying that alias, in the root namespace or any namespace that stays; a device named
+  like a tap must *also* follow Neutrino's tap naming (``tap<uuid[:11]>``), so another program's
+  ``tap0`` is never touched whatever its alias says;
+* an nftables table whose name starts with ``neutrino`` (with ``--host``: only one whose comment is
+  that host's mark ``neutrino:<host>``, the convention for the firewall driver);
+* a ``dnsmasq`` or ``dhclient`` process named by a pid file under the state directory (with
+  ``--host``: only if it runs inside one of that host's namespaces), and every process running
+  inside a namespace being removed (it would keep the namespace, and its devices, alive).
+
+``--host NAME`` narrows everything to objects marked ``neutrino:NAME``, so simulated hosts sharing a
+kernel (and parallel test runs) never remove each other's objects. The work is split the usual way:
+:func:`take_inventory` reads the kernel, :func:`plan_cleanup` decides (pure), :func:`apply_cleanup`
+acts and says what it removed. Instance records in the state directory are left alone (they are
+not kernel objects): ``neutrino instance delete`` also removes their ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neutrino.compute.processes import (
+    NamespaceIdentity,
+    ProcessFacts,
+    namespace_identity,
+    process_facts,
+    read_pid_file,
+    terminate,
+)
+from neutrino.config import load_settings
+from neutrino.dataplane.names import is_neutrino_device_name
+from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
+from neutrino.dataplane.ownership import OwnerTag, owner_of
+
+# Programs Neutrino runs and finds again by pid file: DHCP servers (agent) and clients (instances).
+MANAGED_PROGRAMS = frozenset({"dnsmasq", "dhclient"})
+TABLE_PREFIX = "neutrino"
+# Owner used only to read and delete; cleanup never creates anything.
+_READER = OwnerTag("cleanup")
+
+
+# ---- what the kernel shows ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceFacts:
+    name: str
+    # The alias of its loopback device (the namespace's mark), if any.
+    alias: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFacts:
+    # None: the root namespace (the one cleanup runs in).
+    netns: str | None
+    name: str
+    kind: str | None
+    alias: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableFacts:
+    netns: str | None
+    family: str
+    name: str
+    comment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundProcess:
+    process: ProcessFacts
+    # The namespace it runs in, if that is one under /run/netns.
+    netns: str | None
+    # The pid file under the state directory that names it, if any.
+    pid_file: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class KernelInventory:
+    namespaces: tuple[NamespaceFacts, ...] = ()
+    devices: tuple[DeviceFacts, ...] = ()
+    tables: tuple[TableFacts, ...] = ()
+    processes: tuple[FoundProcess, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupPlan:
+    """What to remove, in the order it is removed."""
+
+    processes: tuple[FoundProcess, ...] = ()
+    tables: tuple[TableFacts, ...] = ()
+    devices: tuple[DeviceFacts, ...] = ()
+    namespaces: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.processes or self.tables or self.devices or self.namespaces)
+
+
+# ---- deciding ------------------------------------------------------------------------------------------------
+
+
+def _owned(alias: str | None, host: str | None) -> bool:
+    owner = owner_of(alias)
+    return owner is not None and (host is None or owner.host == host)
+
+
+def plan_cleanup(inventory: KernelInventory, host: str | None) -> CleanupPlan:
+    """Pick Neutrino's objects (all owners, or only ``host``'s) out of what the kernel shows."""
+    doomed = {ns.name for ns in inventory.namespaces if _owned(ns.alias, host)}
+    alias = OwnerTag(host).alias if host is not None else None
+
+    def process_is_ours(found: FoundProcess) -> bool:
+        if found.netns in doomed:
+            return True
+        # With --host, a process is attributed to the host only through the namespace it runs in.
+        return host is None and found.pid_file is not None and found.process.comm in MANAGED_PROGRAMS
+
+    def table_is_ours(table: TableFacts) -> bool:
+        if table.netns in doomed or not table.name.startswith(TABLE_PREFIX):
+            return False
+        return host is None or table.comment == alias
+
+    def device_is_ours(device: DeviceFacts) -> bool:
+        if device.netns in doomed or device.name == "lo" or not _owned(device.alias, host):
+            return False
+        return not device.name.startswith("tap") or is_neutrino_device_name(device.name)
+
+    return CleanupPlan(
+        processes=tuple(p for p in inventory.processes if process_is_ours(p)),
+        tables=tuple(t for t in inventory.tables if table_is_ours(t)),
+        devices=tuple(d for d in inventory.devices if device_is_ours(d)),
+        namespaces=tuple(sorted(doomed)),
+    )
+
+
+# ---- reading the kernel ----------------------------------------------------------------------------------------
+
+
+async def _nft(netns: str | None, *args: str) -> tuple[int, str, str]:
+    command = ["nft", *args] if netns is None else ["ip", "netns", "exec", netns, "nft", *args]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def _table_comment(listing: str) -> str | None:
+    # `nft list table` prints the table's comment as the first statement inside its block;
+    # nft 1.0.6 leaves it out of the JSON output.
+    for line in listing.splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("comment "):
+            with contextlib.suppress(ValueError):
+                return str(json.loads(text[len("comment ") :]))
+        if text:
+            return None
+    return None
+
+
+async def _tables(netns: str | None) -> list[TableFacts]:
+    status, out, _ = await _nft(netns, "-j", "list", "tables")
+    if status != 0:
+        return []
+    found = []
+    for item in json.loads(out or "{}").get("nftables", []):
+        table = item.get("table")
+        if not table or not str(table.get("name", "")).startswith(TABLE_PREFIX):
+            continue
+        status, listing, _ = await _nft(netns, "-t", "list", "table", table["family"], table["name"])
+        comment = _table_comment(listing) if status == 0 else None
+        found.append(TableFacts(netns, table["family"], table["name"], comment))
+    return found
+
+
+def _pid_files(state_dir: Path) -> list[Path]:
+    if not state_dir.is_dir():
+        return []
+    return sorted(p for p in state_dir.rglob("*") if p.is_file() and (p.suffix == ".pid" or p.name == "pid"))
+
+
+def _processes(state_dir: Path, namespaces: dict[NamespaceIdentity, str]) -> list[FoundProcess]:
+    found: dict[int, FoundProcess] = {}
+    for pid_file in _pid_files(state_dir):
+        pid = read_pid_file(pid_file)
+        facts = process_facts(pid) if pid is not None else None
+        if facts is not None:
+            netns = namespaces.get(facts.namespace) if facts.namespace is not None else None
+            found[facts.pid] = FoundProcess(facts, netns, pid_file)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in found:
+            continue
+        facts = process_facts(int(entry.name))
+        if facts is not None and facts.namespace in namespaces:
+            found[facts.pid] = FoundProcess(facts, namespaces[facts.namespace], None)
+    return sorted(found.values(), key=lambda p: p.process.pid)
+
+
+async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool = True) -> KernelInventory:
+    """Read namespaces, devices, nftables tables and relevant processes from the kernel."""
+    namespaces: list[NamespaceFacts] = []
+    devices: list[DeviceFacts] = [
+        DeviceFacts(None, link.name, link.kind, link.alias) for link in await driver.list_links()
+    ]
+    found_tables: list[TableFacts] = await _tables(None) if tables else []
+    identities: dict[NamespaceIdentity, str] = {}
+    for name in await driver.list_namespaces():
+        try:
+            links = await driver.list_links(netns=name)
+        except (NamespaceNotFound, NetlinkDriverError):
+            continue  # not a namespace binding (a stale file) or gone meanwhile
+        loopback = next((link for link in links if link.name == "lo"), None)
+        namespaces.append(NamespaceFacts(name, loopback.alias if loopback else None))
+        devices.extend(DeviceFacts(name, link.name, link.kind, link.alias) for link in links)
+        if tables:
+            found_tables.extend(await _tables(name))
+        identity = namespace_identity(driver.netns_dir / name)
+        if identity is not None:
+            identities[identity] = name
+    processes = await asyncio.to_thread(_processes, state_dir, identities)
+    return KernelInventory(tuple(namespaces), tuple(devices), tuple(found_tables), tuple(processes))
+
+
+# ---- acting ------------------------------------------------------------------------------------------------------
+
+
+def _where(netns: str | None) -> str:
+    return "the root namespace" if netns is None else f"namespace {netns}"
+
+
+async def apply_cleanup(driver: NetlinkDriver, plan: CleanupPlan) -> list[str]:
+    """Remove what ``plan`` lists (processes, tables, devices, namespaces, in that order); say what went."""
+    removed: list[str] = []
+    stopped = await terminate(p.process for p in plan.processes)
+    stopped_pids = {p.pid for p in stopped}
+    for found in plan.processes:
+        if found.process.pid not in stopped_pids:
+            continue
+        removed.append(f"stopped process {found.process.pid} ({found.process.comm}) in "
+                       f"{_where(found.netns) if found.netns else 'its namespace'}")
+        if found.pid_file is not None:
+            found.pid_file.unlink(missing_ok=True)
+    for table in plan.tables:
+        status, _, err = await _nft(table.netns, "delete", "table", table.family, table.name)
+        if status != 0 and "No such file" not in err:
+            raise RuntimeError(f"deleting nftables table {table.family} {table.name}: {err.strip()}")
+        removed.append(f"removed nftables table {table.family} {table.name} in {_where(table.netns)}")
+    for device in plan.devices:
+        await driver.remove_link(device.name, netns=device.netns)
+        removed.append(f"removed device {device.name} ({device.kind or 'device'}, {device.alias}) in "
+                       f"{_where(device.netns)}")
+    for namespace in plan.namespaces:
+        await driver.remove_namespace(namespace)
+        removed.append(f"removed namespace {namespace}")
+    return removed
+
+
+async def cleanup(state_dir: Path, host: str | None, *, dry_run: bool = False,
+                  driver: NetlinkDriver | None = None) -> list[str]:
+    """Inventory, plan and (unless ``dry_run``) apply; returns one line per object."""
+    driver = driver or NetlinkDriver(OwnerTag(host) if host else _READER)
+    inventory = await take_inventory(driver, state_dir, tables=shutil.which("nft") is not None)
+    plan = plan_cleanup(inventory, host)
+    if dry_run:
+        return [f"would remove: {line}" for line in _describe_plan(plan)]
+    return await apply_cleanup(driver, plan)
+
+
+def _describe_plan(plan: CleanupPlan) -> Iterable[str]:
+    for found in plan.processes:
+        yield f"process {found.process.pid} ({found.process.comm})"
+    for table in plan.tables:
+        yield f"nftables table {table.family} {table.name} in {_where(table.netns)}"
+    for device in plan.devices:
+        yield f"device {device.name} in {_where(device.netns)}"
+    for namespace in plan.namespaces:
+        yield f"namespace {namespace}"
+
+
+# ---- the command ---------------------------------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    """Add ``cleanup`` to the ``neutrino`` argument parser's subparsers."""
+    parser = subparsers.add_parser(
+        "cleanup", help="remove every namespace, device, nftables table and process Neutrino created"
+    )
+    parser.add_argument("--host", help="only objects of this host (marked neutrino:HOST); default: all hosts")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    parser.add_argument("--config", help="configuration file (TOML); see docs/configuration.md")
+    parser.add_argument("--state-dir", help="state directory (default: $NEUTRINO_STATE_DIR or the user data dir)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, dict[str, Any]] = {}
+    if args.state_dir:
+        overrides["server"] = {"state_dir": str(Path(args.state_dir).resolve())}
+    settings = load_settings(args.config, overrides=overrides)
+    if os.geteuid() != 0:
+        print("neutrino: cleanup needs root (namespaces, devices, processes)", file=sys.stderr)
+        return 1
+    try:
+        if args.host:
+            OwnerTag(args.host)  # a host name that could never own anything is a typo
+        lines = asyncio.run(cleanup(settings.state_path, args.host, dry_run=args.dry_run))
+    except (NetlinkDriverError, RuntimeError, ValueError) as exc:
+        print(f"neutrino: {exc}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    if not lines:
+        print("nothing to remove" + (f" for host {args.host}" if args.host else ""))
+    return 0

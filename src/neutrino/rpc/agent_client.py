@@ -1,0 +1,36 @@
+"""The agent side of the agent contract: typed calls to the server over the bus."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from neutrino.bus.interface import Bus
+
+SERVER = "server"
+
+
+class AgentRpcClient:
+    """One host's view of the server; every call names the host so the server can check it."""
+
+    def __init__(self, bus: Bus, host: str, *, timeout: float = 30.0) -> None:
+        self.bus = bus
+        self.host = host
+        self.timeout = timeout
+
+    async def report_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.bus.call(SERVER, "report_state", {"host": self.host, **state}, min(self.timeout, 10.0))
+
+    async def sync_state(self, role: str) -> dict[str, Any]:
+        return await self.bus.call(SERVER, "sync_state", {"host": self.host, "role": role}, self.timeout * 2)
+
+    async def get_devices_details(self, devices: Sequence[str]) -> dict[str, Any]:
+        return await self.bus.call(SERVER, "get_devices_details", {"host": self.host, "devices": list(devices)},
+                                   self.timeout)
+
+    async def update_device_up(self, device: str) -> dict[str, Any]:
+        return await self.bus.call(SERVER, "update_device_up", {"host": self.host, "device": device}, self.timeout)
+
+    async def update_device_down(self, device: str) -> dict[str, Any]:
+        return await self.bus.call(SERVER, "update_device_down", {"host": self.host, "device": device},
+                                   self.timeout)

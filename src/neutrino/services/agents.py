@@ -1,0 +1,137 @@
+"""Agents: heartbeats (``report_state``), liveness, and the admin-only agents collection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neutrino.context import RequestContext
+from neutrino.db.engine import Database
+from neutrino.db.schema.agents import agents
+from neutrino.errors import InvalidInput
+from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.standard import new_id, utcnow
+
+Clock = Callable[[], dt.datetime]
+L2_AGENT_TYPES = ("Linux bridge agent",)
+
+
+def format_agent_time(value: dt.datetime | None) -> str | None:
+    """Neutron shows agent times as 'YYYY-MM-DD HH:MM:SS' (no T, no Z)."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else None
+
+
+class AgentService:
+    def __init__(self, database: Database, notifier: Notifier, *, agent_down_time: float,
+                 clock: Clock = utcnow) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.down_time = dt.timedelta(seconds=agent_down_time)
+        self.clock = clock
+        # Called with (conn, host) after an L2 agent (re)appears: lets binding retry failed ports.
+        self.on_l2_agent_arrived: list[Callable[[AsyncConnection, str], Any]] = []
+
+    def is_alive(self, heartbeat: dt.datetime, now: dt.datetime | None = None) -> bool:
+        return (now or self.clock()) - heartbeat < self.down_time
+
+    def alive_clause(self, alive: bool) -> ColumnElement[bool]:
+        cutoff = self.clock() - self.down_time
+        return agents.c.heartbeat_timestamp > cutoff if alive else agents.c.heartbeat_timestamp <= cutoff
+
+    def table_query(self) -> TableQuery:
+        cols = {a: a for a in ("id", "agent_type", "binary", "topic", "host", "admin_state_up", "description",
+                               "availability_zone", "heartbeat_timestamp", "started_at", "created_at")}
+        special = {"alive": lambda values: or_(*[self.alive_clause(bool(v)) for v in values])}
+        return TableQuery("agent", agents, cols, special)
+
+    def view(self, row: Any) -> dict[str, Any]:
+        return {
+            "id": row["id"], "agent_type": row["agent_type"], "binary": row["binary"], "topic": row["topic"],
+            "host": row["host"], "admin_state_up": row["admin_state_up"], "description": row["description"],
+            "availability_zone": row["availability_zone"], "configurations": row["configurations"] or {},
+            "alive": self.is_alive(row["heartbeat_timestamp"]), "resources_synced": row["resources_synced"],
+            "heartbeat_timestamp": format_agent_time(row["heartbeat_timestamp"]),
+            "started_at": format_agent_time(row["started_at"]), "created_at": format_agent_time(row["created_at"]),
+        }
+
+    # ---- the API ------------------------------------------------------------------------------
+
+    async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            return [self.view(r) for r in await select_rows(conn, self.table_query(), query)]
+
+    async def get(self, ctx: RequestContext, agent_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            return self.view(await fetch_one(conn, agents, "agent", agent_id))
+
+    async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        raise InvalidInput("Agents register themselves through report_state")
+
+    async def update(self, ctx: RequestContext, agent_id: str, changes: dict[str, Any],
+                     if_revision: int | None = None) -> dict[str, Any]:
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            await fetch_one(conn, agents, "agent", agent_id)
+            values = {k: changes[k] for k in ("admin_state_up", "description") if k in changes}
+            if values:
+                await conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+            return self.view(await fetch_one(conn, agents, "agent", agent_id))
+
+        result = await self.db.write(work)
+        await self.notifier.committed([ChangeEvent("agent", agent_id, "update")])
+        return result
+
+    async def delete(self, ctx: RequestContext, agent_id: str, if_revision: int | None = None) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            await fetch_one(conn, agents, "agent", agent_id)
+            await conn.execute(delete(agents).where(agents.c.id == agent_id))
+
+        await self.db.write(work)
+
+    # ---- the agent contract ------------------------------------------------------------------
+
+    async def report_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Register or refresh an agent; says whether it is new, alive, or back from the dead."""
+        host, agent_type = state["host"], state["agent_type"]
+        now = self.clock()
+
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            row = (await conn.execute(select(agents).where(agents.c.agent_type == agent_type,
+                                                           agents.c.host == host))).mappings().first()
+            values = {"binary": state.get("binary", "neutrino-agent"), "topic": state.get("topic", "N/A"),
+                      "availability_zone": state.get("availability_zone"),
+                      "configurations": state.get("configurations") or {}, "heartbeat_timestamp": now}
+            if row is None:
+                agent_id = new_id()
+                await conn.execute(insert(agents).values(id=agent_id, agent_type=agent_type, host=host,
+                                                         admin_state_up=True, created_at=now, started_at=now,
+                                                         resources_synced=None, **values))
+                status = "new"
+            else:
+                agent_id = row["id"]
+                status = "alive" if self.is_alive(row["heartbeat_timestamp"], now) else "revived"
+                if state.get("start_flag"):
+                    values["started_at"] = now
+                await conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+            if agent_type in L2_AGENT_TYPES and status != "alive":
+                for hook in self.on_l2_agent_arrived:
+                    await hook(conn, host)
+            return {"status": status, "agent_id": agent_id}
+
+        result = await self.db.write(work)
+        if result["status"] != "alive":
+            await self.notifier.committed([ChangeEvent("agent", result["agent_id"], "update",
+                                                       hints=(("host", host),))])
+        return result
+
+    async def alive_agents(self, conn: AsyncConnection, agent_types: Sequence[str],
+                           host: str | None = None) -> list[Any]:
+        stmt = select(agents).where(agents.c.agent_type.in_(agent_types), agents.c.admin_state_up.is_(True),
+                                    self.alive_clause(True))
+        if host is not None:
+            stmt = stmt.where(agents.c.host == host)
+        return list((await conn.execute(stmt)).mappings().all())

@@ -1,0 +1,135 @@
+"""What L2 agents need from the database: their host's desired state and port status changes.
+
+``sync_state`` answers are always complete (never diffs): every port bound to the host through an
+L2 agent, and for each of its networks where the other hosts' copies live (l2 population).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neutrino.db.engine import Database
+from neutrino.db.schema import core as db
+from neutrino.db.schema.agents import agents
+from neutrino.rpc.l2_state import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
+from neutrino.services.agents import L2_AGENT_TYPES, AgentService
+from neutrino.services.events import ChangeEvent, Notifier
+
+L2_VIF_TYPES = ("bridge", "tap")
+
+
+def tap_device(port_id: str) -> str:
+    # IFNAMSIZ is 16 with the NUL: "tap" + 11 characters of the port id, as Neutron names it.
+    return "tap" + port_id[:11]
+
+
+class L2AgentService:
+    def __init__(self, database: Database, notifier: Notifier, agents_service: AgentService) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.agents = agents_service
+
+    async def _segments(self, conn: AsyncConnection, network_ids: Sequence[str]) -> dict[str, SegmentInfo]:
+        out: dict[str, SegmentInfo] = {}
+        if not network_ids:
+            return out
+        rows = await conn.execute(select(db.network_segments).where(
+            db.network_segments.c.network_id.in_(list(network_ids))).order_by(db.network_segments.c.segment_index))
+        for seg in rows.mappings():
+            out.setdefault(seg["network_id"], SegmentInfo(
+                seg["network_type"], None if seg["network_type"] == "flat" else seg["segmentation_id"],
+                seg["physical_network"] or None))
+        return out
+
+    def _l2_port(self, row: Any, segment: SegmentInfo, mtu: int) -> L2Port:
+        return L2Port(
+            port_id=row["id"], device=tap_device(row["id"]), network_id=row["network_id"],
+            mac_address=row["mac_address"],
+            fixed_ips=tuple((f["subnet_id"], f["ip_address"]) for f in row["fixed_ips"]),
+            admin_state_up=row["admin_state_up"], device_owner=row["device_owner"], segment=segment, mtu=mtu,
+            port_security_enabled=row["port_security_enabled"],
+            allowed_address_pairs=tuple((p["ip_address"], p.get("mac_address") or row["mac_address"])
+                                        for p in row["allowed_address_pairs"]),
+            qos_policy_id=row["qos_policy_id"], revision=row["revision_number"])
+
+    async def _tunnel_ips(self, conn: AsyncConnection) -> dict[str, str]:
+        rows = await conn.execute(select(agents.c.host, agents.c.configurations).where(
+            agents.c.agent_type.in_(L2_AGENT_TYPES), self.agents.alive_clause(True)))
+        return {host: conf.get("tunneling_ip") for host, conf in rows if (conf or {}).get("tunneling_ip")}
+
+    async def sync_state(self, host: str) -> L2State:
+        async with self.db.read() as conn:
+            p = db.ports
+            rows = (await conn.execute(select(p).where(p.c.binding_host_id == host,
+                                                       p.c.binding_vif_type.in_(L2_VIF_TYPES)))).mappings().all()
+            net_ids = sorted({r["network_id"] for r in rows})
+            segments = await self._segments(conn, net_ids)
+            mtus = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
+                db.networks.c.id.in_(net_ids)))).all()) if net_ids else {}
+            ports = tuple(self._l2_port(r, segments[r["network_id"]], mtus[r["network_id"]])
+                          for r in rows if r["network_id"] in segments)
+            tunnel_ips = await self._tunnel_ips(conn)
+            remote = (await conn.execute(select(p.c.network_id, p.c.mac_address, p.c.binding_host_id, p.c.fixed_ips)
+                                         .where(p.c.network_id.in_(net_ids), p.c.binding_host_id != host,
+                                                p.c.binding_host_id != "",
+                                                p.c.binding_vif_type.in_(L2_VIF_TYPES)))).all() if net_ids else []
+        networks = []
+        for net_id in net_ids:
+            seg = segments.get(net_id)
+            if seg is None:
+                continue
+            flood: list[str] = []
+            fdb: list[FdbEntry] = []
+            if seg.network_type == "vxlan":
+                for nid, mac, other_host, fixed_ips in remote:
+                    ip = tunnel_ips.get(other_host)
+                    if nid != net_id or not ip:
+                        continue
+                    if ip not in flood:
+                        flood.append(ip)
+                    fdb.append(FdbEntry(mac, fixed_ips[0]["ip_address"] if fixed_ips else None, ip))
+            networks.append(L2Network(net_id, seg, mtus[net_id], tuple(sorted(flood)), tuple(fdb)))
+        return L2State(host=host, tunneling_ip=tunnel_ips.get(host), ports=ports, networks=tuple(networks),
+                       generated_at=time.time())
+
+    async def devices_details(self, host: str, devices: Sequence[str]) -> dict[str, Any]:
+        state = await self.sync_state(host)
+        by_device = {p.device: p for p in state.ports}
+        by_id = {p.port_id: p for p in state.ports}
+        found, failed = [], []
+        for dev in devices:
+            port = by_device.get(dev) or by_id.get(dev)
+            (found.append(port.to_dict()) if port else failed.append(dev))
+        return {"devices": found, "failed_devices": failed}
+
+    async def set_device_status(self, host: str, device: str, status: str) -> dict[str, Any]:
+        """Port ACTIVE/DOWN as its host's L2 agent reports; other hosts hear of it (l2 population)."""
+        prefix = device[3:] if device.startswith("tap") else device
+
+        async def work(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+            p = db.ports
+            rows = (await conn.execute(select(p.c.id, p.c.network_id, p.c.status, p.c.revision_number).where(
+                p.c.id.startswith(prefix), p.c.binding_host_id == host))).all()
+            changed = []
+            for pid, net_id, current, rev in rows:
+                if current != status:
+                    await conn.execute(update(p).where(p.c.id == pid).values(
+                        status=status, revision_number=p.c.revision_number + 1))
+                    changed.append((pid, net_id, rev + 1))
+            return changed if rows else []
+
+        changed = await self.db.write(work)
+        await self.notifier.committed([ChangeEvent("port", pid, "update", rev, (("network_id", net),))
+                                       for pid, net, rev in changed])
+        return {"device": device, "exists": True if changed else await self._exists(prefix, host)}
+
+    async def _exists(self, prefix: str, host: str) -> bool:
+        async with self.db.read() as conn:
+            row = await conn.execute(select(db.ports.c.id).where(db.ports.c.id.startswith(prefix),
+                                                                 db.ports.c.binding_host_id == host).limit(1))
+            return row.first() is not None
