@@ -34,7 +34,7 @@ class ServerSettings:
     public_url: str = ""
     state_dir: str = ""
     # Service plugins to load by entry-point name (group ``neutrino.service_plugins``).
-    service_plugins: list[str] = field(default_factory=list)
+    service_plugins: list[str] = field(default_factory=lambda: ["router", "security_group"])
     pagination_max_limit: int = -1
     policy_file: str = ""
     log_level: str = "INFO"
@@ -113,6 +113,8 @@ class AgentSettings:
     tunnel_ip: str = ""
     # Lets several simulated hosts share one kernel without name clashes.
     namespace_prefix: str = ""
+    # Network namespace that plays this host's root namespace ("" = the real one; fullstack tests).
+    netns: str = ""
     availability_zone: str = "nova"
 
 

@@ -22,7 +22,8 @@ from tests.support.live_server import LiveServer
 from tests.support.neutron_http import api, created, neutron_error
 from tests.support.tenants import Persona, cloud_persona
 
-EXAMPLES = Path("/work/shared/spec/neutron-examples")
+# Copies of the captures (shared/spec/neutron-examples) the replay needs, kept with the tests.
+EXAMPLES = Path(__file__).parent / "neutron_examples"
 CAPTURED = {
     "network": "6435c920-f18e-42b6-98a3-26282eb4400e",
     "subnet": "d1e9fb43-bb3d-4e66-9d9b-29739096e148",
@@ -33,8 +34,9 @@ NETWORK_IN_USE = "34-error-409-network-in-use-delete.json"
 
 
 def replayed_examples() -> list[Path]:
-    files = sorted(EXAMPLES.glob("[0-9][0-9]-*.json"))
-    return [f for f in files if 29 <= int(f.name[:2]) <= 48]
+    files = [f for f in sorted(EXAMPLES.glob("[0-9][0-9]-*.json")) if 29 <= int(f.name[:2]) <= 48]
+    assert len(files) == 20, f"captures 29-48 missing from {EXAMPLES}"
+    return files
 
 
 @dataclass

@@ -6,6 +6,7 @@ every used address of the subnet; these tests pin what users see of that, on eve
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import random
 import uuid
@@ -34,8 +35,7 @@ async def admin(any_backend_server: LiveServer) -> AsyncIterator[Api]:
         finally:
             for net_id in api.networks:  # type: ignore[attr-defined]
                 ports = (await api.get(f"/v2.0/ports?network_id={net_id}&fields=id")).json()["ports"]
-                for port in ports:
-                    await api.delete(f"/v2.0/ports/{port['id']}")
+                await asyncio.gather(*(api.delete(f"/v2.0/ports/{port['id']}") for port in ports))
                 await api.delete(f"/v2.0/networks/{net_id}")
 
 
@@ -101,9 +101,9 @@ async def test_dhcp_ports_get_the_lowest_free_address(admin: Api) -> None:
 
 
 async def test_nearly_full_pool_hands_out_exactly_the_last_free_addresses_then_fails(admin: Api) -> None:
-    _, sub = await _network_with_subnet(admin, "10.94.0.0/24")  # pool .2-.254: 253 addresses
-    last_free = {"10.94.0.17", "10.94.0.140", "10.94.0.254"}
-    fill = [f"10.94.0.{i}" for i in range(2, 255) if f"10.94.0.{i}" not in last_free]
+    _, sub = await _network_with_subnet(admin, "10.94.0.0/26")  # pool .2-.62: more than one probe batch
+    last_free = {"10.94.0.7", "10.94.0.40", "10.94.0.62"}
+    fill = [f"10.94.0.{i}" for i in range(2, 63) if f"10.94.0.{i}" not in last_free]
     response = await admin.post("/v2.0/ports", {"ports": [
         {"network_id": sub["network_id"], "fixed_ips": [{"ip_address": ip}]} for ip in fill]})
     assert response.status_code == 201, response.text

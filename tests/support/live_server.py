@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class LiveServer:
     clouds_yaml: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    agent_host: str = ""
 
     def cloud(self, name: str) -> dict:
         return yaml.safe_load(self.clouds_yaml.read_text())["clouds"][name]
@@ -57,11 +59,14 @@ class LiveServer:
 
 
 def start_server(state_dir: Path, *, database_url: str | None = None, extra_config: str = "",
-                 port: int | None = None, timeout: float = 60.0) -> LiveServer:
+                 port: int | None = None, timeout: float = 60.0, agent_host: str | None = None) -> LiveServer:
     state_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     config = state_dir / "neutrino.toml"
-    text = extra_config
+    # Each test server's in-process agent gets its own host name, so its kernel objects (owned by
+    # "neutrino:<host>") never collide with another test server's running at the same time.
+    agent_host = agent_host or "t" + uuid.uuid4().hex[:8]
+    text = extra_config if "[agent]" in extra_config else extra_config + f'\n[agent]\nhost = "{agent_host}"\n'
     if database_url:
         text = f'[database]\nurl = "{database_url}"\n' + text
     config.write_text(text)
@@ -71,7 +76,7 @@ def start_server(state_dir: Path, *, database_url: str | None = None, extra_conf
            "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    server = LiveServer(url, state_dir, state_dir / "clouds.yaml", proc, log_path)
+    server = LiveServer(url, state_dir, state_dir / "clouds.yaml", proc, log_path, agent_host)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -41,7 +41,11 @@ FLAT_SEGMENT = SegmentInfo("flat", None, "physnet1")
 
 
 def config(**overrides: object) -> LinuxBridgeConfig:
-    settings: dict[str, object] = {"host": HOST, "tunnel_ip": LOCAL_IP, "bridge_mappings": {"physnet1": "eth1"}}
+    settings: dict[str, object] = {
+        "host": HOST,
+        "tunnel_ip": LOCAL_IP,
+        "bridge_mappings": {"physnet1": "eth1"},
+    }
     settings.update(overrides)
     return LinuxBridgeConfig(**settings)  # type: ignore[arg-type]
 
@@ -69,9 +73,7 @@ def port(
     )
 
 
-def vxlan_network(
-    flood: tuple[str, ...] = ("192.0.2.12",), fdb: tuple[FdbEntry, ...] = ()
-) -> L2Network:
+def vxlan_network(flood: tuple[str, ...] = ("192.0.2.12",), fdb: tuple[FdbEntry, ...] = ()) -> L2Network:
     return L2Network(NET, VXLAN_SEGMENT, 1450, flood, fdb)
 
 
@@ -144,7 +146,7 @@ def test_first_vxlan_port_builds_bridge_vxlan_fdb_then_wires_tap_in_that_order()
 
     assert plan(desired, actual, config()) == (
         EnsureBridge(NET, BRIDGE, 1450),
-        EnsureVxlan(NET, VXLAN, 1001, LOCAL_IP, 1450),
+        EnsureVxlan(NET, VXLAN, 1001, LOCAL_IP, 1450, fresh=True),
         AttachUplink(NET, VXLAN, BRIDGE),
         AddFdbEntry(NET, VXLAN, FLOODING_MAC, "192.0.2.12"),
         AddFdbEntry(NET, VXLAN, "fa:16:3e:aa:bb:cc", "192.0.2.12"),
@@ -226,7 +228,7 @@ def test_vxlan_with_other_settings_is_recreated_and_refilled() -> None:
     )
 
     assert plan(desired, actual, config()) == (
-        EnsureVxlan(NET, VXLAN, 1001, LOCAL_IP, 1450, recreate=True),
+        EnsureVxlan(NET, VXLAN, 1001, LOCAL_IP, 1450, fresh=True),
         AttachUplink(NET, VXLAN, BRIDGE),
         AddFdbEntry(NET, VXLAN, FLOODING_MAC, "192.0.2.12"),
     )
@@ -294,6 +296,14 @@ def test_vxlan_without_a_tunnel_ip_is_not_wired_and_its_devices_are_kept() -> No
     assert wired_ports(desired, actual, config(tunnel_ip=None)) == frozenset()
 
 
+def test_vxlan_segment_without_a_usable_vni_has_a_problem() -> None:
+    for vni in (None, 0, 2**24):
+        desired = state((port(segment=SegmentInfo("vxlan", vni, None)),))
+
+        assert lay_out_networks(desired, {}, config())[NET].problem is not None
+        assert plan(desired, view(), config()) == ()
+
+
 def test_local_network_is_a_bridge_alone() -> None:
     desired = state((port(segment=SegmentInfo("local", None, None), mtu=1500),))
 
@@ -306,7 +316,10 @@ def test_local_network_is_a_bridge_alone() -> None:
 def test_a_port_whose_network_is_not_listed_uses_its_own_segment_and_mtu() -> None:
     actions = plan(state((port(),)), view(), config())
 
-    assert actions[:2] == (EnsureBridge(NET, BRIDGE, 1450), EnsureVxlan(NET, VXLAN, 1001, LOCAL_IP, 1450))
+    assert actions[:2] == (
+        EnsureBridge(NET, BRIDGE, 1450),
+        EnsureVxlan(NET, VXLAN, 1001, LOCAL_IP, 1450, fresh=True),
+    )
 
 
 def test_wired_ports_excludes_failed_networks_and_devices_and_absent_taps() -> None:
@@ -371,7 +384,10 @@ def test_devices_of_ports_no_longer_desired_are_forgotten() -> None:
 
 
 def test_bridge_mappings_parse_from_pairs_and_refuse_nonsense() -> None:
-    assert parse_bridge_mappings(["physnet1:eth1", " public : br-ex "]) == {"physnet1": "eth1", "public": "br-ex"}
+    assert parse_bridge_mappings(["physnet1:eth1", " public : br-ex "]) == {
+        "physnet1": "eth1",
+        "public": "br-ex",
+    }
     for bad in (["physnet1"], ["physnet1:"], ["a:eth1", "a:eth2"], ["p:name-that-is-far-too-long"]):
         with pytest.raises(ValueError):
             parse_bridge_mappings(bad)

@@ -38,6 +38,20 @@ from neutrino.resources.types import InvalidValue, String
 
 MAX_TAGS = 50
 _REVISION = re.compile(r"^revision_number=(\d+)$")
+# PostgreSQL text cannot hold NUL, so no value may contain one, on any backend (ids, names, filters,
+# markers, tags alike): refused once, here, rather than failing in the database.
+_NUL_MESSAGE = "Invalid input: the request contains a NUL character, which no value may hold."
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any string in a JSON value (keys included) or a tuple of strings holds a NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +108,8 @@ class Controller:
     # ---- dispatch ----------------------------------------------------------------------------
 
     async def dispatch(self, request: Request, ctx: RequestContext, path: str) -> Response:
+        if "\x00" in path or any(_holds_nul(pair) for pair in request.query_params.multi_items()):
+            raise HTTPBadRequest(_NUL_MESSAGE)
         route = self.route(path)
         method = request.method
         res = route.resource
@@ -113,6 +129,8 @@ class Controller:
                 # Neutron looks the (missing) id up and reports the typed NotFound.
                 raise not_found(res.name, "None")
             raise MethodNotAllowed()
+        if not res.allow_show:
+            raise HTTPNotFound()  # a list-only collection has no member URLs
         if method == "GET":
             return await self._show(request, ctx, route)
         if method == "PUT" and res.allow_update:
@@ -187,6 +205,9 @@ class Controller:
         if route.member_id is not None and route.parent_id is None:
             # Records that do not carry their id in the body (quotas) are still addressed by it.
             target.setdefault("id", route.member_id)
+        if route.parent_id is not None and res.parent is not None:
+            # A sub-resource's rules look at its parent (``ext_parent:*``), found through this id.
+            target.setdefault(res.parent.id_attribute, route.parent_id)
         if extra_fn is not None:
             target.update(await extra_fn(ctx, target))
         target.setdefault("tenant_id", target.get("project_id"))
@@ -207,9 +228,12 @@ class Controller:
         if not raw:
             return None
         try:
-            return orjson.loads(raw)
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise HTTPBadRequest("Body contains invalid data") from None
+        if _holds_nul(body):
+            raise HTTPBadRequest(_NUL_MESSAGE)
+        return body
 
     def _items(self, res: Resource, body: Any) -> tuple[list[dict[str, Any]], bool]:
         if not isinstance(body, dict):

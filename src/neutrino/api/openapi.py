@@ -58,11 +58,7 @@ def value_schema(typ: Any) -> dict[str, Any]:
     if isinstance(typ, t.Boolean):
         out = {"type": "boolean"}
     elif isinstance(typ, t.Integer):
-        out = {"type": "integer"}
-        if typ.minimum is not None:
-            out["minimum"] = typ.minimum
-        if typ.maximum is not None:
-            out["maximum"] = typ.maximum
+        out = {"type": "integer", "minimum": typ.low, "maximum": typ.high}
     elif isinstance(typ, t.Enum):
         out = {"enum": list(typ.values)}
         if all(isinstance(v, str) for v in typ.values):
@@ -180,7 +176,8 @@ class _ResourceDocument:
             self.scope = []
         self.member_params = [*self.scope, _path_param("id", f"id of the {res.name}")]
         visible = [a for a in res.attributes if a.visible]
-        self.object = {"type": "object", "properties": {a.name: value_schema(a.type) for a in visible}}
+        self.object = {"type": "object", "properties": {
+            a.name: value_schema(a.type if a.view_type is None else a.view_type) for a in visible}}
         self.one = {"type": "object", "required": [res.name], "properties": {res.name: self.object}}
         self.many = {"type": "object", "required": [res.collection], "properties": {
             res.collection: {"type": "array", "items": self.object}}}
@@ -198,6 +195,8 @@ class _ResourceDocument:
         paths: dict[str, dict[str, Any]] = {self.base: {"get": self.list_op()}}
         if res.allow_create:
             paths[self.base]["post"] = self.create_op()
+        if not res.allow_show:
+            return paths  # a list-only collection
         member: dict[str, Any] = {"get": self.op(
             "show", res.name, f"Show a {res.name}", [*self.member_params, self.fields_param()],
             _responses(200, self.one, _SHOW_ERRORS))}
@@ -264,7 +263,7 @@ class _ResourceDocument:
     def create_op(self) -> dict[str, Any]:
         res = self.res
         ok = {"oneOf": [self.one, self.many]} if res.allow_bulk else self.one
-        member_ops = {f"show_{res.name}": "GET"}
+        member_ops = {f"show_{res.name}": "GET"} if res.allow_show else {}
         if res.allow_update:
             member_ops[f"update_{res.name}"] = "PUT"
         if res.allow_delete:

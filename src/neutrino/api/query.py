@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from neutrino.errors import BadRequest, HTTPBadRequest, TenantIdProjectIdFilterConflict
 from neutrino.resources.definition import TAG_FILTERS, Resource
-from neutrino.resources.types import Boolean, InvalidValue
+from neutrino.resources.types import INT32_MAX, Boolean, InvalidValue
 from neutrino.services.listing import ListQuery
 
 RESERVED = ("fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse")
@@ -82,7 +82,8 @@ def parse_list_query(resource: Resource, params: Sequence[tuple[str, str]], max_
                                  f"'{raw_limit}'.") from None
         if max_limit > 0 and (not limit or limit > max_limit):
             limit = max_limit
-        limit = limit or None
+        # Any larger page is the same page, and SQL LIMIT parameters are at most 32 bits wide here.
+        limit = min(limit, INT32_MAX) if limit else None
         marker = multi.get("marker", [None])[-1]
         raw_reverse = multi.get("page_reverse", [None])[-1]
         if raw_reverse is not None:

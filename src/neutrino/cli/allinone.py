@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from neutrino.bus.memory import MemoryBroker
+from neutrino.cli.agent import build_agent, host_of
 from neutrino.cli.serve import run_uvicorn
 from neutrino.config import Settings
 from neutrino.db.migrate import upgrade
@@ -76,10 +78,21 @@ async def prepare_state(settings: Settings) -> Path:
     return clouds_path
 
 
+def all_in_one_agent_defaults(settings: Settings) -> None:
+    """One host: VXLAN needs a local endpoint even with no peer; loopback serves."""
+    if not settings.agent.tunnel_ip:
+        settings.agent.tunnel_ip = "127.0.0.1"
+
+
 async def run_all_in_one(settings: Settings) -> int:
     clouds_path = await prepare_state(settings)
-    server = build_server(settings)
+    all_in_one_agent_defaults(settings)
+    broker = MemoryBroker() if settings.bus.url.startswith("memory:") else None
+    server = build_server(settings, broker=broker)
     await server.start()
+    agent = build_agent(settings, host=host_of(settings), roles=settings.agent.roles, broker=broker)
+    await agent.bus.start()
+    await agent.start()
 
     async def announce() -> None:
         print(f"Neutrino is up at {settings.public_url} (state in {settings.state_path}).", flush=True)
@@ -91,4 +104,6 @@ async def run_all_in_one(settings: Settings) -> int:
     try:
         return await run_uvicorn(server, settings, on_started=announce)
     finally:
+        await agent.stop()
+        await agent.bus.close()
         await server.close()

@@ -43,7 +43,7 @@ from neutrino.compute.processes import (
 )
 from neutrino.config import load_settings
 from neutrino.dataplane.names import is_neutrino_device_name
-from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
+from neutrino.dataplane.netlink import NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.ownership import OwnerTag, owner_of
 
 # Programs Neutrino runs and finds again by pid file: DHCP servers (agent) and clients (instances).
@@ -211,29 +211,53 @@ def _processes(state_dir: Path, namespaces: dict[NamespaceIdentity, str]) -> lis
     return sorted(found.values(), key=lambda p: p.process.pid)
 
 
+# Namespaces are inspected a few at a time: each costs a netlink socket and an nft process.
+_INSPECTION_CONCURRENCY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class _NamespaceContents:
+    facts: NamespaceFacts
+    devices: tuple[DeviceFacts, ...]
+    tables: tuple[TableFacts, ...]
+    identity: NamespaceIdentity | None
+
+
+async def _inspect(driver: NetlinkDriver, name: str, tables: bool) -> _NamespaceContents | None:
+    try:
+        links = await driver.list_links(netns=name)
+    except NetlinkDriverError:
+        return None  # not a namespace binding (a stale file), or removed meanwhile
+    loopback = next((link for link in links if link.name == "lo"), None)
+    return _NamespaceContents(
+        NamespaceFacts(name, loopback.alias if loopback else None),
+        tuple(DeviceFacts(name, link.name, link.kind, link.alias) for link in links),
+        tuple(await _tables(name)) if tables else (),
+        namespace_identity(driver.netns_dir / name),
+    )
+
+
 async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool = True) -> KernelInventory:
     """Read namespaces, devices, nftables tables and relevant processes from the kernel."""
-    namespaces: list[NamespaceFacts] = []
     devices: list[DeviceFacts] = [
         DeviceFacts(None, link.name, link.kind, link.alias) for link in await driver.list_links()
     ]
     found_tables: list[TableFacts] = await _tables(None) if tables else []
+    gate = asyncio.Semaphore(_INSPECTION_CONCURRENCY)
+
+    async def inspect(name: str) -> _NamespaceContents | None:
+        async with gate:
+            return await _inspect(driver, name, tables)
+
+    contents = [c for c in await asyncio.gather(*map(inspect, await driver.list_namespaces())) if c]
     identities: dict[NamespaceIdentity, str] = {}
-    for name in await driver.list_namespaces():
-        try:
-            links = await driver.list_links(netns=name)
-        except (NamespaceNotFound, NetlinkDriverError):
-            continue  # not a namespace binding (a stale file) or gone meanwhile
-        loopback = next((link for link in links if link.name == "lo"), None)
-        namespaces.append(NamespaceFacts(name, loopback.alias if loopback else None))
-        devices.extend(DeviceFacts(name, link.name, link.kind, link.alias) for link in links)
-        if tables:
-            found_tables.extend(await _tables(name))
-        identity = namespace_identity(driver.netns_dir / name)
-        if identity is not None:
-            identities[identity] = name
+    for content in contents:
+        devices.extend(content.devices)
+        found_tables.extend(content.tables)
+        if content.identity is not None:
+            identities[content.identity] = content.facts.name
     processes = await asyncio.to_thread(_processes, state_dir, identities)
-    return KernelInventory(tuple(namespaces), tuple(devices), tuple(found_tables), tuple(processes))
+    return KernelInventory(tuple(c.facts for c in contents), tuple(devices), tuple(found_tables), tuple(processes))
 
 
 # ---- acting ------------------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
 
     listing = _with_common(actions.add_parser("list", help="instances with their port status and addresses"))
     listing.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    listing.set_defaults(func=_entry(_list))
+    listing.set_defaults(func=_entry(_list, needs_root=False))
 
     execute = _with_common(actions.add_parser(
         "exec", help="run a command inside an instance",
@@ -94,19 +94,18 @@ def _instances(args: argparse.Namespace, settings: Settings) -> Any:
 
     choice = choose_clouds(os_cloud=args.os_cloud, compute_cloud=args.compute_cloud, environ=os.environ,
                            state_dir=settings.state_path)
-    clients: dict[str, NetworkingClient] = {}
+    clients: dict[tuple[str, str | None], NetworkingClient] = {}
 
-    def client(role: str, cloud: str | None) -> Callable[[], NetworkingClient]:
-        def get() -> NetworkingClient:
-            if role not in clients:
-                clients[role] = NetworkingClient(cloud, choice.config_files)
-            return clients[role]
-        return get
+    def client(role: str, cloud: str | None) -> NetworkingClient:
+        if (role, cloud) not in clients:
+            clients[role, cloud] = NetworkingClient(cloud, choice.config_files)
+        return clients[role, cloud]
 
     return Instances(
         InstanceStore(settings.state_path),
-        user=client("user", choice.user_cloud),
-        compute=client("compute", choice.compute_cloud),
+        # The cloud named on the command line or in OS_CLOUD wins over the one an instance was made with.
+        user=lambda made_with: client("user", choice.user_cloud or made_with),
+        compute=lambda: client("compute", choice.compute_cloud),
         now=lambda: datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -114,7 +113,7 @@ def _instances(args: argparse.Namespace, settings: Settings) -> Any:
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
-def _entry(command: Command) -> Callable[[argparse.Namespace], int]:
+def _entry(command: Command, *, needs_root: bool = True) -> Callable[[argparse.Namespace], int]:
     """Run an async subcommand; expected failures become one line on stderr and exit status 1."""
 
     def run(args: argparse.Namespace) -> int:
@@ -122,13 +121,13 @@ def _entry(command: Command) -> Callable[[argparse.Namespace], int]:
         from neutrino.dataplane.netlink import NetlinkDriverError
 
         settings = _settings(args)
+        if needs_root and os.geteuid() != 0:
+            print("neutrino: instances need root (network namespaces and devices)", file=sys.stderr)
+            return EXIT_FAILURE
         try:
             return asyncio.run(command(args, settings))
         except (ComputeError, NetlinkDriverError, ValueError) as exc:
             print(f"neutrino: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-        except PermissionError as exc:
-            print(f"neutrino: {exc} (instances need root: namespaces and devices)", file=sys.stderr)
             return EXIT_FAILURE
 
     return run

@@ -54,6 +54,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     return asyncio.run(run_all_in_one(settings))
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from neutrino.cli.agent import agent_overrides, host_of, run_agent
+
+    settings = _settings(args, agent=agent_overrides(args))
+    _configure_logging(settings.server.log_level)
+    return asyncio.run(run_agent(settings, host_of(settings), settings.agent.roles))
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -83,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=9696)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=cmd_up)
+
+    from neutrino.cli.agent import add_arguments as agent_arguments
+
+    p = with_config(sub.add_parser("agent", help="run the agent roles of one host"))
+    agent_arguments(p)
+    p.set_defaults(func=cmd_agent)
+
+    from neutrino.cli.cleanup import register as register_cleanup
+    from neutrino.cli.instance import register as register_instance
+
+    register_instance(sub)
+    register_cleanup(sub)
 
     from neutrino.identity.cli import register as register_identity
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from neutrino.compute.clouds import NetworkingClient, PortFacts
 from neutrino.compute.dhcp_client import DhcpClient
-from neutrino.compute.errors import ComputeError, InstanceNotPlugged
+from neutrino.compute.errors import ComputeError, InstanceExists, InstanceNotPlugged
 from neutrino.compute.records import InstanceRecord, InstanceStore, check_instance_name
 from neutrino.compute.vif import (
     INSTANCE_INTERFACE,
@@ -101,14 +101,16 @@ class Instances:
     """The instance simulator of one state directory.
 
     ``user`` and ``compute`` are called lazily: ``delete``/``list`` never authenticate as the
-    compute service and ``exec`` talks to no API at all.
+    compute service and ``exec`` talks to no API at all. ``user`` is given the cloud an instance
+    was created with, to use when the command line and environment name none, so ``delete`` acts
+    as the project that owns the port (another project would get a 404 and leak the port).
     """
 
     def __init__(
         self,
         store: InstanceStore,
         *,
-        user: Callable[[], NetworkingClient],
+        user: Callable[[str | None], NetworkingClient],
         compute: Callable[[], NetworkingClient],
         driver_for: DriverFactory = NetlinkDriver,
         now: Callable[[], str] = lambda: "",
@@ -132,16 +134,23 @@ class Instances:
         """Create the port, bind it, plug the VIF; all or nothing. ``instance_id`` is Nova's uuid."""
         name = check_instance_name(request.name)
         driver = self._driver(request.host)  # validates the host name before anything is created
-        user = self._user()
+        namespace = instance_namespace(name)
+        if self.store.record_path(name).exists():
+            raise InstanceExists(name)
+        if await driver.namespace_exists(namespace):
+            # Namespaces are global to the kernel: another state directory's instance has this name.
+            raise ComputeError(f"namespace {namespace} already exists (an instance of another state directory?)")
+        user = self._user(None)
         network = await user.find_network(request.network)
         record = InstanceRecord(
             name=name,
             instance_id=instance_id,
             host=request.host,
-            namespace=instance_namespace(name),
+            namespace=namespace,
             host_namespace=request.host_namespace,
             dhcp=request.dhcp,
             network_id=network.id,
+            cloud=user.cloud,
             created_at=self._now(),
         )
         self.store.claim(record)
@@ -205,7 +214,7 @@ class Instances:
         plugger = VifPlugger(driver)
         if record.port_id:
             await plugger.unplug(record.port_id, record.namespace, record.host_namespace)
-            await self._user().delete_port(record.port_id)
+            await self._user(record.cloud).delete_port(record.port_id)
         else:
             await driver.remove_namespace(record.namespace)
         self.store.remove(record.name)
@@ -215,20 +224,20 @@ class Instances:
     async def list(self) -> tuple[InstanceView, ...]:
         """Every instance of this state directory with its port's status and addresses."""
         records = list(self.store.all())
-        if not records:
-            return ()
+        clients = {record.cloud: self._user(record.cloud) for record in records}
         ports: dict[str, PortFacts] = {}
-        error = None
-        try:
-            ports = {port.id: port for port in await self._user().list_compute_ports()}
-        except ComputeError as exc:
-            error = str(exc)
+        errors: dict[str | None, str] = {}
+        for client in {client.cloud: client for client in clients.values()}.values():
+            try:
+                ports.update((port.id, port) for port in await client.list_compute_ports())
+            except ComputeError as exc:
+                errors[client.cloud] = str(exc)
         views = []
         for record in records:
-            driver = self._driver(record.host)
-            plugged = await driver.namespace_exists(record.namespace)
+            plugged = await self._driver(record.host).namespace_exists(record.namespace)
             port = ports.get(record.port_id or "")
-            views.append(InstanceView(record, port, plugged, error or (None if port else "port not found")))
+            error = errors.get(clients[record.cloud].cloud) or (None if port else "port not found")
+            views.append(InstanceView(record, port, plugged, error))
         return tuple(views)
 
     # -- exec --

@@ -48,6 +48,8 @@ class InstanceRecord:
     dhcp: bool
     network_id: str
     port_id: str | None = None
+    # The user's cloud the port was made with; later commands fall back to it (None: OS_* variables).
+    cloud: str | None = None
     created_at: str = ""
 
     def to_json(self) -> dict[str, Any]:

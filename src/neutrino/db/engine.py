@@ -4,6 +4,9 @@ Every write runs in one transaction through :meth:`Database.write`, which retrie
 of work when it loses a race (unique-constraint violation, deadlock, serialization failure). Races
 are therefore settled by database constraints, so several server processes on one database stay
 correct; on retry the service's own pre-checks turn a lost race into the right typed error.
+
+Round trips are the cost that matters per request, so pooled connections are pinged only after
+sitting idle (not on every checkout), and PostgreSQL reads run without BEGIN/COMMIT.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from neutrino.errors import Conflict, RetryableConflict
@@ -28,9 +32,17 @@ T = TypeVar("T")
 _PG_RETRY = {"40001", "40P01", "23505", "23503", "55P03"}
 _MYSQL_RETRY = {1213, 1205, 1062, 1452, 1020}
 
+# A pooled connection unused for longer than this is pinged before use, and replaced if dead.
+# Busier connections are not: a ping costs a round trip (three on asyncpg) per checkout. One that
+# died while busy (the database restarted) fails its statement; SQLAlchemy then invalidates the
+# whole pool, and a write transaction is retried on a fresh connection.
+IDLE_PING_SECONDS = 5.0
+
 
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, RetryableConflict | IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, DBAPIError):
         orig = exc.orig
@@ -48,7 +60,8 @@ def is_retryable(exc: BaseException) -> bool:
 class Database:
     """One engine plus the transaction discipline every service uses."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False, max_retries: int = 20) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False, max_retries: int = 20,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self.dialect_name = url.split(":", 1)[0].split("+", 1)[0]
         kwargs: dict[str, Any] = {"echo": echo}
@@ -64,7 +77,6 @@ class Database:
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
-            kwargs["pool_pre_ping"] = True
             kwargs["pool_recycle"] = 3600
         if self.dialect_name == "mysql":
             kwargs["isolation_level"] = "READ COMMITTED"
@@ -72,6 +84,11 @@ class Database:
         self.max_retries = max_retries
         if self.dialect_name == "sqlite":
             self._install_sqlite_hooks()
+        else:
+            self._install_idle_ping(clock)
+        # PostgreSQL at READ COMMITTED gives each statement its own snapshot even inside a
+        # transaction, so a read-only BEGIN/COMMIT pair would buy nothing but two round trips.
+        self._autocommit_reads = self.dialect_name == "postgresql"
         self._sqlite_write_lock = asyncio.Lock() if self.dialect_name == "sqlite" else None
 
     def _install_sqlite_hooks(self) -> None:
@@ -92,10 +109,30 @@ class Database:
             mode = conn.info.get("sqlite_begin", "DEFERRED")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
+    def _install_idle_ping(self, clock: Callable[[], float]) -> None:
+        sync_engine = self.engine.sync_engine
+        dialect = sync_engine.dialect
+
+        @event.listens_for(sync_engine, "checkin")
+        def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+            record.info["idle_since"] = clock()
+
+        @event.listens_for(sync_engine, "checkout")
+        def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            idle_since = record.info.get("idle_since")
+            if idle_since is None or clock() - idle_since <= IDLE_PING_SECONDS:
+                return
+            try:
+                dialect.do_ping(dbapi_conn)
+            except Exception as exc:  # noqa: BLE001 - any failure means "this connection is gone"
+                raise DisconnectionError("idle connection failed its ping") from exc  # the pool reconnects
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction (consistent snapshot where the backend offers one)."""
+        """A read-only unit of work; one consistent snapshot on SQLite (WAL), per statement elsewhere."""
         async with self.engine.connect() as conn:
+            if self._autocommit_reads:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             async with conn.begin():
                 yield conn
 

@@ -200,9 +200,10 @@ async def list_projects(call: Call) -> Response:
     if call.is_admin:
         found = await call.store.list_projects(name=name, domain_id=domain_id)
     else:
-        # Non-admins see the projects they have a role on (enough for the CLI's name lookups).
-        found = [p for p in await call.store.list_user_projects(call.caller.subject.user.id)
-                 if (name is None or p.name == name) and (domain_id is None or p.domain_id == domain_id)]
+        # Keystone's default policy: listing projects is for admins. A 403 here (not an empty list)
+        # is what makes clients such as `openstack rbac create --target-project ID` fall back to
+        # taking the value as a project id.
+        raise NotAuthorized("You are not authorized to perform the requested action: identity:list_projects.")
     return _json(documents.collection("projects", (documents.project_body(p, call.urls) for p in found),
                                       f"{call.urls.v3}/projects"))
 

@@ -38,6 +38,9 @@ class Attribute:
     filter_type: Any = None
     # Policy checks ``<action>_<resource>:<name>`` when the request sets it to a non-default value.
     enforce_policy: bool = False
+    # Type of the value as responses show it, when that differs from what requests send (Neutron
+    # shows subnet pool prefix lengths as strings); None = ``type``. Documentation only.
+    view_type: Any = None
 
     @property
     def is_required(self) -> bool:
@@ -87,6 +90,7 @@ class Resource:
     project_owned: bool = True
     allow_bulk: bool = True
     allow_create: bool = True
+    allow_show: bool = True   # False: a list-only collection (floatingip_pools), no member URL
     allow_update: bool = True
     allow_delete: bool = True
     allow_pagination: bool = True

@@ -36,8 +36,9 @@ PORT = Resource(
         Attribute("device_owner", t.String(255), default="", allow_post=True, allow_put=True,
                   filterable=True, sortable=True, column="device_owner", enforce_policy=True),
         Attribute("status", t.String(), filterable=True, sortable=True, column="status"),
-        Attribute("security_groups", t.ListOf(t.Uuid(), unique=True), default=MISSING, allow_post=True,
-                  allow_put=True, filterable=True),
+        # null means [] (Neutron's convert_none_to_empty_list); a filter value is one group id.
+        Attribute("security_groups", t.ListOf(t.Uuid(), unique=True, nullable=True), default=MISSING,
+                  allow_post=True, allow_put=True, filterable=True, filter_type=t.String(36)),
         Attribute("port_security_enabled", t.Boolean(), default=MISSING, allow_post=True, allow_put=True,
                   enforce_policy=True),
         Attribute("allowed_address_pairs",

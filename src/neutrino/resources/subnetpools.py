@@ -16,6 +16,8 @@ from neutrino.resources.definition import (
 )
 
 _NAME = t.String(255, strict_name=True)
+# Neutron shows a pool's prefix lengths as strings ("24"), except in the answer to an update.
+_SHOWN_PREFIXLEN = t.Any_()
 
 
 def _pool_name(value: Any) -> Any:
@@ -36,11 +38,12 @@ SUBNETPOOL = Resource(
         Attribute("ip_version", t.Integer(), filterable=True, sortable=True, column="ip_version",
                   filter_type=t.Integer()),
         Attribute("min_prefixlen", t.Integer(nullable=True), default=None, allow_post=True, allow_put=True,
-                  filterable=True, sortable=True, column="min_prefixlen"),
+                  filterable=True, sortable=True, column="min_prefixlen", view_type=_SHOWN_PREFIXLEN),
         Attribute("max_prefixlen", t.Integer(nullable=True), default=None, allow_post=True, allow_put=True,
-                  filterable=True, sortable=True, column="max_prefixlen"),
+                  filterable=True, sortable=True, column="max_prefixlen", view_type=_SHOWN_PREFIXLEN),
         Attribute("default_prefixlen", t.Integer(nullable=True), default=None, allow_post=True,
-                  allow_put=True, filterable=True, sortable=True, column="default_prefixlen"),
+                  allow_put=True, filterable=True, sortable=True, column="default_prefixlen",
+                  view_type=_SHOWN_PREFIXLEN),
         Attribute("default_quota", t.Integer(minimum=0, nullable=True), default=None, allow_post=True,
                   allow_put=True, filterable=True, sortable=True, column="default_quota"),
         Attribute("address_scope_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True,

@@ -60,11 +60,28 @@ class Boolean:
         raise InvalidValue(f"'{value}' cannot be converted to boolean")
 
 
+# Integer columns are 32-bit on PostgreSQL and MySQL (and the drivers refuse wider parameters even
+# to compare with), so a value outside this range is invalid input, not a database failure.
+INT32_MIN = -(2 ** 31)
+INT32_MAX = 2 ** 31 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Integer:
+    """An integer (or its decimal text), within [minimum, maximum]; the bounds default to the
+    32-bit range every integer column can hold."""
+
     minimum: int | None = None
     maximum: int | None = None
     nullable: bool = False
+
+    @property
+    def low(self) -> int:
+        return INT32_MIN if self.minimum is None else self.minimum
+
+    @property
+    def high(self) -> int:
+        return INT32_MAX if self.maximum is None else self.maximum
 
     def convert(self, value: Any) -> Any:
         if value is None and self.nullable:
@@ -78,10 +95,10 @@ class Integer:
                 raise InvalidValue(f"'{value}' is not an integer") from exc
         if not isinstance(value, int):
             raise InvalidValue(f"'{value}' is not an integer")
-        if self.minimum is not None and value < self.minimum:
-            raise InvalidValue(f"'{value}' is too small - must be at least '{self.minimum}'")
-        if self.maximum is not None and value > self.maximum:
-            raise InvalidValue(f"'{value}' is too large - must be no larger than '{self.maximum}'")
+        if value < self.low:
+            raise InvalidValue(f"'{value}' is too small - must be at least '{self.low}'")
+        if value > self.high:
+            raise InvalidValue(f"'{value}' is too large - must be no larger than '{self.high}'")
         return value
 
 

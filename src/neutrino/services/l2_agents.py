@@ -19,6 +19,7 @@ from neutrino.db.schema.agents import agents
 from neutrino.rpc.l2_state import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
 from neutrino.services.agents import L2_AGENT_TYPES, AgentService
 from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.ports import NoSecurityGroups, PortSecurityGroups
 
 L2_VIF_TYPES = ("bridge", "tap")
 
@@ -33,6 +34,8 @@ class L2AgentService:
         self.db = database
         self.notifier = notifier
         self.agents = agents_service
+        # Replaced by the security-group plugin at composition time.
+        self.security_groups: PortSecurityGroups = NoSecurityGroups()
 
     async def _segments(self, conn: AsyncConnection, network_ids: Sequence[str]) -> dict[str, SegmentInfo]:
         out: dict[str, SegmentInfo] = {}
@@ -46,13 +49,13 @@ class L2AgentService:
                 seg["physical_network"] or None))
         return out
 
-    def _l2_port(self, row: Any, segment: SegmentInfo, mtu: int) -> L2Port:
+    def _l2_port(self, row: Any, segment: SegmentInfo, mtu: int, security_group_ids: Sequence[str] = ()) -> L2Port:
         return L2Port(
             port_id=row["id"], device=tap_device(row["id"]), network_id=row["network_id"],
             mac_address=row["mac_address"],
             fixed_ips=tuple((f["subnet_id"], f["ip_address"]) for f in row["fixed_ips"]),
             admin_state_up=row["admin_state_up"], device_owner=row["device_owner"], segment=segment, mtu=mtu,
-            port_security_enabled=row["port_security_enabled"],
+            port_security_enabled=row["port_security_enabled"], security_group_ids=tuple(security_group_ids),
             allowed_address_pairs=tuple((p["ip_address"], p.get("mac_address") or row["mac_address"])
                                         for p in row["allowed_address_pairs"]),
             qos_policy_id=row["qos_policy_id"], revision=row["revision_number"])
@@ -71,7 +74,8 @@ class L2AgentService:
             segments = await self._segments(conn, net_ids)
             mtus = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
                 db.networks.c.id.in_(net_ids)))).all()) if net_ids else {}
-            ports = tuple(self._l2_port(r, segments[r["network_id"]], mtus[r["network_id"]])
+            groups = await self.security_groups.of_ports(conn, [r["id"] for r in rows])
+            ports = tuple(self._l2_port(r, segments[r["network_id"]], mtus[r["network_id"]], groups.get(r["id"], ()))
                           for r in rows if r["network_id"] in segments)
             tunnel_ips = await self._tunnel_ips(conn)
             remote = (await conn.execute(select(p.c.network_id, p.c.mac_address, p.c.binding_host_id, p.c.fixed_ips)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
@@ -75,6 +75,9 @@ class NetworkService:
         self.quotas = quotas
         self.types = types
         self.rng = rng or random.Random()
+        # Service plugins' work inside the creating transaction, given the new network's project
+        # (the security-group plugin makes the project's default group here).
+        self.on_created: list[Callable[[AsyncConnection, RequestContext, str], Awaitable[None]]] = []
 
     def table_query(self, ctx: RequestContext) -> TableQuery:
         n = db.networks
@@ -234,6 +237,8 @@ class NetworkService:
             await rbac.add_grant(conn, "network", net_id, rbac.SHARED, "*", project)
         if item.get("router:external"):
             await rbac.add_grant(conn, "network", net_id, rbac.EXTERNAL, "*", project)
+        for hook in self.on_created:
+            await hook(conn, ctx, project)
         await self.quotas.check(conn, ctx, {"network": 0}, project_id=project)
         return net_id
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, delete, exists, insert, or_, select
@@ -55,6 +55,8 @@ from neutrino.services.standard import (
 MAC_ATTEMPTS = 16
 UNBOUND, BINDING_FAILED = "unbound", "binding_failed"
 NO_ADDRESS_OPTIONS = ("router", "classless-static-route")
+# Ports the cloud itself owns (DHCP, routers): no security groups, as Neutron's "trusted" ports.
+TRUSTED_OWNER_PREFIX = "network:"
 
 
 class PortBound(Conflict):
@@ -112,6 +114,41 @@ class NoAgentBinder:
         return BINDING_FAILED, {}
 
 
+class PortSecurityGroups(Protocol):
+    """Which security groups ports are in; the security-group plugin provides the real one.
+
+    The port service decides *whether* a port has groups (port security, trusted owners, the
+    default when none are named); this stores them and checks each named group.
+    """
+
+    def filter_clause(self, group_ids: Sequence[Any]) -> ColumnElement[bool]: ...
+
+    async def of_ports(self, conn: AsyncConnection, port_ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+    async def default_group(self, conn: AsyncConnection, ctx: RequestContext, project_id: str) -> str | None: ...
+
+    async def bind(self, conn: AsyncConnection, ctx: RequestContext, port_id: str, project_id: str,
+                   group_ids: Sequence[str]) -> None: ...
+
+
+class NoSecurityGroups:
+    """Without the security-group plugin no group exists: ports are in none, naming one is a 404."""
+
+    def filter_clause(self, group_ids: Sequence[Any]) -> ColumnElement[bool]:
+        return exists().where(db.ports.c.id == None)  # noqa: E711 - never true
+
+    async def of_ports(self, conn: AsyncConnection, port_ids: Sequence[str]) -> dict[str, list[str]]:
+        return {}
+
+    async def default_group(self, conn: AsyncConnection, ctx: RequestContext, project_id: str) -> str | None:
+        return None
+
+    async def bind(self, conn: AsyncConnection, ctx: RequestContext, port_id: str, project_id: str,
+                   group_ids: Sequence[str]) -> None:
+        if group_ids:
+            raise not_found("security_group", group_ids[0])
+
+
 def dns_assignment(fixed_ips: Sequence[Mapping[str, str]], dns_name: str, domain: str) -> list[dict[str, str]]:
     out = []
     for ip in fixed_ips:
@@ -122,7 +159,7 @@ def dns_assignment(fixed_ips: Sequence[Mapping[str, str]], dns_name: str, domain
 
 def port_visible(ctx: RequestContext) -> ColumnElement[bool] | None:
     """Own ports plus every port on a network the caller owns."""
-    if ctx.is_admin:
+    if ctx.is_privileged:
         return None
     p, n = db.ports, db.networks
     return or_(p.c.project_id == ctx.project_id,
@@ -156,7 +193,14 @@ class PortService:
         self.networks = networks
         self.settings = settings
         self.binder: PortBinder = binder or NoAgentBinder()
+        # Replaced by the security-group plugin at composition time.
+        self.security_groups: PortSecurityGroups = NoSecurityGroups()
         self.rng = rng or random.Random()
+        # Called inside the deleting transaction before a port goes through the port API; each
+        # returns the change events of what it touched (service plugins wire these in: the L3
+        # plugin releases the port's floating IPs and port forwardings).
+        self.before_delete: list[Callable[[AsyncConnection, Mapping[str, Any]],
+                                          Awaitable[Sequence[ChangeEvent]]]] = []
 
     def table_query(self) -> TableQuery:
         cols = {a: a for a in ("id", "name", "description", "project_id", "network_id", "mac_address",
@@ -165,8 +209,7 @@ class PortService:
         cols.update({"tenant_id": "project_id", "binding:host_id": "binding_host_id",
                      "binding:vnic_type": "binding_vnic_type"})
         special = {"fixed_ips": _fixed_ips_filter,
-                   # Security groups arrive with their plugin; until then no port is in any group.
-                   "security_groups": lambda values: exists().where(db.ports.c.id == None)}  # noqa: E711
+                   "security_groups": lambda values: self.security_groups.filter_clause(values)}
         return TableQuery("port", db.ports, cols, special, tag_type="port")
 
     # ---- reading ---------------------------------------------------------------------------
@@ -195,7 +238,8 @@ class PortService:
 
     async def _views(self, conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         tag_map = await load_tags(conn, "port", [r["id"] for r in rows])
-        return [self.view(r, tag_map.get(r["id"], []), ()) for r in rows]
+        groups = await self.security_groups.of_ports(conn, [r["id"] for r in rows])
+        return [self.view(r, tag_map.get(r["id"], []), groups.get(r["id"], ())) for r in rows]
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
@@ -326,12 +370,16 @@ class PortService:
         pairs = self._address_pairs(item.get("allowed_address_pairs", []))
         if pairs and not port_security:
             raise AddressPairAndPortSecurityRequired()
-        sgs = item.get("security_groups")
-        if sgs:
-            if not port_security:
-                raise PortSecurityAndIPRequiredForSecurityGroups()
-            # No security group exists until the security-group plugin is enabled.
-            raise not_found("security_group", sgs[0])
+        named_groups = item.get("security_groups") or []
+        if named_groups and not port_security:
+            raise PortSecurityAndIPRequiredForSecurityGroups()
+        default_group = await self.security_groups.default_group(conn, ctx, project)
+        if not port_security or device_owner.startswith(TRUSTED_OWNER_PREFIX):
+            groups: list[str] = []  # trusted (network:*) ports get no groups, as in Neutron
+        elif "security_groups" in item:
+            groups = list(named_groups)
+        else:
+            groups = [default_group] if default_group else []
         now = utcnow()
         port_id = new_id()
         values = dict(
@@ -350,6 +398,7 @@ class PortService:
                 conn, values, values["binding_host_id"])
         await conn.execute(insert(db.ports).values(**values))
         await allocations.add(conn, port_id, net["id"], ips)
+        await self.security_groups.bind(conn, ctx, port_id, project, groups)
         if item.get("tags"):
             await set_tags(conn, "port", port_id, item["tags"])
         await self.quotas.check(conn, ctx, {"port": 0}, project_id=project)
@@ -413,10 +462,7 @@ class PortService:
             values["allowed_address_pairs"] = pairs
         if pairs and not port_security:
             raise AddressPairAndPortSecurityRequired()
-        if changes.get("security_groups"):
-            if not port_security:
-                raise PortSecurityAndIPRequiredForSecurityGroups()
-            raise not_found("security_group", changes["security_groups"][0])
+        await self._update_security_groups(conn, ctx, row, changes, port_security)
         if "extra_dhcp_opts" in changes:
             values["extra_dhcp_opts"] = self._dhcp_opts(changes["extra_dhcp_opts"] or [], row["extra_dhcp_opts"])
         if "fixed_ips" in changes or mac_changed:
@@ -432,6 +478,23 @@ class PortService:
                 values["binding_vif_type"], values["binding_vif_details"] = UNBOUND, {}
             values["status"] = "DOWN"
         await bump_revision(conn, db.ports, row["id"], values)
+
+    async def _update_security_groups(self, conn: AsyncConnection, ctx: RequestContext, row: Any,
+                                      changes: dict[str, Any], port_security: bool) -> None:
+        """A port with port security off has no groups: naming some is 400, keeping some is 409."""
+        await self.security_groups.default_group(conn, ctx, row["project_id"])
+        current = (await self.security_groups.of_ports(conn, [row["id"]])).get(row["id"], [])
+        if "security_groups" in changes:
+            wanted = list(changes["security_groups"] or [])
+            if wanted and not port_security:
+                raise PortSecurityAndIPRequiredForSecurityGroups()
+            if changes.get("device_owner", row["device_owner"]).startswith(TRUSTED_OWNER_PREFIX):
+                wanted = []
+            if wanted != current:
+                await self.security_groups.bind(conn, ctx, row["id"], row["project_id"], wanted)
+            current = wanted
+        if current and not port_security:
+            raise PortSecurityPortHasSecurityGroup()
 
     async def _update_addresses(self, conn: AsyncConnection, row: Any, requested: Any, mac: str, mac_changed: bool,
                                 device_owner: str) -> None:
@@ -459,17 +522,22 @@ class PortService:
 
     async def delete(self, ctx: RequestContext, port_id: str, if_revision: int | None = None) -> None:
         info: dict[str, Any] = {}
+        related: list[ChangeEvent] = []
 
         async def work(conn: AsyncConnection) -> None:
+            related.clear()
             row = await fetch_one(conn, db.ports, "port", port_id, port_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             await self.check_deletable(conn, row)
             info.update(network_id=row["network_id"], host=row["binding_host_id"])
+            for hook in self.before_delete:
+                related.extend(await hook(conn, row))
             await self.delete_in(conn, port_id)
 
         await self.db.write(work)
         await self.notifier.committed([ChangeEvent("port", port_id, "delete", 0,
-                                                   (("network_id", info["network_id"]), ("host", info["host"])))])
+                                                   (("network_id", info["network_id"]), ("host", info["host"])))]
+                                      + related)
 
     async def check_deletable(self, conn: AsyncConnection, row: Any) -> None:
         """Router and floating-IP ports go with their owner, not through the port API."""

@@ -3,7 +3,7 @@ every service uses to scope its queries (another project's private objects simpl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, delete, exists, insert, or_, select, update
@@ -55,7 +55,7 @@ def granted(object_type: str, id_col: Any, ctx: RequestContext, actions: Sequenc
 def visible(table: Table, object_type: str, ctx: RequestContext, actions: Sequence[str] = (SHARED,)
             ) -> ColumnElement[bool] | None:
     """The caller's view of ``table``: own rows plus rows shared with it; None means "all" (admin)."""
-    if ctx.is_admin:
+    if ctx.is_privileged:  # admins and service users (Nova) see every project
         return None
     return or_(table.c.project_id == ctx.project_id, granted(object_type, table.c.id, ctx, actions))
 
@@ -121,6 +121,9 @@ class RbacService:
         self.db = database
         self.notifier = notifier
         self.quotas = quotas
+        # Per object type (of service plugins): whether removing ``target``'s access to the object
+        # would strand something of that project, given the projects still granted access.
+        self.in_use_checks: dict[str, Callable[[AsyncConnection, str, str, set[str]], Awaitable[bool]]] = {}
 
     @staticmethod
     def view(row: Any) -> dict[str, Any]:
@@ -234,7 +237,17 @@ class RbacService:
         await self.notifier.committed([ChangeEvent("rbac_policy", rbac_id, "delete")])
 
     async def _check_in_use(self, conn: AsyncConnection, row: Any, removing_target: str) -> None:
-        """Refuse to cut off a project that still has ports/subnets on a shared network."""
+        """Refuse to cut off a project that still has ports/subnets on a shared network (or,
+        through a plugin's check, ports in a shared security group...)."""
+        plugin_check = self.in_use_checks.get(row["object_type"])
+        if plugin_check is not None and row["action"] == SHARED:
+            r = db.rbac_policies
+            still = {t for (t,) in await conn.execute(select(r.c.target_project).where(
+                r.c.object_type == row["object_type"], r.c.object_id == row["object_id"], r.c.action == SHARED,
+                r.c.id != row["id"]))}
+            if "*" not in still and await plugin_check(conn, row["object_id"], removing_target, still):
+                raise RbacPolicyInUse(object_id=row["object_id"])
+            return
         if row["object_type"] != "network" or row["action"] != SHARED:
             return
         net_id = row["object_id"]

@@ -58,7 +58,7 @@ def subnet_visible(ctx: RequestContext) -> ColumnElement[bool] | None:
 
     External (not shared) networks' subnets stay invisible to other projects, as in Neutron.
     """
-    if ctx.is_admin:
+    if ctx.is_privileged:
         return None
     s, n = db.subnets, db.networks
     net_owned = exists().where(n.c.id == s.c.network_id, n.c.project_id == ctx.project_id)

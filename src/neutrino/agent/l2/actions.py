@@ -23,8 +23,9 @@ class EnsureBridge:
 class EnsureVxlan:
     """A unicast VXLAN device of ours (no learning; floods go to FDB head-end entries), up.
 
-    ``recreate`` says the present device has other identifying settings, so the driver will delete
-    and recreate it: its FDB entries and bridge membership go with it.
+    ``fresh``: the device is absent, or present with other identifying settings (VNI, local IP,
+    port) so that the driver deletes and recreates it; either way it starts with no FDB entries
+    and in no bridge.
     """
 
     network_id: str
@@ -32,7 +33,7 @@ class EnsureVxlan:
     vni: int
     local_ip: str
     mtu: int
-    recreate: bool = False
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ after it (the watch re-reads by itself when the kernel drops events). The mirror
 kernel only by the events still queued on the watch socket; a plan made from such a view asks only
 for idempotent changes the driver finds already done, or for wiring that the pending event's own
 handling also does, so lag costs calls, never correctness. A full dump still refreshes the mirror
-now and then (see the role).
+now and then (see the role). FDB entries have no such event feed here; see :class:`FdbMemory`.
 """
 
 from __future__ import annotations
@@ -84,3 +84,39 @@ async def read_fdb(
 
     found = await asyncio.gather(*(one(device) for device in sorted(set(devices))))
     return dict(item for item in found if item is not None)
+
+
+class FdbMemory:
+    """The remote-destination FDB entries of our VXLAN devices, as last read or changed by us.
+
+    Reading one device's FDB with the driver dumps every FDB entry of the namespace (each tap adds
+    its own multicast entries), which costs a third of a second on a host with a thousand taps; so
+    the role remembers instead of re-reading on every resync. The memory is trusted only while the
+    link watch runs: the watch makes it forget a device the moment that device is removed or
+    (re)created, so nothing remembered outlives the device it was about. Our VXLAN devices do not
+    learn, so besides us only an operator writes these entries, and the periodic full read (see
+    the role) catches that.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, frozenset[tuple[str, str]]] = {}
+
+    def get(self, device: str) -> frozenset[tuple[str, str]] | None:
+        return self._known.get(device)
+
+    def learn(self, device: str, entries: frozenset[tuple[str, str]]) -> None:
+        self._known[device] = entries
+
+    def add(self, device: str, mac: str, dst: str) -> None:
+        if device in self._known:
+            self._known[device] = self._known[device] | {(mac, dst)}
+
+    def discard(self, device: str, mac: str, dst: str) -> None:
+        if device in self._known:
+            self._known[device] = self._known[device] - {(mac, dst)}
+
+    def forget(self, device: str) -> None:
+        self._known.pop(device, None)
+
+    def forget_all(self) -> None:
+        self._known.clear()

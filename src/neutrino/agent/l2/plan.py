@@ -106,8 +106,10 @@ def _lay_out(network: L2Network, links: Mapping[str, Link], config: LinuxBridgeC
 
 def _lay_out_vxlan(base: NetworkLayout, network: L2Network, config: LinuxBridgeConfig) -> NetworkLayout:
     vni = network.segment.segmentation_id
+    if vni is None:
+        return _with(base, problem="VXLAN segment without a segmentation id")
     try:
-        name = vxlan_name(vni)  # type: ignore[arg-type]
+        name = vxlan_name(vni)
     except ValueError as exc:
         return _with(base, problem=f"VXLAN segment without a usable VNI: {exc}")
     local_ip = _normalize_ip(config.tunnel_ip or "")
@@ -218,19 +220,17 @@ def _plan_vxlan(
     network_id, name = layout.network_id, layout.vxlan
     link = actual.links.get(name)
     want = VxlanSettings(layout.vni, ipaddress.ip_address(layout.local_ip), VXLAN_DEFAULT_PORT, False, None)
-    recreate = link is not None and link.vxlan != want
-    if (
-        link is None
-        or recreate
-        or link.mtu != layout.mtu
-        or not link.admin_up
-        or not config.owner_tag.owns(link.alias)
-    ):
-        uplinks.append(EnsureVxlan(network_id, name, layout.vni, layout.local_ip, layout.mtu, recreate))
-    fresh = link is None or recreate
-    if fresh or link.master != layout.bridge:  # type: ignore[union-attr]
+    present: frozenset[tuple[str, str]]
+    if link is None or link.vxlan != want:
+        uplinks.append(EnsureVxlan(network_id, name, layout.vni, layout.local_ip, layout.mtu, fresh=True))
         uplinks.append(AttachUplink(network_id, name, layout.bridge))
-    present = frozenset() if fresh else actual.fdb.get(name, frozenset())
+        present = frozenset()
+    else:
+        if link.mtu != layout.mtu or not link.admin_up or not config.owner_tag.owns(link.alias):
+            uplinks.append(EnsureVxlan(network_id, name, layout.vni, layout.local_ip, layout.mtu))
+        if link.master != layout.bridge:
+            uplinks.append(AttachUplink(network_id, name, layout.bridge))
+        present = actual.fdb.get(name, frozenset())
     for mac, dst in sorted(layout.fdb - present):
         fdb_added.append(AddFdbEntry(network_id, name, mac, dst))
     if fdb_removed is not None:

@@ -20,15 +20,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from neutrino.agent.l2.actions import Action
+from neutrino.agent.l2.actions import (
+    Action,
+    AddFdbEntry,
+    EnsureVxlan,
+    RemoveDevice,
+    RemoveFdbEntry,
+    subject_of,
+)
 from neutrino.agent.l2.apply import ActionFailure, ApplyResult, apply
 from neutrino.agent.l2.config import LinuxBridgeConfig
 from neutrino.agent.l2.kernel_features import KernelFeatures, detect_kernel_features
-from neutrino.agent.l2.kernel_view import KernelView, LinkMirror, read_fdb, read_links
+from neutrino.agent.l2.kernel_view import FdbMemory, KernelView, LinkMirror, read_fdb, read_links
 from neutrino.agent.l2.plan import NetworkLayout, lay_out_networks, plan, wired_ports
 from neutrino.agent.l2.reporter import DeviceStatusReporter
 from neutrino.agent.l2.reporting import (
@@ -94,6 +101,7 @@ class LinuxBridgeRole:
 
         self._mirror = LinkMirror()
         self._mirror_live = False
+        self._fdb_memory = FdbMemory()
         self._passes_since_dump = 0
         self._reporter = DeviceStatusReporter(rpc)
         self._kernel_lock = asyncio.Lock()
@@ -102,7 +110,6 @@ class LinuxBridgeRole:
         self._tasks: list[asyncio.Task[None]] = []
         self._device_tasks: dict[str, asyncio.Task[None]] = {}
 
-        self._desired: L2State | None = None
         self._ports_by_device: dict[str, L2Port] = {}
         self._revision_by_port: dict[str, int] = {}
         self._networks: dict[str, L2Network] = {}
@@ -167,7 +174,7 @@ class LinuxBridgeRole:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._device_tasks.clear()
-        self._mirror_live = False
+        self._lose_watch()
         await self._reporter.close()
 
     # ---- what tests and benchmarks may look at ---------------------------------------------------
@@ -175,6 +182,15 @@ class LinuxBridgeRole:
     def request_resync(self) -> None:
         """Ask for a resync after the debounce period; requests until it starts count once."""
         self._resync_wanted.set()
+
+    @property
+    def resync_pending(self) -> bool:
+        """A resync was requested (event, new tap, lost watch) and has not started yet."""
+        return self._resync_wanted.is_set()
+
+    @property
+    def resync_running(self) -> bool:
+        return self._resync_lock.locked()
 
     @property
     def wired_devices(self) -> frozenset[str]:
@@ -190,8 +206,12 @@ class LinuxBridgeRole:
 
     async def _reconcile_full(self, desired: L2State) -> None:
         started = self._clock()
+        # Slow reads happen before taking the kernel lock, so new taps are wired meanwhile.
+        dumped = await self._full_read_if_due()
+        before = dumped if dumped is not None else self._mirror.links_by_name()
+        await self._learn_fdb(before, lay_out_networks(desired, before, self.config).values())
         async with self._kernel_lock:
-            links, links_from = await self._links_for_full_pass()
+            links = await self._current_links(dumped)
             layouts = lay_out_networks(desired, links, self.config)
             self._log_problems(layouts, complete=True)
             view = await self._view(links, layouts.values())
@@ -216,7 +236,12 @@ class LinuxBridgeRole:
             deliveries = self._reporter.submit_all(reports)
             self._remember(desired, layouts, wired)
             self.last_reconcile = ReconcileReport(
-                "full", actions, result.failed, reports, links_from, self._clock() - started
+                "full",
+                actions,
+                result.failed,
+                reports,
+                "dump" if dumped is not None else "mirror",
+                self._clock() - started,
             )
         if actions or reports:
             log.info(
@@ -229,35 +254,74 @@ class LinuxBridgeRole:
             )
         await asyncio.gather(*deliveries)
 
-    async def _links_for_full_pass(self) -> tuple[dict[str, Link], str]:
+    async def _full_read_if_due(self) -> dict[str, Link] | None:
+        """A fresh dump of the links (and forgetting the FDB memory) without a live watch or every n-th pass."""
         self._passes_since_dump += 1
         if self._mirror_live and self._passes_since_dump < self._full_read_every:
-            await self._settle()
-            return self._mirror.links_by_name(), "mirror"
+            return None
         links = await read_links(self._driver, netns=self.config.netns)
         if self._mirror_live:
             self._mirror.reset(links.values())
+        self._fdb_memory.forget_all()
         self._passes_since_dump = 0
-        return links, "dump"
+        return links
 
-    async def _view(self, links: dict[str, Link], layouts: Any) -> KernelView:
-        vxlans = [
+    async def _current_links(self, dumped: dict[str, Link] | None) -> dict[str, Link]:
+        if not self._mirror_live:
+            assert dumped is not None
+            return dumped
+        await self._settle()
+        return self._mirror.links_by_name()
+
+    async def _learn_fdb(self, links: Mapping[str, Link], layouts: Iterable[NetworkLayout]) -> None:
+        """Read the FDB of the needed VXLAN devices the memory knows nothing about."""
+        unknown = [
             layout.vxlan
             for layout in layouts
-            if layout.wireable and layout.vxlan is not None and layout.vxlan in links
+            if layout.wireable
+            and layout.vxlan is not None
+            and layout.vxlan in links
+            and self._fdb_memory.get(layout.vxlan) is None
         ]
-        fdb = await read_fdb(self._driver, vxlans, netns=self.config.netns) if vxlans else {}
+        if unknown:
+            for device, entries in (await read_fdb(self._driver, unknown, netns=self.config.netns)).items():
+                self._fdb_memory.learn(device, entries)
+
+    async def _view(self, links: dict[str, Link], layouts: Iterable[NetworkLayout]) -> KernelView:
+        layouts = list(layouts)
+        await self._learn_fdb(links, layouts)
+        fdb = {}
+        for layout in layouts:
+            if layout.vxlan is not None:
+                known = self._fdb_memory.get(layout.vxlan)
+                if known is not None:
+                    fdb[layout.vxlan] = known
         return KernelView(links, fdb)
 
     async def _apply(self, actions: tuple[Action, ...]) -> ApplyResult:
         if not actions:
             return ApplyResult((), ())
-        return await apply(actions, self._driver, netns=self.config.netns)
+        result = await apply(actions, self._driver, netns=self.config.netns)
+        memory = self._fdb_memory
+        for action in result.applied:
+            if isinstance(action, EnsureVxlan) and action.fresh:
+                memory.learn(action.name, frozenset())
+            elif isinstance(action, AddFdbEntry):
+                memory.add(action.device, action.mac, action.dst)
+            elif isinstance(action, RemoveFdbEntry):
+                memory.discard(action.device, action.mac, action.dst)
+            elif isinstance(action, RemoveDevice):
+                memory.forget(action.name)
+        for failure in result.failed:
+            if isinstance(failure.action, EnsureVxlan | AddFdbEntry | RemoveFdbEntry):
+                memory.forget(subject_of(failure.action))  # what the kernel holds now is unknown
+        if not self._mirror_live:
+            memory.forget_all()
+        return result
 
     def _remember(
         self, desired: L2State, layouts: Mapping[str, NetworkLayout], wired: frozenset[str]
     ) -> None:
-        self._desired = desired
         self._ports_by_device = {port.device: port for port in desired.ports}
         self._revision_by_port = {port.port_id: port.revision for port in desired.ports}
         self._networks = {network.network_id: network for network in desired.networks}
@@ -312,19 +376,27 @@ class LinuxBridgeRole:
                     async for event in watch:
                         if event.event == "overflow":
                             self._mirror.reset(watch.snapshot)
+                            self._fdb_memory.forget_all()
                         else:
                             self._mirror.apply(event)
+                            if event.event != "changed" and device_role(event.name) is DeviceRole.VXLAN:
+                                self._fdb_memory.forget(event.name)  # a new incarnation: FDB unknown
                         self._dispatch(event)
             except asyncio.CancelledError:
-                self._mirror_live = False
+                self._lose_watch()
                 raise
             except Exception as exc:  # noqa: BLE001 - the watch must outlive kernel hiccups
-                self._mirror_live = False
+                self._lose_watch()
                 if not ready.done():
                     ready.set_exception(exc)
                     return
                 log.warning("link watch in %s failed, retrying: %s", netns or "the root namespace", exc)
                 await asyncio.sleep(self._watch_retry_seconds)
+
+    def _lose_watch(self) -> None:
+        # Without events neither the mirror nor the FDB memory can be trusted: read until re-subscribed.
+        self._mirror_live = False
+        self._fdb_memory.forget_all()
 
     def _dispatch(self, event: LinkEvent) -> None:
         if event.event == "overflow":
@@ -332,24 +404,24 @@ class LinuxBridgeRole:
             return
         if device_role(event.name) is DeviceRole.TAP:
             if event.event == "added":
-                self._serially(event.name, self._on_tap_added(event.name))
+                self._serially(event.name, self._on_tap_added)
             elif event.event == "removed":
-                self._serially(event.name, self._on_tap_removed(event.name))
+                self._serially(event.name, self._on_tap_removed)
             return
         if event.event == "added" and event.name in self.config.bridge_mappings.values():
             self.request_resync()  # a mapped interface (re)appeared: its flat networks can be wired now
         elif event.event == "removed" and event.name in self._needed_devices:
             self.request_resync()  # someone removed a bridge or VXLAN device we need
 
-    def _serially(self, device: str, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` after the device's earlier event handling (added, then removed, then added...)."""
+    def _serially(self, device: str, handle: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        """Run ``handle(device)`` after the device's earlier event handling (added, removed, added...)."""
         previous = self._device_tasks.get(device)
 
         async def run() -> None:
             if previous is not None:
                 await asyncio.wait([previous])
             try:
-                await work
+                await handle(device)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the periodic resync will retry

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-23 07:20:42.809700
+Create Date: 2026-11-23 07:47:52.823960
 """
 
 import sqlalchemy as sa
@@ -111,6 +111,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_roles')),
     sa.UniqueConstraint('name', name=op.f('uq_roles_name'))
     )
+    op.create_table('securitygroups',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('stateful', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_securitygroups'))
+    )
+    with op.batch_alter_table('securitygroups', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_securitygroups_project_id'), ['project_id'], unique=False)
+
     op.create_table('signing_keys',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('secret', sa.String(length=255), nullable=False),
@@ -150,6 +164,13 @@ def upgrade() -> None:
     with op.batch_alter_table('tags', schema=None) as batch_op:
         batch_op.create_index('ix_tags_tag', ['resource_type', 'tag'], unique=False)
 
+    op.create_table('default_security_groups',
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('security_group_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['security_group_id'], ['securitygroups.id'], name=op.f('fk_default_security_groups_security_group_id_securitygroups'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('project_id', name=op.f('pk_default_security_groups')),
+    sa.UniqueConstraint('security_group_id', name=op.f('uq_default_security_groups_security_group_id'))
+    )
     op.create_table('network_segments',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -218,6 +239,34 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
     sa.UniqueConstraint('domain_id', 'name', name=op.f('uq_projects_domain_id_name'))
     )
+    op.create_table('securitygrouprules',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('security_group_id', sa.String(length=36), nullable=False),
+    sa.Column('remote_group_id', sa.String(length=36), nullable=True),
+    sa.Column('remote_address_group_id', sa.String(length=36), nullable=True),
+    sa.Column('direction', sa.String(length=16), nullable=False),
+    sa.Column('ethertype', sa.String(length=8), nullable=False),
+    sa.Column('protocol', sa.String(length=40), nullable=True),
+    sa.Column('port_range_min', sa.Integer(), nullable=True),
+    sa.Column('port_range_max', sa.Integer(), nullable=True),
+    sa.Column('remote_ip_prefix', sa.String(length=64), nullable=True),
+    sa.Column('normalized_cidr', sa.String(length=64), nullable=True),
+    sa.Column('fingerprint', sa.String(length=255), nullable=False),
+    sa.ForeignKeyConstraint(['remote_group_id'], ['securitygroups.id'], name=op.f('fk_securitygrouprules_remote_group_id_securitygroups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['security_group_id'], ['securitygroups.id'], name=op.f('fk_securitygrouprules_security_group_id_securitygroups'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_securitygrouprules')),
+    sa.UniqueConstraint('security_group_id', 'fingerprint', name=op.f('uq_securitygrouprules_security_group_id_fingerprint'))
+    )
+    with op.batch_alter_table('securitygrouprules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_securitygrouprules_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_securitygrouprules_remote_group_id'), ['remote_group_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_securitygrouprules_security_group_id'), ['security_group_id'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -241,6 +290,37 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('role_assignments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_role_assignments_user_id'), ['user_id'], unique=False)
+
+    op.create_table('routers',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('admin_state_up', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('gw_port_id', sa.String(length=36), nullable=True),
+    sa.Column('enable_snat', sa.Boolean(), nullable=False),
+    sa.Column('ha', sa.Boolean(), nullable=False),
+    sa.Column('distributed', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['gw_port_id'], ['ports.id'], name=op.f('fk_routers_gw_port_id_ports')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_routers'))
+    )
+    with op.batch_alter_table('routers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_routers_project_id'), ['project_id'], unique=False)
+
+    op.create_table('securitygroupportbindings',
+    sa.Column('port_id', sa.String(length=36), nullable=False),
+    sa.Column('security_group_id', sa.String(length=36), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['port_id'], ['ports.id'], name=op.f('fk_securitygroupportbindings_port_id_ports'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['security_group_id'], ['securitygroups.id'], name=op.f('fk_securitygroupportbindings_security_group_id_securitygroups')),
+    sa.PrimaryKeyConstraint('port_id', 'security_group_id', name=op.f('pk_securitygroupportbindings'))
+    )
+    with op.batch_alter_table('securitygroupportbindings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_securitygroupportbindings_security_group_id'), ['security_group_id'], unique=False)
 
     op.create_table('subnets',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -274,6 +354,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_subnets_project_id'), ['project_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_subnets_subnetpool_id'), ['subnetpool_id'], unique=False)
 
+    op.create_table('floatingips',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('floating_ip_address', sa.String(length=64), nullable=False),
+    sa.Column('floating_network_id', sa.String(length=36), nullable=False),
+    sa.Column('floating_port_id', sa.String(length=36), nullable=False),
+    sa.Column('fixed_port_id', sa.String(length=36), nullable=True),
+    sa.Column('fixed_ip_address', sa.String(length=64), nullable=True),
+    sa.Column('router_id', sa.String(length=36), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['fixed_port_id'], ['ports.id'], name=op.f('fk_floatingips_fixed_port_id_ports'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['floating_network_id'], ['networks.id'], name=op.f('fk_floatingips_floating_network_id_networks')),
+    sa.ForeignKeyConstraint(['floating_port_id'], ['ports.id'], name=op.f('fk_floatingips_floating_port_id_ports'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['router_id'], ['routers.id'], name=op.f('fk_floatingips_router_id_routers')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_floatingips')),
+    sa.UniqueConstraint('floating_network_id', 'fixed_port_id', 'fixed_ip_address', name='uq_floatingips_fixed'),
+    sa.UniqueConstraint('floating_port_id', name=op.f('uq_floatingips_floating_port_id'))
+    )
+    with op.batch_alter_table('floatingips', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_floatingips_fixed_port_id'), ['fixed_port_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_floatingips_floating_network_id'), ['floating_network_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_floatingips_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_floatingips_router_id'), ['router_id'], unique=False)
+
     op.create_table('ipallocations',
     sa.Column('ip_address', sa.String(length=64), nullable=False),
     sa.Column('subnet_id', sa.String(length=36), nullable=False),
@@ -287,27 +396,97 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_ipallocations_network_id'), ['network_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ipallocations_port_id'), ['port_id'], unique=False)
 
+    op.create_table('router_routes',
+    sa.Column('router_id', sa.String(length=36), nullable=False),
+    sa.Column('destination', sa.String(length=64), nullable=False),
+    sa.Column('nexthop', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['router_id'], ['routers.id'], name=op.f('fk_router_routes_router_id_routers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('router_id', 'destination', 'nexthop', name=op.f('pk_router_routes'))
+    )
+    op.create_table('routerports',
+    sa.Column('router_id', sa.String(length=36), nullable=False),
+    sa.Column('port_id', sa.String(length=36), nullable=False),
+    sa.Column('port_type', sa.String(length=255), nullable=False),
+    sa.ForeignKeyConstraint(['port_id'], ['ports.id'], name=op.f('fk_routerports_port_id_ports'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['router_id'], ['routers.id'], name=op.f('fk_routerports_router_id_routers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('port_id', name=op.f('pk_routerports'))
+    )
+    with op.batch_alter_table('routerports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_routerports_router_id'), ['router_id'], unique=False)
+
+    op.create_table('portforwardings',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('floatingip_id', sa.String(length=36), nullable=False),
+    sa.Column('internal_port_id', sa.String(length=36), nullable=False),
+    sa.Column('internal_ip_address', sa.String(length=64), nullable=False),
+    sa.Column('protocol', sa.String(length=40), nullable=False),
+    sa.Column('internal_port_start', sa.Integer(), nullable=False),
+    sa.Column('internal_port_end', sa.Integer(), nullable=False),
+    sa.Column('external_port_start', sa.Integer(), nullable=False),
+    sa.Column('external_port_end', sa.Integer(), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.ForeignKeyConstraint(['floatingip_id'], ['floatingips.id'], name=op.f('fk_portforwardings_floatingip_id_floatingips'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['internal_port_id'], ['ports.id'], name=op.f('fk_portforwardings_internal_port_id_ports'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_portforwardings')),
+    sa.UniqueConstraint('floatingip_id', 'protocol', 'external_port_start', 'external_port_end', name='uq_portforwardings_external'),
+    sa.UniqueConstraint('internal_port_id', 'internal_ip_address', 'protocol', 'internal_port_start', 'internal_port_end', name='uq_portforwardings_internal')
+    )
+    with op.batch_alter_table('portforwardings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_portforwardings_floatingip_id'), ['floatingip_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_portforwardings_internal_port_id'), ['internal_port_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('portforwardings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_portforwardings_internal_port_id'))
+        batch_op.drop_index(batch_op.f('ix_portforwardings_floatingip_id'))
+
+    op.drop_table('portforwardings')
+    with op.batch_alter_table('routerports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_routerports_router_id'))
+
+    op.drop_table('routerports')
+    op.drop_table('router_routes')
     with op.batch_alter_table('ipallocations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ipallocations_port_id'))
         batch_op.drop_index(batch_op.f('ix_ipallocations_network_id'))
 
     op.drop_table('ipallocations')
+    with op.batch_alter_table('floatingips', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_floatingips_router_id'))
+        batch_op.drop_index(batch_op.f('ix_floatingips_project_id'))
+        batch_op.drop_index(batch_op.f('ix_floatingips_floating_network_id'))
+        batch_op.drop_index(batch_op.f('ix_floatingips_fixed_port_id'))
+
+    op.drop_table('floatingips')
     with op.batch_alter_table('subnets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subnets_subnetpool_id'))
         batch_op.drop_index(batch_op.f('ix_subnets_project_id'))
         batch_op.drop_index(batch_op.f('ix_subnets_network_id'))
 
     op.drop_table('subnets')
+    with op.batch_alter_table('securitygroupportbindings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_securitygroupportbindings_security_group_id'))
+
+    op.drop_table('securitygroupportbindings')
+    with op.batch_alter_table('routers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_routers_project_id'))
+
+    op.drop_table('routers')
     with op.batch_alter_table('role_assignments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_role_assignments_user_id'))
 
     op.drop_table('role_assignments')
     op.drop_table('users')
+    with op.batch_alter_table('securitygrouprules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_securitygrouprules_security_group_id'))
+        batch_op.drop_index(batch_op.f('ix_securitygrouprules_remote_group_id'))
+        batch_op.drop_index(batch_op.f('ix_securitygrouprules_project_id'))
+
+    op.drop_table('securitygrouprules')
     op.drop_table('projects')
     with op.batch_alter_table('ports', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ports_project_id'))
@@ -321,6 +500,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_network_segments_network_id'))
 
     op.drop_table('network_segments')
+    op.drop_table('default_security_groups')
     with op.batch_alter_table('tags', schema=None) as batch_op:
         batch_op.drop_index('ix_tags_tag')
 
@@ -330,6 +510,10 @@ def downgrade() -> None:
 
     op.drop_table('subnetpools')
     op.drop_table('signing_keys')
+    with op.batch_alter_table('securitygroups', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_securitygroups_project_id'))
+
+    op.drop_table('securitygroups')
     op.drop_table('roles')
     with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_revoked_tokens_expires_at'))

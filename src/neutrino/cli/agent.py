@@ -1,0 +1,93 @@
+"""``neutrino agent``: one process per host, running the configured roles against the server's bus."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+from collections.abc import Callable, Sequence
+
+from neutrino.agent.l2.config import LinuxBridgeConfig, parse_bridge_mappings
+from neutrino.agent.process import AgentProcess
+from neutrino.agent.roles.base import Role
+from neutrino.agent.roles.l2 import LinuxBridgeRole
+from neutrino.bus.factory import build_bus
+from neutrino.bus.memory import MemoryBroker
+from neutrino.config import Settings
+from neutrino.rpc.agent_client import AgentRpcClient
+
+RoleFactory = Callable[[Settings, str, AgentRpcClient], Role]
+
+
+def _l2_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
+    agent = settings.agent
+    config = LinuxBridgeConfig(host=host, tunnel_ip=agent.tunnel_ip or None,
+                               bridge_mappings=parse_bridge_mappings(agent.bridge_mappings),
+                               netns=agent.netns or None)
+    return LinuxBridgeRole(config, rpc)
+
+
+ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role}
+
+
+class UnknownRole(Exception):
+    pass
+
+
+def build_agent(settings: Settings, *, host: str, roles: Sequence[str], broker: MemoryBroker | None = None
+                ) -> AgentProcess:
+    unknown = [r for r in roles if r not in ROLE_FACTORIES]
+    if unknown:
+        raise UnknownRole(f"unknown or not yet available agent role(s): {', '.join(unknown)} "
+                          f"(available: {', '.join(ROLE_FACTORIES)})")
+    bus = build_bus(settings.bus.url, sender=f"agent.{host}", broker=broker)
+    rpc = AgentRpcClient(bus, host, timeout=settings.bus.rpc_timeout_seconds)
+    return AgentProcess(host=host, bus=bus, rpc=rpc, roles=[ROLE_FACTORIES[r](settings, host, rpc) for r in roles],
+                        report_interval=settings.agent.report_interval_seconds,
+                        resync_interval=settings.agent.resync_interval_seconds,
+                        availability_zone=settings.agent.availability_zone)
+
+
+async def run_agent(settings: Settings, host: str, roles: Sequence[str]) -> int:
+    agent = build_agent(settings, host=host, roles=roles)
+    await agent.bus.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await agent.start()
+        await stop.wait()
+    finally:
+        await agent.stop()
+        await agent.bus.close()
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="host name to report (default: [agent] host, else this machine's)")
+    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2")
+    parser.add_argument("--netns", help="network namespace that plays this host's root namespace (fullstack)")
+    parser.add_argument("--tunnel-ip", help="local VXLAN endpoint address")
+    parser.add_argument("--bridge-mapping", action="append", default=None,
+                        help="physnet:interface (repeatable)")
+
+
+def agent_overrides(args: argparse.Namespace) -> dict[str, object]:
+    over: dict[str, object] = {}
+    if args.host:
+        over["host"] = args.host
+    if args.roles:
+        over["roles"] = args.roles
+    if args.netns:
+        over["netns"] = args.netns
+    if args.tunnel_ip:
+        over["tunnel_ip"] = args.tunnel_ip
+    if args.bridge_mapping:
+        over["bridge_mappings"] = args.bridge_mapping
+    return over
+
+
+def host_of(settings: Settings) -> str:
+    return settings.agent.host or socket.gethostname()

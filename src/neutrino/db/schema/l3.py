@@ -1,0 +1,81 @@
+"""Tables of the L3 service plugin: routers, their ports and routes, floating IPs, port forwardings.
+
+Uniqueness that clients rely on is a constraint here, not only a check in code: one router per
+attached port, one floating IP per (external network, fixed port, fixed address), one port
+forwarding per (floating IP, protocol, external range) and per internal socket range.
+The core code (``services/networks.py``, ``services/ports.py``) looks ``routers`` and
+``floatingips`` up by name on the shared metadata, so those names and the columns ``id``,
+``floating_network_id`` and ``fixed_port_id`` are contract.
+"""
+
+from sqlalchemy import Column, ForeignKey, Integer, PrimaryKeyConstraint, String, Table, UniqueConstraint
+
+from neutrino.db.schema.base import bool_column, id_column, metadata, project_column, standard_columns
+
+routers = Table(
+    "routers", metadata,
+    id_column(), project_column(), *standard_columns(),
+    bool_column("admin_state_up", True),
+    Column("status", String(16), nullable=False, default="ACTIVE"),
+    # The gateway port (``network:router_gateway``, empty project) on the external network.
+    Column("gw_port_id", String(36), ForeignKey("ports.id"), nullable=True),
+    bool_column("enable_snat", True),
+    bool_column("ha", False),
+    bool_column("distributed", False),
+)
+
+routerports = Table(
+    "routerports", metadata,
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False, index=True),
+    # A port belongs to at most one router: the key settles two concurrent attachments.
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("port_type", String(255), nullable=False),
+    PrimaryKeyConstraint("port_id"),
+)
+
+router_routes = Table(
+    "router_routes", metadata,
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("nexthop", String(64), nullable=False),
+    PrimaryKeyConstraint("router_id", "destination", "nexthop"),
+)
+
+floatingips = Table(
+    "floatingips", metadata,
+    id_column(), project_column(), *standard_columns(),
+    Column("floating_ip_address", String(64), nullable=False),
+    Column("floating_network_id", String(36), ForeignKey("networks.id"), nullable=False, index=True),
+    # The ``network:floatingip`` port that holds the address on the external network.
+    Column("floating_port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+    # Association: the internal port and address NATed to the floating address, and the router
+    # that does it. Deleting the port ends the association (the service also clears the rest).
+    Column("fixed_port_id", String(36), ForeignKey("ports.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("fixed_ip_address", String(64), nullable=True),
+    Column("router_id", String(36), ForeignKey("routers.id"), nullable=True, index=True),
+    Column("status", String(16), nullable=False, default="DOWN"),
+    UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address", name="uq_floatingips_fixed"),
+)
+
+portforwardings = Table(
+    "portforwardings", metadata,
+    id_column(),
+    Column("floatingip_id", String(36), ForeignKey("floatingips.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("internal_port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("internal_ip_address", String(64), nullable=False),
+    Column("protocol", String(40), nullable=False),
+    Column("internal_port_start", Integer, nullable=False),
+    Column("internal_port_end", Integer, nullable=False),
+    Column("external_port_start", Integer, nullable=False),
+    Column("external_port_end", Integer, nullable=False),
+    Column("description", String(255), nullable=False, default=""),
+    UniqueConstraint("floatingip_id", "protocol", "external_port_start", "external_port_end",
+                     name="uq_portforwardings_external"),
+    UniqueConstraint("internal_port_id", "internal_ip_address", "protocol", "internal_port_start",
+                     "internal_port_end", name="uq_portforwardings_internal"),
+)
+
+__all__ = ["routers", "routerports", "router_routes", "floatingips", "portforwardings"]

@@ -1,0 +1,83 @@
+"""Tables of the security-group plugin: groups, their rules, port bindings, and each project's default.
+
+Uniqueness that clients rely on is a constraint here, not only a check in code:
+
+- one default group per project (``default_security_groups`` is keyed by project), so two requests
+  that both find "no default yet" cannot both create one: the loser's transaction is retried and
+  then finds the winner's group;
+- one rule per effect in a group: ``fingerprint`` is the rule's normalised effect (protocol by
+  number, "any address" equal to no prefix, ...) and is unique per group, so concurrent identical
+  creates leave exactly one rule;
+- a group bound to a port cannot disappear under it (the binding's foreign key has no cascade).
+"""
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from neutrino.db.schema.base import (
+    NAME_LEN,
+    UUID_LEN,
+    bool_column,
+    id_column,
+    metadata,
+    project_column,
+    standard_columns,
+)
+
+securitygroups = Table(
+    "securitygroups", metadata,
+    id_column(), project_column(), *standard_columns(),
+    bool_column("stateful", True),
+)
+
+securitygrouprules = Table(
+    "securitygrouprules", metadata,
+    id_column(), project_column(),
+    # Rules have a description but no name; template-made rules have none (null), as in Neutron.
+    Column("description", String(NAME_LEN), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("revision_number", Integer, nullable=False, default=0),
+    Column("security_group_id", String(UUID_LEN), ForeignKey("securitygroups.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    # Rules of other groups that point at a deleted group go with it.
+    Column("remote_group_id", String(UUID_LEN), ForeignKey("securitygroups.id", ondelete="CASCADE"),
+           nullable=True, index=True),
+    Column("remote_address_group_id", String(UUID_LEN), nullable=True),
+    Column("direction", String(16), nullable=False),
+    Column("ethertype", String(8), nullable=False),
+    Column("protocol", String(40), nullable=True),
+    Column("port_range_min", Integer, nullable=True),
+    Column("port_range_max", Integer, nullable=True),
+    Column("remote_ip_prefix", String(64), nullable=True),
+    Column("normalized_cidr", String(64), nullable=True),
+    Column("fingerprint", String(255), nullable=False),
+    UniqueConstraint("security_group_id", "fingerprint"),
+)
+
+securitygroupportbindings = Table(
+    "securitygroupportbindings", metadata,
+    Column("port_id", String(UUID_LEN), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("security_group_id", String(UUID_LEN), ForeignKey("securitygroups.id"), nullable=False, index=True),
+    # The order the groups were given in, so a port shows them back the same way.
+    Column("position", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("port_id", "security_group_id"),
+)
+
+default_security_groups = Table(
+    "default_security_groups", metadata,
+    Column("project_id", String(255), nullable=False),
+    Column("security_group_id", String(UUID_LEN), ForeignKey("securitygroups.id", ondelete="CASCADE"),
+           nullable=False, unique=True),
+    PrimaryKeyConstraint("project_id"),
+)
+
+__all__ = ["securitygroups", "securitygrouprules", "securitygroupportbindings", "default_security_groups"]

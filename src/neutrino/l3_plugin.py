@@ -1,0 +1,51 @@
+"""The L3 service plugin (entry point ``router``): routers, floating IPs, floating IP pools and
+port forwardings, with the extensions they implement and their quotas.
+
+It builds on the core plugin's network and port services (router and floating IP ports are
+ordinary ports made through them) and registers with the port service the hook that releases
+floating IPs and port forwardings when a port is deleted.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+
+from neutrino.db.schema import l3 as db
+from neutrino.plugins import Components
+from neutrino.resources.definition import Resource
+from neutrino.resources.extensions import Extension
+from neutrino.resources.l3 import FLOATINGIP, FLOATINGIP_POOL, L3_EXTENSIONS, PORT_FORWARDING, ROUTER
+from neutrino.services.floating_ips import FloatingIpPoolService, FloatingIpService
+from neutrino.services.port_forwardings import PortForwardingService
+from neutrino.services.routers import RouterService
+
+
+class L3Plugin:
+    name = "router"
+
+    def resources(self) -> Sequence[Resource]:
+        return (ROUTER, FLOATINGIP, FLOATINGIP_POOL, PORT_FORWARDING)
+
+    def extensions(self) -> Sequence[Extension]:
+        return L3_EXTENSIONS
+
+    def taggable_tables(self) -> Mapping[str, Table]:
+        return {"router": db.routers, "floatingip": db.floatingips}
+
+    def build_services(self, c: Components) -> Mapping[str, Any]:
+        rng = random.Random()
+        networks, ports = c.services["network"], c.services["port"]
+        c.quotas.register("router", db.routers)
+        c.quotas.register("floatingip", db.floatingips)
+        floating_ips = FloatingIpService(c.db, c.notifier, c.quotas, networks, ports, rng=rng)
+        ports.before_delete.append(floating_ips.release_port)
+        return {
+            "router": RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng),
+            "floatingip": floating_ips,
+            "floatingip_pool": FloatingIpPoolService(c.db),
+            "port_forwarding": PortForwardingService(c.db, c.notifier, rng=rng),
+        }

@@ -1,0 +1,211 @@
+"""The L3 service plugin's API contract: routers, floating IPs, their pools, port forwardings.
+
+Attribute maps follow neutron-lib's ``l3``, ``l3_ext_gw_mode``, ``extraroute(-atomic)``,
+``fip_port_details``, ``floatingip_pools`` and ``floating_ip_port_forwarding`` definitions.
+``ha`` and ``distributed`` are admin-only attributes (policy hides them from others) that the
+server stores but does not act on, which is why ``l3-ha`` and ``dvr`` are not advertised.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from neutrino.resources import types as t
+from neutrino.resources.definition import (
+    MISSING,
+    Attribute,
+    MemberAction,
+    Parent,
+    Resource,
+    bool_attr,
+    description_attr,
+    id_attr,
+    name_attr,
+    project_attrs,
+    standard_attrs,
+    tags_attr,
+)
+from neutrino.resources.extensions import Extension
+
+# Port forwarding protocols Neutron accepts (its IPTABLES_PROTOCOL_MAP keys); tcp/udp are the
+# ones a NAT rule can map port numbers for.
+PF_PROTOCOLS = ("tcp", "udp", "sctp", "dccp", "icmp", "ipv6-icmp")
+_RANGE = re.compile(r"^(\d+)(?::(\d+))?$")
+
+
+_GATEWAY_KEYS = t.Dict(
+    required=("network_id",), optional=("enable_snat", "external_fixed_ips"),
+    types=(("network_id", t.Uuid()), ("enable_snat", t.Boolean()),
+           ("external_fixed_ips", t.ListOf(t.Dict(optional=("subnet_id", "ip_address"),
+                                                  types=(("subnet_id", t.Uuid()), ("ip_address", t.IpAddress())))))))
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    """``external_gateway_info``: null or ``{}`` (no gateway), else a dict with ``network_id``.
+
+    Converted to None for "no gateway" so services see one spelling of it.
+    """
+
+    def convert(self, value: Any) -> Any:
+        if value is None or value == {}:
+            return None
+        return _GATEWAY_KEYS.convert(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """``routes``: a list of ``{destination: CIDR network, nexthop: IP}``; null means none."""
+
+    def convert(self, value: Any) -> Any:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise t.InvalidValue(f"Invalid data format for hostroute: '{value}'")
+        out: list[dict[str, str]] = []
+        for route in value:
+            if not isinstance(route, dict) or set(route) != {"destination", "nexthop"}:
+                raise t.InvalidValue(f"Invalid data format for hostroute: '{route}'")
+            destination = t.Cidr().convert(route["destination"])
+            normalised = str(ipaddress.ip_network(destination, strict=False))
+            if normalised != destination:
+                raise t.InvalidValue(f"'{destination}' isn't a recommended CIDR, '{normalised}' is recommended")
+            entry = {"destination": destination, "nexthop": t.IpAddress().convert(route["nexthop"])}
+            if entry in out:
+                raise t.InvalidValue(f"Duplicate hostroute '{route}'")
+            out.append(entry)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PortRange:
+    """``"N"`` or ``"N:M"`` with 1 <= N <= M <= 65535 (port forwarding ranges)."""
+
+    def convert(self, value: Any) -> Any:
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        match = _RANGE.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise t.InvalidValue(f"'{value}' is not a valid port range")
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if not (1 <= first <= last <= 65535):
+            raise t.InvalidValue(f"'{value}' is not a valid port range")
+        return f"{first}:{last}"
+
+
+ROUTER = Resource(
+    name="router", collection="routers", path="routers", taggable=True, extension="router",
+    attributes=(
+        id_attr(), name_attr(), description_attr(), *project_attrs(),
+        bool_attr("admin_state_up", True),
+        Attribute("status", t.String(), sortable=True, column="status"),
+        Attribute("external_gateway_info", GatewayInfo(), default=None, allow_post=True, allow_put=True,
+                  enforce_policy=True),
+        Attribute("routes", Routes(), default=MISSING, allow_put=True),
+        Attribute("distributed", t.Boolean(), default=False, allow_post=True, allow_put=True,
+                  enforce_policy=True),
+        Attribute("ha", t.Boolean(), default=False, allow_post=True, allow_put=True, enforce_policy=True),
+        *standard_attrs(), tags_attr(),
+    ),
+    member_actions=(
+        MemberAction("add_router_interface"),
+        MemberAction("remove_router_interface"),
+        MemberAction("add_extraroutes"),
+        MemberAction("remove_extraroutes"),
+    ),
+)
+
+FLOATINGIP = Resource(
+    name="floatingip", collection="floatingips", path="floatingips", taggable=True, extension="router",
+    attributes=(
+        id_attr(), description_attr(), *project_attrs(),
+        Attribute("floating_ip_address", t.IpAddress(nullable=True), default=None, allow_post=True,
+                  filterable=True, sortable=True, column="floating_ip_address", enforce_policy=True),
+        Attribute("floating_network_id", t.Uuid(), allow_post=True, required=True, filterable=True,
+                  sortable=True, column="floating_network_id"),
+        # Write-only: which external subnet to take the address from.
+        Attribute("subnet_id", t.Uuid(nullable=True), default=None, allow_post=True, visible=False),
+        Attribute("port_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True,
+                  filterable=True, column="fixed_port_id"),
+        Attribute("fixed_ip_address", t.IpAddress(nullable=True), default=None, allow_post=True, allow_put=True,
+                  filterable=True, sortable=True, column="fixed_ip_address"),
+        Attribute("router_id", t.Uuid(nullable=True), filterable=True, sortable=True, column="router_id"),
+        Attribute("status", t.String(), filterable=True, sortable=True, column="status"),
+        Attribute("port_details", t.Any_()),
+        Attribute("port_forwardings", t.Any_()),
+        *standard_attrs(), tags_attr(),
+    ),
+)
+
+FLOATINGIP_POOL = Resource(
+    name="floatingip_pool", collection="floatingip_pools", path="floatingip_pools", extension="floatingip-pools",
+    standard_attrs=False, project_owned=False, allow_create=False, allow_show=False, allow_update=False,
+    allow_delete=False,
+    allow_bulk=False, allow_pagination=False,
+    attributes=(
+        Attribute("subnet_id", t.Uuid()),
+        Attribute("subnet_name", t.String(255)),
+        Attribute("network_id", t.Uuid()),
+        Attribute("cidr", t.String()),
+        Attribute("project_id", t.String(255)),
+    ),
+)
+
+PORT_FORWARDING = Resource(
+    name="port_forwarding", collection="port_forwardings", path="port_forwardings",
+    parent=Parent("floatingip", "floatingips", "floatingip_id"), policy_name="floatingip_port_forwarding",
+    extension="floating-ip-port-forwarding", standard_attrs=False, project_owned=False,
+    attributes=(
+        id_attr(),
+        # Neutron accepts (and ignores) the project on create; a port forwarding is its FIP's.
+        Attribute("project_id", t.String(255), allow_post=True, visible=False),
+        Attribute("protocol", t.Enum(PF_PROTOCOLS, lower=True), allow_post=True, allow_put=True, required=True,
+                  filterable=True, sortable=True, column="protocol"),
+        Attribute("internal_port_id", t.Uuid(), allow_post=True, allow_put=True, required=True, filterable=True,
+                  sortable=True, column="internal_port_id"),
+        Attribute("internal_ip_address", t.IpAddress(), allow_post=True, allow_put=True, required=True),
+        Attribute("internal_port", t.Integer(1, 65535, nullable=True), default=None, allow_post=True,
+                  allow_put=True),
+        Attribute("external_port", t.Integer(1, 65535, nullable=True), default=None, allow_post=True,
+                  allow_put=True, filterable=True, sortable=True, column="external_port_start"),
+        Attribute("internal_port_range", PortRange(), default=MISSING, allow_post=True, allow_put=True),
+        Attribute("external_port_range", PortRange(), default=MISSING, allow_post=True, allow_put=True),
+        Attribute("description", t.String(255), default="", allow_post=True, allow_put=True, filterable=True,
+                  column="description"),
+    ),
+)
+
+
+def _ext(alias: str, name: str, description: str, updated: str) -> Extension:
+    return Extension(alias, name, description, updated)
+
+
+L3_EXTENSIONS: tuple[Extension, ...] = (
+    _ext("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and "
+         "access to external networks via a NAT gateway.", "2012-07-20T10:00:00-00:00"),
+    _ext("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for "
+         "specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00"),
+    _ext("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router",
+         "2013-02-01T10:00:00-00:00"),
+    _ext("extraroute-atomic", "Atomically add/remove extra routes", "Edit extra routes of a router on server side by "
+         "atomically adding/removing extra routes", "2019-07-10T00:00:00+00:00"),
+    _ext("l3-port-ip-change-not-allowed", "Prevent L3 router ports IP address change extension",
+         "Prevent change of IP address for some L3 router ports", "2018-10-09T10:00:00-00:00"),
+    _ext("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP "
+         "resource", "2018-04-09T10:00:00-00:00"),
+    _ext("floatingip-pools", "Floating IP Pools Extension", "Provides a floating IP pools API.",
+         "2018-03-21T10:00:00-00:00"),
+    _ext("floating-ip-port-forwarding", "Floating IP Port Forwarding", "Allow port forwarding from floating IP port "
+         "to an internal port", "2018-01-19T10:00:00-00:00"),
+    _ext("floating-ip-port-forwarding-description", "Floating IP Port Forwarding new attribute description",
+         "Add a description field to Port Forwarding rules", "2019-11-01T10:00:00-00:00"),
+    _ext("floating-ip-port-forwarding-port-ranges", "Floating IP Port Forwarding support port ranges",
+         "Add support to port ranges", "2020-07-01T10:00:00-00:00"),
+    _ext("floating-ip-port-forwarding-detail", "Floating IP port forwarding detail", "Allow list floating ip return "
+         "more port forwarding data, include'id' and 'internal_port_id'", "2022-05-06T10:00:00-00:00"),
+    _ext("expose-port-forwarding-in-fip", "Expose Floating IP port forwardings", "Expose port forwarding fields in "
+         "floating IP response", "2018-06-28T16:00:00-00:00"),
+)

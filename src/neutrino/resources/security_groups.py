@@ -1,0 +1,76 @@
+"""Security groups and their rules (extension ``security-group`` and friends).
+
+Rule values with Neutron-typed conversion errors (protocol, ethertype, ports, remote prefix) are
+accepted as given here and converted by the service, which raises those typed errors.
+"""
+
+from typing import Any
+
+from neutrino.resources import types as t
+from neutrino.resources.definition import (
+    Attribute,
+    Resource,
+    description_attr,
+    id_attr,
+    project_attrs,
+    standard_attrs,
+    tags_attr,
+)
+
+
+def _ethertype_filter(value: Any) -> Any:
+    for ethertype in ("IPv4", "IPv6"):
+        if isinstance(value, str) and value.lower() == ethertype.lower():
+            return ethertype
+    raise t.InvalidValue(f"'{value}' is not in ['IPv4', 'IPv6']")
+
+
+SECURITY_GROUP = Resource(
+    name="security_group", collection="security_groups", path="security-groups", taggable=True,
+    extension="security-group",
+    attributes=(
+        id_attr(),
+        # Length check only (no name-character rule for groups); "default" is refused by the service.
+        Attribute("name", t.String(255), default="", allow_post=True, allow_put=True, filterable=True,
+                  sortable=True, column="name"),
+        description_attr(), *project_attrs(),
+        Attribute("stateful", t.Boolean(), default=True, allow_post=True, allow_put=True, filterable=True,
+                  sortable=True, column="stateful"),
+        Attribute("shared", t.Boolean(), filterable=True),
+        Attribute("security_group_rules", t.ListOf(t.Dict(free_form=True))),
+        *standard_attrs(), tags_attr(),
+    ),
+)
+
+SECURITY_GROUP_RULE = Resource(
+    name="security_group_rule", collection="security_group_rules", path="security-group-rules",
+    extension="security-group",
+    attributes=(
+        id_attr(), *project_attrs(),
+        Attribute("security_group_id", t.String(36), allow_post=True, required=True, filterable=True,
+                  sortable=True, column="security_group_id"),
+        Attribute("direction", t.Enum(("ingress", "egress")), allow_post=True, required=True, filterable=True,
+                  sortable=True, column="direction"),
+        Attribute("ethertype", t.Any_(), default="IPv4", allow_post=True, filterable=True, sortable=True,
+                  column="ethertype", filter_type=t.Custom(_ethertype_filter), view_type=t.String()),
+        Attribute("protocol", t.Any_(), default=None, allow_post=True, filterable=True, sortable=True,
+                  column="protocol", filter_type=t.String(), view_type=t.String(nullable=True)),
+        Attribute("port_range_min", t.Any_(), default=None, allow_post=True, filterable=True, sortable=True,
+                  column="port_range_min", filter_type=t.Integer(), view_type=t.Integer(nullable=True)),
+        Attribute("port_range_max", t.Any_(), default=None, allow_post=True, filterable=True, sortable=True,
+                  column="port_range_max", filter_type=t.Integer(), view_type=t.Integer(nullable=True)),
+        Attribute("remote_ip_prefix", t.Any_(), default=None, allow_post=True, filterable=True, sortable=True,
+                  column="remote_ip_prefix", filter_type=t.String(), view_type=t.String(nullable=True)),
+        Attribute("remote_group_id", t.String(36, nullable=True), default=None, allow_post=True,
+                  filterable=True, sortable=True, column="remote_group_id"),
+        Attribute("remote_address_group_id", t.String(36, nullable=True), default=None, allow_post=True,
+                  filterable=True, sortable=True, column="remote_address_group_id"),
+        Attribute("normalized_cidr", t.String(nullable=True), filterable=True, sortable=True,
+                  column="normalized_cidr"),
+        Attribute("belongs_to_default_sg", t.Boolean(), filterable=True),
+        # Only the description of a rule may change after creation.
+        Attribute("description", t.String(255), default="", allow_post=True, allow_put=True, filterable=True,
+                  sortable=True, column="description"),
+        *standard_attrs(),
+    ),
+)

@@ -1,0 +1,445 @@
+"""A whole Neutrino deployment on one machine: server, RabbitMQ, PostgreSQL, several hosts, instances.
+
+What runs (architecture.md section 6):
+
+* the server, ``neutrino up`` as users start it, on a throw-away PostgreSQL database and a bus URL
+  of the run's own (a vhost on the shared broker, or a private broker node); its in-process agent
+  has no roles (every host's wiring is done by that host's agent) and a host name of the run's own;
+* one ``neutrino agent --roles l2`` process per simulated host, running in the root namespace (so it
+  reaches RabbitMQ on loopback) with ``--netns <host namespace> --tunnel-ip <underlay address>``:
+  all its kernel reads and writes happen inside the host's namespace;
+* instances made with ``neutrino instance create --host H --host-netns <host namespace>``, exactly
+  as a user (and Nova) would, so the tap appears in the host namespace and the agent wires it.
+
+Heartbeats every second and ``agent_down_time`` 6 s keep liveness tests short. ``teardown`` stops
+every process, runs ``neutrino cleanup --host`` for every host as a safety net, and deletes every
+namespace made; the database and vhost are dropped by ``running_deployment``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.fullstack.broker import SharedBrokerVhost
+from tests.fullstack.networking_api import NetworkingApi
+from tests.fullstack.underlay import SimulatedHost, Underlay, delete_namespace, in_netns, namespace_exists
+from tests.support.databases import temporary_database
+from tests.support.live_server import LiveServer, free_port, start_server
+from tests.support.tenants import IdentityAdmin, Persona, password_auth
+
+PHYSNET = "physnet1"
+REPORT_INTERVAL = 1.0
+AGENT_DOWN_TIME = 6.0
+RESYNC_INTERVAL = 10.0
+RPC_TIMEOUT = 10.0
+
+
+def neutrino_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "neutrino.cli.main", *args]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _agent_time(text: str | None) -> dt.datetime | None:
+    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S") if text else None
+
+
+# ---- processes ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class HostAgent:
+    """The ``neutrino agent`` process of one simulated host; may be stopped, killed and started again."""
+
+    host: SimulatedHost
+    config: Path
+    log_path: Path
+    bridge_mappings: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    started_at: dt.datetime | None = None
+
+    def command(self) -> list[str]:
+        mappings = [arg for mapping in self.bridge_mappings for arg in ("--bridge-mapping", mapping)]
+        return neutrino_command("agent", "--config", str(self.config), "--host", self.host.name, "--roles", "l2",
+                                "--netns", self.host.netns, "--tunnel-ip", self.host.tunnel_ip, *mappings)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        assert not self.running, f"agent of {self.host.name} is already running"
+        # Agent times are whole seconds in the API; anything at or after this second is this start.
+        self.started_at = _utc_now().replace(microsecond=0)
+        with open(self.log_path, "ab") as log:
+            log.write(f"---- start {self.started_at.isoformat()} ----\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM (the agent leaves the data plane as it is), SIGKILL if it does not go in time."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, nothing gets to run."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A simulated VM made with ``neutrino instance create``."""
+
+    name: str
+    namespace: str
+    host: SimulatedHost
+    port_id: str
+    network_id: str
+    ip_address: str
+    mac_address: str
+    cloud: str
+
+
+@dataclass(frozen=True, slots=True)
+class PingResult:
+    transmitted: int
+    received: int
+    output: str
+
+    @property
+    def lost(self) -> int:
+        return self.transmitted - self.received
+
+
+def parse_ping(output: str) -> PingResult:
+    for line in output.splitlines():
+        if "packets transmitted" in line:
+            parts = [p.strip() for p in line.split(",")]
+            transmitted = int(parts[0].split()[0])
+            received = int(parts[1].split()[0])
+            return PingResult(transmitted, received, output)
+    return PingResult(0, 0, output)
+
+
+# ---- the deployment -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Deployment:
+    run_id: str
+    workdir: Path
+    bus_url: str
+    database_url: str
+    underlay: Underlay = field(init=False)
+    server: LiveServer | None = None
+    server_port: int = 0
+    agents: dict[str, HostAgent] = field(default_factory=dict)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    personas: dict[str, Persona] = field(default_factory=dict)
+    clouds_yaml: Path = field(init=False)
+    _apis: dict[str, NetworkingApi] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.underlay = Underlay(self.run_id)
+        self.clouds_yaml = self.workdir / "clouds.yaml"
+
+    # -- names --
+
+    @property
+    def server_host(self) -> str:
+        return f"ft-{self.run_id}-server"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "state"
+
+    def unique(self, label: str) -> str:
+        """A name no other run on this machine uses (instance names become global namespace names)."""
+        return f"{label}-{self.run_id}"
+
+    def host(self, label: str) -> SimulatedHost:
+        return self.underlay.hosts[label]
+
+    # -- bring-up --
+
+    def _server_config(self) -> str:
+        return (f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
+                f'[agent]\nhost = "{self.server_host}"\nroles = []\n'
+                f"report_interval_seconds = {REPORT_INTERVAL}\nagent_down_time_seconds = {AGENT_DOWN_TIME}\n")
+
+    def _agent_config(self) -> Path:
+        path = self.workdir / "agent.toml"
+        path.write_text(f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
+                        f"[agent]\nreport_interval_seconds = {REPORT_INTERVAL}\n"
+                        f"resync_interval_seconds = {RESYNC_INTERVAL}\n")
+        return path
+
+    def start(self, host_labels: Sequence[str]) -> None:
+        self.underlay.build()
+        self.server_port = free_port()
+        self.start_server()
+        self._write_clouds_yaml()
+        config = self._agent_config()
+        for label in host_labels:
+            host = self.underlay.add_host(label)
+            agent = HostAgent(host, config, self.workdir / f"agent-{label}.log",
+                              bridge_mappings=(f"{PHYSNET}:{host.physical_interface}",))
+            self.agents[label] = agent
+            agent.start()
+        for label in host_labels:  # started together, waited for together
+            self.wait_agent_started(label)
+
+    def add_host(self, label: str) -> HostAgent:
+        """One more simulated host with its agent running (reported alive) on return."""
+        host = self.underlay.add_host(label)
+        agent = HostAgent(host, self._agent_config(), self.workdir / f"agent-{label}.log",
+                          bridge_mappings=(f"{PHYSNET}:{host.physical_interface}",))
+        self.agents[label] = agent
+        agent.start()
+        self.wait_agent_started(label)
+        return agent
+
+    def start_server(self) -> None:
+        self.server = start_server(self.state_dir, database_url=self.database_url, extra_config=self._server_config(),
+                                   port=self.server_port, agent_host=self.server_host)
+
+    def restart_server(self) -> None:
+        self.stop_server()
+        self.start_server()
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def add_persona(self, cloud: str, persona: Persona) -> None:
+        """Another project's member, usable as ``--os-cloud CLOUD`` and through ``api(CLOUD)``."""
+        self.personas[cloud] = persona
+        self._write_clouds_yaml()
+
+    def _write_clouds_yaml(self) -> None:
+        assert self.server is not None
+        config = yaml.safe_load(self.server.clouds_yaml.read_text())
+        auth_url = config["clouds"]["neutrino-admin"]["auth"]["auth_url"]
+        for cloud, p in self.personas.items():
+            config["clouds"][cloud] = {
+                "auth": {"auth_url": auth_url, "username": p.username, "password": p.password,
+                         "project_name": p.project_name, "user_domain_name": "Default",
+                         "project_domain_name": "Default"},
+                "region_name": "RegionOne", "identity_api_version": 3, "interface": "public"}
+        self.clouds_yaml.write_text(yaml.safe_dump(config))
+
+    def identity_admin(self) -> IdentityAdmin:
+        assert self.server is not None
+        return IdentityAdmin(self.server)
+
+    # -- the API --
+
+    def api(self, cloud: str = "neutrino-admin") -> NetworkingApi:
+        if cloud not in self._apis:
+            auth = yaml.safe_load(self.clouds_yaml.read_text())["clouds"][cloud]["auth"]
+            server = self.server
+            assert server is not None
+
+            def login() -> str:
+                return password_auth(server, auth["username"], auth["password"], auth["project_name"])[0]
+
+            self._apis[cloud] = NetworkingApi(server.url, login)
+        return self._apis[cloud]
+
+    def wait_agent_started(self, label: str, timeout: float = 60) -> dict[str, Any]:
+        """Until the host's agent has reported (alive) since its last start."""
+        agent = self.agents[label]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not agent.running:
+                raise AssertionError(f"agent of {label} exited:\n{agent.log_tail()}")
+            for row in self.api().agents(host=agent.host.name):
+                started = _agent_time(row.get("started_at"))
+                if row["alive"] and started is not None and agent.started_at and started >= agent.started_at:
+                    return row
+            time.sleep(0.1)
+        raise AssertionError(f"agent of {label} did not report within {timeout}s:\n{agent.log_tail()}")
+
+    def wait_agent_alive_since(self, label: str, since: dt.datetime, timeout: float = 60) -> dict[str, Any]:
+        """Until the host's agent has sent a heartbeat at or after ``since`` (UTC, naive)."""
+        host = self.host(label).name
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for row in self.api().agents(host=host):
+                beat = _agent_time(row.get("heartbeat_timestamp"))
+                if row["alive"] and beat is not None and beat >= since.replace(microsecond=0):
+                    return row
+            time.sleep(0.2)
+        raise AssertionError(f"agent of {label} sent no heartbeat since {since} within {timeout}s:\n"
+                             f"{self.agents[label].log_tail()}")
+
+    # -- the neutrino command --
+
+    def neutrino(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "NEUTRINO_COMPUTE_CLOUD"}
+        env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
+        result = subprocess.run(neutrino_command(*args), capture_output=True, text=True, timeout=timeout,
+                                env=env, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"neutrino {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    # -- instances --
+
+    def create_instance(self, label: str, network_id: str, host_label: str, *, cloud: str = "neutrino-demo",
+                        fixed_ip: str | None = None, wait_active: bool = True) -> Instance:
+        name = self.unique(label)
+        host = self.host(host_label)
+        self.neutrino("instance", "create", name, "--state-dir", str(self.state_dir), "--os-cloud", cloud,
+                      "--network", network_id, "--host", host.name, "--host-netns", host.netns,
+                      *(["--fixed-ip", fixed_ip] if fixed_ip else []))
+        record = json.loads((self.state_dir / "instances" / f"{name}.json").read_text())
+        port = self.api().port(record["port_id"])
+        assert port is not None, f"port of {name} vanished"
+        instance = Instance(name, record["namespace"], host, port["id"], network_id,
+                            port["fixed_ips"][0]["ip_address"], port["mac_address"], cloud)
+        self.instances[name] = instance
+        if wait_active:
+            self.api().wait_port_status(instance.port_id, "ACTIVE")
+        return instance
+
+    def delete_instance(self, instance: Instance) -> None:
+        self.neutrino("instance", "delete", instance.name, "--state-dir", str(self.state_dir),
+                      "--os-cloud", instance.cloud)
+        self.instances.pop(instance.name, None)
+
+    def forget_instance(self, instance: Instance) -> None:
+        """Best-effort removal when ``instance delete`` cannot be trusted (teardown after a failure)."""
+        with contextlib.suppress(Exception):
+            self.delete_instance(instance)
+        delete_namespace(instance.namespace)
+        with contextlib.suppress(Exception):
+            self.api().delete_port(instance.port_id)
+        record = self.state_dir / "instances" / f"{instance.name}.json"
+        record.unlink(missing_ok=True)
+        self.instances.pop(instance.name, None)
+
+    def ping(self, source: Instance, address: str, *, count: int = 1, deadline: float = 10,
+             interval: float | None = None) -> PingResult:
+        """``ping`` from inside an instance; with count 1 it returns at the first reply (waits on it)."""
+        args = ["ping", "-n", "-c", str(count), "-w", str(int(deadline))]
+        if interval is not None:
+            args += ["-i", str(interval)]
+        result = in_netns(source.namespace, *args, address, timeout=deadline + 10)
+        return parse_ping(result.stdout + result.stderr)
+
+    def unreachable(self, source: Instance, address: str, *, tries: int = 3) -> PingResult:
+        """Ping a few times, each waiting a second; for asserting that nothing answers."""
+        result = in_netns(source.namespace, "ping", "-n", "-c", str(tries), "-W", "1", "-i", "0.3", address,
+                          timeout=tries * 2 + 10)
+        return parse_ping(result.stdout + result.stderr)
+
+    # -- tear-down --
+
+    def cleanup_host(self, label: str) -> subprocess.CompletedProcess[str]:
+        return self.neutrino("cleanup", "--host", self.host(label).name, "--state-dir", str(self.state_dir),
+                             check=False)
+
+    def teardown(self) -> None:
+        """Stop everything and remove every kernel object of the run; each step runs even if one fails."""
+        failures: list[str] = []
+
+        def step(what: str, action: Any, *args: Any) -> None:
+            try:
+                action(*args)
+            except Exception as exc:  # noqa: BLE001 - keep tearing down; report at the end
+                failures.append(f"{what}: {exc}")
+
+        for agent in self.agents.values():
+            step(f"stop agent {agent.host.name}", agent.stop)
+        step("stop server", self.stop_server)
+        for api in self._apis.values():
+            step("close api", api.close)
+        def cleanup(label: str) -> None:
+            cleaned = self.cleanup_host(label)
+            if cleaned.returncode != 0:
+                raise RuntimeError(cleaned.stderr.strip())
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for label in list(self.underlay.hosts):
+                pool.submit(step, f"neutrino cleanup --host {self.host(label).name}", cleanup, label)
+        for instance in self.instances.values():
+            step(f"namespace of {instance.name}", delete_namespace, instance.namespace)
+        step("underlay", self.underlay.destroy)
+        if failures:
+            raise RuntimeError("fullstack teardown was incomplete:\n" + "\n".join(failures))
+
+
+@contextmanager
+def running_deployment(workdir: Path, *, host_labels: Sequence[str] = ("h1", "h2"),
+                       bus_url: str | None = None) -> Iterator[Deployment]:
+    """A deployment on a fresh PostgreSQL database and (unless ``bus_url``) a fresh vhost; all removed after."""
+    run_id = uuid.uuid4().hex[:6]
+    workdir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        if bus_url is None:
+            vhost = SharedBrokerVhost()
+            stack.callback(vhost.delete)
+            vhost.create()
+            bus_url = vhost.url
+        database_url = stack.enter_context(temporary_database("postgresql", str(workdir)))
+        deployment = Deployment(run_id, workdir, bus_url, database_url)
+        stack.callback(deployment.teardown)
+        deployment.start(host_labels)
+        yield deployment
+
+
+def leftovers_of(host: SimulatedHost) -> list[str]:
+    """Kernel objects still marked ``neutrino:<host>`` anywhere (root, host and instance namespaces)."""
+    alias = f"neutrino:{host.name}"
+    found = []
+    names = [None, *sorted(os.listdir("/run/netns"))] if os.path.isdir("/run/netns") else [None]
+    for netns in names:
+        if netns is not None and not namespace_exists(netns):
+            continue
+        cmd = ["ip", *(["-n", netns] if netns else []), "-d", "-j", "link", "show"]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
+        if result.returncode != 0:
+            continue
+        for link in json.loads(result.stdout or "[]"):
+            if link.get("ifalias") == alias:
+                found.append(f"{link['ifname']} in {netns or 'the root namespace'}")
+    return found
