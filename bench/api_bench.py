@@ -307,13 +307,20 @@ class Recorder:
     results: list[Result] = field(default_factory=list)
 
     async def measure(self, name: str, operations: Sequence[Callable[[Api], Awaitable[Any]]], clients: Sequence[Api],
-                      note: str = "") -> Result:
-        """Run ``operations`` over ``clients`` (each client one at a time, all clients at once)."""
+                      note: str = "", budget_seconds: float | None = None) -> Result:
+        """Run ``operations`` over ``clients`` (each client one at a time, all clients at once).
+
+        With ``budget_seconds``, no operation starts once that much time has passed (at least one
+        runs), so a slow server cannot make the run take hours.
+        """
         latencies: list[float] = []
         queue = list(reversed(operations))
+        deadline = time.perf_counter() + budget_seconds if budget_seconds else None
 
         async def worker(api: Api) -> None:
             while queue:
+                if deadline is not None and latencies and time.perf_counter() > deadline:
+                    return
                 op = queue.pop()
                 start = time.perf_counter()
                 await op(api)
@@ -435,13 +442,14 @@ async def run_workload(api: Api, session: Session, args: argparse.Namespace, rec
 async def _phases(api: Api, clients: list[Api], work: Workload, name: str, total: int, rng: random.Random,
                   args: argparse.Namespace, recorder: Recorder) -> None:
     one = [api]
+    budget = args.phase_seconds
 
     async def create_network(client: Api, index: int) -> None:
         net = await client.create("network", {"name": f"{name}-net-{index}"})
         work.networks.append(net["id"])
 
     await recorder.measure("network create", [lambda c, i=i: create_network(c, i)
-                                              for i in range(args.network_samples)], one)
+                                              for i in range(args.network_samples)], one, budget_seconds=budget)
     small_nets = list(work.networks)
 
     async def create_subnet(client: Api, net_id: str, index: int) -> None:
@@ -450,7 +458,7 @@ async def _phases(api: Api, clients: list[Api], work: Workload, name: str, total
         work.subnets.append(sub["id"])
 
     await recorder.measure("subnet create", [lambda c, n=n, i=i: create_subnet(c, n, i)
-                                             for i, n in enumerate(small_nets)], one)
+                                             for i, n in enumerate(small_nets)], one, budget_seconds=budget)
 
     net = await api.create("network", {"name": f"{name}-ports"})
     work.networks.append(net["id"])
@@ -472,30 +480,32 @@ async def _phases(api: Api, clients: list[Api], work: Workload, name: str, total
 
     small = min(1000, total)
     sequential = min(args.samples, small)
-    await recorder.measure("port create (sequential)", creates(sequential), one, note="empty network")
+    await recorder.measure("port create (sequential)", creates(sequential), one, note="empty network",
+                           budget_seconds=budget)
     await recorder.measure(f"port create ({args.concurrency} clients)", creates(small - len(work.ports)), clients,
                            note=f"up to {small} ports")
-    await list_phase(api, recorder, net_id, work, small, rng, args.list_repeats)
+    await list_phase(api, recorder, net_id, work, small, rng, args.list_repeats, args.phase_seconds)
     if total > small:
         await recorder.measure(f"port create ({args.concurrency} clients)", creates(total - len(work.ports)), clients,
                                note=f"{small} -> {total} ports")
-        await list_phase(api, recorder, net_id, work, total, rng, args.list_repeats)
-    await recorder.measure("port create (sequential)", creates(args.samples), one, note=f"at {len(work.ports)} ports")
+        await list_phase(api, recorder, net_id, work, total, rng, args.list_repeats, args.phase_seconds)
+    await recorder.measure("port create (sequential)", creates(args.samples), one, note=f"at {len(work.ports)} ports",
+                           budget_seconds=budget)
     at = f"at {len(work.ports)} ports"
     picks = rng.sample(list(work.ports), min(args.samples, len(work.ports)))
 
     await recorder.measure("port show", [lambda c, p=p: c.call("GET", f"/v2.0/ports/{p}") for p in picks], one,
-                           note=at)
+                           note=at, budget_seconds=budget)
     await recorder.measure("port update (name)",
                            [lambda c, p=p, i=i: c.call("PUT", f"/v2.0/ports/{p}", {"port": {"name": f"{name}-u{i}"}})
-                            for i, p in enumerate(picks)], one, note=at)
+                            for i, p in enumerate(picks)], one, note=at, budget_seconds=budget)
 
     async def delete_port(client: Api, port_id: str) -> None:
         await client.delete("port", port_id)
         del work.ports[port_id]
 
     await recorder.measure("port delete (sequential)", [lambda c, p=p: delete_port(c, p) for p in picks], one,
-                           note=at)
+                           note=at, budget_seconds=budget)
     rest = list(work.ports)
     await recorder.measure(f"port delete ({args.concurrency} clients)",
                            [lambda c, p=p: delete_port(c, p) for p in rest], clients,
@@ -503,7 +513,7 @@ async def _phases(api: Api, clients: list[Api], work: Workload, name: str, total
 
 
 async def list_phase(api: Api, recorder: Recorder, net_id: str, work: Workload, size: int, rng: random.Random,
-                     repeats: int) -> None:
+                     repeats: int, budget: float) -> None:
     """Port list at the current size: everything visible, one network's, and one device's ports."""
     one = [api]
     got: dict[str, int] = {}
@@ -511,12 +521,15 @@ async def list_phase(api: Api, recorder: Recorder, net_id: str, work: Workload, 
     async def listing(client: Api, query: str, label: str) -> None:
         got[label] = len((await client.call("GET", "/v2.0/ports" + query))["ports"])
 
-    await recorder.measure(f"port list all ({size})", [lambda c: listing(c, "", "all")] * repeats, one)
+    await recorder.measure(f"port list all ({size})", [lambda c: listing(c, "", "all")] * repeats, one,
+                           budget_seconds=budget)
     await recorder.measure(f"port list network_id ({size})",
-                           [lambda c: listing(c, f"?network_id={net_id}", "net")] * repeats, one)
+                           [lambda c: listing(c, f"?network_id={net_id}", "net")] * repeats, one,
+                           budget_seconds=budget)
     devices = rng.sample(list(work.ports.values()), min(repeats * 5, len(work.ports)))
     await recorder.measure(f"port list device_id ({size})",
-                           [lambda c, d=d: listing(c, f"?device_id={quote(d)}", "dev") for d in devices], one)
+                           [lambda c, d=d: listing(c, f"?device_id={quote(d)}", "dev") for d in devices], one,
+                           budget_seconds=budget)
     if got.get("net") != len(work.ports) or got.get("dev") != 1:
         raise SystemExit(f"api_bench: listing returned unexpected counts {got} for {len(work.ports)} ports")
 
@@ -545,35 +558,40 @@ async def started_server(backend: str, pg_dsn: str) -> AsyncIterator[tuple[Path,
     """``neutrino up`` in a temporary state directory (and a temporary PostgreSQL database)."""
     state = Path(tempfile.mkdtemp(prefix="neutrino-bench-"))
     db_name = f"neutrino_bench_{secrets.token_hex(6)}"
-    config = ""
-    if backend == "postgresql":
-        require_loopback("http://" + pg_dsn.split("@", 1)[-1].split("/", 1)[0])
-        await _pg_admin(f"{pg_dsn}/postgres", f'CREATE DATABASE "{db_name}"')
-        config = f'[database]\nurl = "{pg_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)}/{db_name}"\n'
-    (state / "neutrino.toml").write_text(config)
-    port = free_port()
-    log = open(state / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "neutrino.cli.main", "up", "--config", str(state / "neutrino.toml"),
-                             "--state-dir", str(state), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    created_db = False
     try:
-        deadline = time.monotonic() + 60
-        while not await _healthy(port) or not (state / "clouds.yaml").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("api_bench: neutrino up did not start:\n"
-                                 + (state / "server.log").read_text()[-3000:])
-            await asyncio.sleep(0.1)
-        yield state, proc.pid
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+        # Its in-process agent gets a host name of its own, so nothing it might create in the kernel
+        # can collide with another Neutrino on this machine.
+        config = f'[agent]\nhost = "bench-{secrets.token_hex(4)}"\n'
         if backend == "postgresql":
+            require_loopback("http://" + pg_dsn.split("@", 1)[-1].split("/", 1)[0])
+            await _pg_admin(f"{pg_dsn}/postgres", f'CREATE DATABASE "{db_name}"')
+            created_db = True
+            config += f'[database]\nurl = "{pg_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)}/{db_name}"\n'
+        (state / "neutrino.toml").write_text(config)
+        port = free_port()
+        with open(state / "server.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "neutrino.cli.main", "up", "--config",
+                                     str(state / "neutrino.toml"), "--state-dir", str(state), "--port", str(port)],
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not await _healthy(port) or not (state / "clouds.yaml").exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("api_bench: neutrino up did not start:\n"
+                                     + (state / "server.log").read_text()[-3000:])
+                await asyncio.sleep(0.1)
+            yield state, proc.pid
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.to_thread(proc.wait, 15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    finally:
+        if created_db:
             await _pg_admin(f"{pg_dsn}/postgres", f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         shutil.rmtree(state, ignore_errors=True)
 
@@ -601,10 +619,10 @@ def machine() -> dict[str, Any]:
                 break
     commit = ""
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+        commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "describe", "--always", "--dirty"],
                                 capture_output=True, text=True, check=True).stdout.strip()
     return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "kernel": platform.release(), "git_commit": commit}
+            "kernel": platform.release(), "git_commit": commit, "loadavg_at_start": os.getloadavg()}
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -623,7 +641,8 @@ async def main_async(args: argparse.Namespace) -> int:
         recorder = Recorder(server_pid)
         info = machine()
         print(f"endpoint {session.endpoint}  backend {args.start_server or 'external'}  ports {args.ports}  "
-              f"machine {info['cpus']} cpus ({info['cpu_model']})  commit {info['git_commit'] or '?'}", flush=True)
+              f"machine {info['cpus']} cpus ({info['cpu_model']})  commit {info['git_commit'] or '?'}  "
+              "load average %.1f %.1f %.1f" % info["loadavg_at_start"], flush=True)
         print("latencies in ms; cli/srv cpu = client/server CPU ms per operation; srv rss = server RSS after the "
               "phase", flush=True)
         print(format_header(), flush=True)
@@ -631,6 +650,9 @@ async def main_async(args: argparse.Namespace) -> int:
         peak = sample_process(server_pid) if server_pid else None
         if peak:
             print(f"server peak RSS {peak.peak_rss_mb:.0f} MB, current {peak.rss_mb:.0f} MB", flush=True)
+        info["loadavg_at_end"] = os.getloadavg()
+        print("load average at the end %.1f %.1f %.1f (other work on the machine skews latencies)"
+              % info["loadavg_at_end"], flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps({
                 "machine": info, "backend": args.start_server or "external", "ports": args.ports,
@@ -657,6 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=300, help="timed sequential operations per phase")
     parser.add_argument("--network-samples", type=int, default=100, help="networks (and subnets) to create")
     parser.add_argument("--list-repeats", type=int, default=10, help="timed repetitions of each list call")
+    parser.add_argument("--phase-seconds", type=float, default=60,
+                        help="stop repeating a timed read or sequential phase after this long (at least one run)")
     parser.add_argument("--concurrency", type=int, default=8, help="clients in the concurrent phases")
     parser.add_argument("--seed", type=int, default=None, help="random seed for the ports picked per phase")
     parser.add_argument("--timeout", type=float, default=3600, help="give up (and clean up) after this many seconds")

@@ -34,7 +34,7 @@ class ServerSettings:
     public_url: str = ""
     state_dir: str = ""
     # Service plugins to load by entry-point name (group ``neutrino.service_plugins``).
-    service_plugins: list[str] = field(default_factory=lambda: ["router", "security_group"])
+    service_plugins: list[str] = field(default_factory=lambda: ["router", "security_group", "qos", "auto_allocate"])
     pagination_max_limit: int = -1
     policy_file: str = ""
     log_level: str = "INFO"

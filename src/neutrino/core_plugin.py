@@ -1,5 +1,6 @@
 """The core plugin: networks, subnets, subnet pools, address scopes, ports, RBAC, quotas, IP
-availability — with the type drivers ML2 would have."""
+availability, agents with their DHCP/L3 schedulers and availability zones — with the type drivers
+ML2 would have."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from sqlalchemy import Table
 
 from neutrino.db.schema import core as db
 from neutrino.plugins import Components
-from neutrino.resources.agents import AGENT
+from neutrino.resources.agents import AGENT, DHCP_SCHEDULER_EXTENSIONS
 from neutrino.resources.availability import NETWORK_IP_AVAILABILITY
+from neutrino.resources.availability_zones import AVAILABILITY_ZONE, AZ_EXTENSIONS
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import CORE_EXTENSIONS, Extension
 from neutrino.resources.networks import NETWORK
@@ -23,12 +25,14 @@ from neutrino.resources.subnetpools import ADDRESS_SCOPE, SUBNETPOOL
 from neutrino.resources.subnets import SUBNET
 from neutrino.services.address_scopes import AddressScopeService
 from neutrino.services.agents import AgentService
+from neutrino.services.availability_zones import AvailabilityZoneService
 from neutrino.services.binding import MechanismBinder, build_mechanisms
 from neutrino.services.ip_availability import IpAvailabilityService
 from neutrino.services.l2_agents import L2AgentService
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
 from neutrino.services.rbac import RbacService
+from neutrino.services.scheduling import DhcpAgentScheduler, L3AgentScheduler
 from neutrino.services.subnetpools import SubnetPoolService
 from neutrino.services.subnets import SubnetService
 from neutrino.services.type_drivers import TypeDrivers
@@ -39,10 +43,10 @@ class CorePlugin:
 
     def resources(self) -> Sequence[Resource]:
         return (NETWORK, SUBNET, SUBNETPOOL, ADDRESS_SCOPE, PORT, RBAC_POLICY, QUOTA, NETWORK_IP_AVAILABILITY,
-                AGENT)
+                AGENT, AVAILABILITY_ZONE)
 
     def extensions(self) -> Sequence[Extension]:
-        return CORE_EXTENSIONS
+        return (*CORE_EXTENSIONS, *AZ_EXTENSIONS, *DHCP_SCHEDULER_EXTENSIONS)
 
     def taggable_tables(self) -> Mapping[str, Table]:
         return {"network": db.networks, "subnet": db.subnets, "subnetpool": db.subnetpools, "port": db.ports}
@@ -61,6 +65,12 @@ class CorePlugin:
         agents = AgentService(c.db, c.notifier, agent_down_time=c.settings.agent.agent_down_time_seconds)
         binder = MechanismBinder(agents, build_mechanisms(c.settings.ml2.mechanism_drivers))
         agents.on_l2_agent_arrived.append(binder.rebind_failed)
+        dhcp_scheduler = DhcpAgentScheduler(c.db, c.notifier, agents, networks,
+                                            agents_per_network=c.settings.ml2.dhcp_agents_per_network)
+        # Routers come with the L3 plugin, built after the core: looked up when first needed.
+        l3_scheduler = L3AgentScheduler(c.db, c.notifier, agents, lambda: c.services.get("router"))
+        c.notifier.add_listener(dhcp_scheduler.on_committed)
+        c.notifier.add_listener(l3_scheduler.on_committed)
         services: dict[str, Any] = {
             "network": networks,
             "subnet": SubnetService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, subnetpools=subnetpools,
@@ -70,6 +80,9 @@ class CorePlugin:
             "network_ip_availability": IpAvailabilityService(c.db),
             "port": PortService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, binder=binder, rng=rng),
             "agent": agents,
+            "dhcp_scheduler": dhcp_scheduler,
+            "l3_scheduler": l3_scheduler,
+            "availability_zone": AvailabilityZoneService(c.db),
             "l2_agents": L2AgentService(c.db, c.notifier, agents),
             "rbac_policy": RbacService(c.db, c.notifier, c.quotas),
             "quota": c.quotas,

@@ -2,8 +2,8 @@
 port forwardings, with the extensions they implement and their quotas.
 
 It builds on the core plugin's network and port services (router and floating IP ports are
-ordinary ports made through them) and registers with the port service the hook that releases
-floating IPs and port forwardings when a port is deleted.
+ordinary ports made through them) and registers with the port service the hooks that release
+floating IPs and port forwardings when a port is deleted or loses the address they use.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class L3Plugin:
         c.quotas.register("floatingip", db.floatingips)
         floating_ips = FloatingIpService(c.db, c.notifier, c.quotas, networks, ports, rng=rng)
         ports.before_delete.append(floating_ips.release_port)
+        ports.after_addresses_change.append(floating_ips.port_addresses_changed)
         return {
             "router": RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng),
             "floatingip": floating_ips,

@@ -173,17 +173,14 @@ def test_member_manages_groups_and_rules_with_the_cli(projects: Projects) -> Non
     default_id = ok(member.rest.get("/security-groups", params={"name": "default"}), "security_groups")[0]["id"]
     assert (from_default["remote_group_id"], from_default["port_range_min"], from_default["port_range_max"]) == \
         (default_id, 80, 81)
-    listed, shown, rules = openstack_cli(
-        member, ("security", "group", "list", "-f", "json"), ("security", "group", "show", name, "-f", "json"),
-        ("security", "group", "rule", "list", name, "-f", "json"))
-    assert sorted(g["Name"] for g in cli_json(listed)) == sorted(["default", name])
-    assert {r["id"] for r in cli_json(shown)["rules"]} >= {ssh["id"], icmp["id"], from_default["id"]}
-    assert len(cli_json(shown)["rules"]) == 5 and len(cli_json(rules)) == 5
-    removed_rule, = openstack_cli(member, ("security", "group", "rule", "delete", icmp["id"]))
-    assert removed_rule.returncode == 0, removed_rule.stderr
+    shown = member.sdk.network.get_security_group(group["id"])
+    assert {r["id"] for r in shown.security_group_rules} >= {ssh["id"], icmp["id"], from_default["id"]}
+    assert len(shown.security_group_rules) == 5
+    assert sorted(g.name for g in member.sdk.network.security_groups()) == sorted(["default", name])
+    assert len(list(member.sdk.network.security_group_rules(security_group_id=group["id"]))) == 5
+    member.sdk.network.delete_security_group_rule(icmp["id"])
     neutron_error(member.rest.get(f"/security-group-rules/{icmp['id']}"), 404, "SecurityGroupRuleNotFound")
-    removed, = openstack_cli(member, ("security", "group", "delete", name))
-    assert removed.returncode == 0, removed.stderr
+    member.sdk.network.delete_security_group(group["id"])
     neutron_error(member.rest.get(f"/security-groups/{group['id']}"), 404, "SecurityGroupNotFound")
     neutron_error(member.rest.get(f"/security-group-rules/{ssh['id']}"), 404, "SecurityGroupRuleNotFound")
 
@@ -305,6 +302,16 @@ def test_rule_validation_and_normalisation_match_neutron(projects: Projects) -> 
     ssh = created(rest.post("/security-group-rules", json=rule_body(
         gid, protocol="tcp", port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")),
         "security_group_rule")
+    # The shapes of Neutron's captured create responses (neutron-examples 17 and 18).
+    assert set(group) == {"id", "name", "stateful", "tenant_id", "project_id", "description", "shared",
+                          "security_group_rules", "tags", "created_at", "updated_at", "revision_number"}
+    assert set(ssh) == {"id", "project_id", "tenant_id", "security_group_id", "ethertype", "direction", "protocol",
+                        "port_range_min", "port_range_max", "remote_ip_prefix", "remote_address_group_id",
+                        "normalized_cidr", "remote_group_id", "belongs_to_default_sg", "description",
+                        "created_at", "updated_at", "revision_number"}
+    assert rest.put(f"/security-groups/{gid}/tags/tier-web").status_code == 201
+    tagged = ok(rest.get("/security-groups", params={"tags": "tier-web"}), "security_groups")
+    assert [(g["id"], g["tags"]) for g in tagged] == [(gid, ["tier-web"])]
     exists = f"Security group rule already exists. Rule id is {ssh['id']}."
     # The same effect spelled differently is the same rule: protocol number, "any address".
     for same in (dict(protocol="6", port_range_min=22, port_range_max=22),

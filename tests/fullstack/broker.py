@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.fullstack.runs import register, remember, unregister
+
 SHARED_BROKER_HOST = "127.0.0.1"
 SHARED_BROKER_PORT = 5672
 
@@ -127,6 +129,8 @@ class PrivateRabbitNode:
             shutil.chown(self.base, "rabbitmq", "rabbitmq")
             for child in self.base.iterdir():
                 shutil.chown(child, "rabbitmq", "rabbitmq")
+            register(f"rabbit-{self.node_id}")
+            remember(f"rabbit-{self.node_id}", "rabbit", self.node, str(self.base))
         subprocess.run(["rabbitmq-server", "-detached"], env=self._environment(), capture_output=True,
                        timeout=60, check=True)
         deadline = time.monotonic() + timeout
@@ -136,6 +140,18 @@ class PrivateRabbitNode:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"private RabbitMQ node {self.node} did not start in {timeout}s:\n{self.log_tail()}")
+
+    def stop_app(self) -> None:
+        """Stop the broker inside the node: every client connection drops and the listener closes, as in
+        a restart; the Erlang VM stays, so ``start_app`` takes seconds rather than a full boot."""
+        rabbitmqctl("stop_app", node=self.node)
+        deadline = time.monotonic() + 30
+        while port_open("127.0.0.1", self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def start_app(self) -> None:
+        rabbitmqctl("start_app", node=self.node)
+        rabbitmqctl("await_startup", node=self.node)
 
     def stop(self) -> None:
         """Stop the node (all client connections drop, as in a broker restart); its data stays."""
@@ -158,6 +174,7 @@ class PrivateRabbitNode:
                 pass
         shutil.rmtree(self.base, ignore_errors=True)
         self.base = None
+        unregister(f"rabbit-{self.node_id}")
 
     def log_tail(self, lines: int = 40) -> str:
         if self.base is None:

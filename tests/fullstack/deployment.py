@@ -34,13 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from tests.fullstack.broker import SharedBrokerVhost
 from tests.fullstack.networking_api import NetworkingApi
-from tests.fullstack.underlay import SimulatedHost, Underlay, delete_namespace, in_netns, namespace_exists
+from tests.fullstack.runs import die_with_parent, reap_abandoned_runs, register, remember, unregister
+from tests.fullstack.underlay import SimulatedHost, Underlay, delete_namespace, in_netns, ip, namespace_exists
 from tests.support.databases import temporary_database
-from tests.support.live_server import LiveServer, free_port, start_server
+from tests.support.live_server import LiveServer, free_port
 from tests.support.tenants import IdentityAdmin, Persona, password_auth
 
 PHYSNET = "physnet1"
@@ -93,7 +95,7 @@ class HostAgent:
             log.write(f"---- start {self.started_at.isoformat()} ----\n".encode())
             log.flush()
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=die_with_parent)
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM (the agent leaves the data plane as it is), SIGKILL if it does not go in time."""
@@ -167,6 +169,9 @@ class Deployment:
     workdir: Path
     bus_url: str
     database_url: str
+    # More server configuration (TOML), e.g. quotas for benchmarks.
+    extra_server_config: str = ""
+    agent_log_level: str = "INFO"
     underlay: Underlay = field(init=False)
     server: LiveServer | None = None
     server_port: int = 0
@@ -178,7 +183,10 @@ class Deployment:
 
     def __post_init__(self) -> None:
         self.underlay = Underlay(self.run_id)
-        self.clouds_yaml = self.workdir / "clouds.yaml"
+        # The instance simulator's state directory holds its records and the clouds.yaml it reads
+        # (the server's, plus the test's personas); the server has a state directory of its own.
+        self.instance_state_dir.mkdir(parents=True, exist_ok=True)
+        self.clouds_yaml = self.instance_state_dir / "clouds.yaml"
 
     # -- names --
 
@@ -187,8 +195,12 @@ class Deployment:
         return f"ft-{self.run_id}-server"
 
     @property
-    def state_dir(self) -> Path:
-        return self.workdir / "state"
+    def server_state_dir(self) -> Path:
+        return self.workdir / "server"
+
+    @property
+    def instance_state_dir(self) -> Path:
+        return self.workdir / "compute"
 
     def unique(self, label: str) -> str:
         """A name no other run on this machine uses (instance names become global namespace names)."""
@@ -202,11 +214,13 @@ class Deployment:
     def _server_config(self) -> str:
         return (f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
                 f'[agent]\nhost = "{self.server_host}"\nroles = []\n'
-                f"report_interval_seconds = {REPORT_INTERVAL}\nagent_down_time_seconds = {AGENT_DOWN_TIME}\n")
+                f"report_interval_seconds = {REPORT_INTERVAL}\nagent_down_time_seconds = {AGENT_DOWN_TIME}\n"
+                + self.extra_server_config)
 
     def _agent_config(self) -> Path:
         path = self.workdir / "agent.toml"
-        path.write_text(f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
+        path.write_text(f'[server]\nlog_level = "{self.agent_log_level}"\n'
+                        f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
                         f"[agent]\nreport_interval_seconds = {REPORT_INTERVAL}\n"
                         f"resync_interval_seconds = {RESYNC_INTERVAL}\n")
         return path
@@ -236,9 +250,32 @@ class Deployment:
         self.wait_agent_started(label)
         return agent
 
-    def start_server(self) -> None:
-        self.server = start_server(self.state_dir, database_url=self.database_url, extra_config=self._server_config(),
-                                   port=self.server_port, agent_host=self.server_host)
+    def start_server(self, timeout: float = 90) -> None:
+        """``neutrino up`` (as ``tests.support.live_server`` starts it, but dying with this process)."""
+        self.server_state_dir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "server.toml"
+        config.write_text(f'[database]\nurl = "{self.database_url}"\n' + self._server_config())
+        log_path = self.workdir / "server.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                neutrino_command("up", "--config", str(config), "--state-dir", str(self.server_state_dir),
+                                 "--port", str(self.server_port)),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+        server = LiveServer(f"http://127.0.0.1:{self.server_port}", self.server_state_dir,
+                            self.server_state_dir / "clouds.yaml",
+                            process, log_path, self.server_host)
+        self.server = server
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"neutrino up exited with {process.returncode}:\n{server.log_tail()}")
+            try:
+                if httpx.get(server.url + "/healthz", timeout=1).status_code == 200 and server.clouds_yaml.exists():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"neutrino up did not become healthy in {timeout}s:\n{server.log_tail()}")
 
     def restart_server(self) -> None:
         self.stop_server()
@@ -322,16 +359,34 @@ class Deployment:
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
+    def instance_command(self, *args: str) -> None:
+        """``neutrino instance ARGS``, run in this process when the environment allows it.
+
+        The command is the same code either way (its argument parser and entry point); in-process
+        it skips a Python start and the openstacksdk import (seconds each on a busy 2-core machine).
+        It finds the clouds in its state directory; an ``OS_*`` variable in this process's
+        environment would take precedence there, so then it runs as a separate process instead.
+        """
+        if any(k.startswith("OS_") or k == "NEUTRINO_COMPUTE_CLOUD" for k in os.environ):
+            self.neutrino("instance", *args)
+            return
+        from neutrino.cli.main import build_parser
+
+        parsed = build_parser().parse_args(["instance", *args])
+        status = int(parsed.func(parsed))
+        if status != 0:
+            raise AssertionError(f"neutrino instance {' '.join(args)} failed ({status}); see the captured stderr")
+
     # -- instances --
 
     def create_instance(self, label: str, network_id: str, host_label: str, *, cloud: str = "neutrino-demo",
                         fixed_ip: str | None = None, wait_active: bool = True) -> Instance:
         name = self.unique(label)
         host = self.host(host_label)
-        self.neutrino("instance", "create", name, "--state-dir", str(self.state_dir), "--os-cloud", cloud,
-                      "--network", network_id, "--host", host.name, "--host-netns", host.netns,
-                      *(["--fixed-ip", fixed_ip] if fixed_ip else []))
-        record = json.loads((self.state_dir / "instances" / f"{name}.json").read_text())
+        self.instance_command("create", name, "--state-dir", str(self.instance_state_dir), "--os-cloud", cloud,
+                              "--network", network_id, "--host", host.name, "--host-netns", host.netns,
+                              *(["--fixed-ip", fixed_ip] if fixed_ip else []))
+        record = json.loads((self.instance_state_dir / "instances" / f"{name}.json").read_text())
         port = self.api().port(record["port_id"])
         assert port is not None, f"port of {name} vanished"
         instance = Instance(name, record["namespace"], host, port["id"], network_id,
@@ -342,18 +397,21 @@ class Deployment:
         return instance
 
     def delete_instance(self, instance: Instance) -> None:
-        self.neutrino("instance", "delete", instance.name, "--state-dir", str(self.state_dir),
-                      "--os-cloud", instance.cloud)
+        self.instance_command("delete", instance.name, "--state-dir", str(self.instance_state_dir),
+                              "--os-cloud", instance.cloud)
         self.instances.pop(instance.name, None)
 
     def forget_instance(self, instance: Instance) -> None:
-        """Best-effort removal when ``instance delete`` cannot be trusted (teardown after a failure)."""
-        with contextlib.suppress(Exception):
-            self.delete_instance(instance)
+        """Remove an instance without ``instance delete`` (tear-down: fast, and works whatever state it is in).
+
+        What the command would do, directly: the namespace (with whatever runs inside), the tap, the
+        port, the record.
+        """
         delete_namespace(instance.namespace)
+        ip("-n", instance.host.netns, "link", "del", f"tap{instance.port_id[:11]}", check=False)
         with contextlib.suppress(Exception):
             self.api().delete_port(instance.port_id)
-        record = self.state_dir / "instances" / f"{instance.name}.json"
+        record = self.instance_state_dir / "instances" / f"{instance.name}.json"
         record.unlink(missing_ok=True)
         self.instances.pop(instance.name, None)
 
@@ -375,7 +433,7 @@ class Deployment:
     # -- tear-down --
 
     def cleanup_host(self, label: str) -> subprocess.CompletedProcess[str]:
-        return self.neutrino("cleanup", "--host", self.host(label).name, "--state-dir", str(self.state_dir),
+        return self.neutrino("cleanup", "--host", self.host(label).name, "--state-dir", str(self.instance_state_dir),
                              check=False)
 
     def teardown(self) -> None:
@@ -388,11 +446,13 @@ class Deployment:
             except Exception as exc:  # noqa: BLE001 - keep tearing down; report at the end
                 failures.append(f"{what}: {exc}")
 
-        for agent in self.agents.values():
-            step(f"stop agent {agent.host.name}", agent.stop)
-        step("stop server", self.stop_server)
+        with ThreadPoolExecutor(max_workers=8) as pool:  # each waits for its process to exit
+            for agent in self.agents.values():
+                pool.submit(step, f"stop agent {agent.host.name}", agent.stop)
+            pool.submit(step, "stop server", self.stop_server)
         for api in self._apis.values():
             step("close api", api.close)
+
         def cleanup(label: str) -> None:
             cleaned = self.cleanup_host(label)
             if cleaned.returncode != 0:
@@ -410,18 +470,24 @@ class Deployment:
 
 @contextmanager
 def running_deployment(workdir: Path, *, host_labels: Sequence[str] = ("h1", "h2"),
-                       bus_url: str | None = None) -> Iterator[Deployment]:
+                       bus_url: str | None = None, extra_server_config: str = "",
+                       agent_log_level: str = "INFO") -> Iterator[Deployment]:
     """A deployment on a fresh PostgreSQL database and (unless ``bus_url``) a fresh vhost; all removed after."""
     run_id = uuid.uuid4().hex[:6]
     workdir.mkdir(parents=True, exist_ok=True)
+    reap_abandoned_runs()
     with ExitStack() as stack:
+        register(run_id)
+        stack.callback(unregister, run_id)
         if bus_url is None:
             vhost = SharedBrokerVhost()
             stack.callback(vhost.delete)
+            remember(run_id, "vhost", vhost.vhost)
             vhost.create()
             bus_url = vhost.url
         database_url = stack.enter_context(temporary_database("postgresql", str(workdir)))
-        deployment = Deployment(run_id, workdir, bus_url, database_url)
+        remember(run_id, "database", database_url.rsplit("/", 1)[1])
+        deployment = Deployment(run_id, workdir, bus_url, database_url, extra_server_config, agent_log_level)
         stack.callback(deployment.teardown)
         deployment.start(host_labels)
         yield deployment

@@ -23,7 +23,9 @@ class NetworkingApi:
 
     def __init__(self, url: str, login: Callable[[], str]) -> None:
         self._login = login
-        self._http = httpx.Client(base_url=url + "/v2.0", timeout=30)
+        # Idle connections are dropped before the server's 5 s keep-alive ends, so a request never
+        # races the server closing the connection it was sent on (httpx does not retry that).
+        self._http = httpx.Client(base_url=url + "/v2.0", timeout=30, limits=httpx.Limits(keepalive_expiry=2))
         self._token = login()
 
     def close(self) -> None:

@@ -1,7 +1,10 @@
 """A RabbitMQ restart in the middle of operation: traffic keeps flowing, agents reconnect and converge.
 
 The broker restarted is a private node this module starts (its own node name, ports and data
-directory), never the machine's shared broker; the deployment here runs entirely on it.
+directory), never the machine's shared broker; the deployment here runs entirely on it. The restart
+stops and starts the RabbitMQ application inside the node (``stop_app``/``start_app``): to the
+clients it is a broker restart (every connection drops, the port closes, queues are re-declared),
+without waiting for a second boot of the Erlang VM.
 """
 
 from __future__ import annotations
@@ -55,12 +58,12 @@ def test_agents_reconnect_and_keep_converging_after_a_broker_restart(
         ])
         assert deployment.ping(a, b.ip_address).received == 1
 
-        broker_node.stop()
+        broker_node.stop_app()
         # The data plane does not need the control plane...
         assert deployment.ping(a, b.ip_address).received == 1
         # ...and the API still works: an instance made now waits for the agents to hear of it.
         c = scenario.instance("broker-c", network["id"], "h1", wait_active=False)
-        broker_node.start()
+        broker_node.start_app()
         back = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         for label in ("h1", "h2"):
             deployment.wait_agent_alive_since(label, back)

@@ -104,6 +104,35 @@ def test_agent_restart_and_crash_lose_no_packet_and_change_nothing(
         assert deployment.api().port(instance.port_id)["status"] == "ACTIVE"  # type: ignore[index]
 
 
+def test_traffic_to_a_host_whose_agent_is_dead_keeps_flowing(deployment: Deployment, scenario: Scenario) -> None:
+    # An agent being down is a control-plane outage: the instances of its host still run and its
+    # kernel still forwards, so the other hosts must keep their tunnels and FDB entries to it.
+    network, _ = scenario.network("orphaned", "10.90.0.0/24")
+    a, b = scenario.instances_of([
+        InstanceSpec("orphaned-a", network["id"], "h1"),
+        InstanceSpec("orphaned-b", network["id"], "h2"),
+    ])
+    h1, h2 = deployment.host("h1"), deployment.host("h2")
+    vni = deployment.api().network(network["id"])["provider:segmentation_id"]
+    tunnels_before = wiring_of(h1.netns)[f"vxlan-{vni} fdb"]
+    assert (b.mac_address, h2.tunnel_ip) in tunnels_before
+
+    deployment.agents["h2"].stop()
+    try:
+        wait_until(lambda: not any(row["alive"] for row in deployment.api().agents(host=h2.name)),
+                   30, "the server never marked h2's agent dead")
+        deployment.agents["h1"].stop()  # a restart makes h1 fetch its full desired state now
+        deployment.agents["h1"].start()
+        wait_resynced(deployment, "h1", 1)
+
+        assert wiring_of(h1.netns)[f"vxlan-{vni} fdb"] == tunnels_before
+        assert deployment.ping(a, b.ip_address).received == 1
+    finally:
+        if not deployment.agents["h2"].running:
+            deployment.agents["h2"].start()
+        deployment.wait_agent_started("h2")
+
+
 def test_port_deleted_while_its_agent_is_down_is_unwired_when_it_returns(
     deployment: Deployment, scenario: Scenario
 ) -> None:

@@ -146,6 +146,13 @@ class Underlay:
         ip("-n", name, "address", "add", address, "dev", "eth0")
         return name
 
+    def add_isolated(self, label: str) -> str:
+        """A namespace attached to nothing (e.g. to hold the far ends of veth pairs); returns its name."""
+        name = self.namespace_of(label)
+        ip("netns", "add", name)
+        self.outside.append(name)
+        return name
+
     def remove_outside(self, name: str) -> None:
         delete_namespace(name)
         if name in self.outside:

@@ -305,3 +305,11 @@ async def test_member_may_read_itself_and_its_projects(identity):
 async def test_unknown_paths_and_methods_answer_in_keystone_shape(identity):
     _error(await identity.client.get(f"{V3}/groups"), 404)
     _error(await identity.client.put(f"{V3}/auth/tokens"), 405)
+
+
+async def test_nul_characters_are_refused_with_a_400_not_a_500(identity):
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "a\u0000", "password": "x", "domain": {"id": "default"}}}}}}
+    response = await identity.client.post(f"{V3}/auth/tokens", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 400

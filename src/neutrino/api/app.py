@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from neutrino.api.controller import Controller
-from neutrino.api.errors import json_response, neutron_error, render
+from neutrino.api.errors import json_response, keystone_error, neutron_error, render
 from neutrino.context import RequestContext
 from neutrino.errors import HTTPNotFound, NeutrinoError, Unauthenticated
 from neutrino.resources.definition import Resource
@@ -143,6 +143,11 @@ def build_app(*, controller: Controller, resources: Sequence[Resource], extensio
         return json_response(openapi())
 
     async def not_found(request: Request) -> Response:
+        path = request.url.path
+        if identity_app is not None and (path == "/identity" or path.startswith("/identity/")):
+            # What the identity mount cannot match (a newline in an id defeats its pattern) is
+            # still the identity API's to answer, in Keystone's shape.
+            return keystone_error(404, "Not Found", f"The resource {path} could not be found.")
         return neutron_error("HTTPNotFound", "The resource could not be found.", 404)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]

@@ -116,7 +116,7 @@ class Controller:
         if route.action == "tags":
             return await self._tags(request, ctx, route)
         if route.action is not None:
-            act = res.action(route.action, method)
+            act = res.action(route.action, method, sub_id=route.sub_id is not None)
             if act is None:
                 raise MethodNotAllowed()
             return await self._member_action(request, ctx, route, act)
@@ -177,7 +177,8 @@ class Controller:
     async def _show(self, request: Request, ctx: RequestContext, route: Route) -> Response:
         res = route.resource
         query = parse_list_query(res, request.query_params.multi_items(), for_show=True)
-        item = await self.service(res).get(ctx, *self._parent_args(route), route.member_id)
+        extra = {"fields": query.fields} if res.show_takes_fields else {}
+        item = await self.service(res).get(ctx, *self._parent_args(route), route.member_id, **extra)
         if isinstance(item, dict) and "__envelope__" in item:
             envelope = item.pop("__envelope__")
             return json_response({envelope: item})
@@ -356,6 +357,10 @@ class Controller:
         """Look the member up in the caller's scope and check the write rule: 403 if it may read it,
         404 if it may not (so the existence of others' objects never leaks)."""
         res = route.resource
+        if res.member_is_project:
+            target = {"id": route.member_id, "project_id": route.member_id, "tenant_id": route.member_id}
+            self.policy.enforce_attributes(ctx, action, target, request or {})
+            return target
         item = await self.service(res).get(ctx, *self._parent_args(route), route.member_id)
         target = await self._target(ctx, res, item, route)
         try:
@@ -399,19 +404,20 @@ class Controller:
         if request.method in ("PUT", "POST") and body is None:
             raise HTTPBadRequest("Body contains invalid data")
         policy_action = act.policy or act.name
+        service = self.services[act.service] if act.service else self.service(res)
         if act.fetch_target:
             await self._writable_target(ctx, route, policy_action)
         else:
-            own = getattr(self.service(res), "readable_without_policy", None)
+            own = getattr(service, "readable_without_policy", None)
             if not (request.method == "GET" and own is not None and own(ctx, route.member_id)):
                 self.policy.enforce(ctx, policy_action, {"project_id": route.member_id,
                                                          "tenant_id": route.member_id})
-        handler = getattr(self.service(res), act.handler_name)
+        handler = getattr(service, act.handler_name)
         args: list[Any] = [ctx, route.member_id]
         if route.sub_id is not None:
             args.append(route.sub_id)
         result = await handler(*args, body)
-        if act.status == 204 or result is None and act.status != 200:
+        if act.status == 204 or result is None and act.status != 200 and not act.null_body:
             return Response(status_code=act.status)
         return json_response(result, act.status)
 

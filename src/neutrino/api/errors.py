@@ -39,6 +39,11 @@ def neutron_error(type_name: str, message: str, status: int) -> Response:
     return json_response({"NeutronError": {"type": type_name, "message": message, "detail": ""}}, status)
 
 
+def keystone_error(status: int, title: str, message: str) -> Response:
+    """Keystone's error body, for answers given on the identity API's behalf."""
+    return json_response({"error": {"code": status, "title": title, "message": message}}, status)
+
+
 def unauthorized(auth_url: str) -> Response:
     body = {"error": {"code": 401, "title": "Unauthorized",
                       "message": "The request you have made requires authentication."}}

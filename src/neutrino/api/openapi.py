@@ -45,7 +45,7 @@ _MAC_PATTERN = "^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$"
 # Statuses each kind of operation may answer besides success (what the controller can raise).
 _LIST_ERRORS = (400, 401, 404)
 _CREATE_ERRORS = (400, 401, 403, 404, 409, 503)
-_SHOW_ERRORS = (401, 404)
+_SHOW_ERRORS = (400, 401, 404)
 _UPDATE_ERRORS = (400, 401, 403, 404, 409, 412, 503)
 _DELETE_ERRORS = (400, 401, 403, 404, 409, 412)
 _ACTION_ERRORS = (400, 401, 403, 404, 409)
@@ -208,7 +208,8 @@ class _ResourceDocument:
                                        [*self.member_params, _IF_MATCH], _responses(204, None, _DELETE_ERRORS))
         paths[self.base + "/{id}"] = member
         for act in res.member_actions:
-            paths.setdefault(f"{self.base}/{{id}}/{act.name}", {})[act.method.lower()] = self.action_op(act)
+            path = f"{self.base}/{{id}}/{act.name}" + ("/{sub_id}" if act.sub_id else "")
+            paths.setdefault(path, {})[act.method.lower()] = self.action_op(act)
         if res.taggable:
             paths.update(self.tag_paths())
         return paths
@@ -279,8 +280,12 @@ class _ResourceDocument:
 
     def action_op(self, act: MemberAction) -> dict[str, Any]:
         params = list(self.member_params)
+        if act.sub_id:
+            params.append(_path_param("sub_id", f"id of the object the {act.name} action names"))
         body = {"type": "object"} if act.method in ("PUT", "POST") else None
-        ok_schema = None if act.status == 204 else {"type": "object"}
+        ok_schema: dict[str, Any] | None = None if act.status == 204 else {"type": "object"}
+        if ok_schema is not None and act.null_body:
+            ok_schema["nullable"] = True
         return self.op(act.handler_name, self.res.name, f"{act.name} ({self.res.name} action)", params,
                        _responses(act.status, ok_schema, _ACTION_ERRORS), body)
 

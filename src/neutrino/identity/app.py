@@ -90,6 +90,9 @@ class Call:
         raw = await self.request.body()
         if not raw:
             raise BadRequest("The request body is empty; a JSON object is required.")
+        if b"\\u0000" in raw or b"\x00" in raw:
+            # Databases refuse NUL inside text (PostgreSQL errors out): refuse it up front.
+            raise BadRequest("The request body must not contain NUL characters.")
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -394,6 +397,8 @@ def _endpoint(handler: Handler, access: Access, store: IdentityStore, urls: Urls
 
     async def endpoint(request: Request) -> Response:
         try:
+            if "\x00" in request.url.path or "\x00" in str(request.query_params) or "%00" in str(request.url):
+                raise BadRequest("The request must not contain NUL characters.")
             caller = None if access is Access.PUBLIC else await _authenticate(request, store)
             call = Call(request=request, store=store, urls=urls, caller=caller)
             if access is Access.ADMIN and not call.is_admin:

@@ -1,11 +1,36 @@
-"""Agents (admin only): registered by the agents themselves through ``report_state``."""
+"""Agents (admin only): registered by the agents themselves through ``report_state``.
+
+The DHCP and L3 scheduler endpoints hang off agents as declared actions answered by the scheduling
+services (``agents/{id}/dhcp-networks[/{network_id}]``, ``agents/{id}/l3-routers[/{router_id}]``).
+Neutron's scheduler controllers check their admin-only rules themselves, before looking anything
+up, so a non-admin gets 403 even for an agent that does not exist: ``fetch_target=False``.
+"""
 
 from neutrino.resources import types as t
-from neutrino.resources.definition import Attribute, Resource, id_attr
+from neutrino.resources.definition import Attribute, MemberAction, Resource, id_attr
+from neutrino.resources.extensions import Extension
+
+
+def scheduler_actions(name: str, service: str) -> tuple[MemberAction, ...]:
+    """List (GET), add (POST ``{"network_id": id}``) and remove (DELETE ``.../{id}``) for one
+    scheduler collection such as ``dhcp-networks``; policies ``get_<name>``, ``create_<singular>``,
+    ``delete_<singular>`` as Neutron names them."""
+    singular = name.removesuffix("s")
+    key = name.replace("-", "_")
+    return (
+        MemberAction(name, method="GET", handler=key, policy=f"get_{name}", fetch_target=False, service=service),
+        MemberAction(name, method="POST", handler=f"add_{key.removesuffix('s')}", policy=f"create_{singular}",
+                     status=201, null_body=True, fetch_target=False, service=service),
+        MemberAction(name, method="DELETE", handler=f"remove_{key.removesuffix('s')}", policy=f"delete_{singular}",
+                     status=204, sub_id=True, fetch_target=False, service=service),
+    )
+
 
 AGENT = Resource(
     name="agent", collection="agents", path="agents", standard_attrs=False, project_owned=False,
     allow_create=False, allow_bulk=False, extension="agent",
+    member_actions=(*scheduler_actions("dhcp-networks", "dhcp_scheduler"),
+                    *scheduler_actions("l3-routers", "l3_scheduler")),
     attributes=(
         id_attr(),
         Attribute("agent_type", t.String(), filterable=True, sortable=True, column="agent_type"),
@@ -24,4 +49,9 @@ AGENT = Resource(
         Attribute("started_at", t.String(), sortable=True, column="started_at"),
         Attribute("created_at", t.String(), sortable=True, column="created_at"),
     ),
+)
+
+DHCP_SCHEDULER_EXTENSIONS: tuple[Extension, ...] = (
+    Extension("dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents",
+              "2013-02-07T10:00:00-00:00"),
 )

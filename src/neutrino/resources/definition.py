@@ -53,7 +53,12 @@ class Attribute:
 
 @dataclass(frozen=True, slots=True)
 class MemberAction:
-    """``PUT|GET /v2.0/{collection}/{id}/{name}`` dispatched to ``service.<handler>``."""
+    """``<method> /v2.0/{collection}/{id}/{name}[/{sub_id}]`` dispatched to ``<service>.<handler>``.
+
+    One name may be declared once per (method, sub_id) pair: the scheduler endpoints list with
+    ``GET agents/{id}/dhcp-networks``, add with ``POST`` on the same URL and remove with
+    ``DELETE agents/{id}/dhcp-networks/{network_id}``.
+    """
 
     name: str
     method: str = "PUT"
@@ -63,6 +68,14 @@ class MemberAction:
     # Body is wrapped as {resource: {...}} (True) or passed as is (False).
     wrapped_body: bool = False
     fetch_target: bool = True  # look the member up (404 if invisible) before the policy check
+    # The URL names one more id after the action; the handler receives it after the member id.
+    sub_id: bool = False
+    # Registry key of the service that handles it when not the resource's own (the scheduling
+    # services answer the scheduler actions of agents, networks and routers).
+    service: str = ""
+    # A None result is answered as JSON ``null`` with ``status`` instead of an empty body: Neutron's
+    # scheduler POSTs answer ``null`` and clients call ``resp.json()`` on it.
+    null_body: bool = False
 
     @property
     def handler_name(self) -> str:
@@ -100,6 +113,12 @@ class Resource:
     extension: str = ""       # alias of the extension that brings it ("" = core)
     # Policy resource name when it differs from ``name`` (e.g. "qos_policy" → "policy").
     policy_name: str = ""
+    # The member id is a project id and updates/deletes check their rule against that project
+    # without looking the member up first (looking an auto-allocated topology up makes it).
+    member_is_project: bool = False
+    # The service's ``get`` receives the requested ``fields`` (``fields=dry-run`` asks an
+    # auto-allocated topology to be checked, not made).
+    show_takes_fields: bool = False
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -120,9 +139,9 @@ class Resource:
     def attribute_names(self) -> tuple[str, ...]:
         return tuple(self._by_name)
 
-    def action(self, name: str, method: str) -> MemberAction | None:
+    def action(self, name: str, method: str, sub_id: bool = False) -> MemberAction | None:
         for act in self.member_actions:
-            if act.name == name and act.method == method:
+            if act.name == name and act.method == method and act.sub_id == sub_id:
                 return act
         return None
 

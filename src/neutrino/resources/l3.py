@@ -115,6 +115,9 @@ ROUTER = Resource(
         MemberAction("remove_router_interface"),
         MemberAction("add_extraroutes"),
         MemberAction("remove_extraroutes"),
+        # The L3 agents hosting the router (``l3_agent_scheduler``; admin only, checked first).
+        MemberAction("l3-agents", method="GET", handler="l3_agents", policy="get_l3-agents", fetch_target=False,
+                     service="l3_scheduler"),
     ),
 )
 
@@ -206,6 +209,8 @@ L3_EXTENSIONS: tuple[Extension, ...] = (
          "Add support to port ranges", "2020-07-01T10:00:00-00:00"),
     _ext("floating-ip-port-forwarding-detail", "Floating IP port forwarding detail", "Allow list floating ip return "
          "more port forwarding data, include'id' and 'internal_port_id'", "2022-05-06T10:00:00-00:00"),
+    _ext("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents",
+         "2013-02-07T10:00:00-00:00"),
     _ext("expose-port-forwarding-in-fip", "Expose Floating IP port forwardings", "Expose port forwarding fields in "
          "floating IP response", "2018-06-28T16:00:00-00:00"),
 )

@@ -4,6 +4,7 @@ from neutrino.resources import types as t
 from neutrino.resources.definition import (
     MISSING,
     Attribute,
+    MemberAction,
     Resource,
     bool_attr,
     description_attr,
@@ -16,6 +17,9 @@ from neutrino.resources.definition import (
 
 NETWORK = Resource(
     name="network", collection="networks", path="networks", taggable=True,
+    # The DHCP agents serving the network (``dhcp_agent_scheduler``; admin only, checked first).
+    member_actions=(MemberAction("dhcp-agents", method="GET", handler="dhcp_agents", policy="get_dhcp-agents",
+                                 fetch_target=False, service="dhcp_scheduler"),),
     attributes=(
         id_attr(), name_attr(), description_attr(), *project_attrs(),
         bool_attr("admin_state_up", True),

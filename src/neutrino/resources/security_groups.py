@@ -70,7 +70,9 @@ SECURITY_GROUP_RULE = Resource(
         Attribute("belongs_to_default_sg", t.Boolean(), filterable=True),
         # Only the description of a rule may change after creation.
         Attribute("description", t.String(255), default="", allow_post=True, allow_put=True, filterable=True,
-                  sortable=True, column="description"),
+                  sortable=True, column="description",
+                  # The rules a group is made with show a null description, as in Neutron.
+                  view_type=t.String(255, nullable=True)),
         *standard_attrs(),
     ),
 )

@@ -42,6 +42,8 @@ class L2Port:
     allowed_address_pairs: tuple[tuple[str, str], ...] = ()  # (ip_address or cidr, mac_address)
     qos_policy_id: str | None = None
     revision: int = 0
+    # The port's status as the server has it (ACTIVE, DOWN, BUILD...); None from an older server.
+    status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +54,7 @@ class L2Port:
             "segment": self.segment.to_dict(), "mtu": self.mtu, "port_security_enabled": self.port_security_enabled,
             "security_group_ids": list(self.security_group_ids),
             "allowed_address_pairs": [{"ip_address": ip, "mac_address": mac} for ip, mac in self.allowed_address_pairs],
-            "qos_policy_id": self.qos_policy_id, "revision": self.revision,
+            "qos_policy_id": self.qos_policy_id, "revision": self.revision, "status": self.status,
         }
 
     @classmethod
@@ -67,7 +69,8 @@ class L2Port:
             security_group_ids=tuple(data.get("security_group_ids", ())),
             allowed_address_pairs=tuple((p["ip_address"], p.get("mac_address", ""))
                                         for p in data.get("allowed_address_pairs", ())),
-            qos_policy_id=data.get("qos_policy_id"), revision=int(data.get("revision", 0)))
+            qos_policy_id=data.get("qos_policy_id"), revision=int(data.get("revision", 0)),
+            status=data.get("status"))
 
 
 @dataclass(frozen=True, slots=True)

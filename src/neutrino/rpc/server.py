@@ -46,8 +46,9 @@ class AgentRpcHandlers:
         return await self.l2.devices_details(payload["host"], payload.get("devices", []))
 
     async def update_device_up(self, payload: dict[str, Any]) -> dict[str, Any]:
-        await self.l2.set_device_status(payload["host"], payload["device"], "ACTIVE")
-        return {}
+        reply = await self.l2.set_device_status(payload["host"], payload["device"], "ACTIVE")
+        # Additive to the contract's {}: the port's revision after the call and whether it changed it.
+        return {key: reply[key] for key in ("revision", "changed") if key in reply}
 
     async def update_device_down(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.l2.set_device_status(payload["host"], payload["device"], "DOWN")

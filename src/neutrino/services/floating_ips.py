@@ -338,6 +338,28 @@ class FloatingIpService:
         return [ChangeEvent("floatingip", fip_id, "update") for fip_id in touched]
 
 
+    async def port_addresses_changed(self, conn: AsyncConnection, port: Mapping[str, Any],
+                                     addresses: Sequence[str]) -> list[ChangeEvent]:
+        """A port's addresses changed: the fixed address of a floating IP may not go (400, as in
+        Neutron); port forwardings to an address that went are deleted."""
+        f, pf = l3.floatingips, l3.portforwardings
+        for (fixed,) in await conn.execute(select(f.c.fixed_ip_address).where(f.c.fixed_port_id == port["id"])):
+            if fixed and fixed not in addresses:
+                raise BadRequest(resource="port", msg=f"Cannot update the fixed_ips of the port {port['id']}, "
+                                 "because its original fixed_ip has been associated to a floating ip")
+        stale = [(pf_id, fip_id) for pf_id, fip_id, ip in await conn.execute(
+            select(pf.c.id, pf.c.floatingip_id, pf.c.internal_ip_address).where(pf.c.internal_port_id == port["id"]))
+            if ip not in addresses]
+        if not stale:
+            return []
+        await conn.execute(delete(pf).where(pf.c.id.in_([pf_id for pf_id, _ in stale])))
+        touched = sorted({fip_id for _, fip_id in stale})
+        for fip_id in touched:
+            left = (await conn.execute(select(pf.c.id).where(pf.c.floatingip_id == fip_id).limit(1))).first()
+            await bump_revision(conn, f, fip_id, {} if left else {"router_id": None})
+        return [ChangeEvent("floatingip", fip_id, "update") for fip_id in touched]
+
+
 def _single(start: int, end: int) -> int | None:
     """A range of one port shows as that port; a wider range has no single port."""
     return start if start == end else None

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.db.engine import Database
@@ -58,25 +58,44 @@ class L2AgentService:
             port_security_enabled=row["port_security_enabled"], security_group_ids=tuple(security_group_ids),
             allowed_address_pairs=tuple((p["ip_address"], p.get("mac_address") or row["mac_address"])
                                         for p in row["allowed_address_pairs"]),
-            qos_policy_id=row["qos_policy_id"], revision=row["revision_number"])
+            qos_policy_id=row["qos_policy_id"], revision=row["revision_number"], status=row["status"])
 
     async def _tunnel_ips(self, conn: AsyncConnection) -> dict[str, str]:
+        """Every L2 agent's tunnel endpoint, alive or not.
+
+        An agent that stopped reporting is a control-plane outage: its host's instances and kernel
+        still forward, so the other hosts keep their tunnels to it (as Neutron's l2 population does);
+        entries go when the ports do (deleted, unbound, moved).
+        """
         rows = await conn.execute(select(agents.c.host, agents.c.configurations).where(
-            agents.c.agent_type.in_(L2_AGENT_TYPES), self.agents.alive_clause(True)))
+            agents.c.agent_type.in_(L2_AGENT_TYPES)))
         return {host: conf.get("tunneling_ip") for host, conf in rows if (conf or {}).get("tunneling_ip")}
+
+    async def _bound_ports(self, conn: AsyncConnection, host: str, id_prefixes: Sequence[str] | None = None
+                           ) -> tuple[tuple[L2Port, ...], dict[str, SegmentInfo], dict[str, int]]:
+        """The ports bound to ``host`` through an L2 agent (all, or those whose id starts with a prefix),
+        with the segments and MTUs of their networks."""
+        p = db.ports
+        query = select(p).where(p.c.binding_host_id == host, p.c.binding_vif_type.in_(L2_VIF_TYPES))
+        if id_prefixes is not None:
+            if not id_prefixes:
+                return (), {}, {}
+            query = query.where(or_(*(p.c.id.startswith(prefix, autoescape=True) for prefix in id_prefixes)))
+        rows = (await conn.execute(query)).mappings().all()
+        net_ids = sorted({r["network_id"] for r in rows})
+        segments = await self._segments(conn, net_ids)
+        mtus = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
+            db.networks.c.id.in_(net_ids)))).all()) if net_ids else {}
+        groups = await self.security_groups.of_ports(conn, [r["id"] for r in rows])
+        ports = tuple(self._l2_port(r, segments[r["network_id"]], mtus[r["network_id"]], groups.get(r["id"], ()))
+                      for r in rows if r["network_id"] in segments)
+        return ports, segments, mtus
 
     async def sync_state(self, host: str) -> L2State:
         async with self.db.read() as conn:
             p = db.ports
-            rows = (await conn.execute(select(p).where(p.c.binding_host_id == host,
-                                                       p.c.binding_vif_type.in_(L2_VIF_TYPES)))).mappings().all()
-            net_ids = sorted({r["network_id"] for r in rows})
-            segments = await self._segments(conn, net_ids)
-            mtus = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
-                db.networks.c.id.in_(net_ids)))).all()) if net_ids else {}
-            groups = await self.security_groups.of_ports(conn, [r["id"] for r in rows])
-            ports = tuple(self._l2_port(r, segments[r["network_id"]], mtus[r["network_id"]], groups.get(r["id"], ()))
-                          for r in rows if r["network_id"] in segments)
+            ports, segments, mtus = await self._bound_ports(conn, host)
+            net_ids = sorted(segments)
             tunnel_ips = await self._tunnel_ips(conn)
             remote = (await conn.execute(select(p.c.network_id, p.c.mac_address, p.c.binding_host_id, p.c.fixed_ips)
                                          .where(p.c.network_id.in_(net_ids), p.c.binding_host_id != host,
@@ -102,9 +121,16 @@ class L2AgentService:
                        generated_at=time.time())
 
     async def devices_details(self, host: str, devices: Sequence[str]) -> dict[str, Any]:
-        state = await self.sync_state(host)
-        by_device = {p.device: p for p in state.ports}
-        by_id = {p.port_id: p for p in state.ports}
+        """The L2 entries of a few devices (tap names or port ids) bound to ``host``.
+
+        Asked for every new tap the agent has not heard of yet, so it reads only those ports (a full
+        ``sync_state`` per tap would make a burst of N instances cost O(N^2) on the server).
+        """
+        prefixes = sorted({dev[3:] if dev.startswith("tap") else dev for dev in devices})
+        async with self.db.read() as conn:
+            ports, _, _ = await self._bound_ports(conn, host, prefixes)
+        by_device = {p.device: p for p in ports}
+        by_id = {p.port_id: p for p in ports}
         found, failed = [], []
         for dev in devices:
             port = by_device.get(dev) or by_id.get(dev)
@@ -112,25 +138,37 @@ class L2AgentService:
         return {"devices": found, "failed_devices": failed}
 
     async def set_device_status(self, host: str, device: str, status: str) -> dict[str, Any]:
-        """Port ACTIVE/DOWN as its host's L2 agent reports; other hosts hear of it (l2 population)."""
+        """Port ACTIVE/DOWN as its host's L2 agent reports; other hosts hear of it (l2 population).
+
+        The reply says whether this call changed the status and the port's revision after it, so the
+        agent can tell the change event that follows apart from changes made by anyone else.
+        """
         prefix = device[3:] if device.startswith("tap") else device
 
-        async def work(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+        async def work(conn: AsyncConnection) -> tuple[list[tuple[str, str, int]], list[int]]:
             p = db.ports
             rows = (await conn.execute(select(p.c.id, p.c.network_id, p.c.status, p.c.revision_number).where(
                 p.c.id.startswith(prefix), p.c.binding_host_id == host))).all()
-            changed = []
+            changed, revisions = [], []
             for pid, net_id, current, rev in rows:
                 if current != status:
                     await conn.execute(update(p).where(p.c.id == pid).values(
                         status=status, revision_number=p.c.revision_number + 1))
                     changed.append((pid, net_id, rev + 1))
-            return changed if rows else []
+                    revisions.append(rev + 1)
+                else:
+                    revisions.append(rev)
+            return changed, revisions
 
-        changed = await self.db.write(work)
+        changed, revisions = await self.db.write(work)
         await self.notifier.committed([ChangeEvent("port", pid, "update", rev, (("network_id", net),))
                                        for pid, net, rev in changed])
-        return {"device": device, "exists": True if changed else await self._exists(prefix, host)}
+        reply: dict[str, Any] = {"device": device,
+                                 "exists": True if revisions else await self._exists(prefix, host)}
+        if len(revisions) == 1:
+            reply["revision"] = revisions[0]
+            reply["changed"] = bool(changed)
+        return reply
 
     async def _exists(self, prefix: str, host: str) -> bool:
         async with self.db.read() as conn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
-from neutrino.errors import Conflict, InUse, InvalidInput
+from neutrino.errors import Conflict, InUse, InvalidInput, not_found
 from neutrino.services import rbac
 from neutrino.services.address_scopes import network_address_scopes
+from neutrino.services.availability_zones import check_zone_hints, network_zones
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
 from neutrino.services.quotas import QuotaService
@@ -57,6 +58,26 @@ class NetworkMTUSubnetConflict(Conflict):
     message = "MTU of %(net_id)s is not compatible with subnet %(subnet_id)s."
 
 
+class QosPolicyReferences(Protocol):
+    """Which QoS policies networks and ports may name; the QoS plugin provides the real one."""
+
+    async def check(self, conn: AsyncConnection, ctx: RequestContext, policy_id: str) -> None:
+        """404 ``QosPolicyNotFound`` unless the caller can see the policy."""
+
+    async def project_default(self, conn: AsyncConnection, project_id: str) -> str | None:
+        """The policy a new network of the project gets when it names none."""
+
+
+class NoQosPolicies:
+    """Without the QoS plugin no policy exists: naming one is a 404, and there is no default."""
+
+    async def check(self, conn: AsyncConnection, ctx: RequestContext, policy_id: str) -> None:
+        raise not_found("policy", policy_id)
+
+    async def project_default(self, conn: AsyncConnection, project_id: str) -> str | None:
+        return None
+
+
 def _provider_filter(key: str) -> Any:
     col = {"provider:network_type": db.network_segments.c.network_type,
            "provider:physical_network": db.network_segments.c.physical_network,
@@ -78,6 +99,8 @@ class NetworkService:
         # Service plugins' work inside the creating transaction, given the new network's project
         # (the security-group plugin makes the project's default group here).
         self.on_created: list[Callable[[AsyncConnection, RequestContext, str], Awaitable[None]]] = []
+        # Replaced by the QoS plugin at composition time (ports use the same one).
+        self.qos_policies: QosPolicyReferences = NoQosPolicies()
 
     def table_query(self, ctx: RequestContext) -> TableQuery:
         n = db.networks
@@ -112,11 +135,13 @@ class NetworkService:
         shared = await rbac.shared_ids(conn, "network", ids, ctx)
         tag_map = await load_tags(conn, "network", ids)
         scopes = await network_address_scopes(conn, ids)
+        zones = await network_zones(conn, ids)
         views = [self.view(r, segs.get(r["id"], []), subs.get(r["id"], []), r["id"] in shared,
                            tag_map.get(r["id"], [])) for r in rows]
         for out in views:
             by_version = scopes.get(out["id"], {})
             out["ipv4_address_scope"], out["ipv6_address_scope"] = by_version.get(4), by_version.get(6)
+            out["availability_zones"] = zones.get(out["id"], [])
         return views
 
     @staticmethod
@@ -223,6 +248,12 @@ class NetworkService:
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any]) -> str:
         now = utcnow()
         project = item.get("project_id") or ctx.project_id
+        await check_zone_hints(conn, "network", item.get("availability_zone_hints") or [])
+        qos_policy_id = item.get("qos_policy_id")
+        if qos_policy_id:
+            await self.qos_policies.check(conn, ctx, qos_policy_id)
+        else:  # qos-default: the project's default policy, if it has one
+            qos_policy_id = await self.qos_policies.project_default(conn, project)
         segs = await self._allocate_segments(conn, self._requested_segments(item))
         net_id = new_id()
         await conn.execute(insert(db.networks).values(
@@ -231,7 +262,7 @@ class NetworkService:
             mtu=self._mtu(segs, item.get("mtu")), port_security_enabled=item.get("port_security_enabled", True),
             router_external=bool(item.get("router:external")), is_default=bool(item.get("is_default")),
             availability_zone_hints=list(item.get("availability_zone_hints") or []),
-            dns_domain=item.get("dns_domain", ""), qos_policy_id=item.get("qos_policy_id")))
+            dns_domain=item.get("dns_domain", ""), qos_policy_id=qos_policy_id))
         await self._insert_segments(conn, net_id, segs, now)
         if item.get("shared"):
             await rbac.add_grant(conn, "network", net_id, rbac.SHARED, "*", project)
@@ -260,6 +291,8 @@ class NetworkService:
             row = await fetch_one(conn, db.networks, "network", network_id, rbac.network_visible(ctx),
                                   for_update=True)
             check_revision(row["revision_number"], if_revision)
+            if changes.get("qos_policy_id") and changes["qos_policy_id"] != row["qos_policy_id"]:
+                await self.qos_policies.check(conn, ctx, changes["qos_policy_id"])
             values: dict[str, Any] = {}
             for key, col in (("name", "name"), ("description", "description"),
                              ("admin_state_up", "admin_state_up"), ("qos_policy_id", "qos_policy_id"),

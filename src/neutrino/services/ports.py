@@ -201,6 +201,10 @@ class PortService:
         # plugin releases the port's floating IPs and port forwardings).
         self.before_delete: list[Callable[[AsyncConnection, Mapping[str, Any]],
                                           Awaitable[Sequence[ChangeEvent]]]] = []
+        # Called inside the updating transaction after a port's addresses changed, with its new
+        # addresses; may refuse the change by raising (a floating IP's fixed address must stay).
+        self.after_addresses_change: list[Callable[[AsyncConnection, Mapping[str, Any], Sequence[str]],
+                                                   Awaitable[Sequence[ChangeEvent]]]] = []
 
     def table_query(self) -> TableQuery:
         cols = {a: a for a in ("id", "name", "description", "project_id", "network_id", "mac_address",
@@ -214,7 +218,8 @@ class PortService:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def view(self, row: Any, tags: Sequence[str], security_groups: Sequence[str]) -> dict[str, Any]:
+    def view(self, row: Any, tags: Sequence[str], security_groups: Sequence[str],
+             network_policy: str | None = None) -> dict[str, Any]:
         fixed_ips = list(row["fixed_ips"])
         mac = row["mac_address"]
         return {
@@ -231,7 +236,7 @@ class PortService:
             "binding:vif_details": row["binding_vif_details"] or {},
             "ip_allocation": row["ip_allocation"], "dns_name": row["dns_name"], "dns_domain": row["dns_domain"],
             "dns_assignment": dns_assignment(fixed_ips, row["dns_name"], self.settings.dns_domain),
-            "qos_policy_id": row["qos_policy_id"], "qos_network_policy_id": None, "resource_request": None,
+            "qos_policy_id": row["qos_policy_id"], "qos_network_policy_id": network_policy, "resource_request": None,
             "propagate_uplink_status": row["propagate_uplink_status"], "tags": list(tags),
             **standard_view(row),
         }
@@ -239,7 +244,20 @@ class PortService:
     async def _views(self, conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         tag_map = await load_tags(conn, "port", [r["id"] for r in rows])
         groups = await self.security_groups.of_ports(conn, [r["id"] for r in rows])
-        return [self.view(r, tag_map.get(r["id"], []), groups.get(r["id"], ())) for r in rows]
+        net_policies = await self._network_policies(conn, {r["network_id"] for r in rows})
+        return [self.view(r, tag_map.get(r["id"], []), groups.get(r["id"], ()), net_policies.get(r["network_id"]))
+                for r in rows]
+
+    @staticmethod
+    async def _network_policies(conn: AsyncConnection, network_ids: set[str]) -> dict[str, str]:
+        """``qos_network_policy_id``: each network's QoS policy, which its ports inherit."""
+        ids = list(network_ids)
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 5000):
+            rows = await conn.execute(select(db.networks.c.id, db.networks.c.qos_policy_id).where(
+                db.networks.c.id.in_(ids[start:start + 5000]), db.networks.c.qos_policy_id.is_not(None)))
+            out.update({net_id: policy_id for net_id, policy_id in rows})
+        return out
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
@@ -354,6 +372,8 @@ class PortService:
         net = await self.networks.get_in(conn, ctx, item["network_id"])
         project = item.get("project_id") or ctx.project_id
         device_owner = item.get("device_owner", "")
+        if item.get("qos_policy_id"):
+            await self.networks.qos_policies.check(conn, ctx, item["qos_policy_id"])
         if "mac_address" in item:
             mac = item["mac_address"]
             if await self._mac_taken(conn, net["id"], mac):
@@ -415,17 +435,23 @@ class PortService:
         async def work(conn: AsyncConnection) -> dict[str, Any]:
             row = await fetch_one(conn, db.ports, "port", port_id, port_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
-            await self.update_in(conn, ctx, row, changes)
+            related[:] = await self.update_in(conn, ctx, row, changes)
             new = await fetch_one(conn, db.ports, "port", port_id)
             return (await self._views(conn, [new]))[0]
 
+        related: list[ChangeEvent] = []
         result = await self.db.write(work, rng=self.rng)
         await self.notifier.committed([ChangeEvent("port", port_id, "update", result["revision_number"],
                                                    (("network_id", result["network_id"]),
-                                                    ("host", result["binding:host_id"])))])
+                                                    ("host", result["binding:host_id"])))] + related)
         return result
 
-    async def update_in(self, conn: AsyncConnection, ctx: RequestContext, row: Any, changes: dict[str, Any]) -> None:
+    async def update_in(self, conn: AsyncConnection, ctx: RequestContext, row: Any,
+                        changes: dict[str, Any]) -> list[ChangeEvent]:
+        """Apply ``changes`` to the port; returns change events of other objects it touched."""
+        related: list[ChangeEvent] = []
+        if changes.get("qos_policy_id") and changes["qos_policy_id"] != row["qos_policy_id"]:
+            await self.networks.qos_policies.check(conn, ctx, changes["qos_policy_id"])
         values: dict[str, Any] = {}
         for key, col in (("name", "name"), ("description", "description"), ("admin_state_up", "admin_state_up"),
                          ("device_id", "device_id"), ("device_owner", "device_owner"),
@@ -468,6 +494,9 @@ class PortService:
         if "fixed_ips" in changes or mac_changed:
             await self._update_addresses(conn, row, changes.get("fixed_ips", UNSET), mac, mac_changed,
                                          changes.get("device_owner", row["device_owner"]))
+            addresses = [ip.ip_address for ip in await allocations.of_port(conn, row["id"])]
+            for hook in self.after_addresses_change:
+                related.extend(await hook(conn, row, addresses))
         if "binding:host_id" in changes and changes["binding:host_id"] != row["binding_host_id"]:
             host = changes["binding:host_id"] or ""
             values["binding_host_id"] = host
@@ -478,6 +507,7 @@ class PortService:
                 values["binding_vif_type"], values["binding_vif_details"] = UNBOUND, {}
             values["status"] = "DOWN"
         await bump_revision(conn, db.ports, row["id"], values)
+        return related
 
     async def _update_security_groups(self, conn: AsyncConnection, ctx: RequestContext, row: Any,
                                       changes: dict[str, Any], port_security: bool) -> None:

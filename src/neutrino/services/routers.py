@@ -540,8 +540,8 @@ class RouterService:
             subnet = subnets[ip["subnet_id"]]
             if subnet["project_id"] == ctx.project_id:
                 continue
-            address = ipaddress.ip_address(ip["ip_address"])
-            in_pool = any(ipaddress.ip_address(p["start"]) <= address <= ipaddress.ip_address(p["end"])
+            address = int(ipaddress.ip_address(ip["ip_address"]))
+            in_pool = any(int(ipaddress.ip_address(p["start"])) <= address <= int(ipaddress.ip_address(p["end"]))
                           for p in subnet["allocation_pools"])
             if not in_pool:
                 raise router_error(f"Cannot add interface to router because specified port {port['id']} has an "

@@ -176,6 +176,7 @@ def protocol_number(protocol: str | None) -> int | None:
 def protocol_equivalents(value: str) -> list[str]:
     """Stored spellings that mean the protocol ``value`` names (``tcp`` and ``6``), for filters."""
     low = value.strip().lower()
+    number: int | None
     try:
         number = int(low)
     except ValueError:

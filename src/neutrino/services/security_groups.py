@@ -292,7 +292,7 @@ class SecurityGroupService:
                 raise SecurityGroupCannotUpdateDefault()
             if "stateful" in changes and changes["stateful"] != row["stateful"] and await self._bound(conn, group_id):
                 raise SecurityGroupInUse(id=group_id)
-            values = {k: changes[k] for k in ("name", "description", "stateful") if k in changes}
+            values: dict[str, Any] = {k: changes[k] for k in ("name", "description", "stateful") if k in changes}
             await bump_revision(conn, sg, group_id, values)
             new = await fetch_one(conn, sg, OBJECT_TYPE, group_id)
             return (await self.views(conn, ctx, [new]))[0]

@@ -55,15 +55,20 @@ class DeviceStatusReporter:
     def forget(self, device: str) -> None:
         self._reported.pop(device, None)
 
+    def assume(self, report: StatusReport) -> None:
+        """Remember a status the server already has, without sending it (nothing queued for the device)."""
+        if report.device not in self._tails:
+            self._reported[report.device] = report.status
+
     async def _deliver(self, previous: asyncio.Task[bool] | None, report: StatusReport) -> bool:
         if previous is not None:
             await asyncio.wait([previous])
         async with self._gate:
             try:
                 if report.status.up:
-                    await self._rpc.update_device_up(report.device)
+                    reply = await self._rpc.update_device_up(report.device)
                 else:
-                    await self._rpc.update_device_down(report.device)
+                    reply = await self._rpc.update_device_down(report.device)
             except BusError as exc:
                 log.warning(
                     "could not report %s %s: %s", report.device, "up" if report.status.up else "down", exc
@@ -72,7 +77,24 @@ class DeviceStatusReporter:
                     self._reported[report.device] = UNCERTAIN
                 return False
         log.debug("reported %s %s", report.device, "up" if report.status.up else "down")
+        self._adopt_revision(report, reply)
         return True
+
+    def _adopt_revision(self, report: StatusReport, reply: Mapping[str, object]) -> None:
+        """Remember the revision our own report gave the port, so its echo is not news.
+
+        The server bumps a port's revision when a report changes its status. When nothing else
+        changed it meanwhile (the reply's revision is exactly one more, or the same when the status
+        was already right), the port as reported is the port at that revision: the change event it
+        sends back needs no resync, and the next resync needs no second report.
+        """
+        revision, changed = reply.get("revision"), reply.get("changed")
+        if not isinstance(revision, int) or not isinstance(changed, bool):
+            return
+        if revision != report.status.revision + (1 if changed else 0):
+            return
+        if self._reported.get(report.device) == report.status:
+            self._reported[report.device] = PortStatus(revision, report.status.up)
 
     async def close(self) -> None:
         """Cancel undelivered reports (a stopping agent; the next process re-reports)."""

@@ -3,8 +3,9 @@
 Neutron linuxbridge semantics, kept cheap: a port is reported up once per (port, revision) while
 its tap is wired, so a periodic resync of a settled host sends nothing; a tap that disappears is
 reported down once; a port with ``admin_state_up`` false is reported down. What was reported is
-remembered by the caller (``reported``); a fresh process remembers nothing and so re-reports
-every wired port once, which is harmless and corrects a server that missed an earlier report.
+remembered by the caller (``reported``); a fresh process remembers nothing, so it takes what the
+server already shows (a wired port it has ACTIVE, see ``known_to_server``) as reported and reports
+every other wired port once, which corrects a server that missed an earlier report.
 """
 
 from __future__ import annotations
@@ -63,6 +64,21 @@ def decide_reports(
         elif last is None or last.up:
             reports.append(StatusReport(device, PortStatus(port.revision, False)))
     return tuple(reports)
+
+
+def known_to_server(
+    ports: Iterable[L2Port], *, wired: Set[str], reported: Mapping[str, PortStatus]
+) -> tuple[StatusReport, ...]:
+    """Statuses to remember without sending: wired ports the server already shows ACTIVE, never reported here.
+
+    Without this a restarted agent re-reports every port of its host (a thousand calls after a
+    restart on a full host) to tell the server what it already knows.
+    """
+    return tuple(
+        StatusReport(port.device, PortStatus(port.revision, True))
+        for port in ports
+        if port.status == "ACTIVE" and port.admin_state_up and port.device in wired and port.device not in reported
+    )
 
 
 def forgotten_devices(ports: Iterable[L2Port], reported: Mapping[str, PortStatus]) -> tuple[str, ...]:

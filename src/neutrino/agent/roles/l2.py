@@ -43,6 +43,7 @@ from neutrino.agent.l2.reporting import (
     StatusReport,
     decide_reports,
     forgotten_devices,
+    known_to_server,
 )
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.errors import BusError
@@ -101,6 +102,8 @@ class LinuxBridgeRole:
 
         self._mirror = LinkMirror()
         self._mirror_live = False
+        # Link events seen while a dump is being read (see _full_read_if_due).
+        self._dump_recorders: list[list[LinkEvent]] = []
         self._fdb_memory = FdbMemory()
         self._passes_since_dump = 0
         self._reporter = DeviceStatusReporter(rpc)
@@ -160,9 +163,13 @@ class LinuxBridgeRole:
         """Coalesce server hints into one resync; a port revision already applied is ignored."""
         payload = envelope.payload
         if payload.get("resource") == "port" and payload.get("op") in ("create", "update"):
-            known = self._revision_by_port.get(str(payload.get("id")))
-            revision = payload.get("revision")
+            port_id, revision = str(payload.get("id")), payload.get("revision")
+            known = self._revision_by_port.get(port_id)
             if known is not None and isinstance(revision, int) and revision <= known:
+                return
+            # The echo of our own status report (the reporter adopted the revision it produced).
+            reported = self._reporter.reported.get(tap_name(port_id))
+            if reported is not None and isinstance(revision, int) and revision <= reported.revision:
                 return
         self.request_resync()
 
@@ -226,6 +233,8 @@ class LinuxBridgeRole:
             )
             for device in forgotten_devices(desired.ports, self._reporter.reported):
                 self._reporter.forget(device)
+            for known in known_to_server(desired.ports, wired=wired, reported=self._reporter.reported):
+                self._reporter.assume(known)
             reports = decide_reports(
                 desired.ports,
                 present=links.keys(),
@@ -259,9 +268,20 @@ class LinuxBridgeRole:
         self._passes_since_dump += 1
         if self._mirror_live and self._passes_since_dump < self._full_read_every:
             return None
-        links = await read_links(self._driver, netns=self.config.netns)
-        if self._mirror_live:
+        # The dump may predate events the watch applies while it runs (a tap created meanwhile): they
+        # are recorded and applied again on top of it, or the mirror would lose them until the next
+        # dump (and their taps stay unwired until then).
+        during: list[LinkEvent] = []
+        self._dump_recorders.append(during)
+        try:
+            links = await read_links(self._driver, netns=self.config.netns)
+        finally:
+            self._dump_recorders.remove(during)
+        if self._mirror_live and not any(event.event == "overflow" for event in during):
+            # (after an overflow the watch already reset the mirror from a fresher read)
             self._mirror.reset(links.values())
+            for event in during:
+                self._mirror.apply(event)
         self._fdb_memory.forget_all()
         self._passes_since_dump = 0
         return links
@@ -374,6 +394,8 @@ class LinuxBridgeRole:
                     else:
                         ready.set_result(None)
                     async for event in watch:
+                        for recorder in self._dump_recorders:
+                            recorder.append(event)
                         if event.event == "overflow":
                             self._mirror.reset(watch.snapshot)
                             self._fdb_memory.forget_all()
@@ -446,14 +468,17 @@ class LinuxBridgeRole:
             if found is None:
                 return
             port, network = found
-            self.request_resync()  # the full state brings the network's flood list and l2 population
+            if network is None:
+                self.request_resync()  # the full state brings the network's flood list and l2 population
         scope = L2State(
             self.config.host,
             self.config.tunnel_ip,
             ports=(port,),
             networks=(network,) if network is not None else (),
         )
+        asked = self._clock()
         async with self._kernel_lock:
+            locked = self._clock()
             await self._settle()
             links = self._mirror.links_by_name()
             if tap not in links:
@@ -479,6 +504,10 @@ class LinuxBridgeRole:
             self.last_reconcile = ReconcileReport(
                 tap, actions, result.failed, reports, "mirror", self._clock() - started
             )
+        log.debug(
+            "tap %s: %d actions, %d reports in %.3fs (asking the server %.3fs, waiting for the kernel lock %.3fs)",
+            tap, len(actions), len(reports), self._clock() - started, asked - started, locked - asked,
+        )
         await asyncio.gather(*deliveries)
 
     async def _ask_server_about(self, tap: str) -> tuple[L2Port, L2Network | None] | None:

@@ -1,7 +1,20 @@
 """Agents: one row per (agent type, host), kept fresh by heartbeats; scheduling bindings."""
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
+# The binding tables' foreign keys name networks and routers: their tables must be on the metadata
+# whenever these are (``metadata.create_all`` resolves every foreign key it sees).
+from neutrino.db.schema import core, l3  # noqa: F401
 from neutrino.db.schema.base import id_column, metadata
 
 agents = Table(
@@ -20,4 +33,22 @@ agents = Table(
     Column("started_at", DateTime, nullable=False),
     Column("heartbeat_timestamp", DateTime, nullable=False),
     UniqueConstraint("agent_type", "host"),
+)
+
+# Which DHCP agents serve which networks, and which L3 agent hosts which router. The key settles
+# two concurrent schedulings of one pair; rows go with their network, router or agent.
+networkdhcpagentbindings = Table(
+    "networkdhcpagentbindings", metadata,
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("dhcp_agent_id", String(36), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    PrimaryKeyConstraint("network_id", "dhcp_agent_id"),
+)
+
+routerl3agentbindings = Table(
+    "routerl3agentbindings", metadata,
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False),
+    Column("l3_agent_id", String(36), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    PrimaryKeyConstraint("router_id", "l3_agent_id"),
 )

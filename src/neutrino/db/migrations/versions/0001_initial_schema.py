@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-23 07:47:52.823960
+Create Date: 2026-11-23 08:37:18.531975
 """
 
 import sqlalchemy as sa
@@ -76,6 +76,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('networks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_networks_project_id'), ['project_id'], unique=False)
+
+    op.create_table('qos_policies',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_qos_policies'))
+    )
+    with op.batch_alter_table('qos_policies', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_qos_policies_project_id'), ['project_id'], unique=False)
 
     op.create_table('quotas',
     sa.Column('project_id', sa.String(length=255), nullable=False),
@@ -190,6 +203,16 @@ def upgrade() -> None:
     with op.batch_alter_table('network_segments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_network_segments_network_id'), ['network_id'], unique=False)
 
+    op.create_table('networkdhcpagentbindings',
+    sa.Column('network_id', sa.String(length=36), nullable=False),
+    sa.Column('dhcp_agent_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['dhcp_agent_id'], ['agents.id'], name=op.f('fk_networkdhcpagentbindings_dhcp_agent_id_agents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['network_id'], ['networks.id'], name=op.f('fk_networkdhcpagentbindings_network_id_networks'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('network_id', 'dhcp_agent_id', name=op.f('pk_networkdhcpagentbindings'))
+    )
+    with op.batch_alter_table('networkdhcpagentbindings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_networkdhcpagentbindings_dhcp_agent_id'), ['dhcp_agent_id'], unique=False)
+
     op.create_table('ports',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('project_id', sa.String(length=255), nullable=False),
@@ -239,6 +262,29 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
     sa.UniqueConstraint('domain_id', 'name', name=op.f('uq_projects_domain_id_name'))
     )
+    op.create_table('qos_default_policies',
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('qos_policy_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['qos_policy_id'], ['qos_policies.id'], name=op.f('fk_qos_default_policies_qos_policy_id_qos_policies'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('project_id', name=op.f('pk_qos_default_policies')),
+    sa.UniqueConstraint('qos_policy_id', name=op.f('uq_qos_default_policies_qos_policy_id'))
+    )
+    op.create_table('qos_rules',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('qos_policy_id', sa.String(length=36), nullable=False),
+    sa.Column('rule_type', sa.String(length=32), nullable=False),
+    sa.Column('direction', sa.String(length=16), nullable=False),
+    sa.Column('max_kbps', sa.Integer(), nullable=True),
+    sa.Column('max_burst_kbps', sa.Integer(), nullable=True),
+    sa.Column('dscp_mark', sa.Integer(), nullable=True),
+    sa.Column('min_kbps', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['qos_policy_id'], ['qos_policies.id'], name=op.f('fk_qos_rules_qos_policy_id_qos_policies'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_qos_rules')),
+    sa.UniqueConstraint('qos_policy_id', 'rule_type', 'direction', name=op.f('uq_qos_rules_qos_policy_id_rule_type_direction'))
+    )
+    with op.batch_alter_table('qos_rules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_qos_rules_qos_policy_id'), ['qos_policy_id'], unique=False)
+
     op.create_table('securitygrouprules',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('project_id', sa.String(length=255), nullable=False),
@@ -354,6 +400,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_subnets_project_id'), ['project_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_subnets_subnetpool_id'), ['subnetpool_id'], unique=False)
 
+    op.create_table('auto_allocated_topologies',
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('network_id', sa.String(length=36), nullable=False),
+    sa.Column('router_id', sa.String(length=36), nullable=True),
+    sa.ForeignKeyConstraint(['network_id'], ['networks.id'], name=op.f('fk_auto_allocated_topologies_network_id_networks'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['router_id'], ['routers.id'], name=op.f('fk_auto_allocated_topologies_router_id_routers'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('project_id', name=op.f('pk_auto_allocated_topologies'))
+    )
     op.create_table('floatingips',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('project_id', sa.String(length=255), nullable=False),
@@ -403,6 +457,16 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['router_id'], ['routers.id'], name=op.f('fk_router_routes_router_id_routers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('router_id', 'destination', 'nexthop', name=op.f('pk_router_routes'))
     )
+    op.create_table('routerl3agentbindings',
+    sa.Column('router_id', sa.String(length=36), nullable=False),
+    sa.Column('l3_agent_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['l3_agent_id'], ['agents.id'], name=op.f('fk_routerl3agentbindings_l3_agent_id_agents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['router_id'], ['routers.id'], name=op.f('fk_routerl3agentbindings_router_id_routers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('router_id', 'l3_agent_id', name=op.f('pk_routerl3agentbindings'))
+    )
+    with op.batch_alter_table('routerl3agentbindings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_routerl3agentbindings_l3_agent_id'), ['l3_agent_id'], unique=False)
+
     op.create_table('routerports',
     sa.Column('router_id', sa.String(length=36), nullable=False),
     sa.Column('port_id', sa.String(length=36), nullable=False),
@@ -449,6 +513,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_routerports_router_id'))
 
     op.drop_table('routerports')
+    with op.batch_alter_table('routerl3agentbindings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_routerl3agentbindings_l3_agent_id'))
+
+    op.drop_table('routerl3agentbindings')
     op.drop_table('router_routes')
     with op.batch_alter_table('ipallocations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ipallocations_port_id'))
@@ -462,6 +530,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_floatingips_fixed_port_id'))
 
     op.drop_table('floatingips')
+    op.drop_table('auto_allocated_topologies')
     with op.batch_alter_table('subnets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subnets_subnetpool_id'))
         batch_op.drop_index(batch_op.f('ix_subnets_project_id'))
@@ -487,6 +556,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_securitygrouprules_project_id'))
 
     op.drop_table('securitygrouprules')
+    with op.batch_alter_table('qos_rules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_qos_rules_qos_policy_id'))
+
+    op.drop_table('qos_rules')
+    op.drop_table('qos_default_policies')
     op.drop_table('projects')
     with op.batch_alter_table('ports', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ports_project_id'))
@@ -496,6 +570,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ports_binding_host_id'))
 
     op.drop_table('ports')
+    with op.batch_alter_table('networkdhcpagentbindings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_networkdhcpagentbindings_dhcp_agent_id'))
+
+    op.drop_table('networkdhcpagentbindings')
     with op.batch_alter_table('network_segments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_network_segments_network_id'))
 
@@ -525,6 +603,10 @@ def downgrade() -> None:
 
     op.drop_table('rbac_policies')
     op.drop_table('quotas')
+    with op.batch_alter_table('qos_policies', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_qos_policies_project_id'))
+
+    op.drop_table('qos_policies')
     with op.batch_alter_table('networks', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_networks_project_id'))
 

@@ -1,0 +1,402 @@
+"""Which DHCP agents serve which networks, and which L3 agent hosts which router.
+
+Two halves, as everywhere in Neutrino:
+
+- :func:`choose_agents` decides (pure): given the candidate agents with their current load and a
+  network's zone hints, which agents should take it;
+- :class:`DhcpAgentScheduler` and :class:`L3AgentScheduler` act: they serve the admin-only
+  scheduler endpoints (``agents/{id}/dhcp-networks``, ``networks/{id}/dhcp-agents``,
+  ``agents/{id}/l3-routers``, ``routers/{id}/l3-agents``) and schedule automatically after commits
+  (a notifier listener, so a rolled-back change never schedules anything): a network that gets a
+  DHCP-enabled subnet goes to ``dhcp_agents_per_network`` alive DHCP agents, a new router to one
+  alive L3 agent, and an agent that appears (or comes back, or is enabled) takes whatever is still
+  unhosted.
+
+Bindings are rows keyed by the (network, agent) or (router, agent) pair, so two servers scheduling
+the same pair at once leave one row. What the schedulers do not do yet: move networks and routers
+away from agents that died (no DHCP or L3 agent role exists to take them over so far).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neutrino.context import RequestContext
+from neutrino.db.engine import Database
+from neutrino.db.schema import core as db
+from neutrino.db.schema.agents import agents, networkdhcpagentbindings, routerl3agentbindings
+from neutrino.errors import Conflict, HTTPBadRequest, NotFound, not_found
+from neutrino.services.agents import AgentService
+from neutrino.services.availability_zones import DHCP_AGENT_TYPE, L3_AGENT_TYPE
+from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.listing import ListQuery, fetch_one
+from neutrino.services.networks import NetworkService
+
+log = logging.getLogger(__name__)
+
+
+class InvalidDHCPAgent(NotFound):
+    message = "Agent %(id)s is not a valid DHCP Agent or has been disabled."
+
+
+class NetworkHostedByDHCPAgent(Conflict):
+    message = "The network %(network_id)s has been already hosted by the DHCP Agent %(agent_id)s."
+
+
+class NetworkNotHostedByDhcpAgent(Conflict):
+    message = "The network %(network_id)s is not hosted by the DHCP Agent %(agent_id)s."
+
+
+class InvalidL3Agent(NotFound):
+    message = "Agent %(id)s is not a L3 Agent or has been disabled"
+
+
+class RouterHostedByL3Agent(Conflict):
+    message = "The router %(router_id)s has been already hosted by the L3 Agent %(agent_id)s."
+
+
+class RouterNotHostedByL3Agent(Conflict):
+    message = "The router %(router_id)s is not hosted by the L3 Agent %(agent_id)s."
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An alive, enabled agent that could take one more network or router."""
+
+    agent_id: str
+    zone: str | None
+    load: int  # networks (or routers) it serves already
+
+
+def choose_agents(candidates: Sequence[Candidate], count: int, hints: Sequence[str] = ()) -> list[str]:
+    """Up to ``count`` agent ids, least loaded first, one per zone before any zone gets a second.
+
+    With zone hints only agents in the hinted zones qualify (none there: nothing is chosen, as
+    Neutron's zone-aware scheduler leaves such a network unhosted). Ties go to the smaller id, so
+    the choice is the same on every server.
+    """
+    pool = sorted((c for c in candidates if not hints or c.zone in hints), key=lambda c: (c.load, c.agent_id))
+    chosen: list[Candidate] = []
+    zones: set[str | None] = set()
+    for c in pool:
+        if len(chosen) < count and c.zone not in zones:
+            chosen.append(c)
+            zones.add(c.zone)
+    for c in pool:
+        if len(chosen) < count and c not in chosen:
+            chosen.append(c)
+    return [c.agent_id for c in chosen]
+
+
+def _id_from_body(body: Any, key: str) -> str:
+    """``{"network_id": "..."}`` (or ``router_id``): the one value these POSTs carry."""
+    if not isinstance(body, dict) or key not in body:
+        raise HTTPBadRequest(f"Unable to find '{key}' in request body")
+    value = body[key]
+    if not isinstance(value, str) or not value:
+        raise HTTPBadRequest(f"Invalid input for {key}. Reason: '{value}' is not a valid UUID.")
+    return value
+
+
+async def _agent_row(conn: AsyncConnection, agent_id: str) -> Any:
+    return await fetch_one(conn, agents, "agent", agent_id)
+
+
+async def _candidates(conn: AsyncConnection, agent_service: AgentService, agent_type: str, binding_agent_col: Any,
+                      exclude: Sequence[str]) -> list[Candidate]:
+    rows = await agent_service.alive_agents(conn, [agent_type])
+    loads = dict((await conn.execute(select(binding_agent_col, func.count()).group_by(binding_agent_col))).all())
+    return [Candidate(r["id"], r["availability_zone"], int(loads.get(r["id"], 0))) for r in rows
+            if r["id"] not in exclude]
+
+
+class DhcpAgentScheduler:
+    """Networks on DHCP agents: the scheduler API and automatic scheduling."""
+
+    def __init__(self, database: Database, notifier: Notifier, agent_service: AgentService,
+                 networks: NetworkService, *, agents_per_network: int) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.agents = agent_service
+        self.networks = networks
+        self.per_network = max(agents_per_network, 0)
+
+    # ---- the API (admin only; the controller checked the policy first) --------------------------
+
+    async def dhcp_networks(self, ctx: RequestContext, agent_id: str, body: Any) -> dict[str, Any]:
+        b = networkdhcpagentbindings
+        async with self.db.read() as conn:
+            await _agent_row(conn, agent_id)
+            ids = [n for (n,) in await conn.execute(select(b.c.network_id).where(b.c.dhcp_agent_id == agent_id))]
+        networks = await self.networks.list(ctx, ListQuery(filters={"id": ids})) if ids else []
+        return {"networks": networks}
+
+    async def add_dhcp_network(self, ctx: RequestContext, agent_id: str, body: Any) -> None:
+        network_id = _id_from_body(body, "network_id")
+        b = networkdhcpagentbindings
+
+        async def work(conn: AsyncConnection) -> str:
+            await self.networks.get_in(conn, ctx, network_id)
+            agent = await _agent_row(conn, agent_id)
+            if agent["agent_type"] != DHCP_AGENT_TYPE or not agent["admin_state_up"]:
+                raise InvalidDHCPAgent(id=agent_id)
+            found = await conn.execute(select(b.c.network_id).where(b.c.network_id == network_id,
+                                                                     b.c.dhcp_agent_id == agent_id))
+            if found.first() is not None:
+                raise NetworkHostedByDHCPAgent(network_id=network_id, agent_id=agent_id)
+            await conn.execute(insert(b).values(network_id=network_id, dhcp_agent_id=agent_id))
+            return str(agent["host"])
+
+        host = await self.db.write(work)
+        await self.notifier.committed([_scheduled("network", network_id, host)])
+
+    async def remove_dhcp_network(self, ctx: RequestContext, agent_id: str, network_id: str, body: Any) -> None:
+        b = networkdhcpagentbindings
+
+        async def work(conn: AsyncConnection) -> str:
+            agent = await _agent_row(conn, agent_id)
+            gone = await conn.execute(delete(b).where(b.c.network_id == network_id, b.c.dhcp_agent_id == agent_id))
+            if not gone.rowcount:
+                raise NetworkNotHostedByDhcpAgent(network_id=network_id, agent_id=agent_id)
+            return str(agent["host"])
+
+        host = await self.db.write(work)
+        await self.notifier.committed([_scheduled("network", network_id, host)])
+
+    async def dhcp_agents(self, ctx: RequestContext, network_id: str, body: Any) -> dict[str, Any]:
+        b = networkdhcpagentbindings
+        async with self.db.read() as conn:
+            await self.networks.get_in(conn, ctx, network_id)
+            ids = [a for (a,) in await conn.execute(select(b.c.dhcp_agent_id).where(b.c.network_id == network_id))]
+        found = await self.agents.list(ctx, ListQuery(filters={"id": ids})) if ids else []
+        return {"agents": found}
+
+    # ---- automatic scheduling --------------------------------------------------------------------
+
+    async def schedule_network(self, network_id: str) -> list[str]:
+        """Give a network with a DHCP-enabled subnet its share of alive DHCP agents; returns the hosts
+        it was newly given to (nothing when it is served enough already, or nobody can)."""
+        b = networkdhcpagentbindings
+
+        async def work(conn: AsyncConnection) -> list[str]:
+            net = (await conn.execute(select(db.networks.c.availability_zone_hints).where(
+                db.networks.c.id == network_id))).first()
+            if net is None or not await _has_dhcp_subnet(conn, network_id):
+                return []
+            current = [a for (a,) in await conn.execute(select(b.c.dhcp_agent_id).where(b.c.network_id == network_id))]
+            wanted = self.per_network - len(current)
+            if wanted <= 0:
+                return []
+            pool = await _candidates(conn, self.agents, DHCP_AGENT_TYPE, b.c.dhcp_agent_id, current)
+            chosen = choose_agents(pool, wanted, list(net[0] or []))
+            if chosen:
+                await conn.execute(insert(b), [{"network_id": network_id, "dhcp_agent_id": a} for a in chosen])
+            hosts = await conn.execute(select(agents.c.host).where(agents.c.id.in_(chosen))) if chosen else []
+            return [h for (h,) in hosts]
+
+        hosts = await self.db.write(work)
+        await self.notifier.committed([_scheduled("network", network_id, h) for h in hosts])
+        return hosts
+
+    async def schedule_unhosted(self) -> None:
+        """Every network with a DHCP-enabled subnet served by fewer agents than it should be."""
+        b = networkdhcpagentbindings
+        async with self.db.read() as conn:
+            served = dict((await conn.execute(select(b.c.network_id, func.count()).group_by(b.c.network_id))).all())
+            with_dhcp = [n for (n,) in await conn.execute(select(db.subnets.c.network_id).distinct().where(
+                db.subnets.c.enable_dhcp.is_(True)))]
+        for network_id in with_dhcp:
+            if served.get(network_id, 0) < self.per_network:
+                await self.schedule_network(network_id)
+
+    async def on_committed(self, events: Sequence[ChangeEvent]) -> None:
+        """Notifier listener: schedule after a subnet appears or changes, or a DHCP agent does."""
+        networks = [dict(ev.hints).get("network_id") for ev in events
+                    if ev.resource == "subnet" and ev.op in ("create", "update")]
+        agent_ids = [ev.id for ev in events if ev.resource == "agent" and ev.op == "update"]
+        await _guarded(self._react(networks, agent_ids), "DHCP scheduling")
+
+    async def _react(self, networks: Sequence[str | None], agent_ids: Sequence[str]) -> None:
+        if self.per_network == 0 or not (networks or agent_ids):
+            return
+        if not await _alive_exists(self.db, self.agents, DHCP_AGENT_TYPE):
+            return  # the common case without DHCP agents: no write transaction at all
+        for network_id in dict.fromkeys(n for n in networks if n):
+            await self.schedule_network(network_id)
+        if agent_ids and await _any_of_type(self.db, agent_ids, DHCP_AGENT_TYPE):
+            await self.schedule_unhosted()
+
+
+class L3AgentScheduler:
+    """Routers on L3 agents (one agent per router: no HA routers yet).
+
+    Routers arrive with the L3 service plugin, built after the core: ``routers`` is asked for the
+    router service when a request needs router views (None: the plugin is not enabled).
+    """
+
+    def __init__(self, database: Database, notifier: Notifier, agent_service: AgentService,
+                 routers: Callable[[], Any]) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.agents = agent_service
+        self.routers = routers
+
+    @staticmethod
+    def _router_table() -> Any:
+        """The L3 plugin's ``routers`` table, looked up by name (the core never imports the plugin)."""
+        return db.metadata.tables["routers"]
+
+    async def _router_row(self, conn: AsyncConnection, ctx: RequestContext, router_id: str) -> Any:
+        if self.routers() is None:  # no L3 plugin: no routers at all
+            raise not_found("router", router_id)
+        routers = self._router_table()
+        stmt = select(routers.c.id, routers.c.project_id).where(routers.c.id == router_id)
+        if not ctx.is_privileged:
+            stmt = stmt.where(routers.c.project_id == ctx.project_id)
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise not_found("router", router_id)
+        return row
+
+    async def l3_routers(self, ctx: RequestContext, agent_id: str, body: Any) -> dict[str, Any]:
+        b = routerl3agentbindings
+        async with self.db.read() as conn:
+            await _agent_row(conn, agent_id)
+            ids = [r for (r,) in await conn.execute(select(b.c.router_id).where(b.c.l3_agent_id == agent_id))]
+        service = self.routers()
+        found = await service.list(ctx, ListQuery(filters={"id": ids})) if ids and service is not None else []
+        return {"routers": found}
+
+    async def add_l3_router(self, ctx: RequestContext, agent_id: str, body: Any) -> None:
+        router_id = _id_from_body(body, "router_id")
+        b = routerl3agentbindings
+
+        async def work(conn: AsyncConnection) -> str | None:
+            await self._router_row(conn, ctx, router_id)
+            agent = await _agent_row(conn, agent_id)
+            if agent["agent_type"] != L3_AGENT_TYPE or not agent["admin_state_up"]:
+                raise InvalidL3Agent(id=agent_id)
+            hosts = [a for (a,) in await conn.execute(select(b.c.l3_agent_id).where(b.c.router_id == router_id))]
+            if agent_id in hosts:
+                return None  # already there: nothing to do, as Neutron answers
+            if hosts:
+                raise RouterHostedByL3Agent(router_id=router_id, agent_id=hosts[0])
+            await conn.execute(insert(b).values(router_id=router_id, l3_agent_id=agent_id))
+            return str(agent["host"])
+
+        host = await self.db.write(work)
+        if host is not None:
+            await self.notifier.committed([_scheduled("router", router_id, host)])
+
+    async def remove_l3_router(self, ctx: RequestContext, agent_id: str, router_id: str, body: Any) -> None:
+        b = routerl3agentbindings
+
+        async def work(conn: AsyncConnection) -> str:
+            agent = await _agent_row(conn, agent_id)
+            await self._router_row(conn, ctx, router_id)
+            gone = await conn.execute(delete(b).where(b.c.router_id == router_id, b.c.l3_agent_id == agent_id))
+            if not gone.rowcount:
+                raise RouterNotHostedByL3Agent(router_id=router_id, agent_id=agent_id)
+            return str(agent["host"])
+
+        host = await self.db.write(work)
+        await self.notifier.committed([_scheduled("router", router_id, host)])
+
+    async def l3_agents(self, ctx: RequestContext, router_id: str, body: Any) -> dict[str, Any]:
+        b = routerl3agentbindings
+        async with self.db.read() as conn:
+            await self._router_row(conn, ctx, router_id)
+            ids = [a for (a,) in await conn.execute(select(b.c.l3_agent_id).where(b.c.router_id == router_id))]
+        found = await self.agents.list(ctx, ListQuery(filters={"id": ids})) if ids else []
+        return {"agents": found}
+
+    # ---- automatic scheduling --------------------------------------------------------------------
+
+    async def schedule_router(self, router_id: str) -> str | None:
+        """Host an unhosted router on the least loaded alive L3 agent; returns its host."""
+        b = routerl3agentbindings
+
+        async def work(conn: AsyncConnection) -> str | None:
+            routers = self._router_table()
+            if (await conn.execute(select(routers.c.id).where(routers.c.id == router_id))).first() is None:
+                return None
+            if (await conn.execute(select(b.c.l3_agent_id).where(b.c.router_id == router_id))).first() is not None:
+                return None
+            chosen = choose_agents(await _candidates(conn, self.agents, L3_AGENT_TYPE, b.c.l3_agent_id, ()), 1)
+            if not chosen:
+                return None
+            await conn.execute(insert(b).values(router_id=router_id, l3_agent_id=chosen[0]))
+            return (await conn.execute(select(agents.c.host).where(agents.c.id == chosen[0]))).scalar()
+
+        host = await self.db.write(work)
+        if host is not None:
+            await self.notifier.committed([_scheduled("router", router_id, host)])
+        return host
+
+    async def schedule_unhosted(self) -> None:
+        routers = self._router_table()
+        b = routerl3agentbindings
+        async with self.db.read() as conn:
+            unhosted = [r for (r,) in await conn.execute(select(routers.c.id).where(
+                ~select(b.c.router_id).where(b.c.router_id == routers.c.id).exists()))]
+        for router_id in unhosted:
+            await self.schedule_router(router_id)
+
+    async def on_committed(self, events: Sequence[ChangeEvent]) -> None:
+        """Notifier listener: a new router, or an L3 agent appearing, schedules what is unhosted."""
+        created = [ev.id for ev in events if ev.resource == "router" and ev.op == "create"]
+        agent_ids = [ev.id for ev in events if ev.resource == "agent" and ev.op == "update"]
+        await _guarded(self._react(created, agent_ids), "L3 scheduling")
+
+    async def _react(self, created: Sequence[str], agent_ids: Sequence[str]) -> None:
+        if self.routers() is None or not (created or agent_ids):
+            return
+        if not await _alive_exists(self.db, self.agents, L3_AGENT_TYPE):
+            return
+        for router_id in created:
+            await self.schedule_router(router_id)
+        if agent_ids and await _any_of_type(self.db, agent_ids, L3_AGENT_TYPE):
+            await self.schedule_unhosted()
+
+
+def _scheduled(resource: str, object_id: str, host: str) -> ChangeEvent:
+    """A hint to the agent on ``host`` that what it serves changed (it resyncs; nothing else moves)."""
+    return ChangeEvent(resource, object_id, "update", hints=(("host", host),))
+
+
+async def _has_dhcp_subnet(conn: AsyncConnection, network_id: str) -> bool:
+    found = await conn.execute(select(db.subnets.c.id).where(
+        db.subnets.c.network_id == network_id, db.subnets.c.enable_dhcp.is_(True)).limit(1))
+    return found.first() is not None
+
+
+async def _alive_exists(database: Database, agent_service: AgentService, agent_type: str) -> bool:
+    async with database.read() as conn:
+        return bool(await agent_service.alive_agents(conn, [agent_type]))
+
+
+async def _any_of_type(database: Database, agent_ids: Sequence[str], agent_type: str) -> bool:
+    async with database.read() as conn:
+        found = await conn.execute(select(agents.c.id).where(agents.c.id.in_(list(agent_ids)),
+                                                             agents.c.agent_type == agent_type).limit(1))
+        return found.first() is not None
+
+
+async def _guarded(work: Awaitable[None], what: str) -> None:
+    """Automatic scheduling runs after the request's commit: its failure is logged, never the
+    request's (an agent arriving later, or the next subnet, schedules again)."""
+    try:
+        await work
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("%s failed", what)
+
+
+__all__ = ["DhcpAgentScheduler", "L3AgentScheduler", "Candidate", "choose_agents", "InvalidDHCPAgent",
+           "NetworkHostedByDHCPAgent", "NetworkNotHostedByDhcpAgent", "InvalidL3Agent", "RouterHostedByL3Agent",
+           "RouterNotHostedByL3Agent"]
