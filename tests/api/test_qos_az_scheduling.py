@@ -15,6 +15,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from tests.support.live_server import LiveServer, start_server
 from tests.support.neutron_http import api, created, neutron_error, ok
 from tests.support.tenants import Persona, cloud_persona
 
-OPENSTACK = shutil.which("openstack") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "openstack")
+# The CLI installed beside the interpreter running the tests (the project venv).
+OPENSTACK = str(Path(sys.executable).parent / "openstack") if (Path(sys.executable).parent / "openstack").exists() else (shutil.which("openstack") or "openstack")
 
 
 def unique(prefix: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from tests.support.live_server import LiveServer
 from tests.support.neutron_http import api, created, neutron_error, ok
 from tests.support.tenants import IdentityAdmin, Persona, cloud_persona, write_clouds_yaml
 
-OPENSTACK = shutil.which("openstack") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "openstack")
+# The CLI installed beside the interpreter running the tests (the project venv).
+OPENSTACK = str(Path(sys.executable).parent / "openstack") if (Path(sys.executable).parent / "openstack").exists() else (shutil.which("openstack") or "openstack")
 
 
 @dataclass
