@@ -22,7 +22,8 @@ on the same network from inside. Timestamps, all from this process's monotonic c
 Phase "resync": the host is filled up to ``--resync-ports`` wired ACTIVE ports (taps whose peers sit
 in one namespace), a second host shares the network (so the VXLAN device has FDB entries to check),
 the host's agent process is stopped, and the l2 role is run in this process against the same bus and
-namespace: the first (cold) full resync and several warm ones are timed, each must plan no action,
+namespace: the first (cold) full resync and several warm ones are timed, then two by a role that
+reads the links with a fresh dump every time (the periodic safety net); each must plan no action,
 and a netlink watch plus a before/after read of links (ifindex, master) and FDB entries prove that
 the kernel was not touched. Last, the agent process is started again and the time until it reports
 all its devices wired is measured (1 s heartbeat granularity).
@@ -367,6 +368,21 @@ async def resync_phase(bench: Bench, deployment: Deployment, total_ports: int, w
             runs.append({"run": "cold (fresh role)" if run == 0 else f"warm {run}", "seconds": round(seconds, 3),
                          "actions": len(report.actions), "reports": len(report.reports),
                          "links_from": report.links_from})
+        await role.stop()
+        # The periodic safety net: every n-th resync reads the links with a fresh dump instead of
+        # the event-maintained mirror; here every one does.
+        role = LinuxBridgeRole(LinuxBridgeConfig(host=h1.name, tunnel_ip=h1.tunnel_ip,
+                                                 bridge_mappings={PHYSNET: h1.physical_interface},
+                                                 netns=h1.netns), rpc, full_read_every=1)
+        await role.start()
+        for run in range(2):
+            started = time.monotonic()
+            await role.resync()
+            seconds = time.monotonic() - started
+            report = role.last_reconcile
+            assert report is not None
+            runs.append({"run": f"dump {run + 1}", "seconds": round(seconds, 3), "actions": len(report.actions),
+                         "reports": len(report.reports), "links_from": report.links_from})
     finally:
         await role.stop()
         await bus.close()

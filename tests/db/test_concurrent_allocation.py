@@ -184,3 +184,19 @@ async def test_concurrent_vxlan_network_creates_never_share_a_segmentation_id(
                 for n in (s.json()["network"] for s in shown)]
     assert all(kind == "vxlan" and isinstance(vni, int) for kind, vni in segments)
     assert len({vni for _, vni in segments}) == CLIENTS
+
+
+async def test_concurrent_bulk_port_creates_on_one_subnet_all_succeed_with_distinct_addresses(
+        cluster: Cluster, api: tuple[Api, Api]) -> None:
+    demo, _ = api
+    net = await demo.created("network", {"name": _unique("bulk-net")})
+    subnet = await demo.created("subnet", {"network_id": net["id"], "ip_version": 4, "cidr": "10.78.0.0/16"})
+    bulks, size = 4, 100
+
+    responses = await _race(demo, "/v2.0/ports", [{"ports": [{"network_id": net["id"]}] * size}
+                                                  for _ in range(bulks)])
+
+    assert [r.status_code for r in responses] == [201] * bulks, _error_types(responses)
+    addresses = [ip["ip_address"] for r in responses for port in r.json()["ports"] for ip in port["fixed_ips"]]
+    assert len(set(addresses)) == bulks * size
+    assert all(ip.startswith("10.78.") for ip in addresses) and subnet["id"]

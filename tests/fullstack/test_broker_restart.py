@@ -20,7 +20,9 @@ from tests.fullstack.conftest import why_fullstack_cannot_run
 from tests.fullstack.deployment import Deployment, running_deployment
 from tests.fullstack.scenario import InstanceSpec, Scenario
 
-pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.xdist_group("fullstack")]
+pytestmark = [
+    pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow, pytest.mark.xdist_group("fullstack"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ from tests.fullstack.deployment import Deployment, leftovers_of
 from tests.fullstack.scenario import InstanceSpec, Scenario
 from tests.fullstack.underlay import links, namespace_exists
 
-pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("fullstack")]
+pytestmark = [
+    pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.xdist_group("fullstack"),
+]
 
 
 def test_cleanup_of_a_host_leaves_nothing_of_it_and_spares_the_others(

@@ -17,7 +17,9 @@ from tests.fullstack.deployment import PHYSNET, Deployment
 from tests.fullstack.scenario import InstanceSpec, Scenario
 from tests.fullstack.underlay import UNDERLAY_INTERFACE, fdb, in_netns, links
 
-pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("fullstack")]
+pytestmark = [
+    pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.xdist_group("fullstack"),
+]
 
 
 def on_link_route(instance_namespace: str, cidr: str) -> None:

@@ -19,7 +19,9 @@ from tests.fullstack.deployment import Deployment, Instance, parse_ping
 from tests.fullstack.scenario import InstanceSpec, Scenario
 from tests.fullstack.underlay import fdb, links
 
-pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.xdist_group("fullstack")]
+pytestmark = [
+    pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow, pytest.mark.xdist_group("fullstack"),
+]
 
 
 def wiring_of(host_netns: str) -> dict[str, Any]:

@@ -146,6 +146,22 @@ async def choose_free_address(conn: AsyncConnection, candidates: Sequence[Subnet
     raise IpAddressGenerationFailure(net_id=network_id)
 
 
+async def serialise_bulk_allocation(conn: AsyncConnection, network_ids: Iterable[str]) -> None:
+    """Make bulk allocations on these networks take turns: lock their subnet rows until commit.
+
+    A bulk request picks many random addresses from the same low window of a pool, so two at once
+    almost always pick a common one; the loser then reruns its whole transaction and, against a
+    steady stream of bulks, can run out of retries. Waiting on the subnet rows instead costs one
+    statement. Single-port creates do not lock: their rare collisions are cheap to rerun. Rows are
+    locked in id order so that two bulks on several networks cannot deadlock. (SQLite already runs
+    one writer at a time and has no row locks.)
+    """
+    wanted = sorted(set(network_ids))
+    if wanted and conn.dialect.name != "sqlite":
+        s = db.subnets
+        await conn.execute(select(s.c.id).where(s.c.network_id.in_(wanted)).order_by(s.c.id).with_for_update())
+
+
 def address_order(ip: FixedIp) -> tuple[int, int]:
     addr = ipaddress.ip_address(ip.ip_address)
     return (addr.version, int(addr))

@@ -357,6 +357,8 @@ class PortService:
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+            if len(items) > 1:
+                await allocations.serialise_bulk_allocation(conn, [i["network_id"] for i in items if i.get("network_id")])
             ids = [await self.create_in(conn, ctx, item) for item in items]
             rows = (await conn.execute(select(db.ports).where(db.ports.c.id.in_(ids)))).mappings().all()
             by_id = {r["id"]: r for r in rows}
