@@ -191,7 +191,7 @@ async def test_concurrent_bulk_port_creates_on_one_subnet_all_succeed_with_disti
     demo, _ = api
     net = await demo.created("network", {"name": _unique("bulk-net")})
     subnet = await demo.created("subnet", {"network_id": net["id"], "ip_version": 4, "cidr": "10.78.0.0/16"})
-    bulks, size = 4, 100
+    bulks, size = 4, 50
 
     responses = await _race(demo, "/v2.0/ports", [{"ports": [{"network_id": net["id"]}] * size}
                                                   for _ in range(bulks)])

@@ -18,7 +18,8 @@ import sys
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import String, any_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.db.schema import core as db
@@ -93,8 +94,13 @@ def probe_bands(pool_size: int, rng: random.Random, *, window: int = RANDOM_WIND
 
 async def _taken(conn: AsyncConnection, subnet_id: str, addresses: Sequence[str]) -> set[str]:
     a = db.ipallocations
-    rows = await conn.execute(select(a.c.ip_address).where(a.c.subnet_id == subnet_id,
-                                                           a.c.ip_address.in_(addresses)))
+    if conn.dialect.name == "postgresql":
+        # One array parameter rather than a list of them: when PostgreSQL scans the subnet's rows
+        # (a dense subnet) it checks each against a hash of the array, not against every item.
+        wanted = a.c.ip_address == any_(bindparam("addresses", list(addresses), type_=ARRAY(String)))
+    else:
+        wanted = a.c.ip_address.in_(addresses)
+    rows = await conn.execute(select(a.c.ip_address).where(a.c.subnet_id == subnet_id, wanted))
     return {ip for (ip,) in rows}
 
 
