@@ -582,7 +582,7 @@ async def started_server(backend: str, pg_dsn: str) -> AsyncIterator[tuple[Path,
     try:
         # Its in-process agent gets a host name of its own, so nothing it might create in the kernel
         # can collide with another Neutrino on this machine.
-        config = f'[agent]\nhost = "bench-{secrets.token_hex(4)}"\n'
+        config = f'[agent]\nhost = "bench-{secrets.token_hex(4)}"\n[all_in_one]\npublic_network = false\n'
         if backend == "postgresql":
             require_loopback("http://" + pg_dsn.split("@", 1)[-1].split("/", 1)[0])
             await _pg_admin(f"{pg_dsn}/postgres", f'CREATE DATABASE "{db_name}"')

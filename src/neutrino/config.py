@@ -37,6 +37,10 @@ class ServerSettings:
     service_plugins: list[str] = field(default_factory=lambda: ["router", "security_group", "qos", "auto_allocate"])
     pagination_max_limit: int = -1
     policy_file: str = ""
+    # Move networks (routers) off DHCP (L3) agents that have not reported for twice
+    # [agent] agent_down_time_seconds, checking every half of it (Neutron's options and defaults).
+    allow_automatic_dhcp_failover: bool = True
+    allow_automatic_l3agent_failover: bool = False
     log_level: str = "INFO"
 
 
@@ -119,6 +123,19 @@ class AgentSettings:
 
 
 @dataclass(slots=True)
+class AllInOneSettings:
+    """``neutrino up`` only: the demo external network DevStack creates (docs/configuration.md)."""
+
+    public_network: bool = True
+    public_physical_network: str = "public"
+    public_bridge: str = "br-ex"
+    floating_range: str = "172.24.4.0/24"
+    public_network_gateway: str = "172.24.4.1"
+    # Masquerade traffic from floating_range leaving through another interface; opt-in only.
+    public_nat: bool = False
+
+
+@dataclass(slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -127,6 +144,7 @@ class Settings:
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     bus: BusSettings = field(default_factory=BusSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    all_in_one: AllInOneSettings = field(default_factory=AllInOneSettings)
 
     @property
     def state_path(self) -> Path:

@@ -32,7 +32,7 @@ from neutrino.services.l2_agents import L2AgentService
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
 from neutrino.services.rbac import RbacService
-from neutrino.services.scheduling import DhcpAgentScheduler, L3AgentScheduler
+from neutrino.services.scheduling import AgentFailover, DhcpAgentScheduler, L3AgentScheduler
 from neutrino.services.subnetpools import SubnetPoolService
 from neutrino.services.subnets import SubnetService
 from neutrino.services.type_drivers import TypeDrivers
@@ -71,6 +71,10 @@ class CorePlugin:
         l3_scheduler = L3AgentScheduler(c.db, c.notifier, agents, lambda: c.services.get("router"))
         c.notifier.add_listener(dhcp_scheduler.on_committed)
         c.notifier.add_listener(l3_scheduler.on_committed)
+        server = c.settings.server
+        failover = AgentFailover(dhcp_scheduler if server.allow_automatic_dhcp_failover else None,
+                                 l3_scheduler if server.allow_automatic_l3agent_failover else None,
+                                 interval=max(c.settings.agent.agent_down_time_seconds / 2, 1.0), rng=rng)
         services: dict[str, Any] = {
             "network": networks,
             "subnet": SubnetService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, subnetpools=subnetpools,
@@ -82,6 +86,7 @@ class CorePlugin:
             "agent": agents,
             "dhcp_scheduler": dhcp_scheduler,
             "l3_scheduler": l3_scheduler,
+            "agent_failover": failover,
             "availability_zone": AvailabilityZoneService(c.db),
             "l2_agents": L2AgentService(c.db, c.notifier, agents),
             "rbac_policy": RbacService(c.db, c.notifier, c.quotas),

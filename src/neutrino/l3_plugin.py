@@ -3,7 +3,8 @@ port forwardings, with the extensions they implement and their quotas.
 
 It builds on the core plugin's network and port services (router and floating IP ports are
 ordinary ports made through them) and registers with the port service the hooks that release
-floating IPs and port forwardings when a port is deleted or loses the address they use.
+floating IPs and port forwardings when a port is deleted or loses the address they use, and with
+the subnet service the hook that gives gateway ports an address on a new external subnet.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
 from neutrino.resources.l3 import FLOATINGIP, FLOATINGIP_POOL, L3_EXTENSIONS, PORT_FORWARDING, ROUTER
 from neutrino.services.floating_ips import FloatingIpPoolService, FloatingIpService
+from neutrino.services.l3_agents import L3AgentService
 from neutrino.services.port_forwardings import PortForwardingService
 from neutrino.services.routers import RouterService
 
@@ -44,9 +46,12 @@ class L3Plugin:
         floating_ips = FloatingIpService(c.db, c.notifier, c.quotas, networks, ports, rng=rng)
         ports.before_delete.append(floating_ips.release_port)
         ports.after_addresses_change.append(floating_ips.port_addresses_changed)
+        routers = RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng)
+        c.services["subnet"].on_created.append(routers.subnet_created)
         return {
-            "router": RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng),
+            "router": routers,
             "floatingip": floating_ips,
             "floatingip_pool": FloatingIpPoolService(c.db),
             "port_forwarding": PortForwardingService(c.db, c.notifier, rng=rng),
+            "l3_agents": L3AgentService(c.db, c.notifier, ports),
         }

@@ -48,12 +48,15 @@ class Server:
     closers: list[Any] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Refuse an old schema, then connect the bus and answer agents."""
+        """Refuse an old schema, then connect the bus, answer agents and watch for dead ones."""
         await ensure_current(self.db)
         await self.bus.start()
         self.closers.append(self.bus.close)
-        handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"])
+        handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"], self.services.get("l3_agents"))
         await serve_agents(self.bus, handlers)
+        failover = self.services["agent_failover"]
+        failover.start()
+        self.closers.append(failover.stop)
 
     async def close(self) -> None:
         for closer in reversed(self.closers):

@@ -1,10 +1,11 @@
-"""The security-group service plugin: security groups, their rules, and ports' membership of them.
+"""The security-group service plugin: security groups, their rules, ports' membership of them, and
+the address groups rules may point at (``address-group``, as ML2 offers them beside its groups).
 
 Enabled by name (``security_group``) in ``[server] service_plugins``. Besides serving its two
 collections it plugs into the core at composition time, never through imports from the core:
 ports store and show their groups through :class:`PortSecurityGroupBindings`, a project that makes
-a network gets its default group, RBAC refuses to unshare a group other projects' ports use, and
-L2 agents see each port's group ids.
+a network gets its default group, RBAC refuses to unshare a group other projects' ports use (or an
+address group other projects' rules name), and L2 agents see each port's group ids.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from sqlalchemy import Table
 
 from neutrino.db.schema.security_groups import securitygrouprules, securitygroups
 from neutrino.plugins import Components
+from neutrino.resources.address_groups import ADDRESS_GROUP, ADDRESS_GROUP_EXTENSIONS
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
 from neutrino.resources.security_groups import SECURITY_GROUP, SECURITY_GROUP_RULE
+from neutrino.services.address_groups import AddressGroupService
 from neutrino.services.security_groups import (
     PortSecurityGroupBindings,
     SecurityGroupRuleService,
@@ -48,10 +51,10 @@ class SecurityGroupPlugin:
     name = "security_group"
 
     def resources(self) -> Sequence[Resource]:
-        return (SECURITY_GROUP, SECURITY_GROUP_RULE)
+        return (SECURITY_GROUP, SECURITY_GROUP_RULE, ADDRESS_GROUP)
 
     def extensions(self) -> Sequence[Extension]:
-        return EXTENSIONS
+        return (*EXTENSIONS, *ADDRESS_GROUP_EXTENSIONS)
 
     def taggable_tables(self) -> Mapping[str, Table]:
         return {"security_group": securitygroups}
@@ -66,7 +69,9 @@ class SecurityGroupPlugin:
         c.services["l2_agents"].security_groups = port_groups
         c.services["network"].on_created.append(groups.network_created)
         c.services["rbac_policy"].in_use_checks["security_group"] = groups.rbac_dependents
+        c.services["rbac_policy"].in_use_checks["address_group"] = AddressGroupService.rbac_dependents
         return {
+            "address_group": AddressGroupService(c.db, c.notifier),
             "security_group": groups,
             "security_group_rule": SecurityGroupRuleService(c.db, c.notifier, c.quotas, groups),
         }

@@ -189,6 +189,36 @@ def test_rbac_share_makes_network_usable_and_cannot_be_revoked_while_in_use(cast
     assert ok(b.get("/subnets", params={"network_id": net_id}), "subnets") == []
 
 
+def test_external_network_subnets_are_visible_to_the_projects_it_is_external_to(cast: Cast) -> None:
+    """``subnet-external-network`` (tempest interop test_external_network_visibility): a project sees
+    the subnets of the external networks it may use, read-only; they vanish with the grant."""
+    adm, b = cast.adm, cast.b
+    net = created(adm.post("/networks", json={"network": {"name": unique("iso-ext"), "router:external": True}}),
+                  "network")
+    try:
+        subnet = created(adm.post("/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
+                                                               "cidr": "10.63.0.0/24", "enable_dhcp": False}}),
+                         "subnet")
+        listed = ok(b.get("/subnets", params={"network_id": net["id"]}), "subnets")
+        assert [(s["id"], s["router:external"]) for s in listed] == [(subnet["id"], True)]
+        assert ok(b.get(f"/subnets/{subnet['id']}"), "subnet")["cidr"] == "10.63.0.0/24"
+        conn = sdk(cast.clouds_yaml, "iso-member-b")
+        try:
+            assert [s.id for s in conn.network.subnets(network_id=net["id"])] == [subnet["id"]]
+        finally:
+            conn.close()
+        neutron_error(b.put(f"/subnets/{subnet['id']}", json={"subnet": {"name": "x"}}), 403,
+                      "PolicyNotAuthorized", "update_subnet is disallowed by policy")
+        neutron_error(b.delete(f"/subnets/{subnet['id']}"), 403, "PolicyNotAuthorized",
+                      "delete_subnet is disallowed by policy")
+        # No longer external: its subnets are private to the admin's project again.
+        ok(adm.put(f"/networks/{net['id']}", json={"network": {"router:external": False}}))
+        assert ok(b.get("/subnets", params={"network_id": net["id"]}), "subnets") == []
+        neutron_error(b.get(f"/subnets/{subnet['id']}"), 404, "SubnetNotFound")
+    finally:
+        delete_network_with_ports(adm, net["id"])
+
+
 def test_member_may_not_share_with_everybody_nor_manage_policies_of_others(cast: Cast,
                                                                            private_a: Private) -> None:
     net_id = private_a.network["id"]

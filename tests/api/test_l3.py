@@ -9,6 +9,7 @@ it down, so tests are independent of order and of each other's failures.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import select
 import subprocess
@@ -31,10 +32,10 @@ from tests.support.tenants import IdentityAdmin, Persona, write_clouds_yaml
 
 EXT_CIDR = "198.51.100.0/24"
 # Keys of a router / floating IP as captured from Neutron (spec examples 25 and 27), less those of
-# extensions not offered here (router_availability_zone, l3-flavors, qos-fip).
+# extensions not offered here (l3-flavors, qos-fip).
 ROUTER_KEYS = {"id", "name", "description", "project_id", "tenant_id", "admin_state_up", "status",
-               "external_gateway_info", "routes", "distributed", "ha", "tags", "created_at", "updated_at",
-               "revision_number"}
+               "external_gateway_info", "routes", "distributed", "ha", "availability_zone_hints",
+               "availability_zones", "tags", "created_at", "updated_at", "revision_number"}
 FIP_KEYS = {"id", "project_id", "tenant_id", "description", "floating_ip_address", "floating_network_id", "router_id",
             "port_id", "fixed_ip_address", "status", "port_details", "port_forwardings", "tags", "created_at",
             "updated_at", "revision_number"}
@@ -351,6 +352,77 @@ def test_gateway_needs_an_external_network_and_member_may_not_pick_snat_or_addre
     assert ok(w.adm.get("/ports", params={"device_id": rid}), "ports") == []
 
 
+def test_gateway_is_readdressed_in_place_and_new_external_subnets_follow_neutron(clean: World) -> None:
+    """New addresses on the same network keep the gateway port (Neutron updates it in place). A subnet
+    added to the external network later gives existing gateways an address only where Neutron does:
+    IPv6 (stateful: while the port has no stateful IPv6 address; SLAAC: always), not plain IPv4."""
+    w = clean
+    ext = created(w.adm.post("/networks", json={"network": {"name": unique("gw-ext"), "router:external": True}}),
+                  "network")
+    rid = ""
+    try:
+        v4 = created(w.adm.post("/subnets", json={"subnet": {
+            "network_id": ext["id"], "cidr": "203.0.113.0/24", "ip_version": 4, "enable_dhcp": False}}), "subnet")
+        rid = make_router(w.a, ext["id"])["id"]
+
+        def gateway_port() -> dict[str, Any]:
+            [port] = ok(w.adm.get("/ports", params={"device_id": rid, "device_owner": "network:router_gateway"}),
+                        "ports")
+            return dict(port)
+
+        def set_gateway(*fixed_ips: dict[str, str]) -> httpx.Response:
+            return w.adm.put(f"/routers/{rid}", json={"router": {"external_gateway_info": {
+                "network_id": ext["id"], "external_fixed_ips": list(fixed_ips)}}})
+
+        before = gateway_port()
+        [first] = before["fixed_ips"]
+        moved = ok(set_gateway({"ip_address": "203.0.113.77"}), "router")
+        assert moved["external_gateway_info"]["external_fixed_ips"] == [
+            {"subnet_id": v4["id"], "ip_address": "203.0.113.77"}]
+        after = gateway_port()
+        assert after["id"] == before["id"] and after["mac_address"] == before["mac_address"]
+        assert after["fixed_ips"] == [{"subnet_id": v4["id"], "ip_address": "203.0.113.77"}]
+        # The old address is free again; an address another port holds is refused, nothing changes.
+        holder = created(w.adm.post("/ports", json={"port": {"network_id": ext["id"], "fixed_ips": [
+            {"ip_address": first["ip_address"]}]}}), "port")
+        neutron_error(set_gateway({"ip_address": first["ip_address"]}), 409, "IpAddressAlreadyAllocated")
+        assert gateway_port()["fixed_ips"] == after["fixed_ips"]
+        w.adm.delete(f"/ports/{holder['id']}")
+
+        def add_subnet_to_ext(cidr: str, version: int, **extra: Any) -> dict[str, Any]:
+            return dict(created(w.adm.post("/subnets", json={"subnet": {
+                "network_id": ext["id"], "cidr": cidr, "ip_version": version, "enable_dhcp": False, **extra}}),
+                "subnet"))
+
+        # A second IPv4 subnet: Neutron gives existing gateways nothing from it.
+        v4b = add_subnet_to_ext("192.0.2.0/24", 4)
+        assert gateway_port()["fixed_ips"] == after["fixed_ips"]
+        # A stateful IPv6 subnet: the gateway has no IPv6 address, so it gets one.
+        v6 = add_subnet_to_ext("2001:db8:77::/64", 6)
+        with_v6 = gateway_port()["fixed_ips"]
+        assert [ip["subnet_id"] for ip in with_v6] == [v4["id"], v6["id"]]
+        assert ipaddress.ip_address(with_v6[1]["ip_address"]) in ipaddress.ip_network("2001:db8:77::/64")
+        shown = ok(w.a.get(f"/routers/{rid}"), "router")["external_gateway_info"]["external_fixed_ips"]
+        assert shown == with_v6
+        # A second stateful IPv6 subnet: it has one of each family already, so nothing.
+        add_subnet_to_ext("2001:db8:78::/64", 6)
+        assert gateway_port()["fixed_ips"] == with_v6
+        # SLAAC: every port but router interfaces autoconfigures, gateways included (EUI-64).
+        slaac = add_subnet_to_ext("2001:db8:79::/64", 6, enable_dhcp=True, ipv6_ra_mode="slaac",
+                                  ipv6_address_mode="slaac")
+        port = gateway_port()
+        eui64 = [ip for ip in port["fixed_ips"] if ip["subnet_id"] == slaac["id"]]
+        assert len(port["fixed_ips"]) == 3 and len(eui64) == 1
+        mac = int(port["mac_address"].replace(":", ""), 16)
+        interface_id = ((mac >> 24) << 40 | 0xFFFE << 24 | (mac & 0xFFFFFF)) ^ (1 << 57)
+        assert int(ipaddress.ip_address(eui64[0]["ip_address"])) & (2**64 - 1) == interface_id
+        assert v4b["id"] not in {ip["subnet_id"] for ip in port["fixed_ips"]}
+    finally:
+        if rid:
+            w.adm.delete(f"/routers/{rid}")
+        w.adm.delete(f"/networks/{ext['id']}")
+
+
 def test_interface_rules_by_subnet_and_by_port(clean: World) -> None:
     w = clean
     net, sub = make_net(w.a, "10.84.0.0/24")
@@ -607,5 +679,5 @@ def test_router_and_floating_ip_quotas(clean: World) -> None:
 def test_extensions_advertise_the_l3_aliases_that_are_implemented(world: World) -> None:
     aliases = {e["alias"] for e in ok(world.a.get("/extensions"), "extensions")}
     assert {"router", "ext-gw-mode", "extraroute", "extraroute-atomic", "fip-port-details", "floatingip-pools",
-            "floating-ip-port-forwarding", "l3-port-ip-change-not-allowed"} <= aliases
-    assert not {"l3-ha", "dvr", "router_availability_zone", "l3-flavors", "qos-fip"} & aliases
+            "floating-ip-port-forwarding", "l3-port-ip-change-not-allowed", "router_availability_zone"} <= aliases
+    assert not {"l3-ha", "dvr", "l3-flavors", "qos-fip"} & aliases

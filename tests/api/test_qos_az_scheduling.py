@@ -30,7 +30,7 @@ from neutrino.rpc.agent_client import AgentRpcClient
 from tests.fullstack.broker import SharedBrokerVhost, broker_available
 from tests.support.live_server import LiveServer, start_server
 from tests.support.neutron_http import api, created, neutron_error, ok
-from tests.support.tenants import Persona, cloud_persona
+from tests.support.tenants import IdentityAdmin, Persona, cloud_persona
 
 # The CLI installed beside the interpreter running the tests (the project venv).
 OPENSTACK = str(Path(sys.executable).parent / "openstack") if (Path(sys.executable).parent / "openstack").exists() else (shutil.which("openstack") or "openstack")
@@ -235,7 +235,77 @@ def test_default_qos_policy_is_one_per_project_and_new_networks_take_it(rig: Rig
             adm.delete(f"/qos/policies/{first['id']}")
 
 
+def test_only_the_admin_shares_a_qos_policy(rig: Rig) -> None:
+    """``create_policy:shared`` / ``update_policy:shared`` are admin-only: a project manager makes and
+    renames policies but may not share one with every project (nor set the flag at all)."""
+    identity = IdentityAdmin(rig.server)
+    manager = identity.persona("manager", prefix="qosm")
+    try:
+        with api(rig.server, manager) as mgr, api(rig.server, rig.admin) as adm, api(rig.server, rig.demo) as demo:
+            neutron_error(mgr.post("/qos/policies", json={"policy": {"name": unique("s"), "shared": True}}), 403,
+                          "PolicyNotAuthorized", "create_policy is disallowed by policy")
+            own = created(mgr.post("/qos/policies", json={"policy": {"name": unique("own")}}), "policy")
+            try:
+                assert own["shared"] is False and own["project_id"] == manager.project_id
+                for shared in (True, False):
+                    neutron_error(mgr.put(f"/qos/policies/{own['id']}", json={"policy": {"shared": shared}}), 403,
+                                  "PolicyNotAuthorized", "update_policy is disallowed by policy")
+                assert ok(mgr.put(f"/qos/policies/{own['id']}", json={"policy": {"name": "renamed"}}),
+                          "policy")["name"] == "renamed"
+                # Another project does not see it until the admin shares it.
+                neutron_error(demo.get(f"/qos/policies/{own['id']}"), 404, "QosPolicyNotFound")
+                assert ok(adm.put(f"/qos/policies/{own['id']}", json={"policy": {"shared": True}}),
+                          "policy")["shared"] is True
+                assert ok(demo.get(f"/qos/policies/{own['id']}"), "policy")["shared"] is True
+            finally:
+                adm.delete(f"/qos/policies/{own['id']}")
+    finally:
+        identity.delete_user(manager.user_id)
+        identity.delete_project(manager.project_id)
+        identity.close()
+
+
 # ---- availability zones and schedulers -----------------------------------------------------------
+
+
+def test_routers_take_availability_zone_hints_of_l3_agent_zones(rig: Rig) -> None:
+    name = unique("az-router")
+    router = Cli.json(rig.cli.run("neutrino-demo", "router", "create", "--availability-zone-hint", rig.l3_zone,
+                                  name, "-f", "json"))
+    with api(rig.server, rig.admin) as adm, api(rig.server, rig.demo) as demo:
+        try:
+            shown = ok(demo.get(f"/routers/{router['id']}"), "router")
+            assert shown["availability_zone_hints"] == [rig.l3_zone]
+            # Scheduled to the L3 agent of that zone, whose zone the router is now in.
+            assert shown["availability_zones"] == [rig.l3_zone]
+            assert [a["host"] for a in ok(adm.get(f"/routers/{router['id']}/l3-agents"), "agents")] == \
+                [rig.l3_agent_host]
+            # Zones must exist for routers: an unknown one, or a zone only DHCP agents are in, is 404.
+            for zone in ("nowhere", rig.dhcp_zone):
+                neutron_error(demo.post("/routers", json={"router": {"name": unique("az"),
+                                                                     "availability_zone_hints": [zone]}}),
+                              404, "AvailabilityZoneNotFound", f"AvailabilityZone {zone} could not be found.")
+            neutron_error(demo.post("/routers", json={"router": {
+                "availability_zone_hints": [f"zone-{i:03d}" for i in range(30)]}}), 400, "InvalidInput",
+                "Invalid input for operation: Too many availability_zone_hints specified.")
+            neutron_error(demo.put(f"/routers/{router['id']}", json={"router": {"availability_zone_hints": []}}),
+                          400, "HTTPBadRequest", "Cannot update read-only attribute availability_zone_hints")
+            neutron_error(demo.post("/routers", json={"router": {"availability_zones": [rig.l3_zone]}}), 400,
+                          "HTTPBadRequest", "Attribute 'availability_zones' not allowed in POST")
+            # Another project's router stays invisible, zones or not.
+            private = created(adm.post("/routers", json={"router": {"name": unique("adm")}}), "router")
+            neutron_error(demo.get(f"/routers/{private['id']}"), 404, "RouterNotFound")
+            adm.delete(f"/routers/{private['id']}")
+            plain = created(demo.post("/routers", json={"router": {"name": unique("plain")}}), "router")
+            assert plain["availability_zone_hints"] == []
+            assert ok(demo.get(f"/routers/{plain['id']}"), "router")["availability_zones"] == [rig.l3_zone]
+            demo.delete(f"/routers/{plain['id']}")
+            aliases = {e["alias"] for e in ok(demo.get("/extensions"), "extensions")}
+            assert {"router_availability_zone", "availability_zone"} <= aliases
+        finally:
+            demo.delete(f"/routers/{router['id']}")
+
+
 
 
 def test_availability_zones_come_from_the_agents_that_reported(rig: Rig) -> None:

@@ -50,27 +50,34 @@ VXLAN_SEGMENT = SegmentInfo("vxlan", VNI, None)
 
 
 class FakeServer:
-    """Serves ``sync_state``/``get_devices_details`` from states the test sets; records reports."""
+    """Serves ``sync_state``/``get_devices_details`` from states the test sets; records reports.
 
-    def __init__(self, broker: MemoryBroker) -> None:
+    ``batched=False`` plays a server from before ``update_device_list``.
+    """
+
+    def __init__(self, broker: MemoryBroker, *, batched: bool = True) -> None:
         self.bus = build_bus("memory://", sender="server.test", broker=broker)
+        self.batched = batched
         self.states: dict[str, L2State] = {}
         self.reports: list[tuple[str, str, str]] = []  # (host, "up" | "down", device)
         self.sync_calls: list[str] = []
         self.details_calls: list[list[str]] = []
+        self.report_calls: list[tuple[str, ...]] = []  # the devices of each status call
+        self.echo = False  # publish each status change as the real server does
+        self.revisions: dict[str, int] = {}
 
     async def start(self) -> None:
         await self.bus.start()
-        await self.bus.serve(
-            "server",
-            {
-                "sync_state": self._sync_state,
-                "get_devices_details": self._get_devices_details,
-                "update_device_up": self._update_device_up,
-                "update_device_down": self._update_device_down,
-                "report_state": self._report_state,
-            },
-        )
+        handlers = {
+            "sync_state": self._sync_state,
+            "get_devices_details": self._get_devices_details,
+            "update_device_up": self._update_device_up,
+            "update_device_down": self._update_device_down,
+            "report_state": self._report_state,
+        }
+        if self.batched:
+            handlers["update_device_list"] = self._update_device_list
+        await self.bus.serve("server", handlers)
 
     async def _sync_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.sync_calls.append(payload["host"])
@@ -87,11 +94,35 @@ class FakeServer:
 
     async def _update_device_up(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.reports.append((payload["host"], "up", payload["device"]))
+        self.report_calls.append((payload["device"],))
         return {}
 
     async def _update_device_down(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.reports.append((payload["host"], "down", payload["device"]))
+        self.report_calls.append((payload["device"],))
         return {"device": payload["device"], "exists": True}
+
+    async def _update_device_list(self, payload: dict[str, Any]) -> dict[str, Any]:
+        up, down = list(payload["devices_up"]), list(payload["devices_down"])
+        self.reports.extend((payload["host"], "up", device) for device in up)
+        self.reports.extend((payload["host"], "down", device) for device in down)
+        self.report_calls.append((*up, *down))
+        ports: dict[str, Any] = {device: {"exists": True} for device in [*up, *down]}
+        if self.echo:
+            # As the real server: the status change bumps the revision, and its event is published
+            # (after the commit) before the call is answered.
+            state = self.states[payload["host"]]
+            by_device = {p.device: p for p in state.ports}
+            for device in [*up, *down]:
+                port = by_device[device]
+                revision = self.revisions.get(port.port_id, port.revision) + 1
+                self.revisions[port.port_id] = revision
+                ports[device] = {"exists": True, "revision": revision, "changed": True}
+                await self.bus.publish(event_topic("port"), {
+                    "resource": "port", "id": port.port_id, "revision": revision, "op": "update",
+                    "host": payload["host"], "network_id": port.network_id})
+        return {"devices_up": up, "devices_down": down, "failed_devices_up": [], "failed_devices_down": [],
+                "ports": ports}
 
     async def _report_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         return {"status": "alive", "agent_id": "test"}
@@ -146,6 +177,7 @@ class Harness:
     """One test's server, hosts, roles and instances; everything it made goes away with the test."""
 
     scratch: Scratch
+    batched: bool = True
     broker: MemoryBroker = field(default_factory=MemoryBroker)
     underlay: str | None = None
     hosts: list[SimHost] = field(default_factory=list)
@@ -154,7 +186,7 @@ class Harness:
     server: FakeServer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.server = FakeServer(self.broker)
+        self.server = FakeServer(self.broker, batched=self.batched)
 
     def add_host(self) -> SimHost:
         """A host namespace with ``eth0`` on the underlay bridge (its VXLAN endpoint address)."""
@@ -243,8 +275,8 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(scratch: Scratch) -> AsyncIterator[Harness]:
-    h = Harness(scratch)
+async def harness(scratch: Scratch, *, batched: bool = True) -> AsyncIterator[Harness]:
+    h = Harness(scratch, batched)
     await h.server.start()
     try:
         yield h
@@ -413,6 +445,37 @@ async def test_flat_network_reaches_the_physical_segment_through_the_mapped_inte
         nic = link_json(host.netns, "nic1")
         assert nic is not None and nic["master"] == bridge_name(network_id) and "UP" in nic["flags"]
         assert h.server.last_status(a.device) == "up"
+
+
+async def test_flat_network_mapped_to_an_existing_bridge_joins_its_taps_to_it_and_keeps_it(
+    scratch: Scratch,
+) -> None:
+    # What ``neutrino up`` sets up: a bridge of the host (marked as this host's, so cleanup removes
+    # it) carrying the gateway address, with physnet "public" mapped to it.
+    async with harness(scratch) as h:
+        host = h.add_host()
+        ip("-n", host.netns, "link", "add", "brext", "type", "bridge")
+        ip("-n", host.netns, "link", "set", "brext", "alias", f"neutrino:{host.name}", "up")
+        ip("-n", host.netns, "addr", "add", "10.68.0.1/24", "dev", "brext")
+        network_id = str(uuid.uuid4())
+        flat = SegmentInfo("flat", None, "public")
+        a = new_port(scratch, network_id, 1, segment=flat, mtu=1500)
+        instance = h.plug(host, a, "10.68.0.10/24")
+        h.server.states[host.name] = L2State(host.name, None, (a,), (L2Network(network_id, flat, 1500),))
+        role, _ = await h.start_role(host, bridge_mappings={"public": "brext"}, tunnel=False)
+
+        await role.resync()
+
+        assert_wired(host.netns, a.device, "brext", 1500)
+        assert link_json(host.netns, bridge_name(network_id)) is None, "no brq: the mapped bridge is the network's"
+        result = await ping(instance.netns, "10.68.0.1")
+        assert result.returncode == 0, result.stdout.decode()
+        assert h.server.last_status(a.device) == "up"
+
+        h.server.states[host.name] = L2State(host.name, None)
+        await role.resync()
+
+        assert link_json(host.netns, "brext") is not None, "the mapped bridge is the host's, never pruned"
 
 
 async def test_flat_network_whose_interface_is_missing_reports_nothing_up(scratch: Scratch) -> None:
@@ -667,3 +730,114 @@ async def test_configurations_report_mappings_tunnel_and_kernel_features(scratch
         }
         if not features.vlan:
             assert "CONFIG_VLAN_8021Q" in reported["kernel_features"]["reason"]
+
+
+async def test_the_reports_of_one_resync_travel_in_one_call(scratch: Scratch) -> None:
+    async with harness(scratch) as h:
+        host = h.add_host()
+        network_id = str(uuid.uuid4())
+        ports = [new_port(scratch, network_id, n) for n in (1, 2, 3)]
+        for number, port in enumerate(ports, start=1):
+            h.plug(host, port, f"10.66.0.{number}/24")
+        h.server.states[host.name] = vxlan_state(host, ports)
+        role, _ = await h.start_role(host)
+
+        await role.resync()
+
+        assert [sorted(call) for call in h.server.report_calls] == [sorted(p.device for p in ports)]
+        assert all(h.server.last_status(p.device) == "up" for p in ports)
+
+
+async def test_a_server_without_update_device_list_is_told_device_by_device(scratch: Scratch) -> None:
+    async with harness(scratch, batched=False) as h:
+        host = h.add_host()
+        network_id = str(uuid.uuid4())
+        a, b = new_port(scratch, network_id, 1), new_port(scratch, network_id, 2)
+        h.plug(host, a, "10.66.0.1/24")
+        h.plug(host, b, "10.66.0.2/24")
+        h.server.states[host.name] = vxlan_state(host, [a, b])
+        role, _ = await h.start_role(host)
+
+        await role.resync()
+        ip("-n", host.netns, "link", "del", a.device)
+        await wait_until(lambda: h.server.last_status(a.device) == "down")
+
+        assert sorted(h.server.report_calls) == sorted([(a.device,), (b.device,), (a.device,)])
+        assert h.server.last_status(b.device) == "up"
+
+
+def port_event(port: L2Port, *, host: str, op: str = "update", revision: int | None = None) -> Envelope:
+    payload = {"resource": "port", "id": port.port_id, "revision": port.revision if revision is None else revision,
+               "op": op, "host": host, "network_id": port.network_id}
+    return Envelope.event(event_topic("port", host or None), payload, id=uuid.uuid4().hex, sent_at=time.time(),
+                          sender="server.test")
+
+
+async def test_a_port_bound_here_is_fetched_before_its_tap_and_events_of_elsewhere_cost_nothing(
+    scratch: Scratch,
+) -> None:
+    async with harness(scratch) as h:
+        host = h.add_host()
+        network_id = str(uuid.uuid4())
+        a, b = new_port(scratch, network_id, 1), new_port(scratch, network_id, 2)
+        network = L2Network(network_id, VXLAN_SEGMENT, VXLAN_MTU)
+        h.plug(host, a, "10.66.0.1/24")
+        h.server.states[host.name] = vxlan_state(host, [a], network)
+        role, _ = await h.start_role(host)
+        await role.resync()
+        syncs = len(h.server.sync_calls)
+
+        # Port b is bound here (the server's state has it): the event makes the role fetch it alone.
+        h.server.states[host.name] = vxlan_state(host, [a, b], network)
+        await role.on_event(port_event(b, host=host.name))
+        await wait_until(lambda: [b.device] in h.server.details_calls)
+        # Events that cannot concern this host: another host's port on a network with no port
+        # here, and a port created unbound on our network.
+        elsewhere = new_port(scratch, str(uuid.uuid4()), 3)
+        await role.on_event(port_event(elsewhere, host="some-other-host"))
+        await role.on_event(port_event(new_port(scratch, network_id, 4), host="", op="create"))
+        assert not role.resync_pending
+
+        h.plug(host, b, "10.66.0.2/24")
+        await wait_until(lambda: h.server.last_status(b.device) == "up")
+
+        assert_wired(host.netns, b.device, bridge_name(network_id), VXLAN_MTU)
+        assert h.server.details_calls.count([b.device]) == 1, "the tap's arrival needed no second question"
+        assert len(h.server.sync_calls) == syncs and not role.resync_pending
+        # The echo of b's own binding is old news; another host's port on this network is not.
+        await role.on_event(port_event(b, host=host.name))
+        assert not role.resync_pending
+        await role.on_event(port_event(new_port(scratch, network_id, 5), host="some-other-host"))
+        assert role.resync_pending
+
+
+async def test_the_echo_of_its_own_report_arriving_before_the_answer_costs_no_resync(scratch: Scratch) -> None:
+    async with harness(scratch) as h:
+        h.server.echo = True
+        host = h.add_host()
+        network_id = str(uuid.uuid4())
+        network = L2Network(network_id, VXLAN_SEGMENT, VXLAN_MTU)
+        a, b = new_port(scratch, network_id, 1), new_port(scratch, network_id, 2)
+        h.plug(host, a, "10.66.0.1/24")
+        h.server.states[host.name] = vxlan_state(host, [a], network)
+        bus = build_bus("memory://", sender=f"agent.{host.name}", broker=h.broker)
+        await bus.start()
+        h.buses.append(bus)
+        rpc = AgentRpcClient(bus, host.name, timeout=5)
+        role = LinuxBridgeRole(LinuxBridgeConfig(host=host.name, tunnel_ip=host.underlay_ip, netns=host.netns), rpc)
+        agent = AgentProcess(host.name, bus, rpc, [role], report_interval=60, resync_interval=60)
+        await agent.start()
+        try:
+            await wait_until(lambda: h.server.last_status(a.device) == "up")
+            await asyncio.sleep(0.3)  # the echo of a's report, and anything it might set off
+            syncs = len(h.server.sync_calls)
+
+            h.server.states[host.name] = vxlan_state(host, [a, b], network)
+            h.plug(host, b, "10.66.0.2/24")
+            await wait_until(lambda: h.server.last_status(b.device) == "up")
+            await asyncio.sleep(0.3)
+
+            assert len(h.server.sync_calls) == syncs and not role.resync_pending
+            assert h.server.count("up", a.device) == 1 and h.server.count("up", b.device) == 1
+        finally:
+            await agent.stop()

@@ -424,3 +424,21 @@ async def test_routes_out_of_a_device_and_via_an_ipv6_gateway(
     assert "198.51.100.0/24 dev qg0" in ip("-n", netns, "route").stdout
     await driver.remove_default_route(version=6, netns=netns)
     assert ip("-n", netns, "-6", "route", "show", "default").stdout.strip() == ""
+
+
+async def test_converge_port_sets_mtu_bridge_and_state_in_one_go_and_leaves_the_rest(
+    driver: NetlinkDriver, scratch: Scratch
+) -> None:
+    netns = scratch.namespace("conv")
+    await driver.ensure_namespace(netns)
+    await driver.ensure_bridge("br0", netns=netns, mtu=1400)
+    ip("-n", netns, "link", "add", "t0", "type", "veth", "peer", "name", "t1")
+
+    port = await driver.converge_port("t0", netns=netns, mtu=1400, bridge="br0", up=True)
+
+    shown = link_json(netns, "t0")
+    assert (shown["mtu"], shown.get("master"), "UP" in shown["flags"]) == (1400, "br0", True)
+    assert (port.mtu, port.master, port.admin_up) == (1400, "br0", True)
+    down = await driver.converge_port("t0", netns=netns, up=False)
+    assert (down.mtu, down.master, down.admin_up) == (1400, "br0", False), "only the state changed"
+    assert link_json(netns, "br0")["mtu"] == 1400

@@ -215,6 +215,7 @@ class Deployment:
         return (f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
                 f'[agent]\nhost = "{self.server_host}"\nroles = []\n'
                 f"report_interval_seconds = {REPORT_INTERVAL}\nagent_down_time_seconds = {AGENT_DOWN_TIME}\n"
+                "[all_in_one]\npublic_network = false\n"
                 + self.extra_server_config)
 
     def _agent_config(self) -> Path:

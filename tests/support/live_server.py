@@ -67,6 +67,10 @@ def start_server(state_dir: Path, *, database_url: str | None = None, extra_conf
     # "neutrino:<host>") never collide with another test server's running at the same time.
     agent_host = agent_host or "t" + uuid.uuid4().hex[:8]
     text = extra_config if "[agent]" in extra_config else extra_config + f'\n[agent]\nhost = "{agent_host}"\n'
+    # The demo external network's host bridge and address are one per machine: test servers run
+    # in parallel, so only a test that asks for it (with a bridge and range of its own) gets one.
+    if "[all_in_one]" not in text:
+        text += "\n[all_in_one]\npublic_network = false\n"
     if database_url:
         text = f'[database]\nurl = "{database_url}"\n' + text
     config.write_text(text)

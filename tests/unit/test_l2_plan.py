@@ -262,6 +262,14 @@ def test_flat_network_mapped_to_a_bridge_uses_that_bridge_and_never_removes_it()
     assert plan(state(()), actual, cfg) == ()
 
 
+def test_a_mapped_bridge_carrying_our_mark_is_never_pruned_even_with_a_network_bridge_name() -> None:
+    # ``neutrino up`` marks its br-ex as ours (for cleanup); the running agent must still keep it.
+    actual = view(link("br-ex", "bridge", mtu=1500), link(BRIDGE2, "bridge", mtu=1500))
+    cfg = config(bridge_mappings={"public": "br-ex", "physnet1": BRIDGE2})
+
+    assert plan(state(()), actual, cfg) == ()
+
+
 def test_flat_network_whose_interface_is_missing_is_left_alone_and_its_ports_are_not_wired() -> None:
     desired = state((port(segment=FLAT_SEGMENT, mtu=1500),))
     actual = view(link(BRIDGE, "bridge", mtu=1500), link(TAP_A, "veth", mtu=1500, alias=None))

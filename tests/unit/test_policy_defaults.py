@@ -392,6 +392,31 @@ def test_qos_writes_need_project_manager(engine, persona, expected):
     assert allowed(engine, persona, "update_alias_dscp_marking_rule", rule, {"dscp_mark": 8}) is expected
 
 
+@pytest.mark.parametrize("persona, expected", [("admin", True), ("manager", False)])
+def test_only_admins_set_a_qos_policys_shared_flag(engine, persona, expected):
+    own = PERSONAS[persona].project_id
+    body = {"project_id": own, "name": "gold", "shared": True}
+    assert allowed(engine, persona, "create_policy", body, body, {"shared": False}) is expected
+    # A create that leaves the default triggers no attribute rule; an update naming it always does.
+    assert allowed(engine, persona, "create_policy", {**body, "shared": False}, {**body, "shared": False},
+                   {"shared": False})
+    assert allowed(engine, persona, "update_policy", {"project_id": own}, {"shared": False}) is expected
+
+
+def test_address_groups_follow_neutrons_secure_rbac(engine):
+    own = {"project_id": OWN, "shared": False}
+    shared = {"project_id": ELSE, "shared": True}
+    assert allowed(engine, "member", "create_address_group", own, own)
+    assert not allowed(engine, "reader", "create_address_group", own, own)
+    assert allowed(engine, "reader", "get_address_group", own)
+    assert allowed(engine, "reader", "get_address_group", shared)
+    assert not allowed(engine, "reader", "get_address_group", {**shared, "shared": False})
+    for action in ("update_address_group", "delete_address_group", "add_addresses", "remove_addresses"):
+        assert allowed(engine, "member", action, own)
+        assert not allowed(engine, "reader", action, own)
+        assert not allowed(engine, "member", action, shared)
+
+
 def test_shared_qos_policies_and_rule_types_are_readable_by_readers(engine):
     assert allowed(engine, "reader", "get_policy", {"project_id": ELSE, "shared": True})
     assert not allowed(engine, "reader", "get_policy", {"project_id": ELSE, "shared": False})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from neutrino.resources.qos import BANDWIDTH_LIMIT, DSCP_MARKING, MINIMUM_BANDWIDTH, DscpMark
 from neutrino.resources.types import InvalidValue
 from neutrino.services.availability_zones import Zone, ZoneReport, zones_from_reports
 from neutrino.services.qos import QoSRuleParameterConflict, QoSRulesConflict, new_rule, rule_conflict
-from neutrino.services.scheduling import Candidate, choose_agents
+from neutrino.services.scheduling import AgentHealth, Candidate, any_available, choose_agents, dead_agents
 
 
 def test_least_loaded_agents_are_chosen_one_per_zone_first() -> None:
@@ -68,3 +70,35 @@ def test_dscp_marks_are_the_standard_code_points() -> None:
     for bad in (27, 64, -1, "af11", True):
         with pytest.raises(InvalidValue):
             DscpMark().convert(bad)
+
+
+# ---- failover: which agents are dead ------------------------------------------------------------
+
+T0 = dt.datetime(2030, 1, 1, 12, 0, 0)
+DOWN = dt.timedelta(seconds=75)
+
+
+def health(agent_id: str, *, silent: float, started: float = 3600, up: bool = True, hosted: int = 0) -> AgentHealth:
+    """An agent last heard ``silent`` seconds before T0, started ``started`` seconds before T0."""
+    return AgentHealth(agent_id, T0 - dt.timedelta(seconds=silent), T0 - dt.timedelta(seconds=started), up, hosted)
+
+
+def test_agents_are_dead_after_twice_the_down_time_not_before() -> None:
+    agents = [health("b", silent=151), health("a", silent=149), health("c", silent=80), health("d", silent=0)]
+    assert dead_agents(agents, T0, DOWN) == ["b"]  # 'c' is down (not alive) but not dead yet
+
+
+def test_a_starting_dhcp_agent_gets_two_seconds_per_network_and_disabled_l3_agents_keep_routers() -> None:
+    starting = health("s", silent=200, started=155, hosted=3)  # 150 s + 3 * 2 s of grace > 155 s
+    started = health("t", silent=200, started=157, hosted=3)
+    assert dead_agents([starting, started], T0, DOWN, startup_grace_per_item=2.0) == ["t"]
+    assert dead_agents([starting, started], T0, DOWN) == ["s", "t"]  # L3: no start-up grace
+    disabled = health("x", silent=500, up=False)
+    assert dead_agents([disabled], T0, DOWN) == ["x"]
+    assert dead_agents([disabled], T0, DOWN, admin_up_only=True) == []
+
+
+def test_failover_needs_an_agent_that_is_alive_or_starting() -> None:
+    assert any_available([health("a", silent=500), health("b", silent=74)], T0, DOWN, 2.0)
+    assert any_available([health("a", silent=500, started=100)], T0, DOWN, 2.0)
+    assert not any_available([health("a", silent=500), health("b", silent=76)], T0, DOWN, 2.0)

@@ -2,12 +2,15 @@
 
 Creates (once) the admin and demo projects and users and the compute service user, keeps their
 passwords in ``DIR/clouds.yaml`` (mode 0600, re-used on every later run so a second ``up`` keeps
-everything), migrates the SQLite database, and serves until SIGINT/SIGTERM.
+everything), migrates the SQLite database, and serves until SIGINT/SIGTERM. Like DevStack it also
+makes the demo external network: physnet ``public`` mapped to a host bridge (``br-ex``) carrying
+the gateway address, and the network ``public`` with ``public-subnet`` (``[all_in_one]``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -15,15 +18,20 @@ from typing import Any
 
 import yaml
 
+from neutrino.agent.l2.config import parse_bridge_mappings
 from neutrino.bus.memory import MemoryBroker
 from neutrino.cli.agent import build_agent, host_of
+from neutrino.cli.public_bridge import PublicBridgePlan, ensure_public_bridge
+from neutrino.cli.public_network import PublicNetworkError, ensure_public_network
 from neutrino.cli.serve import run_uvicorn
-from neutrino.config import Settings
+from neutrino.config import ConfigError, Settings
+from neutrino.dataplane.ownership import OwnerTag
 from neutrino.db.migrate import upgrade
 from neutrino.identity.store import bootstrap
-from neutrino.server import build_server
+from neutrino.server import Server, build_server
 
 CLOUDS = ("neutrino-admin", "neutrino-demo", "neutrino-compute")
+log = logging.getLogger(__name__)
 
 
 def _cloud(auth_url: str, user: str, password: str, project: str, region: str) -> dict[str, Any]:
@@ -79,17 +87,62 @@ async def prepare_state(settings: Settings) -> Path:
 
 
 def all_in_one_agent_defaults(settings: Settings) -> None:
-    """One host: VXLAN needs a local endpoint even with no peer; loopback serves."""
+    """One host: VXLAN needs a local endpoint even with no peer; loopback serves.
+
+    With the demo external network on (the default), physnet ``public`` is mapped to the public
+    bridge unless the configuration maps it already.
+    """
     if not settings.agent.tunnel_ip:
         settings.agent.tunnel_ip = "127.0.0.1"
+    aio = settings.all_in_one
+    if aio.public_network and "l2" in settings.agent.roles:
+        if aio.public_physical_network not in parse_bridge_mappings(settings.agent.bridge_mappings):
+            settings.agent.bridge_mappings = [*settings.agent.bridge_mappings,
+                                              f"{aio.public_physical_network}:{aio.public_bridge}"]
+
+
+async def prepare_public_bridge(settings: Settings, host: str) -> None:
+    """Create the public bridge when physnet ``public`` is mapped to it (by the defaults above)."""
+    aio = settings.all_in_one
+    if not aio.public_network:
+        return
+    mapped = parse_bridge_mappings(settings.agent.bridge_mappings).get(aio.public_physical_network)
+    if "l2" not in settings.agent.roles or mapped != aio.public_bridge:
+        return
+    await ensure_public_bridge(PublicBridgePlan.from_settings(aio), OwnerTag(host),
+                               netns=settings.agent.netns or None)
+
+
+async def prepare_public_network(settings: Settings, server: Server) -> None:
+    """The ``public`` network and subnet, made as the admin (embedded identity only)."""
+    if not settings.all_in_one.public_network:
+        return
+    if settings.identity.strategy != "embedded":
+        log.info("not creating the public network: identity strategy %s has no admin login here",
+                 settings.identity.strategy)
+        return
+    password = read_passwords(settings.state_path / "clouds.yaml").get("neutrino-admin")
+    if not password:
+        return
+    try:
+        await ensure_public_network(server.app, settings, password)
+    except PublicNetworkError as exc:
+        log.warning("could not create the public network: %s", exc)
 
 
 async def run_all_in_one(settings: Settings) -> int:
+    if settings.all_in_one.public_network:
+        try:
+            PublicBridgePlan.from_settings(settings.all_in_one)
+        except ValueError as exc:
+            raise ConfigError(f"[all_in_one]: {exc}") from exc
     clouds_path = await prepare_state(settings)
     all_in_one_agent_defaults(settings)
+    await prepare_public_bridge(settings, host_of(settings))
     broker = MemoryBroker() if settings.bus.url.startswith("memory:") else None
     server = build_server(settings, broker=broker)
     await server.start()
+    await prepare_public_network(settings, server)
     agent = build_agent(settings, host=host_of(settings), roles=settings.agent.roles, broker=broker)
     await agent.bus.start()
     await agent.start()

@@ -820,6 +820,23 @@ class NetlinkDriver:
         async with self._session(netns) as session:
             return await session.converge(await session.require_link(name), **wish)
 
+    async def converge_port(
+        self,
+        name: str,
+        *,
+        netns: str | None = None,
+        mtu: int | None = None,
+        bridge: str | None = None,
+        up: bool | None = None,
+    ) -> Link:
+        """MTU, bridge membership and state of ``name`` in one request (None leaves that one alone).
+
+        One socket and one RTM_NEWLINK instead of one per attribute: what wiring a new tap costs.
+        The kernel applies the whole request under its RTNL lock, so no other configuration change
+        sees the device half converged.
+        """
+        return await self._set(name, netns, mtu=mtu, master=_KEEP if bridge is None else bridge, up=up)
+
     async def set_master(self, name: str, bridge: str, *, netns: str | None = None) -> Link:
         """Make ``name`` a port of ``bridge``."""
         return await self._set(name, netns, master=bridge)

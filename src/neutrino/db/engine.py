@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -64,7 +65,9 @@ class Database:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self.dialect_name = url.split(":", 1)[0].split("+", 1)[0]
-        kwargs: dict[str, Any] = {"echo": echo}
+        # JSON columns (fixed IPs, binding profiles) are decoded for every listed row: orjson
+        # reads what the default encoder wrote, several times faster than the json module.
+        kwargs: dict[str, Any] = {"echo": echo, "json_deserializer": orjson.loads}
         if self.dialect_name == "sqlite":
             # SQLite: one writer at a time. BEGIN IMMEDIATE takes the write lock up front, so two
             # writers queue on busy_timeout instead of deadlocking on lock upgrade.

@@ -148,8 +148,9 @@ class IdentityStore:
     async def ensure_defaults(self) -> dict[str, str]:
         """Ensure the default domain and the standard roles exist (idempotent); role ids by name.
 
-        A freshly migrated database has neither until :func:`bootstrap` runs; offline tools call this
-        so that ``project create`` and ``role add ... member`` work on such a database too.
+        The migration seeds the default domain, but a freshly migrated database has no roles until
+        :func:`bootstrap` runs; offline tools call this so that ``project create`` and
+        ``role add ... member`` work on such a database too.
         """
         created: list[str] = []
         role_ids: dict[str, str] = await self._write(lambda conn: _ensure_defaults(conn, self._new_id, created))
@@ -569,7 +570,8 @@ async def _require(conn: AsyncConnection, table: Any, object_id: str, kind: str)
 
 
 async def _require_domain(conn: AsyncConnection, domain_id: str) -> None:
-    """The domain must exist; the default domain always does (created here if a fresh database lacks it)."""
+    """The domain must exist. The default domain always does: the migration seeds it, and a database
+    made without the migration (``metadata.create_all``) or with the row deleted gets it back here."""
     if (await conn.execute(select(domains.c.id).where(domains.c.id == domain_id))).first() is not None:
         return
     if domain_id != DEFAULT_DOMAIN_ID:

@@ -6,8 +6,10 @@ Personas (see the API digest §4): admin (role ``admin``), project manager / mem
 matches a manager or an admin; the rules are still written the way Neutron's new defaults are, so
 an operator override file written for Neutron composes with them.
 
-One deliberate difference from Neutron, marked [REC] below: ``create_port`` on a shared network
-needs the member role (Neutron lets a reader do it).
+Deliberate differences from Neutron, marked [REC] below: ``create_port`` on a shared network
+needs the member role (Neutron lets a reader do it); setting a QoS policy's ``shared`` is the
+admin's (Neutron has no such rule, so a manager's ``shared: true`` shares with every project, which
+``create_rbac_policy:target_tenant`` keeps admin-only everywhere else).
 
 Naming follows Neutron so operators recognise every rule:
 
@@ -379,7 +381,9 @@ _QOS = {
     # QoS changes what the cloud's links carry: writes need the project's manager.
     "get_policy": any_of(ADMIN, PROJECT_READER, "rule:shared_qos_policy"),
     "create_policy": ADMIN_OR_PROJECT_MANAGER,
+    "create_policy:shared": ADMIN,  # [REC] sharing with every project is the admin's call
     "update_policy": ADMIN_OR_PROJECT_MANAGER,
+    "update_policy:shared": ADMIN,  # [REC]
     "delete_policy": ADMIN_OR_PROJECT_MANAGER,
     "create_policy:tags": ADMIN_OR_PROJECT_MANAGER,
     "get_policy:tags": any_of(ADMIN, PROJECT_READER, "rule:shared_qos_policy"),

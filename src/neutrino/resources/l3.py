@@ -108,6 +108,10 @@ ROUTER = Resource(
         Attribute("distributed", t.Boolean(), default=False, allow_post=True, allow_put=True,
                   enforce_policy=True),
         Attribute("ha", t.Boolean(), default=False, allow_post=True, allow_put=True, enforce_policy=True),
+        # ``router_availability_zone``: zones asked for on create (each must exist for routers), and
+        # the zones of the L3 agents hosting the router.
+        Attribute("availability_zone_hints", t.ListOf(t.String(255), unique=True), default=[], allow_post=True),
+        Attribute("availability_zones", t.ListOf(t.String())),
         *standard_attrs(), tags_attr(),
     ),
     member_actions=(
@@ -211,6 +215,8 @@ L3_EXTENSIONS: tuple[Extension, ...] = (
          "more port forwarding data, include'id' and 'internal_port_id'", "2022-05-06T10:00:00-00:00"),
     _ext("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents",
          "2013-02-07T10:00:00-00:00"),
+    _ext("router_availability_zone", "Router Availability Zone", "Availability zone support for router.",
+         "2015-01-01T10:00:00-00:00"),
     _ext("expose-port-forwarding-in-fip", "Expose Floating IP port forwardings", "Expose port forwarding fields in "
          "floating IP response", "2018-06-28T16:00:00-00:00"),
 )

@@ -31,6 +31,10 @@ class AgentRpcClient:
     async def update_device_up(self, device: str) -> dict[str, Any]:
         return await self.bus.call(SERVER, "update_device_up", {"host": self.host, "device": device}, self.timeout)
 
+    async def update_device_list(self, devices_up: Sequence[str], devices_down: Sequence[str]) -> dict[str, Any]:
+        return await self.bus.call(SERVER, "update_device_list", {"host": self.host, "devices_up": list(devices_up),
+                                                                  "devices_down": list(devices_down)}, self.timeout)
+
     async def update_device_down(self, device: str) -> dict[str, Any]:
         return await self.bus.call(SERVER, "update_device_down", {"host": self.host, "device": device},
                                    self.timeout)

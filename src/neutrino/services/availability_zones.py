@@ -5,12 +5,14 @@ for a kind of resource while an agent of the matching type reports it (DHCP agen
 networks, L3 agents for routers), as in Neutron. A zone is ``available`` when at least one of its
 agents of that type is administratively up; liveness does not matter (Neutron ignores it too).
 
-A network's ``availability_zones`` are the zones of the DHCP agents that serve it; its
-``availability_zone_hints`` must name zones that exist for networks.
+A network's ``availability_zones`` are the zones of the DHCP agents that serve it, a router's those
+of the L3 agents that host it; their ``availability_zone_hints`` must name zones that exist for
+networks (routers).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
 from neutrino.db.engine import Database
-from neutrino.db.schema.agents import agents, networkdhcpagentbindings
-from neutrino.errors import not_found
+from neutrino.db.schema.agents import agents, networkdhcpagentbindings, routerl3agentbindings
+from neutrino.errors import InvalidInput, not_found
 from neutrino.services.listing import ListQuery
 
 DHCP_AGENT_TYPE = "DHCP agent"
@@ -29,6 +31,7 @@ L3_AGENT_TYPE = "L3 agent"
 AGENT_TYPE_BY_RESOURCE: Mapping[str, str] = {"network": DHCP_AGENT_TYPE, "router": L3_AGENT_TYPE}
 RESOURCE_BY_AGENT_TYPE: Mapping[str, str] = {v: k for k, v in AGENT_TYPE_BY_RESOURCE.items()}
 _CHUNK = 5000
+AZ_HINTS_MAX_LEN = 255  # Neutron keeps the hints as one JSON string in a 255-character column
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,24 +87,38 @@ async def missing_zone(conn: AsyncConnection, resource: str, hints: Sequence[str
 
 
 async def check_zone_hints(conn: AsyncConnection, resource: str, hints: Sequence[str]) -> None:
-    """404 ``AvailabilityZoneNotFound`` for a hint naming a zone that does not exist for ``resource``."""
+    """400 ``InvalidInput`` for hints longer than Neutron stores (255 characters as a JSON list), then
+    404 ``AvailabilityZoneNotFound`` for a hint naming a zone that does not exist for ``resource``."""
+    if len(json.dumps(list(hints))) > AZ_HINTS_MAX_LEN:
+        raise InvalidInput("Too many availability_zone_hints specified")
     missing = await missing_zone(conn, resource, hints)
     if missing is not None:
         raise not_found("availability_zone", missing)
 
 
+async def _hosting_zones(conn: AsyncConnection, object_col: Any, agent_col: Any,
+                         object_ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, set[str]] = {}
+    ids = list(object_ids)
+    for start in range(0, len(ids), _CHUNK):
+        rows = await conn.execute(select(object_col, agents.c.availability_zone).where(
+            agent_col == agents.c.id, object_col.in_(ids[start:start + _CHUNK])))
+        for object_id, zone in rows:
+            if zone:
+                out.setdefault(object_id, set()).add(zone)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 async def network_zones(conn: AsyncConnection, network_ids: Sequence[str]) -> dict[str, list[str]]:
     """Per network, the sorted zones of the DHCP agents serving it (networks served by none are absent)."""
-    out: dict[str, set[str]] = {}
-    ids = list(network_ids)
     b = networkdhcpagentbindings
-    for start in range(0, len(ids), _CHUNK):
-        rows = await conn.execute(select(b.c.network_id, agents.c.availability_zone).where(
-            b.c.dhcp_agent_id == agents.c.id, b.c.network_id.in_(ids[start:start + _CHUNK])))
-        for network_id, zone in rows:
-            if zone:
-                out.setdefault(network_id, set()).add(zone)
-    return {k: sorted(v) for k, v in out.items()}
+    return await _hosting_zones(conn, b.c.network_id, b.c.dhcp_agent_id, network_ids)
+
+
+async def router_zones(conn: AsyncConnection, router_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Per router, the sorted zones of the L3 agents hosting it (routers hosted by none are absent)."""
+    b = routerl3agentbindings
+    return await _hosting_zones(conn, b.c.router_id, b.c.l3_agent_id, router_ids)
 
 
 class AvailabilityZoneService:
@@ -122,4 +139,4 @@ class AvailabilityZoneService:
 
 
 __all__ = ["AvailabilityZoneService", "Zone", "ZoneReport", "zones_from_reports", "check_zone_hints",
-           "network_zones", "missing_zone", "DHCP_AGENT_TYPE", "L3_AGENT_TYPE"]
+           "network_zones", "router_zones", "missing_zone", "DHCP_AGENT_TYPE", "L3_AGENT_TYPE"]

@@ -7,7 +7,7 @@ L2 agent, and for each of its networks where the other hosts' copies live (l2 po
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -22,6 +22,8 @@ from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ports import NoSecurityGroups, PortSecurityGroups
 
 L2_VIF_TYPES = ("bridge", "tap")
+# Bound parameters stay well under every backend's limit (SQLite's is the lowest).
+_PREFIXES_PER_QUERY = 200
 
 
 def tap_device(port_id: str) -> str:
@@ -143,35 +145,53 @@ class L2AgentService:
         The reply says whether this call changed the status and the port's revision after it, so the
         agent can tell the change event that follows apart from changes made by anyone else.
         """
-        prefix = device[3:] if device.startswith("tap") else device
+        outcome = (await self.set_devices_status(host, {device: status}))[device]
+        return {"device": device, **outcome}
 
-        async def work(conn: AsyncConnection) -> tuple[list[tuple[str, str, int]], list[int]]:
+    async def set_devices_status(self, host: str, wanted: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """Many devices' statuses (device -> ``ACTIVE``/``DOWN``) in one transaction, one event per change.
+
+        Per device: ``exists`` (a port bound to ``host`` matches it) and, when exactly one port
+        matches, its ``revision`` after the call and whether the call ``changed`` it.
+        """
+        prefixes = {device: device[3:] if device.startswith("tap") else device for device in wanted}
+
+        async def work(conn: AsyncConnection) -> tuple[list[Any], dict[str, list[tuple[str, int, bool]]]]:
             p = db.ports
-            rows = (await conn.execute(select(p.c.id, p.c.network_id, p.c.status, p.c.revision_number).where(
-                p.c.id.startswith(prefix), p.c.binding_host_id == host))).all()
-            changed, revisions = [], []
-            for pid, net_id, current, rev in rows:
-                if current != status:
-                    await conn.execute(update(p).where(p.c.id == pid).values(
-                        status=status, revision_number=p.c.revision_number + 1))
-                    changed.append((pid, net_id, rev + 1))
-                    revisions.append(rev + 1)
-                else:
-                    revisions.append(rev)
-            return changed, revisions
+            rows: list[Any] = []
+            unique = sorted(set(prefixes.values()))
+            for start in range(0, len(unique), _PREFIXES_PER_QUERY):
+                chunk = unique[start:start + _PREFIXES_PER_QUERY]
+                rows.extend((await conn.execute(
+                    select(p.c.id, p.c.network_id, p.c.status, p.c.revision_number).where(
+                        p.c.binding_host_id == host,
+                        or_(*(p.c.id.startswith(prefix, autoescape=True) for prefix in chunk))))).all())
+            by_device: dict[str, list[tuple[str, int, bool]]] = {}
+            to_set: dict[str, list[str]] = {}
+            changed_rows = []
+            for device, prefix in prefixes.items():
+                status = wanted[device]
+                for row in rows:
+                    if not row.id.startswith(prefix):
+                        continue
+                    change = row.status != status
+                    by_device.setdefault(device, []).append((row.id, row.revision_number + change, change))
+                    if change:
+                        to_set.setdefault(status, []).append(row.id)
+                        changed_rows.append((row.id, row.network_id, row.revision_number + 1))
+            for status, ids in to_set.items():
+                await conn.execute(update(p).where(p.c.id.in_(ids)).values(
+                    status=status, revision_number=p.c.revision_number + 1))
+            return changed_rows, by_device
 
-        changed, revisions = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("port", pid, "update", rev, (("network_id", net),))
+        changed, by_device = await self.db.write(work)
+        await self.notifier.committed([ChangeEvent("port", pid, "update", rev, (("network_id", net), ("host", host)))
                                        for pid, net, rev in changed])
-        reply: dict[str, Any] = {"device": device,
-                                 "exists": True if revisions else await self._exists(prefix, host)}
-        if len(revisions) == 1:
-            reply["revision"] = revisions[0]
-            reply["changed"] = bool(changed)
-        return reply
-
-    async def _exists(self, prefix: str, host: str) -> bool:
-        async with self.db.read() as conn:
-            row = await conn.execute(select(db.ports.c.id).where(db.ports.c.id.startswith(prefix),
-                                                                 db.ports.c.binding_host_id == host).limit(1))
-            return row.first() is not None
+        outcome: dict[str, dict[str, Any]] = {}
+        for device in wanted:
+            matched = by_device.get(device, [])
+            entry: dict[str, Any] = {"exists": bool(matched)}
+            if len(matched) == 1:
+                entry["revision"], entry["changed"] = matched[0][1], matched[0][2]
+            outcome[device] = entry
+        return outcome

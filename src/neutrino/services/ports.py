@@ -280,6 +280,11 @@ class PortService:
         return {"network:project_id": net["project_id"], "network:tenant_id": net["project_id"],
                 "network:shared": shared, "network:router:external": net["router_external"]}
 
+    async def policy_targets(self, ctx: RequestContext, objs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`policy_target` for a listed page, with one read of the networks involved."""
+        facts = await self.networks.owner_facts(ctx, [obj.get("network_id") or "" for obj in objs])
+        return [facts.get(obj.get("network_id") or "", {}) for obj in objs]
+
     # ---- addresses -------------------------------------------------------------------------
 
     async def _realise(self, conn: AsyncConnection, plan: AddressPlan, subnets: Sequence[Any],
@@ -543,9 +548,10 @@ class PortService:
         await allocations.refresh_ports(conn, [row["id"]])
 
     async def _owned_by_router(self, conn: AsyncConnection, row: Any) -> bool:
-        """Router interface/gateway ports of existing routers may not change their IPv4 address."""
+        """Router interface ports of existing routers may not change their IPv4 address (Neutron's
+        ``IP_UPDATE_NOT_ALLOWED_LIST``; a gateway port may: the router re-addresses it in place)."""
         routers = db.metadata.tables.get("routers")
-        if routers is None or row["device_owner"] not in owners.ROUTER_PORT_OWNERS or not row["device_id"]:
+        if routers is None or row["device_owner"] not in owners.ROUTER_INTERFACE_OWNERS_SNAT or not row["device_id"]:
             return False
         found = await conn.execute(select(routers.c.id).where(routers.c.id == row["device_id"]))
         return found.first() is not None

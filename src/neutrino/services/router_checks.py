@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from neutrino.errors import BadRequest, InUse
+from neutrino.services.ipam import owners
+from neutrino.services.ipam.records import SubnetInfo
 
 Route = Mapping[str, str]
 
@@ -129,3 +131,29 @@ def address_in_cidr(address: str | None, cidr: str) -> bool:
         return False
     ip, net = ipaddress.ip_address(address), ipaddress.ip_network(cidr, strict=False)
     return ip.version == net.version and ip in net
+
+
+def gateway_takes_new_subnet(new: SubnetInfo, gateway_ips: Sequence[Mapping[str, str]],
+                             subnets: Mapping[str, SubnetInfo]) -> bool:
+    """Whether a router's gateway port gets an address from ``new``, a subnet just made on its
+    external network (Neutron's ``update_router_gw_ports`` and its SLAAC pass over the network).
+
+    - IPv4: only a subnet whose service types reserve it for gateways; a plain IPv4 subnet added
+      later gives existing gateways nothing.
+    - A subnet whose service types exclude gateway ports gives them nothing.
+    - SLAAC / DHCPv6-stateless: always (every port but router interfaces autoconfigures).
+    - Otherwise only a gateway with no stateful address, or with one of the other IP version.
+    """
+    if any(ip["subnet_id"] == new.id for ip in gateway_ips):
+        return False
+    if new.ip_version == 4 and not any(t in ("", owners.ROUTER_GATEWAY) for t in new.service_types):
+        return False
+    if new.service_types and owners.ROUTER_GATEWAY not in new.service_types:
+        return False
+    if new.is_auto_address:
+        return True
+    stateful = [ip for ip in gateway_ips
+                if ip["subnet_id"] not in subnets or not subnets[ip["subnet_id"]].is_auto_address]
+    if len(stateful) > 1:
+        return False
+    return not (stateful and ipaddress.ip_address(stateful[0]["ip_address"]).version == new.ip_version)

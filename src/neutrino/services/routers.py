@@ -28,7 +28,8 @@ from neutrino.db.schema import l3
 from neutrino.errors import BadRequest, HTTPBadRequest, InUse, NotFound
 from neutrino.resources.l3 import Routes
 from neutrino.resources.types import InvalidValue, Uuid
-from neutrino.services import rbac
+from neutrino.services import allocations, rbac
+from neutrino.services.availability_zones import check_zone_hints, router_zones
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
@@ -42,6 +43,7 @@ from neutrino.services.router_checks import (
     address_in_cidr,
     check_new_subnets,
     check_routes,
+    gateway_takes_new_subnet,
     merge_routes,
     router_error,
     routes_via_subnet,
@@ -163,11 +165,13 @@ class RouterService:
                 .order_by(rr.c.destination, rr.c.nexthop)):
             routes.setdefault(router_id, []).append({"destination": dest, "nexthop": nexthop})
         tag_map = await load_tags(conn, "router", ids)
-        return [self.view(r, gateways.get(r["gw_port_id"]), routes.get(r["id"], []), tag_map.get(r["id"], []))
-                for r in rows]
+        zones = await router_zones(conn, ids)
+        return [self.view(r, gateways.get(r["gw_port_id"]), routes.get(r["id"], []), tag_map.get(r["id"], []),
+                          zones.get(r["id"], [])) for r in rows]
 
     @staticmethod
-    def view(row: Any, gateway: Any, routes: Sequence[Mapping[str, str]], tags: Sequence[str]) -> dict[str, Any]:
+    def view(row: Any, gateway: Any, routes: Sequence[Mapping[str, str]], tags: Sequence[str],
+             zones: Sequence[str] = ()) -> dict[str, Any]:
         gw_info = None
         if gateway is not None:
             gw_info = {"network_id": gateway["network_id"], "enable_snat": row["enable_snat"],
@@ -177,7 +181,9 @@ class RouterService:
             "id": row["id"], "name": row["name"], "description": row["description"],
             **project_view(row["project_id"]), "admin_state_up": row["admin_state_up"], "status": row["status"],
             "external_gateway_info": gw_info, "routes": [dict(r) for r in routes],
-            "distributed": row["distributed"], "ha": row["ha"], "tags": list(tags), **standard_view(row),
+            "distributed": row["distributed"], "ha": row["ha"],
+            "availability_zone_hints": list(row["availability_zone_hints"] or []), "availability_zones": list(zones),
+            "tags": list(tags), **standard_view(row),
         }
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
@@ -281,7 +287,11 @@ class RouterService:
 
     async def _set_gateway(self, conn: AsyncConnection, ctx: RequestContext, router: Any,
                            info: Mapping[str, Any] | None, events: list[ChangeEvent]) -> None:
-        """Create, replace, re-address or remove the gateway to match ``info`` (None: no gateway)."""
+        """Create, replace, re-address or remove the gateway to match ``info`` (None: no gateway).
+
+        New addresses on the same network re-address the gateway port in place (same port, new
+        IPs), as Neutron's ``_update_current_gw_port`` does; a new network replaces the port.
+        """
         current = await fetch_one(conn, db.ports, "port", router["gw_port_id"]) if router["gw_port_id"] else None
         if info is None:
             await self._remove_gateway(conn, router, events)
@@ -299,18 +309,15 @@ class RouterService:
             if ip.get("ip_address") in gateways:
                 raise router_error(f"External IP {ip['ip_address']} is the same as the gateway IP")
         enable_snat = info.get("enable_snat", True)
-        same_network = current is not None and current["network_id"] == network_id
-        if same_network and not self._addresses_change(current, ext_ips):
+        if current is not None and current["network_id"] == network_id:
+            if self._addresses_change(current, ext_ips):
+                await self._readdress_gateway(conn, ctx, current, ext_ips, events)
+                await self._check_current_routes(conn, router["id"])
             await conn.execute(update(l3.routers).where(l3.routers.c.id == router["id"]).values(
                 enable_snat=enable_snat))
             return
-        # A new network, or new addresses on the same one: the gateway port is replaced.
-        if current is not None and not same_network:
+        if current is not None:
             await self._remove_gateway(conn, router, events)
-        elif current is not None:
-            await conn.execute(update(l3.routers).where(l3.routers.c.id == router["id"]).values(gw_port_id=None))
-            await self._drop_port(conn, current["id"])
-            events.append(ChangeEvent("port", current["id"], "delete", 0, (("network_id", network_id), ("host", ""))))
         attachments, interface_subnets = await self._attachments(conn, router["id"], gateway=False)
         check_new_subnets(attachments, [_subnet_ref(s) for s in ext_subnets], interface_subnets)
         item: dict[str, Any] = {"network_id": network_id, "project_id": "", "name": "", "admin_state_up": True,
@@ -325,6 +332,12 @@ class RouterService:
         events.append(ChangeEvent("port", port_id, "create", 0, (("network_id", network_id), ("host", ""))))
         await self._check_current_routes(conn, router["id"])
 
+    async def _readdress_gateway(self, conn: AsyncConnection, ctx: RequestContext, port: Any,
+                                 fixed_ips: Sequence[Mapping[str, str]], events: list[ChangeEvent]) -> None:
+        """Give the gateway port ``fixed_ips`` (a port update: kept, released and new addresses)."""
+        events.extend(await self.ports.update_in(conn, elevated(ctx), port, {"fixed_ips": list(fixed_ips)}))
+        events.append(ChangeEvent("port", port["id"], "update", 0, (("network_id", port["network_id"]), ("host", ""))))
+
     @staticmethod
     def _addresses_change(current: Any, ext_ips: Sequence[Mapping[str, str]]) -> bool:
         """Neutron's test: only a request naming addresses or subnets can move the gateway's IPs."""
@@ -337,6 +350,27 @@ class RouterService:
         have_ips = {ip["ip_address"] for ip in current["fixed_ips"]}
         want_ips = {ip["ip_address"] for ip in ext_ips if ip.get("ip_address")}
         return want_ips != have_ips
+
+    async def subnet_created(self, conn: AsyncConnection, net: Any, subnet_id: str) -> list[str]:
+        """Subnet service hook: a new subnet on an external network may give the gateway ports
+        there an address (see :func:`gateway_takes_new_subnet`); returns the ports re-addressed."""
+        if not net["router_external"]:
+            return []
+        subnets = {s.id: s for s in await allocations.network_subnets(conn, net["id"])}
+        new = subnets[subnet_id]
+        p, r = db.ports, l3.routers
+        gateways = (await conn.execute(select(p, r.c.id.label("router_id")).join(r, r.c.gw_port_id == p.c.id)
+                                       .where(p.c.network_id == net["id"]).order_by(p.c.id))).mappings().all()
+        touched: list[str] = []
+        events: list[ChangeEvent] = []
+        for port in gateways:
+            if gateway_takes_new_subnet(new, port["fixed_ips"], subnets):
+                fixed_ips = [{"subnet_id": ip["subnet_id"], "ip_address": ip["ip_address"]} for ip in port["fixed_ips"]]
+                await self._readdress_gateway(conn, RequestContext.admin(), port, [*fixed_ips, {"subnet_id": subnet_id}],
+                                              events)
+                await bump_revision(conn, r, port["router_id"])
+                touched.append(port["id"])
+        return touched
 
     # ---- create / update / delete ---------------------------------------------------------------
 
@@ -356,12 +390,15 @@ class RouterService:
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any],
                         events: list[ChangeEvent]) -> str:
         project = item.get("project_id") or ctx.project_id
+        hints = list(item.get("availability_zone_hints") or [])
+        await check_zone_hints(conn, "router", hints)
         now = utcnow()
         router_id = new_id()
         await conn.execute(insert(l3.routers).values(
             id=router_id, project_id=project, **new_standard_values(item, now),
             admin_state_up=item.get("admin_state_up", True), status="ACTIVE", gw_port_id=None, enable_snat=True,
-            ha=bool(item.get("ha", False)), distributed=bool(item.get("distributed", False))))
+            ha=bool(item.get("ha", False)), distributed=bool(item.get("distributed", False)),
+            availability_zone_hints=hints))
         await self.quotas.check(conn, ctx, {"router": 0}, project_id=project)
         if item.get("external_gateway_info"):
             router = await fetch_one(conn, l3.routers, "router", router_id)

@@ -13,13 +13,21 @@ Two halves, as everywhere in Neutrino:
   unhosted.
 
 Bindings are rows keyed by the (network, agent) or (router, agent) pair, so two servers scheduling
-the same pair at once leave one row. What the schedulers do not do yet: move networks and routers
-away from agents that died (no DHCP or L3 agent role exists to take them over so far).
+the same pair at once leave one row.
+
+Failover, as Neutron's ``allow_automatic_dhcp_failover`` / ``allow_automatic_l3agent_failover``:
+:class:`AgentFailover` runs in the server every ``agent_down_time / 2`` seconds and asks each
+scheduler to move what agents dead for ``2 * agent_down_time`` host to alive agents
+(:func:`dead_agents` decides which agents count as dead; a DHCP agent that only just started gets
+the extra start-up time Neutron gives it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +73,10 @@ class RouterNotHostedByL3Agent(Conflict):
     message = "The router %(router_id)s is not hosted by the L3 Agent %(agent_id)s."
 
 
+class RouterReschedulingFailed(Conflict):
+    message = "Failed rescheduling router %(router_id)s: no eligible l3 agent found."
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """An alive, enabled agent that could take one more network or router."""
@@ -92,6 +104,53 @@ def choose_agents(candidates: Sequence[Candidate], count: int, hints: Sequence[s
         if len(chosen) < count and c not in chosen:
             chosen.append(c)
     return [c.agent_id for c in chosen]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentHealth:
+    """What failover needs to know of one agent of the type being checked."""
+
+    agent_id: str
+    heartbeat: dt.datetime
+    started_at: dt.datetime
+    admin_state_up: bool
+    hosted: int  # networks (or routers) bound to it
+
+
+def dead_agents(agents: Sequence[AgentHealth], now: dt.datetime, down_time: dt.timedelta, *,
+                startup_grace_per_item: float | None = None, admin_up_only: bool = False) -> list[str]:
+    """Agents whose last report is older than ``2 * down_time`` (Neutron's dead limit), in id order.
+
+    ``startup_grace_per_item`` (DHCP): an agent started less than the dead limit plus that many
+    seconds per hosted item ago is still starting up, not dead. ``admin_up_only`` (L3): agents an
+    admin disabled keep their routers.
+    """
+    dead = []
+    for agent in sorted(agents, key=lambda a: a.agent_id):
+        if agent.heartbeat >= now - 2 * down_time or (admin_up_only and not agent.admin_state_up):
+            continue
+        if startup_grace_per_item is not None and starting_up(agent, now, down_time, startup_grace_per_item):
+            continue
+        dead.append(agent.agent_id)
+    return dead
+
+
+def starting_up(agent: AgentHealth, now: dt.datetime, down_time: dt.timedelta, grace_per_item: float) -> bool:
+    """Started less than the dead limit plus ``grace_per_item`` seconds per hosted item ago."""
+    return agent.started_at + 2 * down_time + dt.timedelta(seconds=grace_per_item * agent.hosted) > now
+
+
+def any_available(agents: Sequence[AgentHealth], now: dt.datetime, down_time: dt.timedelta,
+                  grace_per_item: float) -> bool:
+    """Whether some agent is alive (reported within ``down_time``) or still starting up."""
+    return any(now - a.heartbeat < down_time or starting_up(a, now, down_time, grace_per_item) for a in agents)
+
+
+async def _agent_health(conn: AsyncConnection, agent_type: str, binding_agent_col: Any) -> list[AgentHealth]:
+    loads = dict((await conn.execute(select(binding_agent_col, func.count()).group_by(binding_agent_col))).all())
+    rows = await conn.execute(select(agents.c.id, agents.c.heartbeat_timestamp, agents.c.started_at,
+                                     agents.c.admin_state_up).where(agents.c.agent_type == agent_type))
+    return [AgentHealth(i, hb, started, bool(up), int(loads.get(i, 0))) for i, hb, started, up in rows]
 
 
 def _id_from_body(body: Any, key: str) -> str:
@@ -215,6 +274,58 @@ class DhcpAgentScheduler:
             if served.get(network_id, 0) < self.per_network:
                 await self.schedule_network(network_id)
 
+    # DHCP agents started this recently count as starting up, plus this long per network they serve
+    # (Neutron's ``agent_starting_up``: an agent with many networks may miss reports while syncing).
+    STARTUP_SECONDS_PER_NETWORK = 2.0
+
+    async def reschedule_from_down_agents(self) -> list[tuple[str, str]]:
+        """Failover: take networks away from dead DHCP agents and schedule them again (on alive
+        agents not serving them yet); returns the (network, dead agent) pairs unbound.
+
+        Nothing moves while no DHCP agent is alive or starting up (Neutron's "No DHCP agents
+        available, skipping rescheduling"): unbinding would only leave the networks unserved.
+        """
+        b = networkdhcpagentbindings
+        now = self.agents.clock()
+        async with self.db.read() as conn:
+            health = await _agent_health(conn, DHCP_AGENT_TYPE, b.c.dhcp_agent_id)
+        if not health:
+            return []
+        dead = dead_agents(health, now, self.agents.down_time,
+                           startup_grace_per_item=self.STARTUP_SECONDS_PER_NETWORK)
+        if not dead:
+            return []
+        if not any_available(health, now, self.agents.down_time, self.STARTUP_SECONDS_PER_NETWORK):
+            log.warning("no DHCP agent is alive: networks of dead DHCP agents %s stay where they are", dead)
+            return []
+        moved: list[tuple[str, str]] = []
+        for agent_id in dead:
+            async with self.db.read() as conn:
+                network_ids = [n for (n,) in await conn.execute(select(b.c.network_id).where(
+                    b.c.dhcp_agent_id == agent_id).order_by(b.c.network_id))]
+            for network_id in network_ids:
+                log.warning("rescheduling network %s away from DHCP agent %s: no report for %s", network_id,
+                            agent_id, 2 * self.agents.down_time)
+                if await self._unbind_if_dead(network_id, agent_id, now - 2 * self.agents.down_time):
+                    moved.append((network_id, agent_id))
+                    await _guarded(self.schedule_network(network_id), f"rescheduling network {network_id}")
+        return moved
+
+    async def _unbind_if_dead(self, network_id: str, agent_id: str, cutoff: dt.datetime) -> bool:
+        """Remove one binding, unless its agent reported since (checked in the same transaction)."""
+        b = networkdhcpagentbindings
+
+        async def work(conn: AsyncConnection) -> bool:
+            heartbeat = (await conn.execute(select(agents.c.heartbeat_timestamp).where(
+                agents.c.id == agent_id))).scalar()
+            if heartbeat is None or heartbeat >= cutoff:
+                return False
+            gone = await conn.execute(delete(b).where(b.c.network_id == network_id, b.c.dhcp_agent_id == agent_id))
+            return bool(gone.rowcount)
+
+        # The dead agent is not told (it is dead; when it comes back it resyncs and drops the network).
+        return await self.db.write(work)
+
     async def on_committed(self, events: Sequence[ChangeEvent]) -> None:
         """Notifier listener: schedule after a subnet appears or changes, or a DHCP agent does."""
         networks = [dict(ev.hints).get("network_id") for ev in events
@@ -324,20 +435,80 @@ class L3AgentScheduler:
 
         async def work(conn: AsyncConnection) -> str | None:
             routers = self._router_table()
-            if (await conn.execute(select(routers.c.id).where(routers.c.id == router_id))).first() is None:
+            hints = (await conn.execute(select(routers.c.availability_zone_hints).where(
+                routers.c.id == router_id))).first()
+            if hints is None:
                 return None
             if (await conn.execute(select(b.c.l3_agent_id).where(b.c.router_id == router_id))).first() is not None:
                 return None
-            chosen = choose_agents(await _candidates(conn, self.agents, L3_AGENT_TYPE, b.c.l3_agent_id, ()), 1)
-            if not chosen:
-                return None
-            await conn.execute(insert(b).values(router_id=router_id, l3_agent_id=chosen[0]))
-            return (await conn.execute(select(agents.c.host).where(agents.c.id == chosen[0]))).scalar()
+            return await self._bind_to_candidate(conn, router_id, list(hints[0] or []))
 
         host = await self.db.write(work)
         if host is not None:
             await self.notifier.committed([_scheduled("router", router_id, host)])
         return host
+
+    async def _bind_to_candidate(self, conn: AsyncConnection, router_id: str, hints: Sequence[str]) -> str | None:
+        """Bind the router to the least loaded alive L3 agent in its hinted zones; that agent's host."""
+        b = routerl3agentbindings
+        chosen = choose_agents(await _candidates(conn, self.agents, L3_AGENT_TYPE, b.c.l3_agent_id, ()), 1, hints)
+        if not chosen:
+            return None
+        await conn.execute(insert(b).values(router_id=router_id, l3_agent_id=chosen[0]))
+        return (await conn.execute(select(agents.c.host).where(agents.c.id == chosen[0]))).scalar()
+
+    async def reschedule_from_down_agents(self) -> list[tuple[str, str]]:
+        """Failover: move routers off dead L3 agents (an admin-disabled agent keeps its routers) to
+        alive ones; returns the (router, dead agent) pairs moved.
+
+        As Neutron's ``reschedule_router``: unbinding and binding anew are one transaction, so a
+        router no alive agent can take stays where it was (``RouterReschedulingFailed``, logged).
+        """
+        if self.routers() is None:
+            return []
+        b = routerl3agentbindings
+        now = self.agents.clock()
+        async with self.db.read() as conn:
+            health = await _agent_health(conn, L3_AGENT_TYPE, b.c.l3_agent_id)
+        moved: list[tuple[str, str]] = []
+        for agent_id in dead_agents(health, now, self.agents.down_time, admin_up_only=True):
+            async with self.db.read() as conn:
+                router_ids = [r for (r,) in await conn.execute(select(b.c.router_id).where(
+                    b.c.l3_agent_id == agent_id).order_by(b.c.router_id))]
+            for router_id in router_ids:
+                log.warning("rescheduling router %s away from L3 agent %s: no report for %s", router_id, agent_id,
+                            2 * self.agents.down_time)
+                try:
+                    if await self.reschedule_router(router_id, agent_id, now - 2 * self.agents.down_time):
+                        moved.append((router_id, agent_id))
+                except RouterReschedulingFailed:
+                    log.exception("failed to reschedule router %s", router_id)
+        return moved
+
+    async def reschedule_router(self, router_id: str, dead_agent_id: str, cutoff: dt.datetime) -> bool:
+        """Move the router from ``dead_agent_id`` (unless it reported since ``cutoff``) to another agent."""
+        b = routerl3agentbindings
+
+        async def work(conn: AsyncConnection) -> tuple[list[str], str] | None:
+            hosting = (await conn.execute(select(agents.c.id, agents.c.host, agents.c.heartbeat_timestamp).where(
+                agents.c.id == b.c.l3_agent_id, b.c.router_id == router_id))).all()
+            if dead_agent_id not in {a for a, _, _ in hosting} or any(hb >= cutoff for _, _, hb in hosting):
+                return None  # moved already, or its agent came back
+            routers = self._router_table()
+            hints = (await conn.execute(select(routers.c.availability_zone_hints).where(
+                routers.c.id == router_id))).scalar()
+            await conn.execute(delete(b).where(b.c.router_id == router_id))
+            host = await self._bind_to_candidate(conn, router_id, list(hints or []))
+            if host is None:
+                raise RouterReschedulingFailed(router_id=router_id)
+            return [h for _, h, _ in hosting], host
+
+        result = await self.db.write(work)
+        if result is None:
+            return False
+        old_hosts, new_host = result
+        await self.notifier.committed([_scheduled("router", router_id, h) for h in [*old_hosts, new_host]])
+        return True
 
     async def schedule_unhosted(self) -> None:
         routers = self._router_table()
@@ -363,6 +534,49 @@ class L3AgentScheduler:
             await self.schedule_router(router_id)
         if agent_ids and await _any_of_type(self.db, agent_ids, L3_AGENT_TYPE):
             await self.schedule_unhosted()
+
+
+class AgentFailover:
+    """The server's periodic agent status check (Neutron's status check workers): every
+    ``interval`` seconds, after a random first wait of one to two intervals (so several servers
+    started together do not check in step), the enabled schedulers move work off dead agents."""
+
+    def __init__(self, dhcp: DhcpAgentScheduler | None, l3: L3AgentScheduler | None, *, interval: float,
+                 rng: random.Random | None = None) -> None:
+        self.dhcp = dhcp
+        self.l3 = l3
+        self.interval = interval
+        self.rng = rng or random.Random()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.dhcp is not None or self.l3 is not None
+
+    async def check_once(self) -> None:
+        if self.dhcp is not None:
+            await _guarded(self.dhcp.reschedule_from_down_agents(), "DHCP agent failover")
+        if self.l3 is not None:
+            await _guarded(self.l3.reschedule_from_down_agents(), "L3 agent failover")
+
+    async def run(self) -> None:
+        await asyncio.sleep(self.interval * (1 + self.rng.random()))
+        while True:
+            await self.check_once()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        if self.enabled and self._task is None:
+            self._task = asyncio.create_task(self.run(), name="agent-failover")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
 
 
 def _scheduled(resource: str, object_id: str, host: str) -> ChangeEvent:
@@ -397,6 +611,7 @@ async def _guarded(work: Awaitable[None], what: str) -> None:
         log.exception("%s failed", what)
 
 
-__all__ = ["DhcpAgentScheduler", "L3AgentScheduler", "Candidate", "choose_agents", "InvalidDHCPAgent",
+__all__ = ["DhcpAgentScheduler", "L3AgentScheduler", "AgentFailover", "AgentHealth", "dead_agents", "any_available",
+           "RouterReschedulingFailed", "Candidate", "choose_agents", "InvalidDHCPAgent",
            "NetworkHostedByDHCPAgent", "NetworkNotHostedByDhcpAgent", "InvalidL3Agent", "RouterHostedByL3Agent",
            "RouterNotHostedByL3Agent"]

@@ -32,8 +32,9 @@ from neutrino.db.schema.security_groups import (
 )
 from neutrino.errors import InUse, not_found
 from neutrino.services import rbac
+from neutrino.services.address_groups import AddressGroupService
 from neutrino.services.events import ChangeEvent, Notifier
-from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.listing import ListQuery, TableQuery, among, fetch_one, select_rows
 from neutrino.services.quotas import QuotaService
 from neutrino.services.security_group_rule_checks import (
     RuleSpec,
@@ -119,7 +120,7 @@ async def default_group_ids(conn: AsyncConnection, group_ids: Sequence[str]) -> 
     ids = list(dict.fromkeys(group_ids))
     for start in range(0, len(ids), _CHUNK):
         rows = await conn.execute(select(defaults.c.security_group_id).where(
-            defaults.c.security_group_id.in_(ids[start:start + _CHUNK])))
+            among(conn, defaults.c.security_group_id, ids[start:start + _CHUNK])))
         out.update(x for (x,) in rows)
     return out
 
@@ -163,7 +164,7 @@ class SecurityGroupService:
             return []
         by_group: dict[str, list[Any]] = {}
         for start in range(0, len(ids), _CHUNK):
-            found = await conn.execute(select(rules).where(rules.c.security_group_id.in_(ids[start:start + _CHUNK]))
+            found = await conn.execute(select(rules).where(among(conn, rules.c.security_group_id, ids[start:start + _CHUNK]))
                                        .order_by(rules.c.created_at, rules.c.id))
             for rule in found.mappings():
                 by_group.setdefault(rule["security_group_id"], []).append(rule)
@@ -461,7 +462,8 @@ class SecurityGroupRuleService:
 
     async def _check_references(self, conn: AsyncConnection, ctx: RequestContext, group_id: str, project: str,
                                 specs: Sequence[RuleSpec]) -> None:
-        """The rule's group and remote group must be usable by the rule's project (admins: exist)."""
+        """The rule's group, remote group and remote address group must be usable by the rule's
+        project (admins: exist)."""
         def usable(group: str) -> Any:
             stmt = select(sg.c.id).where(sg.c.id == group)
             return stmt if ctx.is_privileged else stmt.where(group_usable_by(project))
@@ -472,11 +474,7 @@ class SecurityGroupRuleService:
             if spec.remote_group_id and (await conn.execute(usable(spec.remote_group_id))).first() is None:
                 raise not_found(OBJECT_TYPE, spec.remote_group_id)
             if spec.remote_address_group_id:
-                table = core_db.metadata.tables.get("address_groups")
-                found = None if table is None else (await conn.execute(select(table.c.id).where(
-                    table.c.id == spec.remote_address_group_id))).first()
-                if found is None:
-                    raise not_found("address_group", spec.remote_address_group_id)
+                await AddressGroupService.check_usable(conn, ctx, spec.remote_address_group_id, project)
 
     async def update(self, ctx: RequestContext, rule_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
@@ -527,7 +525,7 @@ class PortSecurityGroupBindings:
         ids = list(port_ids)
         for start in range(0, len(ids), _CHUNK):
             found = await conn.execute(select(bindings.c.port_id, bindings.c.security_group_id).where(
-                bindings.c.port_id.in_(ids[start:start + _CHUNK])).order_by(bindings.c.port_id, bindings.c.position))
+                among(conn, bindings.c.port_id, ids[start:start + _CHUNK])).order_by(bindings.c.port_id, bindings.c.position))
             for port_id, group_id in found:
                 out.setdefault(port_id, []).append(group_id)
         return out

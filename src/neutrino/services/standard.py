@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.db.schema.core import tags
 from neutrino.errors import RevisionNumberConstraintFailed
+from neutrino.services.listing import among
 
 
 def utcnow() -> dt.datetime:
@@ -24,7 +25,11 @@ def new_id() -> str:
 
 
 def format_time(value: dt.datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+    if value is None:
+        return None
+    if value.tzinfo is None:  # what the database gives back; isoformat is much cheaper than strftime
+        return value.isoformat(timespec="seconds") + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_standard_values(item: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -62,7 +67,7 @@ async def load_tags(conn: AsyncConnection, resource_type: str, ids: Iterable[str
     for start in range(0, len(id_list), 5000):
         chunk = id_list[start:start + 5000]
         rows = await conn.execute(select(tags.c.resource_id, tags.c.tag).where(
-            tags.c.resource_type == resource_type, tags.c.resource_id.in_(chunk)).order_by(tags.c.tag))
+            tags.c.resource_type == resource_type, among(conn, tags.c.resource_id, chunk)).order_by(tags.c.tag))
         for rid, tag in rows:
             out.setdefault(rid, []).append(tag)
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, insert, or_, select, update
@@ -54,16 +54,16 @@ class SubnetInUse(InUse):
 
 
 def subnet_visible(ctx: RequestContext) -> ColumnElement[bool] | None:
-    """Own subnets, subnets of own networks, and subnets of networks shared with the caller.
-
-    External (not shared) networks' subnets stay invisible to other projects, as in Neutron.
+    """Own subnets, subnets of own networks, and subnets of networks shared with the caller or
+    external to it (``subnet-external-network``: as in Neutron since 2024.2, a project sees the
+    subnets of the external networks it may use, so it can pick gateway and floating IP subnets).
     """
     if ctx.is_privileged:
         return None
     s, n = db.subnets, db.networks
     net_owned = exists().where(n.c.id == s.c.network_id, n.c.project_id == ctx.project_id)
     return or_(s.c.project_id == ctx.project_id, net_owned,
-               rbac.granted("network", s.c.network_id, ctx, (rbac.SHARED,)))
+               rbac.granted("network", s.c.network_id, ctx, (rbac.SHARED, rbac.EXTERNAL)))
 
 
 class SubnetService:
@@ -76,6 +76,9 @@ class SubnetService:
         self.limits = SubnetLimits(settings.max_dns_nameservers, settings.max_subnet_host_routes)
         self.subnetpools = subnetpools
         self.rng = rng or random.Random()
+        # Called in the creating transaction with (conn, network row, new subnet id); each returns
+        # the ids of ports it gave an address (the L3 plugin: routers' gateway ports).
+        self.on_created: list[Callable[[AsyncConnection, Any, str], Awaitable[list[str]]]] = []
 
     def table_query(self) -> TableQuery:
         s = db.subnets
@@ -131,6 +134,11 @@ class SubnetService:
             shared = await rbac.has_grant(conn, "network", net_id, rbac.SHARED, ctx.project_id)
         return {"network:project_id": net["project_id"], "network:tenant_id": net["project_id"],
                 "network:shared": shared, "network:router:external": net["router_external"]}
+
+    async def policy_targets(self, ctx: RequestContext, objs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`policy_target` for a listed page, with one read of the networks involved."""
+        facts = await self.networks.owner_facts(ctx, [obj.get("network_id") or "" for obj in objs])
+        return [facts.get(obj.get("network_id") or "", {}) for obj in objs]
 
     # ---- create ----------------------------------------------------------------------------
 
@@ -196,6 +204,8 @@ class SubnetService:
             allocation_pools=spec.allocation_pools_as_dicts(), dns_nameservers=list(spec.dns_nameservers),
             host_routes=[r.as_dict() for r in spec.host_routes], service_types=list(spec.service_types)))
         touched = await self._on_new_subnet(conn, net, sid, spec)
+        for hook in self.on_created:
+            touched.extend(await hook(conn, net, sid))
         await self.quotas.check(conn, ctx, {"subnet": 0}, project_id=project)
         await bump_revision(conn, db.networks, net["id"])
         return sid, touched

@@ -119,16 +119,8 @@ async def _carry_out(action: Action, driver: NetlinkDriver, netns: str | None) -
     elif isinstance(action, AddFdbEntry):
         await driver.fdb_append(action.device, action.mac, action.dst, netns=netns)
     elif isinstance(action, ConvergeTap):
-        # MTU before joining: an unpinned bridge takes its smallest port's MTU, so it never sees
-        # the tap at another size than the network's.
-        if action.mtu is not None:
-            await driver.set_mtu(action.device, action.mtu, netns=netns)
-        if action.bridge is not None:
-            await driver.set_master(action.device, action.bridge, netns=netns)
-        if action.up is True:
-            await driver.set_up(action.device, netns=netns)
-        elif action.up is False:
-            await driver.set_down(action.device, netns=netns)
+        # One request for MTU, bridge and state: a new tap costs one socket and one change.
+        await driver.converge_port(action.device, netns=netns, mtu=action.mtu, bridge=action.bridge, up=action.up)
     elif isinstance(action, RemoveFdbEntry):
         await driver.fdb_remove(action.device, action.mac, action.dst, netns=netns)
     elif isinstance(action, RemoveDevice):

@@ -194,6 +194,9 @@ def plan(
             needed.add(layout.bridge)
             if layout.vxlan is not None:
                 needed.add(layout.vxlan)
+        # A mapping's device is the host's plumbing (``neutrino up`` marks its br-ex as ours so
+        # cleanup removes it): never pruned, whatever its name.
+        needed.update(config.bridge_mappings.values())
         stale = [
             name
             for name, link in actual.links.items()

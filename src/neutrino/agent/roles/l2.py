@@ -9,7 +9,10 @@ reconcile:
   desired state (or, for a tap the agent has not heard of, what ``get_devices_details`` says), then
   reported up; a tap disappearing is reported down.
 * server events (``on_event``): hints only; bursts are coalesced into one resync after a short
-  quiet period.
+  quiet period. A port event that names its host and network (additive payload keys) and cannot
+  concern this host (another host's port on a network with no port here, or an unbound port
+  coming or going) is ignored; a port just bound here is fetched alone (``get_devices_details``),
+  so its tap is wired the moment it appears, without a full resync per instance of a burst.
 
 A stop leaves the data plane as it is, and a new role object reconciles in place: nothing that is
 already right is touched, so traffic that flows keeps flowing across agent restarts.
@@ -116,6 +119,14 @@ class LinuxBridgeRole:
         self._ports_by_device: dict[str, L2Port] = {}
         self._revision_by_port: dict[str, int] = {}
         self._networks: dict[str, L2Network] = {}
+        # Ports fetched on their own (bound here after the last full state): tap -> (port, full pass).
+        self._fetched: dict[str, tuple[L2Port, int]] = {}
+        # Networks with a port of this host as far as the role knows (desired state, fast path, fetches).
+        self._port_networks: set[str] = set()
+        self._fetch_wanted: set[str] = set()
+        self._fetch_task: asyncio.Task[None] | None = None
+        # Events waiting for the answer to a report about their port.
+        self._later: set[asyncio.Task[None]] = set()
         self._needed_devices: frozenset[str] = frozenset()
         self._wired: set[str] = set()
         self._logged_problems: dict[str, str] = {}
@@ -160,10 +171,16 @@ class LinuxBridgeRole:
             await self._reconcile_full(L2State.from_dict(reply))
 
     async def on_event(self, envelope: Envelope) -> None:
-        """Coalesce server hints into one resync; a port revision already applied is ignored."""
-        payload = envelope.payload
-        if payload.get("resource") == "port" and payload.get("op") in ("create", "update"):
-            port_id, revision = str(payload.get("id")), payload.get("revision")
+        """Coalesce server hints into one resync; skip what is already applied or cannot concern this host."""
+        self._judge(envelope.payload, may_wait=True)
+
+    def _judge(self, payload: Mapping[str, Any], *, may_wait: bool) -> None:
+        if payload.get("resource") != "port":
+            log.debug("resync for a %s event", payload.get("resource"))
+            self.request_resync()
+            return
+        port_id, revision, op = str(payload.get("id")), payload.get("revision"), payload.get("op")
+        if op in ("create", "update"):
             known = self._revision_by_port.get(port_id)
             if known is not None and isinstance(revision, int) and revision <= known:
                 return
@@ -171,11 +188,34 @@ class LinuxBridgeRole:
             reported = self._reporter.reported.get(tap_name(port_id))
             if reported is not None and isinstance(revision, int) and revision <= reported.revision:
                 return
-        self.request_resync()
+            # A report about this port is on its way: the server publishes the change it makes
+            # before answering, so this may be that echo. Judge it once the answer is in.
+            pending = self._reporter.pending(tap_name(port_id)) if may_wait else None
+            if pending is not None:
+                self._judge_after(pending, payload)
+                return
+        host, network_id = payload.get("host"), payload.get("network_id")
+        if port_id in self._revision_by_port or not isinstance(host, str) or not isinstance(network_id, str):
+            log.debug("resync for port %s %s revision %s (known at %s)", port_id, op, revision,
+                      self._revision_by_port.get(port_id))
+            self.request_resync()  # one of ours, or a server that does not say where the port is
+        elif host == self.config.host:
+            if op in ("create", "update"):
+                self._expect(tap_name(port_id))
+            else:
+                self.request_resync()
+        elif network_id in self._port_networks and not (host == "" and op in ("create", "delete")):
+            log.debug("resync for port %s of host %r on network %s", port_id, host, network_id)
+            self.request_resync()  # l2 population: another host's port on one of our networks
+        # else: another host's port on a network with no port here, or an unbound port that no
+        # host carries (it has no tap and no FDB entry anywhere): nothing here changes.
 
     async def stop(self) -> None:
         """Stop watching and reporting; the kernel is left exactly as it is."""
-        tasks = [*self._tasks, *self._device_tasks.values()]
+        tasks = [*self._tasks, *self._device_tasks.values(), *self._later]
+        if self._fetch_task is not None:
+            tasks.append(self._fetch_task)
+            self._fetch_task = None
         self._tasks.clear()
         for task in tasks:
             task.cancel()
@@ -345,6 +385,18 @@ class LinuxBridgeRole:
         self._ports_by_device = {port.device: port for port in desired.ports}
         self._revision_by_port = {port.port_id: port.revision for port in desired.ports}
         self._networks = {network.network_id: network for network in desired.networks}
+        # A port fetched after this state was read is still news to it; after two full passes the
+        # state has caught up with whatever was fetched (or the port went).
+        self._fetched = {
+            tap: (port, seen)
+            for tap, (port, seen) in self._fetched.items()
+            if tap not in self._ports_by_device and seen >= self._full_passes - 1
+        }
+        for port, _ in self._fetched.values():
+            self._revision_by_port.setdefault(port.port_id, port.revision)
+        self._port_networks = {
+            *self._networks, *(p.network_id for p in desired.ports), *(p.network_id for p, _ in self._fetched.values())
+        }
         needed = set()
         for layout in layouts.values():
             if layout.owns_bridge:
@@ -422,6 +474,7 @@ class LinuxBridgeRole:
 
     def _dispatch(self, event: LinkEvent) -> None:
         if event.event == "overflow":
+            log.debug("resync after a link event overflow")
             self.request_resync()
             return
         if device_role(event.name) is DeviceRole.TAP:
@@ -462,14 +515,19 @@ class LinuxBridgeRole:
         """Fast path: wire one new tap now and report it up, without waiting for a resync."""
         started = self._clock()
         port = self._ports_by_device.get(tap)
-        network = self._networks.get(port.network_id) if port is not None else None
         if port is None:
-            found = await self._ask_server_about(tap)
-            if found is None:
-                return
-            port, network = found
-            if network is None:
-                self.request_resync()  # the full state brings the network's flood list and l2 population
+            fetched = self._fetched.get(tap)
+            if fetched is not None:
+                port = fetched[0]
+            else:
+                found = await self._ask_server_about(tap)
+                if found is None:
+                    return
+                port, _ = found
+                self._learn(port)
+        network = self._networks.get(port.network_id)
+        if network is None and tap not in self._ports_by_device:
+            self.request_resync()  # the full state brings the network's flood list and l2 population
         scope = L2State(
             self.config.host,
             self.config.tunnel_ip,
@@ -530,6 +588,62 @@ class LinuxBridgeRole:
                 return port, self._networks.get(port.network_id)
         log.debug("tap %s is not a port of %s", tap, self.config.host)
         return None
+
+    def _judge_after(self, delivered: asyncio.Future[bool], payload: Mapping[str, Any]) -> None:
+        async def later() -> None:
+            await asyncio.wait([delivered])
+            self._judge(payload, may_wait=False)
+
+        task = asyncio.create_task(later(), name=f"l2-event-{self.config.host}")
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    # ---- ports bound here a moment ago ----------------------------------------------------------------
+
+    def _learn(self, port: L2Port) -> None:
+        """Remember one port fetched on its own (until the next full state replaces what is known)."""
+        known = self._revision_by_port.get(port.port_id)
+        if known is not None and known > port.revision:
+            return
+        if port.device not in self._ports_by_device:
+            self._fetched[port.device] = (port, self._full_passes)
+        self._revision_by_port[port.port_id] = port.revision
+        self._port_networks.add(port.network_id)
+
+    def _expect(self, tap: str) -> None:
+        """A port was bound here: wire its tap now if it is already there, else fetch the port ahead of it."""
+        link = self._mirror.get(tap) if self._mirror_live else None
+        if link is not None:
+            if tap not in self._wired:
+                self._serially(tap, self._on_tap_added)
+            else:
+                self.request_resync()  # a wired tap whose port changed in a way the role has not seen
+            return
+        self._fetch_wanted.add(tap)
+        if self._fetch_task is None or self._fetch_task.done():
+            self._fetch_task = asyncio.create_task(self._fetch_expected(), name=f"l2-fetch-{self.config.host}")
+
+    async def _fetch_expected(self) -> None:
+        """Fetch the ports of taps expected soon, all those asked for meanwhile in one call."""
+        while self._fetch_wanted:
+            taps = sorted(self._fetch_wanted)
+            self._fetch_wanted.clear()
+            try:
+                reply = await self._rpc.get_devices_details(taps)
+            except BusError as exc:
+                log.debug("could not fetch %d expected port(s) ahead of their taps: %s", len(taps), exc)
+                continue  # each tap's own arrival asks again
+            for entry in reply.get("devices", ()):
+                try:
+                    port = L2Port.from_dict(entry)
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("unreadable device details: %s", exc)
+                    continue
+                self._learn(port)
+                if port.device in self._wired or port.device in self._device_tasks:
+                    continue
+                if self._mirror_live and self._mirror.get(port.device) is not None:
+                    self._serially(port.device, self._on_tap_added)  # it appeared while we asked
 
     async def _on_tap_removed(self, tap: str) -> None:
         """A tap vanished: if the server was told it is up, tell it it is down."""

@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from alembic.operations import ops
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -12,9 +13,24 @@ from neutrino.db.schema.base import metadata
 config = context.config
 
 
+def _whole_table_drops(_context, _revision, directives):  # type: ignore[no-untyped-def]
+    """Autogenerate: a downgrade that drops a table drops its indexes with it, not one by one first
+    (MariaDB refuses to drop an index a foreign key still needs)."""
+    for container in directives[0].downgrade_ops_list:
+        dropped = {op.table_name for op in container.ops if isinstance(op, ops.DropTableOp)}
+        kept = []
+        for op in container.ops:
+            if isinstance(op, ops.ModifyTableOps) and op.table_name in dropped:
+                op.ops = [o for o in op.ops if not isinstance(o, ops.DropIndexOp)]
+                if not op.ops:
+                    continue
+            kept.append(op)
+        container.ops = kept
+
+
 def _run(sync_conn):  # type: ignore[no-untyped-def]
     context.configure(connection=sync_conn, target_metadata=metadata, render_as_batch=True,
-                      compare_type=True)
+                      compare_type=True, process_revision_directives=_whole_table_drops)
     with context.begin_transaction():
         context.run_migrations()
 

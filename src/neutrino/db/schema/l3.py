@@ -8,7 +8,16 @@ The core code (``services/networks.py``, ``services/ports.py``) looks ``routers`
 ``floating_network_id`` and ``fixed_port_id`` are contract.
 """
 
-from sqlalchemy import Column, ForeignKey, Integer, PrimaryKeyConstraint, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from neutrino.db.schema.base import bool_column, id_column, metadata, project_column, standard_columns
 
@@ -22,6 +31,8 @@ routers = Table(
     bool_column("enable_snat", True),
     bool_column("ha", False),
     bool_column("distributed", False),
+    # Zones the router's L3 agents should be in (``router_availability_zone``); [] = anywhere.
+    Column("availability_zone_hints", JSON, nullable=False),
 )
 
 routerports = Table(

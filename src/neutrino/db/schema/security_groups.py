@@ -8,7 +8,9 @@ Uniqueness that clients rely on is a constraint here, not only a check in code:
 - one rule per effect in a group: ``fingerprint`` is the rule's normalised effect (protocol by
   number, "any address" equal to no prefix, ...) and is unique per group, so concurrent identical
   creates leave exactly one rule;
-- a group bound to a port cannot disappear under it (the binding's foreign key has no cascade).
+- a group bound to a port cannot disappear under it (the binding's foreign key has no cascade);
+- an address group named by a rule (``remote_address_group_id``) cannot disappear under it either,
+  and one address appears once per address group (the association's key).
 """
 
 from sqlalchemy import (
@@ -51,7 +53,9 @@ securitygrouprules = Table(
     # Rules of other groups that point at a deleted group go with it.
     Column("remote_group_id", String(UUID_LEN), ForeignKey("securitygroups.id", ondelete="CASCADE"),
            nullable=True, index=True),
-    Column("remote_address_group_id", String(UUID_LEN), nullable=True),
+    # No cascade: deleting an address group a rule uses is refused (AddressGroupInUse).
+    Column("remote_address_group_id", String(UUID_LEN), ForeignKey("address_groups.id"), nullable=True,
+           index=True),
     Column("direction", String(16), nullable=False),
     Column("ethertype", String(8), nullable=False),
     Column("protocol", String(40), nullable=True),
@@ -72,6 +76,21 @@ securitygroupportbindings = Table(
     PrimaryKeyConstraint("port_id", "security_group_id"),
 )
 
+# Address groups (``address-group``): named sets of CIDRs that rules point at instead of one prefix.
+address_groups = Table(
+    "address_groups", metadata,
+    id_column(), project_column(), *standard_columns(),
+)
+
+address_associations = Table(
+    "address_associations", metadata,
+    Column("address_group_id", String(UUID_LEN), ForeignKey("address_groups.id", ondelete="CASCADE"),
+           nullable=False),
+    # Normalised CIDR ("10.0.0.0/24"), as Neutron stores it.
+    Column("address", String(64), nullable=False),
+    PrimaryKeyConstraint("address_group_id", "address"),
+)
+
 default_security_groups = Table(
     "default_security_groups", metadata,
     Column("project_id", String(255), nullable=False),
@@ -80,4 +99,5 @@ default_security_groups = Table(
     PrimaryKeyConstraint("project_id"),
 )
 
-__all__ = ["securitygroups", "securitygrouprules", "securitygroupportbindings", "default_security_groups"]
+__all__ = ["securitygroups", "securitygrouprules", "securitygroupportbindings", "default_security_groups",
+           "address_groups", "address_associations"]

@@ -264,8 +264,8 @@ def plan_fixed_ips_update(current: Sequence[FixedIp], requested: object, *, subn
     ``requested`` is the new ``fixed_ips`` (``UNSET`` when the update does not touch it);
     ``mac_address`` is the port's MAC after the update, and ``mac_changed`` says it changed — the
     port's EUI-64 addresses are then re-derived from it. ``ip_change_forbidden`` is set by the
-    caller for router interface/gateway ports of our own routers: changing their IPv4 addresses is
-    a 400 ``IPAddressChangeNotAllowed``.
+    caller for router interface ports of our own routers: changing their IPv4 addresses is a 400
+    ``IPAddressChangeNotAllowed``.
     """
     if requested is UNSET and not mac_changed:
         return FixedIpsChange(keep=tuple(current))

@@ -1,0 +1,147 @@
+"""What L3 agents need from the database: the routers their host serves, and floating IP statuses.
+
+``sync_state`` answers are complete (never diffs): every router bound to the host's L3 agent with
+its interface and gateway ports (addresses with their subnets), extra routes and floating IPs.
+As Neutron's ``sync_routers`` does, it first binds the routers' ports to the host
+(``binding:host_id``), so the host's L2 agent wires their taps and reports them up (ACTIVE).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neutrino.context import RequestContext
+from neutrino.db.engine import Database
+from neutrino.db.schema import core as db
+from neutrino.db.schema import l3
+from neutrino.db.schema.agents import agents, routerl3agentbindings
+from neutrino.rpc.l3_state import FloatingIp, L3Router, L3State, RouterAddress, RouterPort
+from neutrino.services.availability_zones import L3_AGENT_TYPE
+from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.ipam import owners
+from neutrino.services.ports import PortService
+
+FIP_STATUSES = ("ACTIVE", "DOWN", "ERROR")
+
+
+class L3AgentService:
+    def __init__(self, database: Database, notifier: Notifier, ports: PortService) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.ports = ports
+
+    async def _router_ids(self, conn: AsyncConnection, host: str) -> list[str]:
+        b = routerl3agentbindings
+        rows = await conn.execute(select(b.c.router_id).join(agents, agents.c.id == b.c.l3_agent_id).where(
+            agents.c.host == host, agents.c.agent_type == L3_AGENT_TYPE).order_by(b.c.router_id))
+        return [r for (r,) in rows]
+
+    async def _bind_ports_to(self, host: str) -> None:
+        """Router ports of the host's routers not bound to it yet get ``binding:host_id = host``."""
+        rp, p = l3.routerports, db.ports
+
+        async def stray(conn: AsyncConnection, router_ids: Sequence[str]) -> list[str]:
+            if not router_ids:
+                return []
+            rows = await conn.execute(select(p.c.id).join(rp, rp.c.port_id == p.c.id).where(
+                rp.c.router_id.in_(list(router_ids)), p.c.binding_host_id != host))
+            return [r for (r,) in rows]
+
+        async with self.db.read() as conn:
+            if not await stray(conn, await self._router_ids(conn, host)):
+                return
+
+        async def work(conn: AsyncConnection) -> list[ChangeEvent]:
+            events: list[ChangeEvent] = []
+            for port_id in await stray(conn, await self._router_ids(conn, host)):
+                row = (await conn.execute(select(p).where(p.c.id == port_id).with_for_update())).mappings().first()
+                if row is None:
+                    continue
+                events.extend(await self.ports.update_in(conn, RequestContext.admin(), row, {"binding:host_id": host}))
+                revision = (await conn.execute(select(p.c.revision_number).where(p.c.id == port_id))).scalar()
+                events.append(ChangeEvent("port", port_id, "update", revision or 0,
+                                          (("network_id", row["network_id"]), ("host", host))))
+            return events
+
+        await self.notifier.committed(await self.db.write(work))
+
+    async def sync_state(self, host: str) -> L3State:
+        await self._bind_ports_to(host)
+        async with self.db.read() as conn:
+            router_ids = await self._router_ids(conn, host)
+            if not router_ids:
+                return L3State(host=host, generated_at=time.time())
+            routers = (await conn.execute(select(l3.routers).where(l3.routers.c.id.in_(router_ids))
+                                          .order_by(l3.routers.c.id))).mappings().all()
+            rp, p = l3.routerports, db.ports
+            port_rows = (await conn.execute(
+                select(p, rp.c.router_id, rp.c.port_type).join(rp, rp.c.port_id == p.c.id)
+                .where(rp.c.router_id.in_(router_ids)).order_by(p.c.created_at, p.c.id))).mappings().all()
+            subnet_ids = sorted({ip["subnet_id"] for row in port_rows for ip in row["fixed_ips"]})
+            subnets = {s["id"]: s for s in (await conn.execute(select(
+                db.subnets.c.id, db.subnets.c.cidr, db.subnets.c.gateway_ip).where(
+                db.subnets.c.id.in_(subnet_ids)))).mappings()} if subnet_ids else {}
+            net_ids = sorted({row["network_id"] for row in port_rows})
+            mtus = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
+                db.networks.c.id.in_(net_ids)))).all()) if net_ids else {}
+            rr = l3.router_routes
+            routes = (await conn.execute(select(rr.c.router_id, rr.c.destination, rr.c.nexthop).where(
+                rr.c.router_id.in_(router_ids)).order_by(rr.c.destination, rr.c.nexthop))).all()
+            f = l3.floatingips
+            fips = (await conn.execute(select(f).where(f.c.router_id.in_(router_ids),
+                                                       f.c.fixed_ip_address.is_not(None))
+                                       .order_by(f.c.floating_ip_address))).mappings().all()
+
+        def router_port(row: Mapping[str, Any]) -> RouterPort:
+            addresses = tuple(RouterAddress(ip["subnet_id"], ip["ip_address"], subnets[ip["subnet_id"]]["cidr"],
+                                            subnets[ip["subnet_id"]]["gateway_ip"])
+                              for ip in row["fixed_ips"] if ip["subnet_id"] in subnets)
+            return RouterPort(row["id"], row["network_id"], row["mac_address"], mtus.get(row["network_id"], 1500),
+                              addresses, row["admin_state_up"])
+
+        out = []
+        for router in routers:
+            rid = router["id"]
+            mine = [row for row in port_rows if row["router_id"] == rid]
+            gateway = next((router_port(row) for row in mine if row["id"] == router["gw_port_id"]), None)
+            interfaces = tuple(router_port(row) for row in mine
+                               if row["port_type"] == owners.ROUTER_INTERFACE and row["id"] != router["gw_port_id"])
+            out.append(L3Router(
+                rid, router["project_id"], router["admin_state_up"], router["enable_snat"],
+                router["revision_number"], interfaces, gateway,
+                tuple((d, n) for r, d, n in routes if r == rid),
+                tuple(FloatingIp(fip["id"], fip["floating_ip_address"], fip["fixed_ip_address"],
+                                 fip["fixed_port_id"], fip["status"]) for fip in fips if fip["router_id"] == rid)))
+        return L3State(host=host, routers=tuple(out), generated_at=time.time())
+
+    async def update_floatingip_statuses(self, host: str, statuses: Mapping[str, str]) -> dict[str, Any]:
+        """Floating IPs of the host's routers take the status its L3 agent reports (ACTIVE/DOWN/ERROR)."""
+        wanted = {fid: st for fid, st in statuses.items() if st in FIP_STATUSES}
+        if not wanted:
+            return {"updated": []}
+        f = l3.floatingips
+
+        async def work(conn: AsyncConnection) -> list[tuple[str, int]]:
+            mine = set(await self._router_ids(conn, host))
+            rows = (await conn.execute(select(f.c.id, f.c.router_id, f.c.status, f.c.revision_number).where(
+                f.c.id.in_(list(wanted))))).all()
+            changed = []
+            for fid, router_id, status, revision in rows:
+                if router_id not in mine or status == wanted[fid]:
+                    continue
+                await conn.execute(update(f).where(f.c.id == fid).values(
+                    status=wanted[fid], revision_number=f.c.revision_number + 1))
+                changed.append((fid, revision + 1))
+            return changed
+
+        changed = await self.db.write(work)
+        await self.notifier.committed([ChangeEvent("floatingip", fid, "update", rev) for fid, rev in changed])
+        return {"updated": [fid for fid, _ in changed]}
+
+
+__all__ = ["L3AgentService"]

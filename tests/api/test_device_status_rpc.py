@@ -1,0 +1,137 @@
+"""The agent contract's status calls against a live server: ``update_device_list`` sets many ports'
+statuses in one call and says per device what it did; ``update_device_up``/``down`` still work; the
+change events carry the port's host and network so agents elsewhere can ignore them.
+
+The server runs with its bus on a private vhost of the machine's RabbitMQ; the test speaks the
+agent contract over it as an agent process would (registration, status calls, event subscription).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from neutrino.bus.envelope import Envelope
+from neutrino.bus.factory import build_bus
+from neutrino.dataplane.names import tap_name
+from neutrino.rpc.agent_client import AgentRpcClient
+from tests.fullstack.broker import SharedBrokerVhost, broker_available
+from tests.support.live_server import LiveServer, start_server
+from tests.support.neutron_http import api, created, ok
+from tests.support.tenants import cloud_persona
+
+pytestmark = pytest.mark.rabbitmq
+
+
+@dataclass
+class Rig:
+    server: LiveServer
+    bus_url: str
+    host: str
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    why_not = broker_available()
+    if why_not:
+        pytest.skip(f"needs the machine's RabbitMQ: {why_not}")
+    vhost = SharedBrokerVhost()
+    server = None
+    try:
+        vhost.create()
+        tag = uuid.uuid4().hex[:6]
+        # The server's own agent runs no role: the test is this host's L2 agent.
+        config = f'[bus]\nurl = "{vhost.url}"\n[agent]\nhost = "srv-{tag}"\nroles = []\nagent_down_time_seconds = 900\n'
+        server = start_server(tmp_path_factory.mktemp("device-status") / "state", extra_config=config)
+        yield Rig(server, vhost.url, f"l2-{tag}")
+    finally:
+        if server is not None:
+            server.stop()
+        vhost.delete()
+
+
+async def _as_agent(rig: Rig, work: Any) -> Any:
+    bus = build_bus(rig.bus_url, sender=f"agent.{rig.host}")
+    await bus.start()
+    try:
+        rpc = AgentRpcClient(bus, rig.host, timeout=20)
+        await rpc.report_state({"role": "l2", "agent_type": "Linux bridge agent", "binary": "neutrino-linuxbridge-agent",
+                                "topic": "N/A", "availability_zone": "nova", "start_flag": True,
+                                "configurations": {"tunnel_types": ["vxlan"], "tunneling_ip": "192.0.2.31",
+                                                   "bridge_mappings": {}}})
+        return await work(bus, rpc)
+    finally:
+        await bus.close()
+
+
+def _bound_ports(rig: Rig, count: int) -> tuple[str, list[dict[str, Any]]]:
+    demo = api(rig.server, cloud_persona(rig.server, "neutrino-demo"))
+    compute = api(rig.server, cloud_persona(rig.server, "neutrino-compute"))
+    network = created(demo.post("/networks", json={"network": {"name": f"st-{uuid.uuid4().hex[:6]}"}}), "network")
+    created(demo.post("/subnets", json={"subnet": {"network_id": network["id"], "cidr": "10.91.0.0/24",
+                                                   "ip_version": 4}}), "subnet")
+    ports = []
+    for _ in range(count):
+        port = created(demo.post("/ports", json={"port": {"network_id": network["id"]}}), "port")
+        bound = ok(compute.put(f"/ports/{port['id']}", json={"port": {"binding:host_id": rig.host}}), "port")
+        assert bound["binding:vif_type"] == "bridge", bound
+        ports.append(bound)
+    return network["id"], ports
+
+
+def test_update_device_list_sets_many_statuses_in_one_call_and_events_say_where(rig: Rig) -> None:
+    async def work(bus: Any, rpc: AgentRpcClient) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+
+        async def seen(envelope: Envelope) -> None:
+            events.append(envelope.payload)
+
+        await bus.subscribe("event.port.all", seen)
+        network_id, ports = await asyncio.to_thread(_bound_ports, rig, 3)
+        a, b, c = (tap_name(p["id"]) for p in ports)
+        revision = {tap_name(p["id"]): p["revision_number"] for p in ports}
+        stranger = tap_name(str(uuid.uuid4()))
+
+        reply = await rpc.update_device_list([a, b, stranger], [c])
+
+        assert (reply["devices_up"], reply["devices_down"]) == ([a, b, stranger], [c])
+        assert reply["failed_devices_up"] == [] and reply["failed_devices_down"] == []
+        assert reply["ports"][a] == {"exists": True, "revision": revision[a] + 1, "changed": True}
+        assert reply["ports"][b] == {"exists": True, "revision": revision[b] + 1, "changed": True}
+        assert reply["ports"][c]["exists"] is True and reply["ports"][stranger] == {"exists": False}
+        again = await rpc.update_device_list([a], [])
+        assert again["ports"][a] == {"exists": True, "revision": revision[a] + 1, "changed": False}
+
+        # The single-device calls still answer as before.
+        single = await rpc.update_device_down(a)
+        assert single == {"device": a, "exists": True, "revision": revision[a] + 2, "changed": True}
+        assert (await rpc.update_device_up(a)) == {"revision": revision[a] + 3, "changed": True}
+
+        async with asyncio.timeout(10):
+            while sum(1 for e in events if e.get("host") == rig.host) < 4:
+                await asyncio.sleep(0.05)
+        status_events = [e for e in events if e["id"] == ports[0]["id"] and e["revision"] > revision[a]]
+        assert {(e["host"], e["network_id"]) for e in status_events} == {(rig.host, network_id)}
+        return ports
+
+    ports = asyncio.run(_as_agent(rig, work))
+    demo = api(rig.server, cloud_persona(rig.server, "neutrino-demo"))
+    assert [ok(demo.get(f"/ports/{p['id']}"), "port")["status"] for p in ports] == ["ACTIVE", "ACTIVE", "DOWN"]
+
+
+def test_update_device_list_refuses_a_device_both_up_and_down(rig: Rig) -> None:
+    async def work(bus: Any, rpc: AgentRpcClient) -> None:
+        from neutrino.bus.errors import RemoteError
+
+        tap = tap_name(str(uuid.uuid4()))
+        with pytest.raises(RemoteError) as caught:
+            await rpc.update_device_list([tap], [tap])
+        assert caught.value.type == "ValueError"
+
+    asyncio.run(_as_agent(rig, work))
+
