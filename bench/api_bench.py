@@ -8,9 +8,21 @@ starts a throw-away Neutrino itself::
     .venv/bin/python bench/api_bench.py --cloud devstack-admin --clouds-yaml ~/clouds.yaml --server-pid 1234
     .venv/bin/python bench/api_bench.py --url http://127.0.0.1:9696 --token "$TOKEN"
 
-It measures network, subnet and port create, port create with several concurrent clients, port
-list at 1k and at ``--ports`` ports (all, by ``network_id``, by ``device_id``), port show, update and
-delete: operations per second and p50/p95/p99 latency. The client is a minimal HTTP/1.1
+    .venv/bin/python bench/api_bench.py --start-server postgresql --only l3,sg    # phases: nets,ports,l3,sg
+
+It measures (operations per second and p50/p95/p99 latency, one client at a time and with
+``--concurrency`` clients where that is how the call is used):
+
+- ``nets``: network and subnet create;
+- ``ports``: port create, port list at 1k and at ``--ports`` ports (all, by ``network_id``, by
+  ``device_id``), port show, update and delete;
+- ``l3``: on an external network the run makes (admin), router create, add interface (by subnet),
+  set external gateway, floating IP create, associate with a port, list, disassociate, delete,
+  router interface removal and router delete;
+- ``sg``: security group rule create up to ``--sg-rules`` rules over ``--sg-groups`` groups, rule list
+  (all, by ``security_group_id``), security group list, rule show and delete, group delete.
+
+The client is a minimal HTTP/1.1
 keep-alive client on asyncio streams (not openstacksdk, whose own CPU cost would dominate on a
 small machine); its CPU time is reported separately so it can be told apart from the server's.
 With ``--server-pid`` (automatic with ``--start-server``) the server's CPU time per phase and its
@@ -25,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import json
 import math
@@ -112,6 +125,11 @@ class Connection:
                 # A kept-alive connection the server closed meanwhile: retry once on a new one.
                 if fresh or attempt == 2:
                     raise
+            except BaseException:
+                # Interrupted mid-exchange (timeout, Ctrl-C): the response is still on its way, so
+                # this connection cannot carry the next request (cleanup's).
+                self.close()
+                raise
         raise AssertionError("unreachable")
 
     async def _exchange(self, method: str, path: str, headers: dict[str, str],
@@ -186,10 +204,18 @@ class Api:
         return orjson.loads(data) if data else None
 
     async def create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
-        return (await self.call("POST", f"/v2.0/{resource}s", {resource: body}, expect=(201,)))[resource]
+        return (await self.call("POST", collection(resource), {resource: body}, expect=(201,)))[resource]
+
+    async def update(self, resource: str, obj_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return (await self.call("PUT", f"{collection(resource)}/{obj_id}", {resource: body}))[resource]
 
     async def delete(self, resource: str, obj_id: str, missing_ok: bool = False) -> None:
-        await self.call("DELETE", f"/v2.0/{resource}s/{obj_id}", expect=(204, 404) if missing_ok else (204,))
+        await self.call("DELETE", f"{collection(resource)}/{obj_id}", expect=(204, 404) if missing_ok else (204,))
+
+
+def collection(resource: str) -> str:
+    """The collection URL of a resource (``security_group`` -> ``/v2.0/security-groups``)."""
+    return "/v2.0/" + resource.replace("_", "-") + "s"
 
 
 # ---- identity -----------------------------------------------------------------------------------
@@ -361,21 +387,30 @@ def format_row(r: Result) -> str:
 
 # ---- the workload ------------------------------------------------------------------------------
 
+PHASES = ("nets", "ports", "l3", "sg")
+PHASE_HELP = ("nets: network and subnet create; ports: port create/list/show/update/delete; "
+              "l3: router create, add interface, set gateway, floating IP create/associate/disassociate/list; "
+              "sg: security group rule create and list")
 
-def subnet_for(ports: int) -> str:
-    """A private IPv4 CIDR large enough for ``ports`` addresses plus gateway and broadcast."""
+
+def subnet_for(ports: int, base: str = "10.128.0.0") -> str:
+    """An IPv4 CIDR at ``base`` large enough for ``ports`` addresses plus gateway and broadcast."""
     prefix = max(9, min(24, 32 - math.ceil(math.log2(ports + 16))))
-    return f"10.128.0.0/{prefix}"
+    return f"{base}/{prefix}"
 
 
 @dataclass
 class Workload:
-    """Everything the run created, so cleanup can remove exactly that."""
+    """Everything the run created, so cleanup can remove exactly that (in dependency order)."""
 
     run_id: str
     networks: list[str] = field(default_factory=list)
     subnets: list[str] = field(default_factory=list)
     ports: dict[str, str] = field(default_factory=dict)  # port id -> its device_id
+    routers: list[str] = field(default_factory=list)
+    interfaces: list[tuple[str, str]] = field(default_factory=list)  # (router id, subnet id)
+    floatingips: list[str] = field(default_factory=list)
+    security_groups: list[str] = field(default_factory=list)
     quota_restore: dict[str, int] = field(default_factory=dict)
 
 
@@ -397,46 +432,133 @@ async def raise_quotas(api: Api, project_id: str | None, needed: dict[str, int],
         await api.call("PUT", f"/v2.0/quotas/{project_id}", {"quota": wanted})
     except HttpError as exc:
         raise SystemExit(f"api_bench: the quota ({quota}) is below what the run needs ({needed}) and cannot be "
-                         f"raised ({exc.status}); use an admin cloud or smaller --ports") from None
+                         f"raised ({exc.status}); use an admin cloud or smaller counts") from None
     work.quota_restore = {res: quota[res] for res in wanted}
 
 
+def quota_needs(args: argparse.Namespace) -> dict[str, int]:
+    """What the selected phases create at most, per quota resource."""
+    needs: dict[str, int] = {}
+
+    def add(resource: str, count: int) -> None:
+        needs[resource] = needs.get(resource, 0) + count
+
+    if "nets" in args.phases:
+        add("network", args.network_samples)
+        add("subnet", args.network_samples)
+    if "ports" in args.phases:
+        add("network", 1)
+        add("subnet", 1)
+        add("port", args.ports + args.samples + 10)
+    if "l3" in args.phases:
+        add("network", args.routers + 2)
+        add("subnet", args.routers + 2)
+        add("port", args.fips + 10)
+        add("router", args.routers)
+        add("floatingip", args.fips)
+    if "sg" in args.phases:
+        add("security_group", args.sg_groups + 1)
+        add("security_group_rule", args.sg_rules + 4 * args.sg_groups + 10)
+    return needs
+
+
+async def _drain(clients: Sequence[Api], items: list[Any], op: Callable[[Api, Any], Awaitable[Any]]) -> None:
+    """Run ``op`` on every item, each client taking the next one (the list is emptied)."""
+    async def worker(client: Api) -> None:
+        while items:
+            await op(client, items.pop())
+
+    await asyncio.gather(*(worker(c) for c in clients))
+
+
 async def cleanup(api: Api, work: Workload, project_id: str | None) -> None:
-    """Delete what the run created (8 at a time), then put the quota back."""
+    """Delete what the run created (8 at a time), dependents first, then put the quota back."""
     clients = [api.clone() for _ in range(8)]
+
+    async def remove_interface(client: Api, pair: tuple[str, str]) -> None:
+        await client.call("PUT", f"/v2.0/routers/{pair[0]}/remove_router_interface", {"subnet_id": pair[1]},
+                          expect=(200, 404))
+
     try:
-        for resource_name, ids in (("port", work.ports), ("subnet", work.subnets), ("network", work.networks)):
-            pending = list(ids)  # ports: the dict's keys
-
-            async def drain(client: Api, kind: str = resource_name, queue: list[str] = pending) -> None:
-                while queue:
-                    await client.delete(kind, queue.pop(), missing_ok=True)
-
-            await asyncio.gather(*(drain(c) for c in clients))
-            ids.clear()
+        await _drain(clients, work.floatingips, lambda c, i: c.delete("floatingip", i, missing_ok=True))
+        await _drain(clients, work.interfaces, remove_interface)
+        await _drain(clients, work.routers, lambda c, i: c.delete("router", i, missing_ok=True))
+        ports = list(work.ports)
+        work.ports.clear()
+        await _drain(clients, ports, lambda c, i: c.delete("port", i, missing_ok=True))
+        await _drain(clients, work.subnets, lambda c, i: c.delete("subnet", i, missing_ok=True))
+        await _drain(clients, work.networks, lambda c, i: c.delete("network", i, missing_ok=True))
+        # A group's rules go with it.
+        await _drain(clients, work.security_groups, lambda c, i: c.delete("security_group", i, missing_ok=True))
         if work.quota_restore and project_id:
             await api.call("PUT", f"/v2.0/quotas/{project_id}", {"quota": work.quota_restore})
+        left = await leftovers(api, f"{NAME_PREFIX}-{work.run_id}")
+        if left:
+            print(f"api_bench: WARNING: cleanup left {left} behind", file=sys.stderr, flush=True)
     finally:
         for c in clients:
             c.close()
+
+
+async def leftovers(api: Api, prefix: str) -> dict[str, int]:
+    """Objects named after this run that still exist (everything the run makes carries its name,
+    or lives on a network that does)."""
+    left = {}
+    for kind in ("network", "port", "router", "security_group"):
+        path = collection(kind)
+        items = (await api.call("GET", f"{path}?fields=id&fields=name"))[path.rsplit("/", 1)[1].replace("-", "_")]
+        count = sum(1 for item in items if str(item.get("name", "")).startswith(prefix))
+        if count:
+            left[resource] = count
+    return left
 
 
 async def no_maintenance() -> None:
     """Nothing to do between phases on a server whose database is not ours."""
 
 
+@dataclass
+class Run:
+    """What every phase works with: the clients, the record, the run's objects and options."""
+
+    api: Api
+    clients: list[Api]
+    work: Workload
+    recorder: Recorder
+    args: argparse.Namespace
+    rng: random.Random
+    maintain: Callable[[], Awaitable[None]]
+
+    @property
+    def name(self) -> str:
+        return f"{NAME_PREFIX}-{self.work.run_id}"
+
+    @property
+    def one(self) -> list[Api]:
+        return [self.api]
+
+    @property
+    def cl(self) -> str:
+        return f"{len(self.clients)} clients"
+
+    async def timed(self, label: str, ops: Sequence[Callable[[Api], Awaitable[Any]]], note: str = "") -> None:
+        """Split ``ops``: the first half one at a time (within the phase budget), the rest concurrently."""
+        half = (len(ops) + 1) // 2
+        done = await self.recorder.measure(f"{label} (sequential)", ops[:half], self.one, note=note,
+                                           budget_seconds=self.args.phase_seconds)
+        await self.recorder.measure(f"{label} ({self.cl})", ops[done.count:], self.clients, note=note)
+
+
 async def run_workload(api: Api, session: Session, args: argparse.Namespace, recorder: Recorder,
                        maintain: Callable[[], Awaitable[None]] = no_maintenance) -> None:
     work = Workload(uuid.uuid4().hex[:8])
-    rng = random.Random(args.seed)
-    name = f"{NAME_PREFIX}-{work.run_id}"
-    total = args.ports
-    await raise_quotas(api, session.project_id, {"port": total + args.samples + 10,
-                                                 "network": args.network_samples + 1,
-                                                 "subnet": args.network_samples + 1}, work)
+    await raise_quotas(api, session.project_id, quota_needs(args), work)
     clients = [api.clone() for _ in range(args.concurrency)]
+    run = Run(api, clients, work, recorder, args, random.Random(args.seed), maintain)
     try:
-        await _phases(api, clients, work, name, total, rng, args, recorder, maintain)
+        for phase, body in (("nets", nets_phase), ("ports", ports_phase), ("l3", l3_phase), ("sg", sg_phase)):
+            if phase in args.phases:
+                await body(run)
     finally:
         print("cleaning up ...", flush=True)
         await cleanup(api, work, session.project_id)
@@ -444,34 +566,42 @@ async def run_workload(api: Api, session: Session, args: argparse.Namespace, rec
             c.close()
 
 
-async def _phases(api: Api, clients: list[Api], work: Workload, name: str, total: int, rng: random.Random,
-                  args: argparse.Namespace, recorder: Recorder, maintain: Callable[[], Awaitable[None]]) -> None:
-    one = [api]
-    budget = args.phase_seconds
+async def nets_phase(run: Run) -> None:
+    """Network and subnet create, one at a time."""
+    args, work, name = run.args, run.work, run.name
+    created: list[str] = []
 
     async def create_network(client: Api, index: int) -> None:
         net = await client.create("network", {"name": f"{name}-net-{index}"})
         work.networks.append(net["id"])
+        created.append(net["id"])
 
-    await recorder.measure("network create", [lambda c, i=i: create_network(c, i)
-                                              for i in range(args.network_samples)], one, budget_seconds=budget)
-    small_nets = list(work.networks)
+    await run.recorder.measure("network create", [lambda c, i=i: create_network(c, i)
+                                                  for i in range(args.network_samples)], run.one,
+                               budget_seconds=args.phase_seconds)
 
     async def create_subnet(client: Api, net_id: str, index: int) -> None:
         sub = await client.create("subnet", {"network_id": net_id, "ip_version": 4, "name": f"{name}-sub-{index}",
                                              "cidr": f"10.{index // 256}.{index % 256}.0/24"})
         work.subnets.append(sub["id"])
 
-    await recorder.measure("subnet create", [lambda c, n=n, i=i: create_subnet(c, n, i)
-                                             for i, n in enumerate(small_nets)], one, budget_seconds=budget)
+    await run.recorder.measure("subnet create", [lambda c, n=n, i=i: create_subnet(c, n, i)
+                                                 for i, n in enumerate(created)], run.one,
+                               budget_seconds=args.phase_seconds)
 
+
+async def ports_phase(run: Run) -> None:
+    """Port create (sequential, concurrent), list at 1k and ``--ports``, show, update, delete."""
+    api, args, work, name, recorder = run.api, run.args, run.work, run.name, run.recorder
+    one, clients, budget, total = run.one, run.clients, args.phase_seconds, args.ports
     net = await api.create("network", {"name": f"{name}-ports"})
     work.networks.append(net["id"])
-    cidr = subnet_for(total + args.samples)
-    sub = await api.create("subnet", {"network_id": net["id"], "ip_version": 4, "cidr": cidr, "name": f"{name}-ports"})
+    sub = await api.create("subnet", {"network_id": net["id"], "ip_version": 4, "cidr": subnet_for(total + args.samples),
+                                      "name": f"{name}-ports"})
     work.subnets.append(sub["id"])
     net_id = net["id"]
     counter = iter(range(10 ** 9))
+    mine: dict[str, str] = {}  # this phase's ports (the l3 phase has its own)
 
     async def create_port(client: Api) -> None:
         index = next(counter)
@@ -479,6 +609,7 @@ async def _phases(api: Api, clients: list[Api], work: Workload, name: str, total
         port = await client.create("port", {"network_id": net_id, "name": f"{name}-port-{index}",
                                             "device_id": device, "device_owner": "compute:bench"})
         work.ports[port["id"]] = device
+        mine[port["id"]] = device
 
     def creates(count: int) -> list[Callable[[Api], Awaitable[Any]]]:
         return [create_port] * max(count, 0)
@@ -487,58 +618,247 @@ async def _phases(api: Api, clients: list[Api], work: Workload, name: str, total
     sequential = min(args.samples, small)
     await recorder.measure("port create (sequential)", creates(sequential), one, note="empty network",
                            budget_seconds=budget)
-    await recorder.measure(f"port create ({args.concurrency} clients)", creates(small - len(work.ports)), clients,
+    await recorder.measure(f"port create ({run.cl})", creates(small - len(mine)), clients,
                            note=f"up to {small} ports")
-    await maintain()
-    await list_phase(api, recorder, net_id, work, small, rng, args.list_repeats, args.phase_seconds)
+    await run.maintain()
+    await list_phase(run, net_id, mine, small)
     if total > small:
-        await recorder.measure(f"port create ({args.concurrency} clients)", creates(total - len(work.ports)), clients,
+        await recorder.measure(f"port create ({run.cl})", creates(total - len(mine)), clients,
                                note=f"{small} -> {total} ports")
-        await maintain()
-        await list_phase(api, recorder, net_id, work, total, rng, args.list_repeats, args.phase_seconds)
-    await recorder.measure("port create (sequential)", creates(args.samples), one, note=f"at {len(work.ports)} ports",
+        await run.maintain()
+        await list_phase(run, net_id, mine, total)
+    await recorder.measure("port create (sequential)", creates(args.samples), one, note=f"at {len(mine)} ports",
                            budget_seconds=budget)
-    at = f"at {len(work.ports)} ports"
-    picks = rng.sample(list(work.ports), min(args.samples, len(work.ports)))
+    at = f"at {len(mine)} ports"
+    picks = run.rng.sample(list(mine), min(args.samples, len(mine)))
 
     await recorder.measure("port show", [lambda c, p=p: c.call("GET", f"/v2.0/ports/{p}") for p in picks], one,
                            note=at, budget_seconds=budget)
     await recorder.measure("port update (name)",
-                           [lambda c, p=p, i=i: c.call("PUT", f"/v2.0/ports/{p}", {"port": {"name": f"{name}-u{i}"}})
+                           [lambda c, p=p, i=i: c.update("port", p, {"name": f"{name}-u{i}"})
                             for i, p in enumerate(picks)], one, note=at, budget_seconds=budget)
 
     async def delete_port(client: Api, port_id: str) -> None:
         await client.delete("port", port_id)
         del work.ports[port_id]
+        del mine[port_id]
 
     await recorder.measure("port delete (sequential)", [lambda c, p=p: delete_port(c, p) for p in picks], one,
                            note=at, budget_seconds=budget)
-    rest = list(work.ports)
-    await recorder.measure(f"port delete ({args.concurrency} clients)",
-                           [lambda c, p=p: delete_port(c, p) for p in rest], clients,
+    rest = list(mine)
+    await recorder.measure(f"port delete ({run.cl})", [lambda c, p=p: delete_port(c, p) for p in rest], clients,
                            note=f"all {len(rest)} remaining")
 
 
-async def list_phase(api: Api, recorder: Recorder, net_id: str, work: Workload, size: int, rng: random.Random,
-                     repeats: int, budget: float) -> None:
+async def list_phase(run: Run, net_id: str, ports: dict[str, str], size: int) -> None:
     """Port list at the current size: everything visible, one network's, and one device's ports."""
-    one = [api]
     got: dict[str, int] = {}
+    repeats, budget = run.args.list_repeats, run.args.phase_seconds
 
     async def listing(client: Api, query: str, label: str) -> None:
         got[label] = len((await client.call("GET", "/v2.0/ports" + query))["ports"])
 
-    await recorder.measure(f"port list all ({size})", [lambda c: listing(c, "", "all")] * repeats, one,
-                           budget_seconds=budget)
-    await recorder.measure(f"port list network_id ({size})",
-                           [lambda c: listing(c, f"?network_id={net_id}", "net")] * repeats, one,
-                           budget_seconds=budget)
-    devices = rng.sample(list(work.ports.values()), min(repeats * 5, len(work.ports)))
-    await recorder.measure(f"port list device_id ({size})",
-                           [lambda c, d=d: listing(c, f"?device_id={quote(d)}", "dev") for d in devices], one,
-                           budget_seconds=budget)
-    if got.get("net") != len(work.ports) or got.get("dev") != 1:
-        raise SystemExit(f"api_bench: listing returned unexpected counts {got} for {len(work.ports)} ports")
+    await run.recorder.measure(f"port list all ({size})", [lambda c: listing(c, "", "all")] * repeats, run.one,
+                               budget_seconds=budget)
+    await run.recorder.measure(f"port list network_id ({size})",
+                               [lambda c: listing(c, f"?network_id={net_id}", "net")] * repeats, run.one,
+                               budget_seconds=budget)
+    devices = run.rng.sample(list(ports.values()), min(repeats * 5, len(ports)))
+    await run.recorder.measure(f"port list device_id ({size})",
+                               [lambda c, d=d: listing(c, f"?device_id={quote(d)}", "dev") for d in devices],
+                               run.one, budget_seconds=budget)
+    if got.get("net") != len(ports) or got.get("dev") != 1:
+        raise SystemExit(f"api_bench: listing returned unexpected counts {got} for {len(ports)} ports")
+
+
+async def _make_network(run: Run, client: Api, label: str, cidr: str, **extra: Any) -> tuple[str, str]:
+    """An untimed network with one IPv4 subnet; returns (network id, subnet id)."""
+    net = await client.create("network", {"name": f"{run.name}-{label}", **extra})
+    run.work.networks.append(net["id"])
+    sub = await client.create("subnet", {"network_id": net["id"], "ip_version": 4, "cidr": cidr,
+                                         "name": f"{run.name}-{label}"})
+    run.work.subnets.append(sub["id"])
+    return net["id"], sub["id"]
+
+
+async def l3_phase(run: Run) -> None:
+    """Routers (create, add interface by subnet, set external gateway) and floating IPs (create,
+    associate with a port, disassociate, list, delete) on an external network made for the run."""
+    api, args, work, name, recorder = run.api, run.args, run.work, run.name, run.recorder
+    routers, fips = max(args.routers, 1), max(args.fips, 2)
+    # Untimed set-up: the external network (admin only) sized for every gateway and floating IP,
+    # one internal subnet per router, and a network with one port per floating IP.
+    ext_net, _ = await _make_network(run, api, "ext", subnet_for(routers + fips, "100.64.0.0"),
+                                     **{"router:external": True})
+    internal: list[str] = [""] * routers
+
+    async def make_internal(client: Api, index: int) -> None:
+        internal[index] = (await _make_network(run, client, f"int-{index}",
+                                               f"10.{64 + index // 256}.{index % 256}.0/24"))[1]
+
+    await _drain(run.clients, list(range(routers)), make_internal)
+    fip_net, fip_sub = await _make_network(run, api, "fip-int", subnet_for(fips, "10.32.0.0"))
+    targets: list[str] = []
+
+    async def make_ports(client: Api, count: int) -> None:
+        body = [{"network_id": fip_net, "name": f"{name}-vm", "device_id": str(uuid.uuid4()),
+                 "device_owner": "compute:bench"} for _ in range(count)]
+        for port in (await client.call("POST", "/v2.0/ports", {"ports": body}, expect=(201,)))["ports"]:
+            work.ports[port["id"]] = port["device_id"]
+            targets.append(port["id"])
+
+    await _drain(run.clients, [min(100, fips - start) for start in range(0, fips, 100)], make_ports)
+
+    made: list[str] = []
+
+    async def create_router(client: Api, index: int) -> None:
+        router = await client.create("router", {"name": f"{name}-router-{index}"})
+        work.routers.append(router["id"])
+        made.append(router["id"])
+
+    await run.timed("router create", [lambda c, i=i: create_router(c, i) for i in range(routers)])
+    await run.maintain()
+
+    async def add_interface(client: Api, router_id: str, subnet_id: str) -> None:
+        await client.call("PUT", f"/v2.0/routers/{router_id}/add_router_interface", {"subnet_id": subnet_id})
+        work.interfaces.append((router_id, subnet_id))
+
+    await run.timed("router add interface (subnet)",
+                    [lambda c, r=r, s=s: add_interface(c, r, s) for r, s in zip(made, internal, strict=False)])
+
+    async def set_gateway(client: Api, router_id: str) -> None:
+        router = await client.update("router", router_id, {"external_gateway_info": {"network_id": ext_net}})
+        if not (router.get("external_gateway_info") or {}).get("external_fixed_ips"):
+            raise SystemExit(f"api_bench: router {router_id} got no gateway address: {router}")
+
+    await run.timed("router set external gateway", [lambda c, r=r: set_gateway(c, r) for r in made])
+    # The floating IPs' router: the first one also gets the floating IPs' ports' subnet.
+    await add_interface(api, made[0], fip_sub)
+    await run.maintain()
+
+    async def create_fip(client: Api) -> None:
+        fip = await client.create("floatingip", {"floating_network_id": ext_net})
+        work.floatingips.append(fip["id"])
+
+    await run.timed("floating IP create", [create_fip] * fips)
+    await run.maintain()
+    pairs = list(zip(work.floatingips, targets, strict=False))
+
+    async def associate(client: Api, fip_id: str, port_id: str | None) -> None:
+        fip = await client.update("floatingip", fip_id, {"port_id": port_id})
+        if fip["port_id"] != port_id or (port_id and fip["router_id"] != made[0]):
+            raise SystemExit(f"api_bench: floating IP {fip_id} not (dis)associated as asked: {fip}")
+
+    at = f"{len(pairs)} floating IPs"
+    await run.timed("floating IP associate", [lambda c, f=f, p=p: associate(c, f, p) for f, p in pairs], note=at)
+    repeats = args.list_repeats
+    count: dict[str, int] = {}
+
+    async def list_fips(client: Api, query: str) -> None:
+        count[query] = len((await client.call("GET", "/v2.0/floatingips" + query))["floatingips"])
+
+    await recorder.measure(f"floating IP list ({len(work.floatingips)})", [lambda c: list_fips(c, "")] * repeats,
+                           run.one, budget_seconds=args.phase_seconds)
+    picks = run.rng.sample(targets[:len(pairs)], min(repeats * 5, len(pairs)))
+    await recorder.measure("floating IP list port_id", [lambda c, p=p: list_fips(c, f"?port_id={p}") for p in picks],
+                           run.one, note=at, budget_seconds=args.phase_seconds)
+    if count.get("") != len(work.floatingips) or count.get(f"?port_id={picks[-1]}") != 1:
+        raise SystemExit(f"api_bench: floating IP lists returned unexpected counts {count}")
+    await run.timed("floating IP disassociate", [lambda c, f=f: associate(c, f, None) for f, _ in pairs], note=at)
+
+    async def delete_fip(client: Api, fip_id: str) -> None:
+        await client.delete("floatingip", fip_id)
+        work.floatingips.remove(fip_id)
+
+    await recorder.measure(f"floating IP delete ({run.cl})", [lambda c, f=f: delete_fip(c, f)
+                                                              for f in list(work.floatingips)], run.clients)
+
+    async def remove_interface(client: Api, pair: tuple[str, str]) -> None:
+        await client.call("PUT", f"/v2.0/routers/{pair[0]}/remove_router_interface", {"subnet_id": pair[1]})
+        work.interfaces.remove(pair)
+
+    await recorder.measure(f"router remove interface ({run.cl})",
+                           [lambda c, p=p: remove_interface(c, p) for p in list(work.interfaces)], run.clients)
+
+    async def delete_router(client: Api, router_id: str) -> None:
+        await client.delete("router", router_id)
+        work.routers.remove(router_id)
+
+    await recorder.measure(f"router delete ({run.cl})", [lambda c, r=r: delete_router(c, r) for r in made],
+                           run.clients, note="with gateway")
+
+
+async def sg_phase(run: Run) -> None:
+    """Security group rules: create (sequential, concurrent) up to ``--sg-rules`` spread over
+    ``--sg-groups`` groups, then list them all and one group's, show and delete."""
+    args, work, name, recorder = run.args, run.work, run.name, run.recorder
+    total, groups_n = args.sg_rules, max(args.sg_groups, 1)
+    if total > groups_n * 65535:
+        raise SystemExit("api_bench: --sg-rules is more than 65535 rules per group (one per TCP port)")
+    groups: list[str] = []
+
+    async def create_group(client: Api, index: int) -> None:
+        group = await client.create("security_group", {"name": f"{name}-sg-{index}"})
+        work.security_groups.append(group["id"])
+        groups.append(group["id"])
+
+    await recorder.measure("security group create", [lambda c, i=i: create_group(c, i) for i in range(groups_n)],
+                           run.one, budget_seconds=args.phase_seconds)
+    counter = iter(range(10 ** 9))
+    rules: list[str] = []
+    per_group: dict[str, int] = {}
+
+    async def create_rule(client: Api) -> None:
+        # Rule i: group i mod G, TCP port i div G + 1: unique, and consecutive rules hit different groups.
+        index = next(counter)
+        group = groups[index % groups_n]
+        port = index // groups_n + 1
+        rule = await client.create("security_group_rule", {
+            "security_group_id": group, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+            "port_range_min": port, "port_range_max": port, "remote_ip_prefix": "0.0.0.0/0"})
+        rules.append(rule["id"])
+        per_group[group] = per_group.get(group, 0) + 1
+
+    sequential = min(args.samples, total)
+    await recorder.measure("sg rule create (sequential)", [create_rule] * sequential, run.one,
+                           budget_seconds=args.phase_seconds)
+    await recorder.measure(f"sg rule create ({run.cl})", [create_rule] * (total - len(rules)), run.clients,
+                           note=f"up to {total} rules")
+    await run.maintain()
+    repeats, budget = args.list_repeats, args.phase_seconds
+    got: dict[str, int] = {}
+
+    async def listing(client: Api, query: str, label: str) -> None:
+        got[label] = len((await client.call("GET", "/v2.0/security-group-rules" + query))["security_group_rules"])
+
+    await recorder.measure(f"sg rule list all ({len(rules)})", [lambda c: listing(c, "", "all")] * repeats, run.one,
+                           budget_seconds=budget, note="plus each group's egress rules")
+    picks = [run.rng.choice(groups) for _ in range(repeats)]
+    await recorder.measure(f"sg rule list security_group_id ({len(rules)})",
+                           [lambda c, g=g: listing(c, f"?security_group_id={g}", g) for g in picks], run.one,
+                           budget_seconds=budget, note=f"{len(rules) // groups_n} rules per group")
+    # Each group also holds its two default egress rules.
+    wrong = {g: got[g] for g in set(picks) if g in got and got[g] != per_group.get(g, 0) + 2}
+    if got.get("all", 0) < len(rules) or wrong:
+        raise SystemExit(f"api_bench: rule lists returned unexpected counts (all: {got.get('all')}, "
+                         f"groups: {wrong}) for {len(rules)} rules")
+    await recorder.measure(f"security group list ({groups_n} groups)",
+                           [lambda c: c.call("GET", "/v2.0/security-groups")] * repeats, run.one,
+                           budget_seconds=budget, note=f"{len(rules)} rules inside")
+    picks = run.rng.sample(rules, min(args.samples, len(rules)))
+    await recorder.measure("sg rule show", [lambda c, r=r: c.call("GET", f"/v2.0/security-group-rules/{r}")
+                                            for r in picks], run.one, budget_seconds=budget)
+    await recorder.measure("sg rule delete (sequential)",
+                           [lambda c, r=r: c.delete("security_group_rule", r) for r in picks], run.one,
+                           budget_seconds=budget, note=f"at {len(rules)} rules")
+
+    async def delete_group(client: Api, group_id: str) -> None:
+        await client.delete("security_group", group_id)
+        work.security_groups.remove(group_id)
+
+    await recorder.measure(f"security group delete ({run.cl})",
+                           [lambda c, g=g: delete_group(c, g) for g in groups], run.clients,
+                           note=f"~{len(rules) // groups_n} rules each")
 
 
 # ---- a throw-away Neutrino ---------------------------------------------------------------------
@@ -582,7 +902,10 @@ async def started_server(backend: str, pg_dsn: str) -> AsyncIterator[tuple[Path,
     try:
         # Its in-process agent gets a host name of its own, so nothing it might create in the kernel
         # can collide with another Neutrino on this machine.
-        config = f'[agent]\nhost = "bench-{secrets.token_hex(4)}"\n[all_in_one]\npublic_network = false\n'
+        # No L3 agent: the routers measured here would otherwise each get a namespace on this host,
+        # which measures the kernel, not the API.
+        config = (f'[agent]\nhost = "bench-{secrets.token_hex(4)}"\n'
+                  '[all_in_one]\npublic_network = false\nl3_agent = false\n')
         if backend == "postgresql":
             require_loopback("http://" + pg_dsn.split("@", 1)[-1].split("/", 1)[0])
             await _pg_admin(f"{pg_dsn}/postgres", f'CREATE DATABASE "{db_name}"')
@@ -661,7 +984,8 @@ async def main_async(args: argparse.Namespace) -> int:
         stack.callback(api.close)
         recorder = Recorder(server_pid)
         info = machine()
-        print(f"endpoint {session.endpoint}  backend {args.start_server or 'external'}  ports {args.ports}  "
+        print(f"endpoint {session.endpoint}  backend {args.start_server or 'external'}  phases {','.join(args.phases)}  "
+              f"ports {args.ports}  routers {args.routers}  fips {args.fips}  sg rules {args.sg_rules}  "
               f"machine {info['cpus']} cpus ({info['cpu_model']})  commit {info['git_commit'] or '?'}  "
               "load average %.1f %.1f %.1f" % info["loadavg_at_start"], flush=True)
         print("latencies in ms; cli/srv cpu = client/server CPU ms per operation; srv rss = server RSS after the "
@@ -679,7 +1003,8 @@ async def main_async(args: argparse.Namespace) -> int:
               % info["loadavg_at_end"], flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps({
-                "machine": info, "backend": args.start_server or "external", "ports": args.ports,
+                "machine": info, "backend": args.start_server or "external", "phases": args.phases,
+                "ports": args.ports, "routers": args.routers, "fips": args.fips, "sg_rules": args.sg_rules,
                 "concurrency": args.concurrency, "server_peak_rss_mb": peak.peak_rss_mb if peak else None,
                 "results": [asdict(r) for r in recorder.results]}, indent=2))
     return 0
@@ -699,7 +1024,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-pid", type=int, help="server process to read CPU time and RSS from (/proc)")
     parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432",
                         help="PostgreSQL server for --start-server postgresql (a database is created and dropped)")
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help=f"comma-separated phases to run (default: all). {PHASE_HELP}")
     parser.add_argument("--ports", type=int, default=10000, help="ports to create (listing measured at 1k and here)")
+    parser.add_argument("--routers", type=int, default=100,
+                        help="routers to create, each with an interface on its own subnet and a gateway (l3)")
+    parser.add_argument("--fips", type=int, default=1000,
+                        help="floating IPs to create, associate with ports and disassociate (l3)")
+    parser.add_argument("--sg-rules", type=int, default=10000, help="security group rules to create and list (sg)")
+    parser.add_argument("--sg-groups", type=int, default=10, help="security groups the rules are spread over (sg)")
     parser.add_argument("--samples", type=int, default=300, help="timed sequential operations per phase")
     parser.add_argument("--network-samples", type=int, default=100, help="networks (and subnets) to create")
     parser.add_argument("--list-repeats", type=int, default=10, help="timed repetitions of each list call")
@@ -713,7 +1046,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = [p for p in args.phases if p not in PHASES]
+    if unknown or not args.phases:
+        parser.error(f"--only: unknown phase(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PHASES)}")
     if args.url and not args.token:
         raise SystemExit("api_bench: --url needs --token")
     if args.url:
@@ -721,6 +1059,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def bounded() -> int:
         return await asyncio.wait_for(main_async(args), args.timeout)
+
+    # The client parses lists of 10,000 objects; with CPython's default collector thresholds that
+    # parse costs it 2-3x more CPU (and the measured latency with it), which is the client's
+    # overhead, not the server's. The server does the same (neutrino.cli.serve).
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
     try:
         return asyncio.run(bounded())

@@ -133,6 +133,8 @@ class AllInOneSettings:
     public_network_gateway: str = "172.24.4.1"
     # Masquerade traffic from floating_range leaving through another interface; opt-in only.
     public_nat: bool = False
+    # Run the l3 role (routers) next to l2, as DevStack's all-in-one network node does.
+    l3_agent: bool = True
 
 
 @dataclass(slots=True)

@@ -20,17 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 TEST_LIST = Path(__file__).with_name("interop-network-tests.txt")
 SUMMARY = re.compile(r"^interop: ran=(\d+) passed=(\d+) skipped=(\d+) failed=(\d+) expected=(\d+)", re.MULTILINE)
 
-# tempest waits for a router interface port to be ACTIVE before removing it; that port goes ACTIVE
-# only once an L3 agent has plugged its device (as in Neutron with Linux bridge), and the L3 agent
-# role is not part of `neutrino up` yet.
-_NEEDS_L3_AGENT = "router interface port never goes ACTIVE without the L3 agent role"
-BLOCKED = {
-    "RoutersTest.test_add_multiple_router_interfaces": _NEEDS_L3_AGENT,
-    "RoutersTest.test_add_remove_router_interface_with_subnet_id": _NEEDS_L3_AGENT,
-    "RoutersTest.test_update_delete_extra_route": _NEEDS_L3_AGENT,
-    "RoutersNegativeTest.test_add_router_interfaces_on_overlapping_subnets_returns_400": _NEEDS_L3_AGENT,
-    "RoutersNegativeTest.test_router_remove_interface_in_use_returns_409": _NEEDS_L3_AGENT,
-}
+# Every guideline test runs: the router-interface tests (tempest waits for each interface port to go
+# ACTIVE) pass since `neutrino up` runs the l3 role, which plugs router ports as Neutron's L3 agent does.
+BLOCKED: dict[str, str] = {}
 
 
 def _runnable(lines: list[str]) -> list[str]:

@@ -75,12 +75,13 @@ class HostAgent:
     config: Path
     log_path: Path
     bridge_mappings: tuple[str, ...] = ()
+    roles: str = "l2"
     process: subprocess.Popen[bytes] | None = None
     started_at: dt.datetime | None = None
 
     def command(self) -> list[str]:
         mappings = [arg for mapping in self.bridge_mappings for arg in ("--bridge-mapping", mapping)]
-        return neutrino_command("agent", "--config", str(self.config), "--host", self.host.name, "--roles", "l2",
+        return neutrino_command("agent", "--config", str(self.config), "--host", self.host.name, "--roles", self.roles,
                                 "--netns", self.host.netns, "--tunnel-ip", self.host.tunnel_ip, *mappings)
 
     @property
@@ -241,11 +242,11 @@ class Deployment:
         for label in host_labels:  # started together, waited for together
             self.wait_agent_started(label)
 
-    def add_host(self, label: str) -> HostAgent:
+    def add_host(self, label: str, *, roles: str = "l2") -> HostAgent:
         """One more simulated host with its agent running (reported alive) on return."""
         host = self.underlay.add_host(label)
         agent = HostAgent(host, self._agent_config(), self.workdir / f"agent-{label}.log",
-                          bridge_mappings=(f"{PHYSNET}:{host.physical_interface}",))
+                          bridge_mappings=(f"{PHYSNET}:{host.physical_interface}",), roles=roles)
         self.agents[label] = agent
         agent.start()
         self.wait_agent_started(label)

@@ -187,7 +187,8 @@ class Controller:
         if isinstance(item, dict) and "__envelope__" in item:
             envelope = item.pop("__envelope__")
             return json_response({envelope: item})
-        target = await self._target(ctx, res, item, route)
+        related = not self.policy.allowed_by_roles(ctx, f"get_{res.policy_resource}")
+        target = await self._target(ctx, res, item, route, related)
         if not self._may_read(ctx, res, target, route):
             raise not_found(res.name, route.member_id or "")
         return json_response({res.name: self._present(ctx, res, item, query.fields)})
@@ -217,9 +218,11 @@ class Controller:
             target.setdefault("tenant_id", target.get("project_id"))
         return targets
 
-    async def _target(self, ctx: RequestContext, res: Resource, item: Mapping[str, Any], route: Route) -> dict[str, Any]:
-        """The policy target: the object plus owner facts of related objects (e.g. its network's)."""
-        extra_fn = getattr(self.service(res), "policy_target", None)
+    async def _target(self, ctx: RequestContext, res: Resource, item: Mapping[str, Any], route: Route,
+                      related: bool = True) -> dict[str, Any]:
+        """The policy target: the object plus owner facts of related objects (e.g. its network's).
+        Without ``related`` (the caller's roles alone decide) those facts are not looked up."""
+        extra_fn = getattr(self.service(res), "policy_target", None) if related else None
         target = self._own_target(res, item, route)
         if extra_fn is not None:
             target.update(await extra_fn(ctx, target))
@@ -348,9 +351,10 @@ class Controller:
             item = dict(raw)
             self._project(ctx, item, res)
             item = self._convert_body(res, item, create=True)
-            target = await self._target(ctx, res, item, route)
-            self.policy.enforce_attributes(ctx, f"create_{res.policy_resource}", target, item,
-                                           self._defaults(res))
+            action, defaults = f"create_{res.policy_resource}", self._defaults(res)
+            related = not self.policy.allowed_by_roles(ctx, action, item, defaults)
+            target = await self._target(ctx, res, item, route, related)
+            self.policy.enforce_attributes(ctx, action, target, item, defaults)
             converted.append(item)
         created = await self.service(res).create_many(ctx, *self._parent_args(route), converted)
         views = [self._present(ctx, res, c, None) for c in created]
@@ -384,8 +388,13 @@ class Controller:
             target = {"id": route.member_id, "project_id": route.member_id, "tenant_id": route.member_id}
             self.policy.enforce_attributes(ctx, action, target, request or {})
             return target
-        item = await self.service(res).get(ctx, *self._parent_args(route), route.member_id)
-        target = await self._target(ctx, res, item, route)
+        service = self.service(res)
+        by_roles = self.policy.allowed_by_roles(ctx, action, request)
+        # When the roles alone decide, only existence in the caller's scope matters: a service's
+        # ``find`` (the object's own row, no related lookups) is then enough.
+        lookup = getattr(service, "find", None) if by_roles else None
+        item = await (lookup or service.get)(ctx, *self._parent_args(route), route.member_id)
+        target = await self._target(ctx, res, item, route, related=not by_roles)
         try:
             self.policy.enforce_attributes(ctx, action, target, request or {})
         except PolicyNotAuthorized:

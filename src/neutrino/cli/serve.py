@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -10,6 +11,20 @@ import uvicorn
 
 from neutrino.config import Settings
 from neutrino.server import Server, build_server
+
+
+def tune_garbage_collector() -> None:
+    """Collect cycles less eagerly in a long-running server.
+
+    A 10,000-row list allocates a few hundred thousand containers; at CPython's default
+    thresholds (700, 10, 10) that runs hundreds of collections which re-scan the long-lived heap
+    (modules, schema, cached SQL), about half the CPU of such a request. What exists once the
+    server is built is frozen out of collection and the young generation is collected every
+    50,000 allocations instead of 700; garbage without cycles is freed by reference counting as
+    before.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 async def run_uvicorn(server: Server, settings: Settings,
@@ -26,6 +41,7 @@ async def run_uvicorn(server: Server, settings: Settings,
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
+    tune_garbage_collector()
     task = asyncio.create_task(http.serve())
     while not http.started and not task.done():
         await asyncio.sleep(0.05)

@@ -38,3 +38,8 @@ class AgentRpcClient:
     async def update_device_down(self, device: str) -> dict[str, Any]:
         return await self.bus.call(SERVER, "update_device_down", {"host": self.host, "device": device},
                                    self.timeout)
+
+    async def update_floatingip_statuses(self, statuses: Mapping[str, str]) -> dict[str, Any]:
+        """The l3 role's floating IPs as it realised them (``ACTIVE``/``DOWN``/``ERROR`` by id)."""
+        return await self.bus.call(SERVER, "update_floatingip_statuses",
+                                   {"host": self.host, "statuses": dict(statuses)}, self.timeout)

@@ -27,7 +27,7 @@ from neutrino.db.schema import l3
 from neutrino.errors import BadRequest, HTTPNotFound, InUse, NotFound
 from neutrino.services import rbac
 from neutrino.services.events import ChangeEvent, Notifier
-from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.listing import ListQuery, TableQuery, among, fetch_one, select_rows
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService, port_visible
 from neutrino.services.quotas import QuotaService
@@ -108,19 +108,23 @@ class FloatingIpService:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    async def _views(self, conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    async def _views(self, conn: AsyncConnection, rows: Sequence[Any], known_ports: Mapping[str, Any] | None = None,
+                     without_forwardings: bool = False) -> list[dict[str, Any]]:
+        """Views of ``rows``; ``known_ports`` (already read in this transaction) and
+        ``without_forwardings`` (just checked) spare their lookups."""
         ids = [r["id"] for r in rows]
         if not ids:
             return []
-        port_ids = [r["fixed_port_id"] for r in rows if r["fixed_port_id"]]
-        ports: dict[str, Any] = {}
+        ports: dict[str, Any] = dict(known_ports or {})
+        port_ids = [r["fixed_port_id"] for r in rows if r["fixed_port_id"] and r["fixed_port_id"] not in ports]
         if port_ids:
-            for port in (await conn.execute(select(db.ports).where(db.ports.c.id.in_(port_ids)))).mappings():
+            for port in (await conn.execute(select(db.ports).where(among(conn, db.ports.c.id, port_ids)))).mappings():
                 ports[port["id"]] = port
         pf = l3.portforwardings
         forwardings: dict[str, list[dict[str, Any]]] = {}
-        for row in (await conn.execute(select(pf).where(pf.c.floatingip_id.in_(ids))
-                                       .order_by(pf.c.external_port_start, pf.c.id))).mappings():
+        found = [] if without_forwardings else (await conn.execute(
+            select(pf).where(among(conn, pf.c.floatingip_id, ids)).order_by(pf.c.external_port_start, pf.c.id))).mappings()
+        for row in found:
             forwardings.setdefault(row["floatingip_id"], []).append({
                 "id": row["id"], "internal_ip_address": row["internal_ip_address"], "protocol": row["protocol"],
                 "internal_port": _single(row["internal_port_start"], row["internal_port_end"]),
@@ -155,6 +159,13 @@ class FloatingIpService:
             row = await fetch_one(conn, l3.floatingips, "floatingip", fip_id, fip_visible(ctx))
             return (await self._views(conn, [row]))[0]
 
+    async def find(self, ctx: RequestContext, fip_id: str) -> dict[str, Any]:
+        """The floating IP's own attributes (no port details, forwardings or tags): one statement,
+        for checks that need nothing more (the caller's roles decide)."""
+        async with self.db.read() as conn:
+            return self.view(await fetch_one(conn, l3.floatingips, "floatingip", fip_id, fip_visible(ctx)),
+                             None, [], [])
+
     async def _view_of(self, conn: AsyncConnection, fip_id: str) -> dict[str, Any]:
         row = await fetch_one(conn, l3.floatingips, "floatingip", fip_id)
         return (await self._views(conn, [row]))[0]
@@ -162,8 +173,9 @@ class FloatingIpService:
     # ---- association ---------------------------------------------------------------------------
 
     async def _association(self, conn: AsyncConnection, ctx: RequestContext, fip: Mapping[str, Any],
-                           port_id: str, fixed_ip_address: str | None) -> tuple[str, str, str]:
-        """Check an association request; returns (port id, fixed address, router id)."""
+                           port_id: str, fixed_ip_address: str | None) -> tuple[str, str, str, Any]:
+        """Check an association request (the floating IP must have no port forwardings); returns
+        (port id, fixed address, router id, the port's row)."""
         port = await internal_target(conn, ctx, port_id)
         if port["project_id"] != fip["project_id"] and not ctx.is_admin:
             raise fip_error(f"Cannot process floating IP association with Port {port_id}, since that port is owned "
@@ -203,7 +215,7 @@ class FloatingIpService:
         pf = l3.portforwardings
         if (await conn.execute(select(pf.c.id).where(pf.c.floatingip_id == fip["id"]).limit(1))).first():
             raise FipInUseByPortForwarding(id=fip["id"])
-        return port_id, chosen["ip_address"], router_id
+        return port_id, chosen["ip_address"], router_id, port
 
     # ---- create ----------------------------------------------------------------------------
 
@@ -254,7 +266,7 @@ class FloatingIpService:
                "floating_ip_address": v4[0]["ip_address"]}
         fixed_port_id = fixed_ip = router_id = None
         if item.get("port_id"):
-            fixed_port_id, fixed_ip, router_id = await self._association(
+            fixed_port_id, fixed_ip, router_id, _ = await self._association(
                 conn, ctx, fip, item["port_id"], item.get("fixed_ip_address"))
         await conn.execute(insert(l3.floatingips).values(
             **fip, **new_standard_values(item, now), floating_port_id=port_id, fixed_port_id=fixed_port_id,
@@ -276,15 +288,20 @@ class FloatingIpService:
             port_id = changes.get("port_id")
             if changes.get("fixed_ip_address") and not port_id:
                 raise fip_error("fixed_ip_address cannot be specified without a port_id")
+            known: dict[str, Any] = {}
             if port_id:
                 new = await self._association(conn, ctx, row, port_id, changes.get("fixed_ip_address"))
                 values.update(fixed_port_id=new[0], fixed_ip_address=new[1], router_id=new[2])
+                known[port_id] = new[3]
             elif "port_id" in changes:
                 values.update(fixed_port_id=None, fixed_ip_address=None)
                 if not await self._has_forwardings(conn, fip_id):
                     values["router_id"] = None
-            await bump_revision(conn, l3.floatingips, fip_id, values)
-            return await self._view_of(conn, fip_id)
+            now = utcnow()
+            await bump_revision(conn, l3.floatingips, fip_id, values, now=now)
+            # The row is locked for this transaction: its new state is known without reading it.
+            new_row = {**row, **values, "revision_number": row["revision_number"] + 1, "updated_at": now}
+            return (await self._views(conn, [new_row], known, without_forwardings=bool(known)))[0]
 
         result = await self.db.write(work, rng=self.rng)
         await self.notifier.committed([ChangeEvent("floatingip", fip_id, "update", result["revision_number"],

@@ -17,7 +17,7 @@ from neutrino.services import rbac
 from neutrino.services.address_scopes import network_address_scopes
 from neutrino.services.availability_zones import check_zone_hints, network_zones
 from neutrino.services.events import ChangeEvent, Notifier
-from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.listing import ListQuery, TableQuery, among, fetch_one, select_rows
 from neutrino.services.quotas import QuotaService
 from neutrino.services.standard import (
     bump_revision,
@@ -188,22 +188,22 @@ class NetworkService:
 
     async def owner_facts(self, ctx: RequestContext, network_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """What port and subnet rules know of each network the caller sees (``network:*``): its
-        owner, whether it is shared with the caller, whether it is external; read in one go for a
-        listed page instead of once per item."""
+        owner, whether it is shared with the caller, whether it is external. One statement, for
+        one item or a whole listed page."""
         ids = list(dict.fromkeys(i for i in network_ids if i))
+        n = db.networks
+        shared = rbac.granted("network", n.c.id, ctx, (rbac.SHARED,)).label("shared")
+        scope = rbac.network_visible(ctx)
         facts: dict[str, dict[str, Any]] = {}
         async with self.db.read() as conn:
             for start in range(0, len(ids), 5000):
-                chunk = ids[start:start + 5000]
-                stmt = select(db.networks.c.id, db.networks.c.project_id, db.networks.c.router_external).where(
-                    db.networks.c.id.in_(chunk))
-                scope = rbac.network_visible(ctx)
+                stmt = select(n.c.id, n.c.project_id, n.c.router_external, shared).where(
+                    among(conn, n.c.id, ids[start:start + 5000]))
                 if scope is not None:
                     stmt = stmt.where(scope)
-                shared = await rbac.shared_ids(conn, "network", chunk, ctx)
-                for net_id, owner, external in await conn.execute(stmt):
+                for net_id, owner, external, is_shared in await conn.execute(stmt):
                     facts[net_id] = {"network:project_id": owner, "network:tenant_id": owner,
-                                     "network:shared": net_id in shared, "network:router:external": external}
+                                     "network:shared": bool(is_shared), "network:router:external": external}
         return facts
 
     # ---- writing ---------------------------------------------------------------------------

@@ -7,8 +7,9 @@ A router owns ports made through the core port service: its gateway port
 clients that filter ports by it. The checks that need no database live in
 :mod:`neutrino.services.router_checks`.
 
-No L3 agent acts on routers yet, so ``status`` is ``ACTIVE`` from the start (as Neutron shows a
-router without HA); change events are published so an agent can reconcile once it exists.
+``status`` is ``ACTIVE`` from the start (as Neutron shows a router without HA); the L3 agent role
+hosting the router makes it real (``qrouter-`` namespace, NAT) from ``sync_state`` and the change
+events published after each commit.
 """
 
 from __future__ import annotations
@@ -195,6 +196,12 @@ class RouterService:
         async with self.db.read() as conn:
             row = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx))
             return (await self._views(conn, [row]))[0]
+
+    async def find(self, ctx: RequestContext, router_id: str) -> dict[str, Any]:
+        """The router's own attributes (no gateway, routes or tags): one statement, for checks
+        that need nothing more (the caller's roles decide)."""
+        async with self.db.read() as conn:
+            return self.view(await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx)), None, [], [])
 
     async def _view_of(self, conn: AsyncConnection, router_id: str) -> dict[str, Any]:
         row = await fetch_one(conn, l3.routers, "router", router_id)

@@ -537,10 +537,12 @@ class PortSecurityGroupBindings:
         return await self.groups.ensure_default_in(conn, project_id)
 
     async def bind(self, conn: AsyncConnection, ctx: RequestContext, port_id: str, project_id: str,
-                   group_ids: Sequence[str]) -> None:
-        """Replace the port's groups with ``group_ids`` (validated first)."""
+                   group_ids: Sequence[str], *, new_port: bool = False, checked: Sequence[str] = ()) -> None:
+        """Replace the port's groups with ``group_ids``, validated first unless all are in
+        ``checked`` (the project's default group, just made sure of in this transaction).
+        A ``new_port`` has no groups to remove yet."""
         wanted = list(dict.fromkeys(group_ids))
-        if wanted:
+        if wanted and not set(wanted) <= set(checked):
             stmt = select(sg.c.id, sg.c.stateful).where(sg.c.id.in_(wanted))
             if project_id and not ctx.is_privileged:
                 stmt = stmt.where(group_usable_by(project_id))
@@ -551,7 +553,8 @@ class PortSecurityGroupBindings:
             if len(set(found.values())) > 1:
                 raise SecurityGroupConflict(reason="Cannot apply both stateful and stateless security groups on "
                                                    "the same port at the same time")
-        await conn.execute(delete(bindings).where(bindings.c.port_id == port_id))
+        if not new_port:
+            await conn.execute(delete(bindings).where(bindings.c.port_id == port_id))
         if wanted:
             await conn.execute(insert(bindings), [{"port_id": port_id, "security_group_id": g, "position": i}
                                                   for i, g in enumerate(wanted)])

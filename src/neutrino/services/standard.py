@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -24,7 +25,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+@functools.lru_cache(maxsize=4096)
 def format_time(value: dt.datetime | None) -> str | None:
+    """API timestamp; cached, as a listed page repeats the same few whole seconds many times."""
     if value is None:
         return None
     if value.tzinfo is None:  # what the database gives back; isoformat is much cheaper than strftime

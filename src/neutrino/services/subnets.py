@@ -13,7 +13,7 @@ from neutrino.config import MechanismSettings
 from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
-from neutrino.errors import InUse
+from neutrino.errors import InUse, not_found
 from neutrino.services import allocations, rbac
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
@@ -129,11 +129,10 @@ class SubnetService:
         net_id = obj.get("network_id")
         if not net_id:
             return {}
-        async with self.db.read() as conn:
-            net = await self.networks.get_in(conn, ctx, net_id)
-            shared = await rbac.has_grant(conn, "network", net_id, rbac.SHARED, ctx.project_id)
-        return {"network:project_id": net["project_id"], "network:tenant_id": net["project_id"],
-                "network:shared": shared, "network:router:external": net["router_external"]}
+        facts = (await self.networks.owner_facts(ctx, [net_id])).get(net_id)
+        if facts is None:
+            raise not_found("network", net_id)
+        return facts
 
     async def policy_targets(self, ctx: RequestContext, objs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """:meth:`policy_target` for a listed page, with one read of the networks involved."""

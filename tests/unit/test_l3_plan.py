@@ -1,0 +1,87 @@
+"""The l3 planner (pure): what it does for a router the kernel lacks, and nothing for one it holds."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+
+from neutrino.agent.l3.nat import nat_body
+from neutrino.agent.l3.plan import (
+    AddAddress,
+    AddRoute,
+    EnsureNamespace,
+    EnsureRouterPort,
+    L3KernelView,
+    LoadNat,
+    RemoveDevice,
+    RemoveNamespace,
+    RouterView,
+    SetSysctl,
+    plan,
+)
+from neutrino.dataplane.netlink import Link, Route
+from neutrino.dataplane.nftables import body_digest
+from neutrino.rpc.l3_state import FloatingIp, L3Router, L3State, RouterAddress, RouterPort
+
+ROUTER = "9450e960-767a-41c2-a01c-cfcbd98b9a22"
+NS = f"qrouter-{ROUTER}"
+INSIDE = RouterPort("d0a3a5b8-3b71-411f-aaeb-814dccbbe91c", "net-in", "fa:16:3e:00:00:01", 1450,
+                    (RouterAddress("sub-in", "10.0.0.1", "10.0.0.0/24", "10.0.0.1"),))
+OUTSIDE = RouterPort("d0bf28bd-6b00-4f00-8000-000000000001", "net-ex", "fa:16:3e:00:00:02", 1500,
+                     (RouterAddress("sub-ex", "172.24.4.84", "172.24.4.0/24", "172.24.4.1"),))
+FIP = FloatingIp("fip-1", "172.24.4.93", "10.0.0.5", "port-vm")
+STATE = L3State("net-1", (L3Router(ROUTER, "p", True, True, 3, (INSIDE,), OUTSIDE, (("10.99.0.0/16", "10.0.0.50"),),
+                                   (FIP,)),))
+
+
+def converged_view(router: L3Router) -> L3KernelView:
+    """The kernel as the apply step leaves it for ``router``."""
+    links, host_links = {}, {}
+    for index, (name, port) in enumerate((("qr-d0a3a5b8-3b", INSIDE), ("qg-d0bf28bd-6b", OUTSIDE))):
+        tap = f"tap{port.port_id[:11]}"
+        links[name] = Link(name, 10 + index, "veth", None, port.mtu, port.mac_address, "up", router.admin_state_up,
+                           "neutrino:net-1", link_index=20 + index)
+        host_links[tap] = Link(tap, 20 + index, "veth", "brq", port.mtu, "aa:aa:aa:aa:aa:aa", "up", True,
+                               "neutrino:net-1", link_index=10 + index)
+    addresses = {"qr-d0a3a5b8-3b": frozenset({"10.0.0.1/24"}),
+                 "qg-d0bf28bd-6b": frozenset({"172.24.4.84/24", "172.24.4.93/32"})}
+    routes = (Route(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_address("172.24.4.1"), "qg-d0bf28bd-6b"),
+              Route(ipaddress.ip_network("10.99.0.0/16"), ipaddress.ip_address("10.0.0.50"), "qr-d0a3a5b8-3b"),
+              Route(ipaddress.ip_network("10.0.0.0/24"), None, "qr-d0a3a5b8-3b"))
+    body = nat_body(router, "qg-d0bf28bd-6b")
+    view = RouterView(links, addresses, routes, {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"},
+                      body_digest(body) if body else None)
+    return L3KernelView({NS: view}, host_links)
+
+
+def test_a_new_router_is_built_in_order() -> None:
+    actions = plan(STATE, L3KernelView({}, {}))
+    assert actions[0] == EnsureNamespace(NS)
+    assert [type(a) for a in actions[1:3]] == [SetSysctl, SetSysctl]
+    kinds = [type(a) for a in actions]
+    assert kinds.index(EnsureRouterPort) < kinds.index(AddAddress) < kinds.index(AddRoute) < kinds.index(LoadNat)
+    assert AddAddress(NS, "qg-d0bf28bd-6b", "172.24.4.93/32") in actions
+    assert AddRoute(NS, "0.0.0.0/0", "172.24.4.1", "qg-d0bf28bd-6b") in actions
+    assert AddRoute(NS, "10.99.0.0/16", "10.0.0.50", None) in actions
+    nat = next(a for a in actions if isinstance(a, LoadNat))
+    assert "ip daddr 172.24.4.93 dnat to 10.0.0.5" in nat.body
+    assert 'oifname "qg-d0bf28bd-6b" ip saddr { 10.0.0.0/24 } snat to 172.24.4.84' in nat.body
+
+
+def test_a_converged_router_needs_nothing() -> None:
+    assert plan(STATE, converged_view(STATE.routers[0])) == []
+
+
+def test_gone_interfaces_and_routers_are_removed() -> None:
+    router = replace(STATE.routers[0], interfaces=())
+    actions = plan(replace(STATE, routers=(router,)), converged_view(STATE.routers[0]))
+    assert RemoveDevice(NS, "qr-d0a3a5b8-3b") in actions
+    assert plan(replace(STATE, routers=()), converged_view(STATE.routers[0])) == [RemoveNamespace(NS)]
+
+
+def test_an_admin_down_router_keeps_its_ports_but_forwards_nothing() -> None:
+    down = replace(STATE.routers[0], admin_state_up=False)
+    actions = plan(replace(STATE, routers=(down,)), L3KernelView({}, {}))
+    ports = [a for a in actions if isinstance(a, EnsureRouterPort)]
+    assert len(ports) == 2 and not any(p.up for p in ports)
+    assert not any(isinstance(a, AddRoute | LoadNat) for a in actions)
