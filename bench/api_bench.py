@@ -1064,7 +1064,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # parse costs it 2-3x more CPU (and the measured latency with it), which is the client's
     # overhead, not the server's. The server does the same (neutrino.cli.serve).
     gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(200_000, 50, 100)
 
     try:
         return asyncio.run(bounded())

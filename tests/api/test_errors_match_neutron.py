@@ -64,10 +64,11 @@ def scene(adm: httpx.Client, admin: Persona) -> Iterator[Scene]:
     try:
         subnet = created(adm.post("/subnets", json={"subnet": {
             "network_id": net["id"], "ip_version": 4, "cidr": "192.168.10.0/24"}}), "subnet")
-        port = created(adm.post("/ports", json={"port": {"network_id": net["id"], "device_id": "ex-device-1"}}),
-                       "port")
+        # The fixed address first: the other port's address is chosen at random and may be .50.
         holder = created(adm.post("/ports", json={"port": {"network_id": net["id"], "fixed_ips": [
             {"subnet_id": subnet["id"], "ip_address": "192.168.10.50"}]}}), "port")
+        port = created(adm.post("/ports", json={"port": {"network_id": net["id"], "device_id": "ex-device-1"}}),
+                       "port")
         yield Scene({CAPTURED["network"]: net["id"], CAPTURED["subnet"]: subnet["id"],
                      CAPTURED["port"]: port["id"], CAPTURED["mac"]: port["mac_address"],
                      '"examples"': json.dumps(admin.project_id)},

@@ -16,15 +16,16 @@ from neutrino.server import Server, build_server
 def tune_garbage_collector() -> None:
     """Collect cycles less eagerly in a long-running server.
 
-    A 10,000-row list allocates a few hundred thousand containers; at CPython's default
-    thresholds (700, 10, 10) that runs hundreds of collections which re-scan the long-lived heap
-    (modules, schema, cached SQL), about half the CPU of such a request. What exists once the
-    server is built is frozen out of collection and the young generation is collected every
-    50,000 allocations instead of 700; garbage without cycles is freed by reference counting as
-    before.
+    A 10,000-row list holds a few hundred thousand containers until its response is written; at
+    CPython's default thresholds (700, 10, 10) that runs hundreds of collections which re-scan the
+    long-lived heap (modules, schema, cached SQL): about half the CPU of such a request. What
+    exists once the server is built is frozen out of collection, and the young generation is
+    collected once 100,000 more containers live than before (not 700). Garbage without cycles
+    is freed by reference counting as before; 200,000 was faster still but let cyclic garbage
+    add ~25 MB at 10,000 ports (docs/benchmarks.md).
     """
     gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(100_000, 50, 100)
 
 
 async def run_uvicorn(server: Server, settings: Settings,

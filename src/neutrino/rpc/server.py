@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -84,18 +85,26 @@ class EventPublisher:
         self.bus = bus
 
     async def __call__(self, events: Sequence[ChangeEvent]) -> None:
+        messages: list[tuple[ChangeEvent, str, dict[str, Any]]] = []
         for ev in events:
             payload = {"resource": ev.resource, "id": ev.id, "revision": ev.revision, "op": ev.op}
             hints = dict(ev.hints)
             # Additive: where the change is (a port's host and network), so agents can skip what
             # cannot concern them instead of fetching their whole state again.
             payload.update({key: hints[key] for key in _PAYLOAD_HINTS if isinstance(hints.get(key), str)})
-            try:
-                await self.bus.publish(event_topic(ev.resource), payload)
-                if hints.get("host"):
-                    await self.bus.publish(event_topic(ev.resource, hints["host"]), payload)
-            except BusError as exc:  # events are hints: agents resync periodically anyway
-                log.warning("could not publish %s event for %s: %s", ev.resource, ev.id, exc)
+            messages.append((ev, event_topic(ev.resource), payload))
+            if hints.get("host"):
+                messages.append((ev, event_topic(ev.resource, hints["host"]), payload))
+        # All at once: each publish waits for the broker's confirm, and one commit's events (a batch
+        # of status reports: one per port) need no order among themselves; the caller's reply and
+        # the API response wait for the slowest confirm instead of the sum of them.
+        results = await asyncio.gather(*(self.bus.publish(topic, payload) for _, topic, payload in messages),
+                                       return_exceptions=True)
+        for (ev, _, _), result in zip(messages, results, strict=True):
+            if isinstance(result, BusError):  # events are hints: agents resync periodically anyway
+                log.warning("could not publish %s event for %s: %s", ev.resource, ev.id, result)
+            elif isinstance(result, BaseException):
+                raise result
 
 
 async def serve_agents(bus: Bus, handlers: AgentRpcHandlers) -> Subscription:
