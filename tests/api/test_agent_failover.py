@@ -25,7 +25,7 @@ import pytest
 
 from neutrino.bus.factory import build_bus
 from neutrino.rpc.agent_client import AgentRpcClient
-from tests.fullstack.broker import SharedBrokerVhost, broker_available
+from tests.fullstack.broker import shared_broker_vhost
 from tests.support.live_server import start_server
 from tests.support.neutron_http import api, created, ok
 from tests.support.tenants import cloud_persona
@@ -97,15 +97,8 @@ def wait_for(what: str, probe: Callable[[], Any], expected: Any, timeout: float 
 
 @pytest.fixture(scope="module")
 def vhost_url() -> Iterator[str]:
-    why_not = broker_available()
-    if why_not:
-        pytest.skip(f"needs the machine's RabbitMQ: {why_not}")
-    vhost = SharedBrokerVhost()
-    vhost.create()
-    try:
-        yield vhost.url
-    finally:
-        vhost.delete()
+    with shared_broker_vhost() as url:
+        yield url
 
 
 def test_network_and_router_move_off_agents_that_stop_reporting(vhost_url: str, tmp_path: Any) -> None:

@@ -20,7 +20,7 @@ from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
 from neutrino.dataplane.names import tap_name
 from neutrino.rpc.agent_client import AgentRpcClient
-from tests.fullstack.broker import SharedBrokerVhost, broker_available
+from tests.fullstack.broker import shared_broker_vhost
 from tests.support.live_server import LiveServer, start_server
 from tests.support.neutron_http import api, created, ok
 from tests.support.tenants import cloud_persona
@@ -37,22 +37,15 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    why_not = broker_available()
-    if why_not:
-        pytest.skip(f"needs the machine's RabbitMQ: {why_not}")
-    vhost = SharedBrokerVhost()
-    server = None
-    try:
-        vhost.create()
+    with shared_broker_vhost() as url:
         tag = uuid.uuid4().hex[:6]
         # The server's own agent runs no role: the test is this host's L2 agent.
-        config = f'[bus]\nurl = "{vhost.url}"\n[agent]\nhost = "srv-{tag}"\nroles = []\nagent_down_time_seconds = 900\n'
+        config = f'[bus]\nurl = "{url}"\n[agent]\nhost = "srv-{tag}"\nroles = []\nagent_down_time_seconds = 900\n'
         server = start_server(tmp_path_factory.mktemp("device-status") / "state", extra_config=config)
-        yield Rig(server, vhost.url, f"l2-{tag}")
-    finally:
-        if server is not None:
+        try:
+            yield Rig(server, url, f"l2-{tag}")
+        finally:
             server.stop()
-        vhost.delete()
 
 
 async def _as_agent(rig: Rig, work: Any) -> Any:

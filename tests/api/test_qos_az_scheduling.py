@@ -27,7 +27,7 @@ import pytest
 
 from neutrino.bus.factory import build_bus
 from neutrino.rpc.agent_client import AgentRpcClient
-from tests.fullstack.broker import SharedBrokerVhost, broker_available
+from tests.fullstack.broker import shared_broker_vhost
 from tests.support.live_server import LiveServer, start_server
 from tests.support.neutron_http import api, created, neutron_error, ok
 from tests.support.tenants import IdentityAdmin, Persona, cloud_persona
@@ -90,33 +90,26 @@ async def _report_agents(url: str, reports: Sequence[tuple[str, dict[str, Any]]]
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    why_not = broker_available()
-    if why_not:
-        pytest.skip(f"needs the machine's RabbitMQ: {why_not}")
-    vhost = SharedBrokerVhost()
-    server = None
-    try:
-        vhost.create()
+    with shared_broker_vhost() as url:
         tag = uuid.uuid4().hex[:6]
         # Agents stay alive (heartbeat-wise) for the whole module without re-reporting.
-        config = (f'[bus]\nurl = "{vhost.url}"\n[agent]\nhost = "t{tag}"\nagent_down_time_seconds = 900\n')
+        config = (f'[bus]\nurl = "{url}"\n[agent]\nhost = "t{tag}"\nagent_down_time_seconds = 900\n')
         server = start_server(tmp_path_factory.mktemp("qos-az") / "state", extra_config=config)
-        rig = Rig(server, Cli(server.env()), cloud_persona(server, "neutrino-admin"),
-                  cloud_persona(server, "neutrino-demo"), f"dhcp-{tag}", f"l3-{tag}", f"zone-d-{tag}",
-                  f"zone-r-{tag}")
-        asyncio.run(_report_agents(vhost.url, [
-            (rig.dhcp_agent_host, {"agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent",
-                                   "availability_zone": rig.dhcp_zone, "start_flag": True,
-                                   "configurations": {"dhcp_driver": "dnsmasq"}}),
-            (rig.l3_agent_host, {"agent_type": "L3 agent", "binary": "neutron-l3-agent", "topic": "l3_agent",
-                                 "availability_zone": rig.l3_zone, "start_flag": True,
-                                 "configurations": {"agent_mode": "legacy"}}),
-        ]))
-        yield rig
-    finally:
-        if server is not None:
+        try:
+            rig = Rig(server, Cli(server.env()), cloud_persona(server, "neutrino-admin"),
+                      cloud_persona(server, "neutrino-demo"), f"dhcp-{tag}", f"l3-{tag}", f"zone-d-{tag}",
+                      f"zone-r-{tag}")
+            asyncio.run(_report_agents(url, [
+                (rig.dhcp_agent_host, {"agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent",
+                                       "availability_zone": rig.dhcp_zone, "start_flag": True,
+                                       "configurations": {"dhcp_driver": "dnsmasq"}}),
+                (rig.l3_agent_host, {"agent_type": "L3 agent", "binary": "neutron-l3-agent", "topic": "l3_agent",
+                                     "availability_zone": rig.l3_zone, "start_flag": True,
+                                     "configurations": {"agent_mode": "legacy"}}),
+            ]))
+            yield rig
+        finally:
             server.stop()
-        vhost.delete()
 
 
 def agent_id(adm: httpx.Client, host: str) -> str:

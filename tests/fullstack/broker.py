@@ -12,6 +12,7 @@ Both speak to the broker with ``rabbitmqctl`` (the management plugin is not enab
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +81,25 @@ class SharedBrokerVhost:
         if self.created:
             rabbitmqctl("delete_vhost", self.vhost, check=False)
             self.created = False
+
+
+@contextlib.contextmanager
+def shared_broker_vhost() -> Iterator[str]:
+    """A vhost of our own on the machine's RabbitMQ for the ``with`` block (its ``[bus] url``).
+
+    Skips the calling test, saying why, when the machine has no broker to offer.
+    """
+    import pytest
+
+    why_not = broker_available()
+    if why_not:
+        pytest.skip(f"needs the machine's RabbitMQ: {why_not}")
+    vhost = SharedBrokerVhost()
+    try:
+        vhost.create()
+        yield vhost.url
+    finally:
+        vhost.delete()
 
 
 @dataclass
