@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -419,12 +419,17 @@ class Deployment:
 
     def ping(self, source: Instance, address: str, *, count: int = 1, deadline: float = 10,
              interval: float | None = None) -> PingResult:
-        """``ping`` from inside an instance; with count 1 it returns at the first reply (waits on it)."""
+        """``ping`` from inside an instance until ``count`` replies arrive (or the deadline passes).
+
+        While the first reply is slow (ARP, FDB learning) ping keeps probing each second, so the
+        reply to an earlier probe can arrive with a later one: ``received`` counts at most ``count``.
+        """
         args = ["ping", "-n", "-c", str(count), "-w", str(int(deadline))]
         if interval is not None:
             args += ["-i", str(interval)]
-        result = in_netns(source.namespace, *args, address, timeout=deadline + 10)
-        return parse_ping(result.stdout + result.stderr)
+        ran = in_netns(source.namespace, *args, address, timeout=deadline + 10)
+        result = parse_ping(ran.stdout + ran.stderr)
+        return replace(result, received=min(result.received, count))
 
     def unreachable(self, source: Instance, address: str, *, tries: int = 3) -> PingResult:
         """Ping a few times, each waiting a second; for asserting that nothing answers."""
