@@ -36,6 +36,7 @@ from neutrino.services.type_drivers import (
     SegmentsSetInConjunctionWithProviders,
     TypeDrivers,
 )
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 PROVIDER_KEYS = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 # Ports the network itself owns: they never block its deletion and go with it.
@@ -93,6 +94,7 @@ class NetworkService:
                  rng: random.Random | None = None) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(database, notifier)
         self.quotas = quotas
         self.types = types
         self.rng = rng or random.Random()
@@ -294,20 +296,21 @@ class NetworkService:
         return net_id
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             ids = [await self.create_in(conn, ctx, item) for item in items]
             rows = (await conn.execute(select(db.networks).where(db.networks.c.id.in_(ids)))).mappings().all()
             by_id = {r["id"]: r for r in rows}
-            return await self._views(conn, ctx, [by_id[i] for i in ids])
+            views = await self._views(conn, ctx, [by_id[i] for i in ids])
+            tx.emit(*(ChangeEvent("network", n["id"], "create", n["revision_number"]) for n in views))
+            return views
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent("network", n["id"], "create", n["revision_number"])
-                                       for n in result])
-        return result
+        return await self.uow.run(work, rng=self.rng)
 
     async def update(self, ctx: RequestContext, network_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await fetch_one(conn, db.networks, "network", network_id, rbac.network_visible(ctx),
                                   for_update=True)
             check_revision(row["revision_number"], if_revision)
@@ -331,11 +334,11 @@ class NetworkService:
                 values["router_external"] = bool(changes["router:external"])
             await bump_revision(conn, db.networks, network_id, values)
             new = await fetch_one(conn, db.networks, "network", network_id)
-            return (await self._views(conn, ctx, [new]))[0]
+            view = (await self._views(conn, ctx, [new]))[0]
+            tx.emit(ChangeEvent("network", network_id, "update", view["revision_number"]))
+            return view
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("network", network_id, "update", result["revision_number"])])
-        return result
+        return await self.uow.run(work)
 
     async def _update_provider(self, conn: AsyncConnection, row: Any, changes: dict[str, Any]) -> None:
         segs = (await conn.execute(select(db.network_segments).where(
@@ -409,9 +412,8 @@ class NetworkService:
         await rbac.remove_grants(conn, "network", row["id"], rbac.EXTERNAL)
 
     async def delete(self, ctx: RequestContext, network_id: str, if_revision: int | None = None) -> None:
-        deleted_ports: list[str] = []
-
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await fetch_one(conn, db.networks, "network", network_id, rbac.network_visible(ctx),
                                   for_update=True)
             check_revision(row["revision_number"], if_revision)
@@ -425,7 +427,6 @@ class NetworkService:
                 raise NetworkInUse(f"Unable to complete operation on network {network_id}. There are one or "
                                    f"more ports still in use on the network, id for these ports is: {ids}.")
             auto = [r[0] for r in await conn.execute(select(p.c.id).where(p.c.network_id == network_id))]
-            deleted_ports.extend(auto)
             await self._delete_dependents(conn, network_id, auto)
             await conn.execute(delete(db.ipallocations).where(db.ipallocations.c.network_id == network_id))
             if auto:
@@ -439,10 +440,9 @@ class NetworkService:
             await rbac.remove_grants(conn, "network", network_id)
             await delete_tags(conn, "network", network_id)
             await conn.execute(delete(db.networks).where(db.networks.c.id == network_id))
+            tx.emit(*(ChangeEvent("port", pid, "delete") for pid in auto), ChangeEvent("network", network_id, "delete"))
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("port", pid, "delete") for pid in deleted_ports]
-                                      + [ChangeEvent("network", network_id, "delete")])
+        await self.uow.run(work)
 
     def _fip_associated(self, fip_id_col: Any) -> ColumnElement[bool]:
         """Whether a floating IP (by its port's device_id) is associated; plugins may refine this."""

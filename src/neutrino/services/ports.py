@@ -50,6 +50,7 @@ from neutrino.services.standard import (
     set_tags,
     utcnow,
 )
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 MAC_ATTEMPTS = 16
 UNBOUND, BINDING_FAILED = "unbound", "binding_failed"
@@ -188,6 +189,7 @@ class PortService:
                  rng: random.Random | None = None) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(database, notifier)
         self.quotas = quotas
         self.networks = networks
         self.settings = settings
@@ -369,22 +371,24 @@ class PortService:
     # ---- create ----------------------------------------------------------------------------
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             if len(items) > 1:
                 await allocations.serialise_bulk_allocation(conn, [i["network_id"] for i in items if i.get("network_id")])
             known: dict[str, dict[str, Any]] = {}
             ids = [await self.create_in(conn, ctx, item, known) for item in items]
             if len(known) == len(ids):
-                return [known[i] for i in ids]
-            rows = (await conn.execute(select(db.ports).where(db.ports.c.id.in_(ids)))).mappings().all()
-            by_id = {r["id"]: r for r in rows}
-            return await self._views(conn, [by_id[i] for i in ids])
+                views = [known[i] for i in ids]
+            else:
+                rows = (await conn.execute(select(db.ports).where(db.ports.c.id.in_(ids)))).mappings().all()
+                by_id = {r["id"]: r for r in rows}
+                views = await self._views(conn, [by_id[i] for i in ids])
+            tx.emit(*(ChangeEvent("port", p["id"], "create", p["revision_number"],
+                                  (("network_id", p["network_id"]), ("host", p["binding:host_id"])))
+                      for p in views))
+            return views
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([
-            ChangeEvent("port", p["id"], "create", p["revision_number"],
-                        (("network_id", p["network_id"]), ("host", p["binding:host_id"]))) for p in result])
-        return result
+        return await self.uow.run(work, rng=self.rng)
 
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any],
                         views: dict[str, dict[str, Any]] | None = None) -> str:
@@ -458,19 +462,19 @@ class PortService:
 
     async def update(self, ctx: RequestContext, port_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await fetch_one(conn, db.ports, "port", port_id, port_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
-            related[:] = await self.update_in(conn, ctx, row, changes)
+            related = await self.update_in(conn, ctx, row, changes)
             new = await fetch_one(conn, db.ports, "port", port_id)
-            return (await self._views(conn, [new]))[0]
+            view = (await self._views(conn, [new]))[0]
+            tx.emit(ChangeEvent("port", port_id, "update", view["revision_number"],
+                                (("network_id", view["network_id"]), ("host", view["binding:host_id"]))),
+                    *related)
+            return view
 
-        related: list[ChangeEvent] = []
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent("port", port_id, "update", result["revision_number"],
-                                                   (("network_id", result["network_id"]),
-                                                    ("host", result["binding:host_id"])))] + related)
-        return result
+        return await self.uow.run(work, rng=self.rng)
 
     async def update_in(self, conn: AsyncConnection, ctx: RequestContext, row: Any,
                         changes: dict[str, Any]) -> list[ChangeEvent]:
@@ -578,23 +582,19 @@ class PortService:
     # ---- delete ----------------------------------------------------------------------------
 
     async def delete(self, ctx: RequestContext, port_id: str, if_revision: int | None = None) -> None:
-        info: dict[str, Any] = {}
-        related: list[ChangeEvent] = []
-
-        async def work(conn: AsyncConnection) -> None:
-            related.clear()
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await fetch_one(conn, db.ports, "port", port_id, port_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             await self.check_deletable(conn, row)
-            info.update(network_id=row["network_id"], host=row["binding_host_id"])
+            related: list[ChangeEvent] = []
             for hook in self.before_delete:
                 related.extend(await hook(conn, row))
             await self.delete_in(conn, port_id)
+            tx.emit(ChangeEvent("port", port_id, "delete", 0,
+                                (("network_id", row["network_id"]), ("host", row["binding_host_id"]))), *related)
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("port", port_id, "delete", 0,
-                                                   (("network_id", info["network_id"]), ("host", info["host"])))]
-                                      + related)
+        await self.uow.run(work)
 
     async def check_deletable(self, conn: AsyncConnection, row: Any) -> None:
         """Router and floating-IP ports go with their owner, not through the port API."""

@@ -44,6 +44,7 @@ from neutrino.services.standard import (
     standard_view,
     utcnow,
 )
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 # Allocations that never block a subnet's deletion: they go with it.
 SILENT_OWNERS = (owners.DHCP, owners.DISTRIBUTED, "network:floatingip_agent_gateway")
@@ -71,6 +72,7 @@ class SubnetService:
                  settings: MechanismSettings, subnetpools: Any = None, rng: random.Random | None = None) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(database, notifier)
         self.quotas = quotas
         self.networks = networks
         self.limits = SubnetLimits(settings.max_dns_nameservers, settings.max_subnet_host_routes)
@@ -142,7 +144,8 @@ class SubnetService:
     # ---- create ----------------------------------------------------------------------------
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> tuple[list[dict[str, Any]], list[str]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             ids, touched = [], []
             for item in items:
                 sid, ports = await self.create_in(conn, ctx, item)
@@ -150,13 +153,13 @@ class SubnetService:
                 touched.extend(ports)
             rows = (await conn.execute(select(db.subnets).where(db.subnets.c.id.in_(ids)))).mappings().all()
             by_id = {r["id"]: r for r in rows}
-            return await self._views(conn, [by_id[i] for i in ids]), touched
+            views = await self._views(conn, [by_id[i] for i in ids])
+            tx.emit(*(ChangeEvent("subnet", s["id"], "create", s["revision_number"],
+                                  (("network_id", s["network_id"]),)) for s in views),
+                    *(ChangeEvent("port", p, "update") for p in touched))
+            return views
 
-        result, touched = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed(
-            [ChangeEvent("subnet", s["id"], "create", s["revision_number"], (("network_id", s["network_id"]),))
-             for s in result] + [ChangeEvent("port", p, "update") for p in touched])
-        return result
+        return await self.uow.run(work, rng=self.rng)
 
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any]) -> tuple[str, list[str]]:
         net = await self.networks.get_in(conn, ctx, item["network_id"])
@@ -241,7 +244,8 @@ class SubnetService:
 
     async def update(self, ctx: RequestContext, subnet_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await fetch_one(conn, db.subnets, "subnet", subnet_id, subnet_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             current = self._spec(row)
@@ -265,19 +269,19 @@ class SubnetService:
                           enable_dhcp=spec.enable_dhcp, service_types=list(spec.service_types))
             await bump_revision(conn, db.subnets, subnet_id, values)
             new = await fetch_one(conn, db.subnets, "subnet", subnet_id)
-            return (await self._views(conn, [new]))[0]
+            view = (await self._views(conn, [new]))[0]
+            tx.emit(ChangeEvent("subnet", subnet_id, "update", view["revision_number"],
+                                (("network_id", view["network_id"]),)))
+            return view
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("subnet", subnet_id, "update", result["revision_number"],
-                                                   (("network_id", result["network_id"]),))])
-        return result
+        return await self.uow.run(work)
 
     # ---- delete ----------------------------------------------------------------------------
 
     async def delete(self, ctx: RequestContext, subnet_id: str, if_revision: int | None = None) -> None:
-        touched: list[str] = []
-
-        async def work(conn: AsyncConnection) -> str:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
+            touched: list[str] = []
             row = await fetch_one(conn, db.subnets, "subnet", subnet_id, subnet_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             auto_address = allocations.subnet_info(row).is_auto_address
@@ -295,11 +299,10 @@ class SubnetService:
             await delete_tags(conn, "subnet", subnet_id)
             await conn.execute(delete(db.subnets).where(db.subnets.c.id == subnet_id))
             await bump_revision(conn, db.networks, row["network_id"])
-            return row["network_id"]
+            tx.emit(*(ChangeEvent("port", p, "update") for p in touched),
+                    ChangeEvent("subnet", subnet_id, "delete", 0, (("network_id", row["network_id"]),)))
 
-        network_id = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("port", p, "update") for p in touched]
-                                      + [ChangeEvent("subnet", subnet_id, "delete", 0, (("network_id", network_id),))])
+        await self.uow.run(work)
 
 
 __all__ = ["SubnetService", "SubnetInUse", "update"]
