@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.databases import temporary_database
 from tests.support.live_server import LiveServer, start_server
+
+# What a test may need from the machine; a skip of such a test fails the run unless this variable
+# names the need ("kernel,rabbitmq,postgres,mysql", or "all" for any skip at all).
+ALLOW_SKIPS_VARIABLE = "NEUTRINO_TEST_ALLOW_SKIPS"
+NEEDS = ("kernel", "rabbitmq", "postgres", "mysql")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -18,6 +24,58 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("kernel"):
                 item.add_marker(pytest.mark.skip(reason="kernel tests need root"))
+
+
+def allowed_skips() -> set[str]:
+    named = {word.strip() for word in os.environ.get(ALLOW_SKIPS_VARIABLE, "").split(",") if word.strip()}
+    return set(NEEDS) | {"all"} if "all" in named else named
+
+
+def unallowed_skip(report: pytest.TestReport, allowed: set[str]) -> bool:
+    """A skip that must fail the run: a test that needs something this machine lacks is coverage lost.
+
+    A skipped test is excused only when every need it is marked with is allowed; a skip of a test
+    marked with no need is excused only by "all" (so whatever can skip gets marked with its need).
+    """
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return False
+    needs = {name for name in NEEDS if name in report.keywords}
+    if not needs:
+        return "all" not in allowed
+    return not needs <= allowed
+
+
+class SkipsFailTheRun:
+    """Counts the skips no opt-out excuses (on the controller, xdist workers' reports included)."""
+
+    def __init__(self) -> None:
+        self.unallowed: list[str] = []
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if unallowed_skip(report, allowed_skips()):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.unallowed.append(f"{report.nodeid}: {reason}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.unallowed and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.unallowed:
+            terminalreporter.section("skips that fail the run", sep="=", red=True, bold=True)
+            for line in self.unallowed:
+                terminalreporter.line(line)
+            terminalreporter.line(f"{len(self.unallowed)} test(s) skipped for lack of root, RabbitMQ, PostgreSQL "
+                                  f"or MariaDB (or unmarked); {ALLOW_SKIPS_VARIABLE}=kernel,rabbitmq,postgres,mysql "
+                                  f"(or all) accepts them")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist) decides the exit status
+        config.pluginmanager.register(SkipsFailTheRun(), "neutrino-skips-fail-the-run")
 
 
 def _live(backend: str, tmp: Path) -> Iterator[LiveServer]:

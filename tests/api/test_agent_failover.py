@@ -150,24 +150,43 @@ def test_network_and_router_move_off_agents_that_stop_reporting(vhost_url: str, 
 
 
 def test_without_l3_failover_routers_stay_on_a_dead_agent(vhost_url: str, tmp_path: Any) -> None:
-    """Neutron's default (``allow_automatic_l3agent_failover = false``): a router stays put."""
+    """Neutron's default (``allow_automatic_l3agent_failover = false``): a router stays put.
+
+    What proves the periodic check ran with the L3 agent dead: a DHCP agent that stopped reporting at
+    the same moment has its network moved (DHCP failover stays on), by a check that came after both
+    were dead; the router must still be on its dead agent then.
+    """
     tag = uuid.uuid4().hex[:6]
     config = (f'[bus]\nurl = "{vhost_url}"\n'
               f'[agent]\nhost = "t{tag}"\nagent_down_time_seconds = 2\nreport_interval_seconds = 1\n')
     server = start_server(tmp_path / "state", extra_config=config)
-    dying, live = f"l3-a-{tag}", f"l3-b-{tag}"
+    dying, live, dying_dhcp, live_dhcp = (f"{kind}-{tag}" for kind in ("l3-a", "l3-b", "dhcp-a", "dhcp-b"))
     try:
         with api(server, cloud_persona(server, "neutrino-admin")) as adm:
-            report_once(vhost_url, [(dying, L3)])
+            report_once(vhost_url, [(dying, L3), (dying_dhcp, DHCP)])
             router = created(adm.post("/routers", json={"router": {"name": f"stay-{tag}"}}), "router")
+            agent = {a["host"]: a["id"] for a in ok(adm.get("/agents"), "agents")}
+            net = created(adm.post("/networks", json={"network": {"name": f"stay-{tag}"}}), "network")
+            assert adm.post(f"/agents/{agent[dying_dhcp]}/dhcp-networks",
+                            json={"network_id": net["id"]}).status_code == 201
+            # Only networks with a DHCP-enabled subnet need a DHCP agent (and get a new one).
+            created(adm.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.68.0.0/24",
+                                                          "ip_version": 4}}), "subnet")
 
             def hosts() -> list[str]:
                 return [a["host"] for a in ok(adm.get(f"/routers/{router['id']}/l3-agents"), "agents")]
 
+            def dhcp_hosts() -> list[str]:
+                return [a["host"] for a in ok(adm.get(f"/networks/{net['id']}/dhcp-agents"), "agents")]
+
             assert hosts() == [dying]
-            with Reporter(vhost_url, [(live, L3)]):
-                time.sleep(8)  # dead after 4 s; the check runs every second
+            with Reporter(vhost_url, [(live, L3), (live_dhcp, DHCP)]) as reporter:
+                wait_for("the network's DHCP agents", dhcp_hosts, [live_dhcp])
+                assert not reporter.errors, reporter.errors
+                alive = {a["host"]: a["alive"] for a in ok(adm.get("/agents"), "agents")}
+                assert (alive[dying], alive[live]) == (False, True)
                 assert hosts() == [dying]
             adm.delete(f"/routers/{router['id']}")
+            adm.delete(f"/networks/{net['id']}")
     finally:
         server.stop()

@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.live_server import LiveServer
-from tests.support.neutron_http import api, created, neutron_error
-from tests.support.tenants import Persona, cloud_persona
+from tests.support.neutron_http import created, neutron_error
+from tests.support.tenants import Persona
 
 # Copies of the captures (shared/spec/neutron-examples) the replay needs, kept with the tests.
 EXAMPLES = Path(__file__).parent / "neutron_examples"
@@ -45,17 +44,6 @@ class Scene:
 
     substitutions: dict[str, str]
     port_ids: list[str]
-
-
-@pytest.fixture(scope="module")
-def admin(live_server: LiveServer) -> Persona:
-    return cloud_persona(live_server, "neutrino-admin")
-
-
-@pytest.fixture(scope="module")
-def adm(live_server: LiveServer, admin: Persona) -> Iterator[httpx.Client]:
-    with api(live_server, admin) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,10 @@ from tests.support.live_server import LiveServer, start_server
 from tests.support.neutron_http import api, created, neutron_error, ok
 from tests.support.tenants import IdentityAdmin, Persona, cloud_persona
 
+# The rig's server talks to its agents over the machine's RabbitMQ: without a broker this module
+# skips, and the run must say so (and fail) rather than lose QoS, AZ and scheduler coverage quietly.
+pytestmark = pytest.mark.rabbitmq
+
 # The CLI installed beside the interpreter running the tests (the project venv).
 OPENSTACK = str(Path(sys.executable).parent / "openstack") if (Path(sys.executable).parent / "openstack").exists() else (shutil.which("openstack") or "openstack")
 

@@ -70,17 +70,6 @@ class Fresh:
 
 
 @pytest.fixture(scope="module")
-def admin(live_server: LiveServer) -> Persona:
-    return cloud_persona(live_server, "neutrino-admin")
-
-
-@pytest.fixture(scope="module")
-def adm(live_server: LiveServer, admin: Persona) -> Iterator[httpx.Client]:
-    with api(live_server, admin) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def fresh(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Fresh]]:
     """A new project with a member (cloud ``fresh-member``), and a CLI that knows all the clouds."""
     identity = IdentityAdmin(live_server)

@@ -64,6 +64,7 @@ class FakeServer:
         self.details_calls: list[list[str]] = []
         self.report_calls: list[tuple[str, ...]] = []  # the devices of each status call
         self.echo = False  # publish each status change as the real server does
+        self.echoed: list[tuple[str, int]] = []  # (port id, revision) of each echo published
         self.revisions: dict[str, int] = {}
 
     async def start(self) -> None:
@@ -121,6 +122,7 @@ class FakeServer:
                 await self.bus.publish(event_topic("port"), {
                     "resource": "port", "id": port.port_id, "revision": revision, "op": "update",
                     "host": payload["host"], "network_id": port.network_id})
+                self.echoed.append((port.port_id, revision))
         return {"devices_up": up, "devices_down": down, "failed_devices_up": [], "failed_devices_down": [],
                 "ports": ports}
 
@@ -825,17 +827,31 @@ async def test_the_echo_of_its_own_report_arriving_before_the_answer_costs_no_re
         h.buses.append(bus)
         rpc = AgentRpcClient(bus, host.name, timeout=5)
         role = LinuxBridgeRole(LinuxBridgeConfig(host=host.name, tunnel_ip=host.underlay_ip, netns=host.netns), rpc)
+        # What proves the echoes were judged: the role has handled each echo event, and no judgement
+        # it deferred until its report's answer (see LinuxBridgeRole._judge_after) is left.
+        handled: list[tuple[str, int]] = []
+        on_event = role.on_event
+
+        async def recording(envelope: Envelope) -> None:
+            await on_event(envelope)
+            handled.append((envelope.payload["id"], envelope.payload["revision"]))
+
+        role.on_event = recording  # type: ignore[method-assign]
+
+        def echoes_judged(count: int) -> bool:
+            return len(h.server.echoed) == count and set(h.server.echoed) <= set(handled) and not role._later
+
         agent = AgentProcess(host.name, bus, rpc, [role], report_interval=60, resync_interval=60)
         await agent.start()
         try:
             await wait_until(lambda: h.server.last_status(a.device) == "up")
-            await asyncio.sleep(0.3)  # the echo of a's report, and anything it might set off
+            await wait_until(lambda: echoes_judged(1))
             syncs = len(h.server.sync_calls)
 
             h.server.states[host.name] = vxlan_state(host, [a, b], network)
             h.plug(host, b, "10.66.0.2/24")
             await wait_until(lambda: h.server.last_status(b.device) == "up")
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: echoes_judged(2))
 
             assert len(h.server.sync_calls) == syncs and not role.resync_pending
             assert h.server.count("up", a.device) == 1 and h.server.count("up", b.device) == 1

@@ -161,6 +161,21 @@ def parse_ping(output: str) -> PingResult:
     return PingResult(0, 0, output)
 
 
+def no_reply(netns: str, address: str, *, tries: int = 3) -> PingResult:
+    """Ping ``address`` from ``netns`` and prove that every probe was sent and none was answered.
+
+    ping exits 1 only when it sent its probes and got no reply; 2 (or ``ip netns exec``'s 255) means
+    it could not try at all: no namespace, "Network is unreachable", no such address. Those would
+    otherwise read as "0 received" and let an isolation check pass without a packet on the wire.
+    """
+    ran = in_netns(netns, "ping", "-n", "-c", str(tries), "-W", "1", "-i", "0.3", address, timeout=tries * 2 + 10)
+    result = parse_ping(ran.stdout + ran.stderr)
+    assert ran.returncode == 1 and result.transmitted == tries and result.received == 0, (
+        f"ping {address} from {netns} did not show 'sent {tries}, no reply' "
+        f"(exit {ran.returncode}, {result.transmitted} sent, {result.received} received):\n{result.output}")
+    return result
+
+
 # ---- the deployment -----------------------------------------------------------------------------------
 
 
@@ -432,10 +447,12 @@ class Deployment:
         return replace(result, received=min(result.received, count))
 
     def unreachable(self, source: Instance, address: str, *, tries: int = 3) -> PingResult:
-        """Ping a few times, each waiting a second; for asserting that nothing answers."""
-        result = in_netns(source.namespace, "ping", "-n", "-c", str(tries), "-W", "1", "-i", "0.3", address,
-                          timeout=tries * 2 + 10)
-        return parse_ping(result.stdout + result.stderr)
+        """Ping a few times, each waiting a second; for asserting that nothing answers.
+
+        Fails unless the probes really left (see ``no_reply``): a missing namespace or a missing
+        route must never pass for isolation.
+        """
+        return no_reply(source.namespace, address, tries=tries)
 
     # -- tear-down --
 

@@ -216,10 +216,16 @@ async def test_revoked_token_is_rejected_by_every_copy(store, db, clock):
         await other.validate_token(token.id)
 
 
-async def test_revoking_twice_is_harmless(store):
+async def test_revoking_twice_is_harmless(store, db, clock):
     token = await _login(store, "demo", "demo-pw", "demo")
+    other = await _login(store, "demo", "demo-pw", "demo")
     await store.revoke_token(token)
-    await store.revoke_token(token)
+    await store.revoke_token(token)  # neither an error nor an un-revoke
+    for copy in (store, _store(db, clock)):
+        with pytest.raises(Unauthenticated, match="revoked"):
+            await copy.validate_token(token.id)
+        # The same user's other token is untouched by either revocation.
+        assert (await copy.validate_token(other.id)).subject.user.name == "demo"
 
 
 async def test_revoking_a_token_revokes_tokens_rescoped_from_it(store):

@@ -518,5 +518,13 @@ def test_spec_info_carries_ipam_view():
     assert info.service_types == ("network:dhcp",) and not info.is_auto_address
 
 
-def test_unset_is_distinct_from_none():
-    assert UNSET is not None and repr(UNSET) == "UNSET"
+def test_unset_keeps_what_none_clears():
+    # An absent gateway_ip (UNSET) keeps the gateway and its pools; an explicit null removes it and
+    # the pools then cover the gateway address too (absent and null must not be confused).
+    spec = current()
+    assert decide_subnet_update(spec, SubnetUpdateRequest(gateway_ip=UNSET), subnet_id="s1") == spec
+    cleared = decide_subnet_update(spec, SubnetUpdateRequest(gateway_ip=None), subnet_id="s1")
+    assert spec.gateway_ip == "10.0.0.1" and cleared.gateway_ip is None
+    assert create(cidr="10.0.0.0/24").allocation_pools == (("10.0.0.2", "10.0.0.254"),)
+    assert create(cidr="10.0.0.0/24", gateway_ip=None).allocation_pools == (("10.0.0.1", "10.0.0.254"),)
+    assert repr(UNSET) == "UNSET"

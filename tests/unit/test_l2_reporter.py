@@ -23,6 +23,21 @@ class Server:
         self.calls: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []  # (method, up, down)
         self.gate = asyncio.Event()
         self.gate.set()
+        self._called = asyncio.Event()
+
+    async def until_called(self, matches: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """The first call ``matches`` accepts, once it has arrived (the test waits on it, never sleeps)."""
+        async with asyncio.timeout(5):
+            while True:
+                for call in self.calls:
+                    if matches(call):
+                        return call
+                self._called.clear()
+                await self._called.wait()
+
+    def _record(self, call: tuple[str, tuple[str, ...], tuple[str, ...]]) -> None:
+        self.calls.append(call)
+        self._called.set()
 
     async def _answer(self) -> None:
         await self.gate.wait()
@@ -32,18 +47,18 @@ class Server:
     async def update_device_list(self, up: list[str], down: list[str]) -> dict[str, Any]:
         if not self.batched:
             raise RemoteError("UnknownMethod", "'server' has no handler for method 'update_device_list'")
-        self.calls.append(("list", tuple(up), tuple(down)))
+        self._record(("list", tuple(up), tuple(down)))
         await self._answer()
         return {"devices_up": up, "devices_down": down, "failed_devices_up": [], "failed_devices_down": [],
                 "ports": {d: {"exists": True, "revision": 8, "changed": True} for d in [*up, *down]}}
 
     async def update_device_up(self, device: str) -> dict[str, Any]:
-        self.calls.append(("up", (device,), ()))
+        self._record(("up", (device,), ()))
         await self._answer()
         return {"revision": 8, "changed": True}
 
     async def update_device_down(self, device: str) -> dict[str, Any]:
-        self.calls.append(("down", (), (device,)))
+        self._record(("down", (), (device,)))
         await self._answer()
         return {"device": device, "exists": True, "revision": 8, "changed": True}
 
@@ -71,7 +86,7 @@ async def test_reports_that_wait_for_a_call_in_flight_travel_together() -> None:
     server.gate.clear()
     reporter = DeviceStatusReporter(server, concurrency=1)  # type: ignore[arg-type]
     first = reporter.submit(up("tapa"))
-    await asyncio.sleep(0)
+    await server.until_called(lambda call: "tapa" in call[1])
     rest = [reporter.submit(up("tapb")), reporter.submit(down("tapc")), reporter.submit(up("tapd"))]
 
     server.gate.set()
@@ -85,16 +100,20 @@ async def test_a_device_has_one_report_in_flight_and_the_newest_waiting_decision
     server.gate.clear()
     reporter = DeviceStatusReporter(server)  # type: ignore[arg-type]
     first = reporter.submit(up("tapa"))
-    await asyncio.sleep(0)
+    await server.until_called(lambda call: "tapa" in call[1])
     replaced = reporter.submit(down("tapa"))
     newest = reporter.submit(up("tapa", revision=9))
-    await asyncio.sleep(0.01)
-    assert server.calls == [("list", ("tapa",), ())], "nothing else about tapa while its report travels"
+    other = reporter.submit(up("tapb"))
+    # A second sender runs meanwhile (concurrency 4) and delivers tapb: it took what was queued and
+    # left tapa's waiting reports behind the one still travelling.
+    await server.until_called(lambda call: "tapb" in call[1])
+    assert server.calls == [("list", ("tapa",), ()), ("list", ("tapb",), ())], \
+        "nothing else about tapa while its report travels"
 
     server.gate.set()
 
-    assert await asyncio.gather(first, replaced, newest) == [True, True, True]
-    assert server.calls == [("list", ("tapa",), ()), ("list", ("tapa",), ())]
+    assert await asyncio.gather(first, replaced, newest, other) == [True, True, True, True]
+    assert server.calls == [("list", ("tapa",), ()), ("list", ("tapb",), ()), ("list", ("tapa",), ())]
     assert reporter.reported["tapa"] == PortStatus(9, True)  # 8 is not 9 + 1: nothing adopted
 
 
