@@ -12,6 +12,7 @@ test:
 	@bash scripts/bootstrap.sh --test
 	.venv/bin/ruff check src tests bench
 	.venv/bin/lint-imports
+	.venv/bin/mypy
 	.venv/bin/pytest -q -rfEs -n 2 --dist loadgroup tests
 
 # The everyday subset: unit tests and SQLite API tests, no slow tests (kernel and RabbitMQ tests may
@@ -25,6 +26,7 @@ lint:
 	@bash scripts/bootstrap.sh --test
 	.venv/bin/ruff check src tests bench
 	.venv/bin/lint-imports
+	.venv/bin/mypy
 
 bench:
 	@bash scripts/bootstrap.sh --test

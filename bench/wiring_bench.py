@@ -58,7 +58,7 @@ from neutrino.agent.roles.l2 import LinuxBridgeRole  # noqa: E402
 from neutrino.bus.envelope import Envelope  # noqa: E402
 from neutrino.bus.factory import build_bus  # noqa: E402
 from neutrino.compute.vif import SubnetFacts, VifPlugger, VifSpec, static_addressing  # noqa: E402
-from neutrino.dataplane.names import tap_name  # noqa: E402
+from neutrino.contract.names import tap_name  # noqa: E402
 from neutrino.dataplane.netlink import NetlinkDriver  # noqa: E402
 from neutrino.dataplane.ownership import OwnerTag  # noqa: E402
 from neutrino.rpc.agent_client import AgentRpcClient  # noqa: E402

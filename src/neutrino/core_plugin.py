@@ -75,6 +75,8 @@ class CorePlugin:
         failover = AgentFailover(dhcp_scheduler if server.allow_automatic_dhcp_failover else None,
                                  l3_scheduler if server.allow_automatic_l3agent_failover else None,
                                  interval=max(c.settings.agent.agent_down_time_seconds / 2, 1.0), rng=rng)
+        l2_agents = L2AgentService(c.db, c.notifier, agents)
+        c.desired_state["l2"] = l2_agents.sync_state
         services: dict[str, Any] = {
             "network": networks,
             "subnet": SubnetService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, subnetpools=subnetpools,
@@ -88,7 +90,7 @@ class CorePlugin:
             "l3_scheduler": l3_scheduler,
             "agent_failover": failover,
             "availability_zone": AvailabilityZoneService(c.db),
-            "l2_agents": L2AgentService(c.db, c.notifier, agents),
+            "l2_agents": l2_agents,
             "rbac_policy": RbacService(c.db, c.notifier, c.quotas),
             "quota": c.quotas,
             "type_drivers": types,

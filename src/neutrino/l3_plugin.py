@@ -48,10 +48,18 @@ class L3Plugin:
         ports.after_addresses_change.append(floating_ips.port_addresses_changed)
         routers = RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng)
         c.services["subnet"].on_created.append(routers.subnet_created)
+        l3_agents = L3AgentService(c.db, c.notifier, ports)
+        c.desired_state["l3"] = l3_agents.sync_state
+
+        async def update_floatingip_statuses(payload: dict[str, Any]) -> dict[str, Any]:
+            """The l3 role's floating IPs as it realised them (docs/agent-contract.md)."""
+            return await l3_agents.update_floatingip_statuses(payload["host"], dict(payload.get("statuses") or {}))
+
+        c.agent_calls["update_floatingip_statuses"] = update_floatingip_statuses
         return {
             "router": routers,
             "floatingip": floating_ips,
             "floatingip_pool": FloatingIpPoolService(c.db),
             "port_forwarding": PortForwardingService(c.db, c.notifier, rng=rng),
-            "l3_agents": L3AgentService(c.db, c.notifier, ports),
+            "l3_agents": l3_agents,
         }

@@ -8,7 +8,7 @@ through the ``neutrino.service_plugins`` entry-point group and enabled by name i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
@@ -22,6 +22,11 @@ from neutrino.resources.extensions import Extension
 from neutrino.services.events import Notifier
 from neutrino.services.quotas import QuotaService
 
+# A role's desired state for one host: ``host -> record`` (a dataclass of ``neutrino.contract``).
+DesiredStateProvider = Callable[[str], Awaitable[Any]]
+# An agent RPC method beyond the common ones: the call's payload -> its JSON-able reply.
+AgentCall = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
 
 @dataclass
 class Components:
@@ -32,6 +37,10 @@ class Components:
     notifier: Notifier
     quotas: QuotaService
     services: dict[str, Any] = field(default_factory=dict)  # services built so far, by key
+    # The one table of what each agent role is sent by ``sync_state``, by role name ("l2", "l3"...).
+    desired_state: dict[str, DesiredStateProvider] = field(default_factory=dict)
+    # Agent RPC methods a plugin serves (a role's status reports), by method name.
+    agent_calls: dict[str, AgentCall] = field(default_factory=dict)
 
 
 class Plugin(Protocol):

@@ -27,7 +27,7 @@ from neutrino.db.migrate import ensure_current
 from neutrino.identity.app import build_identity_app
 from neutrino.identity.store import build_identity_store
 from neutrino.identity.strategy import build_token_strategy
-from neutrino.plugins import Components, load_service_plugins
+from neutrino.plugins import AgentCall, Components, DesiredStateProvider, load_service_plugins
 from neutrino.policy.engine import PolicyEngine
 from neutrino.rpc.server import AgentRpcHandlers, EventPublisher, serve_agents
 from neutrino.services.events import Notifier
@@ -46,13 +46,17 @@ class Server:
     notifier: Notifier
     bus: Bus
     closers: list[Any] = field(default_factory=list)
+    # What plugins registered for the agents: desired state by role, extra RPC methods by name.
+    desired_state: dict[str, DesiredStateProvider] = field(default_factory=dict)
+    agent_calls: dict[str, AgentCall] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Refuse an old schema, then connect the bus, answer agents and watch for dead ones."""
         await ensure_current(self.db)
         await self.bus.start()
         self.closers.append(self.bus.close)
-        handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"], self.services.get("l3_agents"))
+        handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"], self.desired_state,
+                                    self.agent_calls)
         await serve_agents(self.bus, handlers)
         failover = self.services["agent_failover"]
         failover.start()
@@ -106,4 +110,5 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> S
                     authenticate=authenticate, public_url=public_url, identity_app=identity_app,
                     openapi=lambda: openapi_doc, health=health)
     return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier, bus=bus,
-                  closers=[strategy.close])
+                  closers=[strategy.close], desired_state=components.desired_state,
+                  agent_calls=components.agent_calls)

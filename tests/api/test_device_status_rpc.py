@@ -18,7 +18,7 @@ import pytest
 
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
-from neutrino.dataplane.names import tap_name
+from neutrino.contract.names import tap_name
 from neutrino.rpc.agent_client import AgentRpcClient
 from tests.fullstack.broker import shared_broker_vhost
 from tests.support.live_server import LiveServer, start_server

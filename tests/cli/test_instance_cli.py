@@ -21,7 +21,7 @@ import openstack
 import pytest
 
 from neutrino.cli import instance as instance_cli
-from neutrino.dataplane.names import tap_name
+from neutrino.contract.names import tap_name
 from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.kernel

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from neutrino.dataplane.names import checked_device_name, checked_namespace_name
+from neutrino.contract.names import checked_device_name, checked_namespace_name
 from neutrino.dataplane.netlink import LinkEvent, LinkWatch
 
 

@@ -30,7 +30,7 @@ from neutrino.cli.cleanup import (
     plan_cleanup,
 )
 from neutrino.compute.processes import NamespaceIdentity, ProcessFacts
-from neutrino.dataplane.names import bridge_name, tap_name
+from neutrino.contract.names import bridge_name, tap_name
 from neutrino.dataplane.netlink import NetlinkDriver
 from neutrino.dataplane.ownership import OwnerTag
 

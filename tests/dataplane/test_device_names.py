@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from neutrino.dataplane import names
-from neutrino.dataplane.names import DeviceRole
+from neutrino.contract import names
+from neutrino.contract.names import DeviceRole
 from neutrino.dataplane.ownership import OwnerTag, owner_of
 
 PORT = "3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"

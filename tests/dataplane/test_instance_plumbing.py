@@ -34,7 +34,7 @@ from neutrino.compute.vif import (
     instance_namespace,
     static_addressing,
 )
-from neutrino.dataplane.names import tap_name
+from neutrino.contract.names import tap_name
 from neutrino.dataplane.netlink import NetlinkDriver
 
 net = ipaddress.ip_network

@@ -33,11 +33,12 @@ from neutrino.bus.factory import build_bus
 from neutrino.bus.interface import Bus
 from neutrino.bus.memory import MemoryBroker
 from neutrino.bus.topics import event_topic
-from neutrino.dataplane.names import bridge_name, tap_name, vxlan_name
+from neutrino.contract import codec
+from neutrino.contract.l2 import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
+from neutrino.contract.names import bridge_name, tap_name, vxlan_name
 from neutrino.dataplane.netlink import Link, NetlinkDriver
 from neutrino.dataplane.ownership import OwnerTag
 from neutrino.rpc.agent_client import AgentRpcClient
-from neutrino.rpc.l2_state import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
 
 pytestmark = pytest.mark.kernel
 
@@ -83,13 +84,13 @@ class FakeServer:
     async def _sync_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.sync_calls.append(payload["host"])
         state = self.states.get(payload["host"]) or L2State(payload["host"], None)
-        return state.to_dict()
+        return codec.encode(state)
 
     async def _get_devices_details(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.details_calls.append(list(payload["devices"]))
         state = self.states.get(payload["host"]) or L2State(payload["host"], None)
         by_device = {p.device: p for p in state.ports}
-        found = [by_device[d].to_dict() for d in payload["devices"] if d in by_device]
+        found = [codec.encode(by_device[d]) for d in payload["devices"] if d in by_device]
         failed = [d for d in payload["devices"] if d not in by_device]
         return {"devices": found, "failed_devices": failed}
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from kernel_scratch import Scratch, ip, next_event, ping, run_in_namespace
 
-from neutrino.dataplane.names import bridge_name, tap_name, vxlan_name
+from neutrino.contract.names import bridge_name, tap_name, vxlan_name
 from neutrino.dataplane.netlink import (
     FLOODING_MAC,
     FdbEntry,

@@ -21,9 +21,9 @@ from neutrino.agent.l2.kernel_features import NO_VLAN_REASON, detect_kernel_feat
 from neutrino.agent.l2.kernel_view import KernelView
 from neutrino.agent.l2.plan import lay_out_networks, plan, wired_ports
 from neutrino.agent.l2.reporting import PortStatus, StatusReport, decide_reports, forgotten_devices
-from neutrino.dataplane.names import bridge_name, tap_name, vxlan_name
+from neutrino.contract.l2 import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
+from neutrino.contract.names import bridge_name, tap_name, vxlan_name
 from neutrino.dataplane.netlink import FLOODING_MAC, Link, VxlanSettings
-from neutrino.rpc.l2_state import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
 
 HOST = "compute-1"
 LOCAL_IP = "192.0.2.11"

@@ -19,9 +19,9 @@ from neutrino.agent.l3.plan import (
     SetSysctl,
     plan,
 )
+from neutrino.contract.l3 import FloatingIp, L3Router, L3State, RouterAddress, RouterPort
 from neutrino.dataplane.netlink import Link, Route
 from neutrino.dataplane.nftables import body_digest
-from neutrino.rpc.l3_state import FloatingIp, L3Router, L3State, RouterAddress, RouterPort
 
 ROUTER = "9450e960-767a-41c2-a01c-cfcbd98b9a22"
 NS = f"qrouter-{ROUTER}"

@@ -42,7 +42,7 @@ from neutrino.compute.processes import (
     terminate,
 )
 from neutrino.config import load_settings
-from neutrino.dataplane.names import is_neutrino_device_name
+from neutrino.contract.names import is_neutrino_device_name
 from neutrino.dataplane.netlink import NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.ownership import OwnerTag, owner_of
 

@@ -138,7 +138,7 @@ def _entry(command: Command, *, needs_root: bool = True) -> Callable[[argparse.N
 
 async def _create(args: argparse.Namespace, settings: Settings) -> int:
     from neutrino.compute.instances import CreateRequest, parse_fixed_ip
-    from neutrino.dataplane.names import tap_name
+    from neutrino.contract.names import tap_name
 
     request = CreateRequest(
         name=args.name,

@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 
 from neutrino.config import AllInOneSettings
-from neutrino.dataplane.names import checked_device_name
+from neutrino.contract.names import checked_device_name
 from neutrino.dataplane.netlink import NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.ownership import OwnerTag
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from neutrino.compute.processes import namespace_identity, processes_in_namespace, terminate
-from neutrino.dataplane.names import checked_namespace_name, tap_name
+from neutrino.contract.names import checked_namespace_name, tap_name
 from neutrino.dataplane.netlink import IPAddress, IPInterface, IPNetwork, Link, NetlinkDriver
 
 INSTANCE_INTERFACE = "eth0"

@@ -48,7 +48,7 @@ from pyroute2.netlink import NETLINK_ROUTE
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from neutrino.dataplane.names import checked_device_name, checked_namespace_name
+from neutrino.contract.names import checked_device_name, checked_namespace_name
 from neutrino.dataplane.ownership import OwnerTag
 
 # The directory `ip netns` uses; /var/run is a symlink to it.

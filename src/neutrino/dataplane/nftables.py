@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from neutrino.dataplane.names import checked_namespace_name
+from neutrino.contract.names import checked_namespace_name
 from neutrino.dataplane.netlink import NETNS_DIR, NamespaceNotFound, NetlinkDriverError
 from neutrino.dataplane.ownership import OwnerTag
 

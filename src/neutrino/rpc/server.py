@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from neutrino.bus.errors import BusError
 from neutrino.bus.interface import Bus, Subscription
 from neutrino.bus.topics import event_topic
+from neutrino.contract import codec
+from neutrino.contract.events import ChangeHint
+from neutrino.plugins import AgentCall, DesiredStateProvider
 from neutrino.services.agents import AgentService
 from neutrino.services.events import ChangeEvent
 from neutrino.services.l2_agents import L2AgentService
-from neutrino.services.l3_agents import L3AgentService
 
 log = logging.getLogger(__name__)
 SERVER_TARGET = "server"
-_PAYLOAD_HINTS = ("host", "network_id")
 
 
 class UnknownRole(Exception):
@@ -25,35 +26,35 @@ class UnknownRole(Exception):
 
 
 class AgentRpcHandlers:
-    """report_state, sync_state, get_devices_details, update_device_up/down/list,
-    update_floatingip_statuses (docs/agent-contract.md)."""
+    """report_state, sync_state, get_devices_details, update_device_up/down/list, and the calls
+    plugins add (update_floatingip_statuses...): docs/agent-contract.md.
 
-    def __init__(self, agents: AgentService, l2: L2AgentService, l3: L3AgentService | None = None) -> None:
+    ``providers`` is the one table of desired state by role name; a role's plugin registers its
+    provider there (``Components.desired_state``) and nothing here names a role.
+    """
+
+    def __init__(self, agents: AgentService, l2: L2AgentService, providers: Mapping[str, DesiredStateProvider],
+                 calls: Mapping[str, AgentCall] | None = None) -> None:
         self.agents = agents
         self.l2 = l2
-        self.l3 = l3  # None without the L3 service plugin
+        self.providers = dict(providers)
+        self.calls = dict(calls or {})
 
     def handlers(self) -> dict[str, Any]:
         return {"report_state": self.report_state, "sync_state": self.sync_state,
                 "get_devices_details": self.get_devices_details, "update_device_up": self.update_device_up,
                 "update_device_down": self.update_device_down, "update_device_list": self.update_device_list,
-                "update_floatingip_statuses": self.update_floatingip_statuses}
+                **self.calls}
 
     async def report_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.agents.report_state(payload)
 
     async def sync_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         role = payload.get("role", "l2")
-        if role == "l3" and self.l3 is not None:
-            return (await self.l3.sync_state(payload["host"])).to_dict()
-        if role != "l2":
+        provider = self.providers.get(role)
+        if provider is None:
             raise UnknownRole(f"no desired state is served for role '{role}' yet")
-        return (await self.l2.sync_state(payload["host"])).to_dict()
-
-    async def update_floatingip_statuses(self, payload: dict[str, Any]) -> dict[str, Any]:
-        if self.l3 is None:
-            raise UnknownRole("no L3 service here: floating IPs have no status to report")
-        return await self.l3.update_floatingip_statuses(payload["host"], dict(payload.get("statuses") or {}))
+        return codec.encode(await provider(payload["host"]))
 
     async def get_devices_details(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.l2.devices_details(payload["host"], payload.get("devices", []))
@@ -87,11 +88,13 @@ class EventPublisher:
     async def __call__(self, events: Sequence[ChangeEvent]) -> None:
         messages: list[tuple[ChangeEvent, str, dict[str, Any]]] = []
         for ev in events:
-            payload = {"resource": ev.resource, "id": ev.id, "revision": ev.revision, "op": ev.op}
             hints = dict(ev.hints)
             # Additive: where the change is (a port's host and network), so agents can skip what
             # cannot concern them instead of fetching their whole state again.
-            payload.update({key: hints[key] for key in _PAYLOAD_HINTS if isinstance(hints.get(key), str)})
+            host, network_id = (hints.get(key) for key in ("host", "network_id"))
+            payload = codec.encode(ChangeHint(
+                ev.resource, ev.id, ev.op, ev.revision, host=host if isinstance(host, str) else None,
+                network_id=network_id if isinstance(network_id, str) else None))
             messages.append((ev, event_topic(ev.resource), payload))
             if hints.get("host"):
                 messages.append((ev, event_topic(ev.resource, hints["host"]), payload))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from neutrino.contract.names import bridge_name
 from neutrino.db.schema import core as db
 from neutrino.services.agents import L2_AGENT_TYPES, AgentService
 
@@ -46,9 +47,8 @@ class LinuxBridgeMechanism:
                 conf = agent["configurations"] or {}
                 ok, why = self._can_serve(seg, conf)
                 if ok:
-                    # Bridge name as Neutron's linuxbridge agent names it: brq + network id[:11].
                     return "bridge", {"port_filter": True, "connectivity": "l2",
-                                      "bridge_name": "brq" + network_id[:11]}
+                                      "bridge_name": bridge_name(network_id)}
                 reasons.append(why)
         return "; ".join(dict.fromkeys(reasons)) or "network has no segment"
 

@@ -13,10 +13,12 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from neutrino.contract import codec
+from neutrino.contract.l2 import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
+from neutrino.contract.names import port_id_head, tap_name
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema.agents import agents
-from neutrino.rpc.l2_state import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
 from neutrino.services.agents import L2_AGENT_TYPES, AgentService
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ports import NoSecurityGroups, PortSecurityGroups
@@ -24,11 +26,6 @@ from neutrino.services.ports import NoSecurityGroups, PortSecurityGroups
 L2_VIF_TYPES = ("bridge", "tap")
 # Bound parameters stay well under every backend's limit (SQLite's is the lowest).
 _PREFIXES_PER_QUERY = 200
-
-
-def tap_device(port_id: str) -> str:
-    # IFNAMSIZ is 16 with the NUL: "tap" + 11 characters of the port id, as Neutron names it.
-    return "tap" + port_id[:11]
 
 
 class L2AgentService:
@@ -53,7 +50,7 @@ class L2AgentService:
 
     def _l2_port(self, row: Any, segment: SegmentInfo, mtu: int, security_group_ids: Sequence[str] = ()) -> L2Port:
         return L2Port(
-            port_id=row["id"], device=tap_device(row["id"]), network_id=row["network_id"],
+            port_id=row["id"], device=tap_name(row["id"]), network_id=row["network_id"],
             mac_address=row["mac_address"],
             fixed_ips=tuple((f["subnet_id"], f["ip_address"]) for f in row["fixed_ips"]),
             admin_state_up=row["admin_state_up"], device_owner=row["device_owner"], segment=segment, mtu=mtu,
@@ -128,7 +125,7 @@ class L2AgentService:
         Asked for every new tap the agent has not heard of yet, so it reads only those ports (a full
         ``sync_state`` per tap would make a burst of N instances cost O(N^2) on the server).
         """
-        prefixes = sorted({dev[3:] if dev.startswith("tap") else dev for dev in devices})
+        prefixes = sorted({port_id_head(dev) for dev in devices})
         async with self.db.read() as conn:
             ports, _, _ = await self._bound_ports(conn, host, prefixes)
         by_device = {p.device: p for p in ports}
@@ -136,7 +133,7 @@ class L2AgentService:
         found, failed = [], []
         for dev in devices:
             port = by_device.get(dev) or by_id.get(dev)
-            (found.append(port.to_dict()) if port else failed.append(dev))
+            (found.append(codec.encode(port)) if port else failed.append(dev))
         return {"devices": found, "failed_devices": failed}
 
     async def set_device_status(self, host: str, device: str, status: str) -> dict[str, Any]:

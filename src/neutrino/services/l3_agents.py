@@ -16,11 +16,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
+from neutrino.contract.l3 import FloatingIp, L3Router, L3State, RouterAddress, RouterPort
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema import l3
 from neutrino.db.schema.agents import agents, routerl3agentbindings
-from neutrino.rpc.l3_state import FloatingIp, L3Router, L3State, RouterAddress, RouterPort
 from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from neutrino.dataplane.names import checked_device_name, checked_namespace_name
+from neutrino.contract.names import checked_device_name, checked_namespace_name
 from neutrino.dataplane.ownership import OwnerTag
 
 

@@ -33,9 +33,9 @@ from neutrino.agent.l2.actions import (
 )
 from neutrino.agent.l2.config import LinuxBridgeConfig
 from neutrino.agent.l2.kernel_view import KernelView
-from neutrino.dataplane.names import DeviceRole, bridge_name, device_role, vxlan_name
+from neutrino.contract.l2 import L2Network, L2Port, L2State
+from neutrino.contract.names import DeviceRole, bridge_name, device_role, vxlan_name
 from neutrino.dataplane.netlink import FLOODING_MAC, VXLAN_DEFAULT_PORT, Link, VxlanSettings
-from neutrino.rpc.l2_state import L2Network, L2Port, L2State
 
 NO_VLAN = (
     "VLAN segments cannot be wired by this agent: it creates no 802.1Q devices "

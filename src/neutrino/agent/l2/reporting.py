@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
-from neutrino.rpc.l2_state import L2Port
+from neutrino.contract.l2 import L2Port
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neutrino.dataplane.names import checked_namespace_name
+from neutrino.contract.names import checked_namespace_name
 from neutrino.dataplane.ownership import OwnerTag
 
 

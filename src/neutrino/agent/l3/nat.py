@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from neutrino.rpc.l3_state import L3Router
+from neutrino.contract.l3 import L3Router
 
 NAT_FAMILY = "ip"
 NAT_TABLE = "neutrino-nat"

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from neutrino.agent.l3.nat import nat_body
-from neutrino.dataplane.names import (
+from neutrino.contract.l3 import L3Router, L3State, RouterPort
+from neutrino.contract.names import (
     DeviceRole,
     device_role,
     router_gateway_name,
@@ -22,7 +23,6 @@ from neutrino.dataplane.names import (
 )
 from neutrino.dataplane.netlink import Link, Route
 from neutrino.dataplane.nftables import body_digest
-from neutrino.rpc.l3_state import L3Router, L3State, RouterPort
 
 # Forwarding on inside every router namespace (IPv6: "all" also turns accept_ra off, as a router must).
 FORWARDING = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"))

@@ -50,10 +50,11 @@ from neutrino.agent.l2.reporting import (
 )
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.errors import BusError
-from neutrino.dataplane.names import DeviceRole, device_role, tap_name
+from neutrino.contract import codec
+from neutrino.contract.l2 import L2Network, L2Port, L2State
+from neutrino.contract.names import DeviceRole, device_role, tap_name
 from neutrino.dataplane.netlink import Link, LinkEvent, NetlinkDriver
 from neutrino.rpc.agent_client import AgentRpcClient
-from neutrino.rpc.l2_state import L2Network, L2Port, L2State
 
 __all__ = ["LinuxBridgeConfig", "LinuxBridgeRole", "ReconcileReport"]
 
@@ -168,7 +169,7 @@ class LinuxBridgeRole:
         """Fetch the full desired state and reconcile the host to it; safe to run any number of times."""
         async with self._resync_lock:
             reply = await self._rpc.sync_state(self.name)
-            await self._reconcile_full(L2State.from_dict(reply))
+            await self._reconcile_full(codec.decode(L2State, reply))
 
     async def on_event(self, envelope: Envelope) -> None:
         """Coalesce server hints into one resync; skip what is already applied or cannot concern this host."""
@@ -578,7 +579,7 @@ class LinuxBridgeRole:
             return None
         for entry in reply.get("devices", ()):
             try:
-                port = L2Port.from_dict(entry)
+                port = codec.decode(L2Port, entry)
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("unreadable device details for %s: %s", tap, exc)
                 continue
@@ -635,7 +636,7 @@ class LinuxBridgeRole:
                 continue  # each tap's own arrival asks again
             for entry in reply.get("devices", ()):
                 try:
-                    port = L2Port.from_dict(entry)
+                    port = codec.decode(L2Port, entry)
                 except (KeyError, TypeError, ValueError) as exc:
                     log.warning("unreadable device details: %s", exc)
                     continue

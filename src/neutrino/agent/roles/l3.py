@@ -42,11 +42,12 @@ from neutrino.agent.l3.plan import (
 )
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.errors import BusError
-from neutrino.dataplane.names import ROUTER_NAMESPACE_PREFIX, DeviceRole, device_role, router_namespace
+from neutrino.contract import codec
+from neutrino.contract.l3 import L3State
+from neutrino.contract.names import ROUTER_NAMESPACE_PREFIX, DeviceRole, device_role, router_namespace
 from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.nftables import NftablesDriver, NftablesError
 from neutrino.rpc.agent_client import AgentRpcClient
-from neutrino.rpc.l3_state import L3State
 
 __all__ = ["L3Config", "L3Role", "L3ReconcileReport"]
 
@@ -117,7 +118,7 @@ class L3Role:
     async def resync(self) -> None:
         async with self._resync_lock:
             log.debug("l3 resync of %s: asking for the desired state", self.config.host)
-            desired = L3State.from_dict(await self._rpc.sync_state(self.name))
+            desired = codec.decode(L3State, await self._rpc.sync_state(self.name))
             log.debug("l3 resync of %s: %d routers", self.config.host, len(desired.routers))
             await self._reconcile(desired)
 

@@ -87,6 +87,11 @@ def tap_name(port_id: str) -> str:
     return _device_name("tap", port_id)
 
 
+def port_id_head(device: str) -> str:
+    """The head of the port id a ``tap`` name carries; any other name is returned as it is (a port id)."""
+    return device[len("tap"):] if device.startswith("tap") else device
+
+
 def bridge_name(network_id: str) -> str:
     """The Linux bridge that carries one network on one host."""
     return _device_name("brq", network_id)

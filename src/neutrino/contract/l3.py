@@ -1,0 +1,72 @@
+"""The l3 role's desired state (``sync_state`` reply, docs/agent-contract.md §6.3) as frozen data.
+
+Shared by the server (which builds it from the database) and the agent (which reconciles the
+router namespaces to it); neither side passes nameless dicts past this seam. On the wire through
+:mod:`neutrino.contract.codec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from neutrino.contract.codec import wire
+
+
+@dataclass(frozen=True, slots=True)
+class RouterAddress:
+    """One fixed IP of a router port, with what the router needs to know of its subnet."""
+
+    subnet_id: str
+    ip_address: str
+    cidr: str
+    gateway_ip: str | None = None
+
+    @property
+    def interface(self) -> str:
+        """``ip/prefixlen`` as it goes on the device."""
+        return f"{self.ip_address}/{self.cidr.rsplit('/', 1)[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouterPort:
+    """An interface (``qr-``) or gateway (``qg-``) port of a router."""
+
+    port_id: str
+    network_id: str
+    mac_address: str
+    mtu: int
+    fixed_ips: tuple[RouterAddress, ...] = ()
+    admin_state_up: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FloatingIp:
+    """A floating IP associated with an address behind the router (1:1 NAT on the gateway)."""
+
+    floatingip_id: str = field(metadata=wire(name="id"))
+    floating_ip_address: str
+    fixed_ip_address: str
+    fixed_port_id: str
+    status: str = "DOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class L3Router:
+    router_id: str
+    project_id: str = field(metadata=wire(absent=""))
+    admin_state_up: bool = field(metadata=wire(absent=True))
+    enable_snat: bool = field(metadata=wire(absent=True))
+    revision: int = field(metadata=wire(absent=0))
+    interfaces: tuple[RouterPort, ...] = ()
+    gateway: RouterPort | None = None
+    # (destination, nexthop)
+    routes: tuple[tuple[str, str], ...] = field(default=(), metadata=wire(row=("destination", "nexthop")))
+    floating_ips: tuple[FloatingIp, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class L3State:
+    host: str
+    routers: tuple[L3Router, ...] = ()
+    generated_at: float = 0.0
+    role: str = field(default="l3", init=False)
