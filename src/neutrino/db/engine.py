@@ -24,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from neutrino.errors import Conflict, RetryableConflict
+from neutrino.errors import Conflict, RetryableConflict, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,6 +38,37 @@ _MYSQL_RETRY = {1213, 1205, 1062, 1452, 1020}
 # died while busy (the database restarted) fails its statement; SQLAlchemy then invalidates the
 # whole pool, and a write transaction is retried on a fresh connection.
 IDLE_PING_SECONDS = 5.0
+
+
+# SQLSTATEs of a database that is going away or not back yet (admin shutdown, crash shutdown,
+# cannot connect now): PostgreSQL says so when it restarts.
+_PG_UNAVAILABLE = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
+# How often a write that lost its connection is tried again before the client gets a 503.
+DISCONNECT_RETRIES = 3
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (not a problem of the request)."""
+    if isinstance(exc, DisconnectionError | OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc.orig, OSError):
+            return True
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return code in _PG_UNAVAILABLE
+    return False
+
+
+def _closed_by_server(dbapi_conn: Any) -> bool:
+    """Whether the driver already knows the server closed this connection (asyncpg: no round trip)."""
+    inner = getattr(dbapi_conn, "driver_connection", None) or getattr(dbapi_conn, "_connection", None)
+    is_closed = getattr(inner, "is_closed", None)
+    return bool(is_closed()) if callable(is_closed) else False
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable:
+    log.warning("database unavailable: %s", exc)
+    return ServiceUnavailable("The database is unavailable; retry the request.")
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -122,6 +153,8 @@ class Database:
 
         @event.listens_for(sync_engine, "checkout")
         def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            if _closed_by_server(dbapi_conn):  # the database restarted meanwhile: free to notice
+                raise DisconnectionError("connection closed by the database")  # the pool reconnects
             idle_since = record.info.get("idle_since")
             if idle_since is None or clock() - idle_since <= IDLE_PING_SECONDS:
                 return
@@ -133,11 +166,16 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only unit of work; one consistent snapshot on SQLite (WAL), per statement elsewhere."""
-        async with self.engine.connect() as conn:
-            if self._autocommit_reads:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-            async with conn.begin():
-                yield conn
+        try:
+            async with self.engine.connect() as conn:
+                if self._autocommit_reads:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                async with conn.begin():
+                    yield conn
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise database_unavailable(exc) from exc
+            raise
 
     @asynccontextmanager
     async def _write_tx(self) -> AsyncIterator[AsyncConnection]:
@@ -160,11 +198,20 @@ class Database:
     async def write(self, work: Callable[[AsyncConnection], Awaitable[T]], *, rng: random.Random | None = None) -> T:
         """Run ``work(conn)`` in one write transaction, retrying it whole when it loses a race."""
         rng = rng or random.Random()
+        disconnects = 0
         for attempt in range(self.max_retries):
             try:
                 async with self._write_tx() as conn:
                     return await work(conn)
             except Exception as exc:  # noqa: BLE001 - classified below
+                if is_unavailable(exc):
+                    # A dropped connection is replaced by the pool; a database that stays away is
+                    # the client's 503 after a few tries, not a 500 nor a long hang.
+                    disconnects += 1
+                    if disconnects > DISCONNECT_RETRIES:
+                        raise database_unavailable(exc) from exc
+                    await asyncio.sleep(0.1 * disconnects)
+                    continue
                 if not is_retryable(exc):
                     raise
                 log.debug("transaction lost a race (attempt %d): %s", attempt + 1, exc)
