@@ -1,183 +1,162 @@
-"""Fixtures for identity API tests: an in-process app, and a live server on 127.0.0.1 for real clients.
+"""Fixtures for identity API tests: the identity that ``neutrino up`` serves, reached over HTTP.
 
-Both mount the identity at ``/identity`` inside a tiny app whose ``GET /`` is a network versions
-document, as the Neutrino server does. Their clock is movable so expiry is tested without waiting.
+The tests talk to the real server process (its routing, middleware and configuration), not to an
+app they assemble themselves. They share the session's SQLite server with the API tests, so they
+never change what ``neutrino up`` made (the admin and demo users keep their passwords and roles):
+whatever a test changes, it creates first. Expiry needs tokens that expire: one more server, with a
+token lifetime of a few seconds, serves those tests.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
-from argon2 import PasswordHasher
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
 
-import neutrino.db.schema.identity  # noqa: F401  (registers the identity tables on the metadata)
-from neutrino.config import Settings
-from neutrino.db.engine import Database
-from neutrino.db.schema.base import metadata
-from neutrino.identity.app import build_identity_app
 from neutrino.identity.model import BootstrapResult
-from neutrino.identity.passwords import PasswordHashing
-from neutrino.identity.store import IdentityStore, bootstrap
+from tests.support.live_server import LiveServer, start_server
 
-ADMIN_PASSWORD = "admin-secret"
-DEMO_PASSWORD = "demo-secret"
-SERVICE_PASSWORD = "service-secret"
+V3 = "/identity/v3"
+SHORT_TTL_SECONDS = 3
 
 
-class MovableClock:
-    """Real time plus an offset tests may move forward (read from the server's thread too)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-async def _network_versions(request: Request) -> JSONResponse:
-    url = str(request.base_url).rstrip("/")
-    return JSONResponse({"versions": [{"id": "v2.0", "status": "CURRENT",
-                                       "links": [{"rel": "self", "href": f"{url}/v2.0/"}]}]})
-
-
-def server_app(db: Database, store: IdentityStore, public_url: str) -> Starlette:
-    return Starlette(routes=[
-        Route("/", _network_versions),
-        Mount("/identity", build_identity_app(db, Settings(), public_url=public_url, store=store)),
-    ])
-
-
-async def make_database(path: Path) -> Database:
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    async with db.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    return db
-
-
-# ---- in-process ----------------------------------------------------------------------------------
+def password_auth(name: str, password: str, project: str | None = None) -> dict[str, Any]:
+    """A token request as tempest sends it: user and project by name, domain by name."""
+    auth: dict[str, Any] = {"identity": {"methods": ["password"], "password": {
+        "user": {"name": name, "password": password, "domain": {"name": "Default"}}}}}
+    if project is not None:
+        auth["scope"] = {"project": {"name": project, "domain": {"name": "Default"}}}
+    return {"auth": auth}
 
 
 @dataclass
-class InProcessIdentity:
-    client: httpx.AsyncClient
-    store: IdentityStore
-    clock: MovableClock
+class Credentials:
+    """The users ``neutrino up`` wrote to clouds.yaml, and the ids of what its bootstrap made."""
+
+    base_url: str
+    admin_name: str
+    admin_password: str
+    demo_name: str
+    demo_password: str
+    service_name: str
+    service_password: str
     ids: BootstrapResult
-    admin_password: str = ADMIN_PASSWORD
-    demo_password: str = DEMO_PASSWORD
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.base_url}{V3}"
+
+
+def read_credentials(server: LiveServer) -> Credentials:
+    clouds = {name: server.cloud(name)["auth"] for name in ("neutrino-admin", "neutrino-demo", "neutrino-compute")}
+    admin, demo, service = clouds["neutrino-admin"], clouds["neutrino-demo"], clouds["neutrino-compute"]
+    with httpx.Client(base_url=server.url + V3, timeout=30) as http:
+        token = http.post("/auth/tokens", json=password_auth(admin["username"], admin["password"],
+                                                              admin["project_name"])).raise_for_status()
+        http.headers["X-Auth-Token"] = token.headers["X-Subject-Token"]
+
+        def one(collection: str, name: str) -> str:
+            found = http.get(f"/{collection}", params={"name": name}).raise_for_status().json()[collection]
+            assert len(found) == 1, (collection, name, found)
+            return str(found[0]["id"])
+
+        roles = {r["name"]: r["id"] for r in http.get("/roles").raise_for_status().json()["roles"]}
+        ids = BootstrapResult(
+            admin_user_id=one("users", admin["username"]), admin_project_id=one("projects", admin["project_name"]),
+            service_project_id=one("projects", service["project_name"]), role_ids=roles,
+            demo_user_id=one("users", demo["username"]), demo_project_id=one("projects", demo["project_name"]),
+            service_user_id=one("users", service["username"]))
+    return Credentials(server.url, admin["username"], admin["password"], demo["username"], demo["password"],
+                       service["username"], service["password"], ids)
+
+
+@dataclass
+class Identity:
+    """One test's view of the live identity: an async HTTP client and the bootstrap's credentials."""
+
+    client: httpx.AsyncClient
+    creds: Credentials
+
+    @property
+    def ids(self) -> BootstrapResult:
+        return self.creds.ids
+
+    @property
+    def base_url(self) -> str:
+        return self.creds.base_url
+
+    @property
+    def admin_password(self) -> str:
+        return self.creds.admin_password
+
+    @property
+    def demo_password(self) -> str:
+        return self.creds.demo_password
+
+    password_auth = staticmethod(password_auth)
 
     async def token(self, name: str, password: str, project: str) -> str:
-        response = await self.client.post("/identity/v3/auth/tokens", json=self.password_auth(name, password, project))
+        response = await self.client.post(f"{V3}/auth/tokens", json=password_auth(name, password, project))
         assert response.status_code == 201, response.text
         return response.headers["X-Subject-Token"]
 
-    @staticmethod
-    def password_auth(name: str, password: str, project: str | None = None) -> dict[str, Any]:
-        """A token request as tempest sends it: user and project by name, domain by name."""
-        auth: dict[str, Any] = {"identity": {"methods": ["password"], "password": {
-            "user": {"name": name, "password": password, "domain": {"name": "Default"}}}}}
-        if project is not None:
-            auth["scope"] = {"project": {"name": project, "domain": {"name": "Default"}}}
-        return {"auth": auth}
+    async def admin_headers(self) -> dict[str, str]:
+        return {"X-Auth-Token": await self.token("admin", self.admin_password, "admin")}
+
+    async def new_member(self, prefix: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """A project and a user with the member role on it (both new): (project, user, password)."""
+        admin = await self.admin_headers()
+        suffix = uuid.uuid4().hex[:8]
+        project = (await self.client.post(f"{V3}/projects", headers=admin, json={"project": {
+            "name": f"{prefix}-{suffix}", "domain_id": "default"}})).json()["project"]
+        password = uuid.uuid4().hex
+        user = (await self.client.post(f"{V3}/users", headers=admin, json={"user": {
+            "name": f"{prefix}-user-{suffix}", "password": password, "domain_id": "default"}})).json()["user"]
+        grant = await self.client.put(f"{V3}/projects/{project['id']}/users/{user['id']}/roles/"
+                                      f"{self.ids.role_ids['member']}", headers=admin)
+        assert grant.status_code == 204, grant.text
+        return project, user, password
+
+
+@pytest.fixture(scope="session")
+def identity_credentials(live_server: LiveServer) -> Credentials:
+    return read_credentials(live_server)
 
 
 @pytest_asyncio.fixture(loop_scope="function")
-async def identity(tmp_path) -> Any:
-    db = await make_database(tmp_path / "identity.sqlite")
-    clock = MovableClock()
-    # Real argon2id with test-sized cost; the live server below keeps the production cost.
-    store = IdentityStore(db, clock=clock,
-                          hashing=PasswordHashing(PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)))
-    ids = await bootstrap(db, admin_password=ADMIN_PASSWORD, demo_password=DEMO_PASSWORD,
-                          service_password=SERVICE_PASSWORD, store=store)
-    app = server_app(db, store, "http://neutrino.test:9696")
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://neutrino.test:9696") as client:
-            yield InProcessIdentity(client=client, store=store, clock=clock, ids=ids)
-    finally:
-        await db.dispose()
+async def identity(identity_credentials: Credentials) -> AsyncIterator[Identity]:
+    async with httpx.AsyncClient(base_url=identity_credentials.base_url, timeout=30) as client:
+        yield Identity(client, identity_credentials)
 
 
-# ---- live server ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def live_identity(identity_credentials: Credentials, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveIdentity]:
+    yield LiveIdentity(identity_credentials, tmp_path_factory.mktemp("identity-clients"))
 
 
 @dataclass
 class LiveIdentity:
-    base_url: str
-    clock: MovableClock
-    ids: BootstrapResult
+    """What the real-client tests need: the credentials and a scratch directory for clouds.yaml."""
+
+    creds: Credentials
     tmp_dir: Path
-    admin_password: str = ADMIN_PASSWORD
-    demo_password: str = DEMO_PASSWORD
-    service_password: str = SERVICE_PASSWORD
-    _errors: list[BaseException] = field(default_factory=list)
 
-    @property
-    def auth_url(self) -> str:
-        return f"{self.base_url}/identity/v3"
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.creds, name)
 
 
-@pytest.fixture(scope="module")
-def live_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveIdentity]:
-    """The identity served by uvicorn on a free port of 127.0.0.1, in a thread with its own loop."""
-    tmp_dir = tmp_path_factory.mktemp("live-identity")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    clock = MovableClock()
-    state: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    async def serve() -> None:
-        db = await make_database(tmp_dir / "identity.sqlite")
-        try:
-            store = IdentityStore(db, clock=clock)
-            state["ids"] = await bootstrap(db, admin_password=ADMIN_PASSWORD, demo_password=DEMO_PASSWORD,
-                                           service_password=SERVICE_PASSWORD, store=store)
-            server = uvicorn.Server(uvicorn.Config(server_app(db, store, base_url), log_level="warning",
-                                                   lifespan="off"))
-            state["server"] = server
-            await server.serve(sockets=[sock])
-        finally:
-            await db.dispose()
-
-    def run() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:  # reported to the waiting test below
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="live-identity", daemon=True)
-    thread.start()
+@pytest.fixture(scope="session")
+def short_lived_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Credentials]:
+    """A ``neutrino up`` of its own whose tokens live a few seconds (expiry without a fake clock)."""
+    server = start_server(tmp_path_factory.mktemp("short-ttl") / "state",
+                          extra_config=f"[identity]\ntoken_ttl_seconds = {SHORT_TTL_SECONDS}\n")
     try:
-        deadline = time.monotonic() + 30
-        while not (state.get("server") and state["server"].started):
-            if errors or not thread.is_alive():
-                raise RuntimeError(f"identity server did not start: {errors!r}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("identity server did not start within 30 s")
-            time.sleep(0.02)
-        yield LiveIdentity(base_url=base_url, clock=clock, ids=state["ids"], tmp_dir=tmp_dir, _errors=errors)
+        yield read_credentials(server)
     finally:
-        if "server" in state:
-            state["server"].should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+        server.stop()

@@ -1,8 +1,14 @@
-"""The identity HTTP API in process: status codes, body shapes and policy that the clients rely on."""
+"""The identity HTTP API of the server ``neutrino up`` runs: status codes, body shapes and policy that
+the clients rely on."""
 
-from datetime import datetime, timedelta
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
+
+from tests.identity.conftest import password_auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -26,7 +32,7 @@ async def test_v3_version_document_points_at_itself(identity, path):
     assert response.status_code == 200
     version = response.json()["version"]
     assert version["id"].startswith("v3.") and version["status"] == "stable"
-    assert {"rel": "self", "href": "http://neutrino.test:9696/identity/v3/"} in version["links"]
+    assert {"rel": "self", "href": f"{identity.base_url}/identity/v3/"} in version["links"]
 
 
 async def test_identity_root_lists_v3(identity):
@@ -59,8 +65,8 @@ async def test_password_token_has_everything_tempest_and_keystoneauth_read(ident
     endpoints = {service["type"]: service["endpoints"] for service in token["catalog"]}
     assert endpoints["network"] == [{"id": endpoints["network"][0]["id"], "interface": "public",
                                      "region": "RegionOne", "region_id": "RegionOne",
-                                     "url": "http://neutrino.test:9696"}]
-    assert endpoints["identity"][0]["url"] == "http://neutrino.test:9696/identity"
+                                     "url": identity.base_url}]
+    assert endpoints["identity"][0]["url"] == f"{identity.base_url}/identity"
     assert endpoints["identity"][0]["interface"] == "public" and endpoints["identity"][0]["region"] == "RegionOne"
 
 
@@ -79,7 +85,7 @@ async def test_wrong_password_is_401_in_keystone_shape(identity):
     response = await identity.client.post(f"{V3}/auth/tokens", json=identity.password_auth("admin", "nope", "admin"))
     error = _error(response, 401)
     assert error["title"] == "Unauthorized"
-    assert response.headers["WWW-Authenticate"] == 'Keystone uri="http://neutrino.test:9696/identity"'
+    assert response.headers["WWW-Authenticate"] == f'Keystone uri="{identity.base_url}/identity"'
 
 
 async def test_login_to_a_project_without_a_role_is_401(identity):
@@ -134,11 +140,28 @@ async def test_token_method_rescopes_an_unscoped_token(identity):
     assert rescoped.json()["token"]["methods"] == ["token"]
 
 
-async def test_expired_token_is_refused(identity):
-    demo = await identity.token("demo", identity.demo_password, "demo")
-    identity.clock.offset = timedelta(hours=1, seconds=1)
-    error = _error(await identity.client.get(f"{V3}/auth/projects", headers={"X-Auth-Token": demo}), 401)
-    assert "expired" in error["message"]
+async def until_expired(token_body: dict) -> None:
+    """Wait until the token's own expires_at has passed (the server's clock is this machine's)."""
+    expires = datetime.strptime(token_body["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    async with asyncio.timeout(60):
+        while datetime.now(UTC) <= expires:
+            await asyncio.sleep(0.1)
+
+
+async def test_expired_token_is_refused(short_lived_identity):
+    creds = short_lived_identity
+    async with httpx.AsyncClient(base_url=creds.base_url, timeout=30) as client:
+        issued = await client.post(f"{V3}/auth/tokens", json=password_auth(creds.demo_name, creds.demo_password, "demo"))
+        assert issued.status_code == 201, issued.text
+        body = issued.json()["token"]
+        issued_at = datetime.strptime(body["issued_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        expires_at = datetime.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        assert expires_at - issued_at == timedelta(seconds=3)
+        demo = issued.headers["X-Subject-Token"]
+        assert (await client.get(f"{V3}/auth/projects", headers={"X-Auth-Token": demo})).status_code == 200
+        await until_expired(body)
+        error = _error(await client.get(f"{V3}/auth/projects", headers={"X-Auth-Token": demo}), 401)
+        assert "expired" in error["message"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Auth-Token": "garbage"}, {"X-Auth-Token": "a.b.c"}])
@@ -157,13 +180,14 @@ async def test_tempest_dynamic_credentials_flow(identity):
     domain_id = domains.json()["domains"][0]["id"]
     assert domain_id == "default"
 
+    name = f"tempest-Test-{uuid.uuid4().hex[:8]}"
     created = await client.post(f"{V3}/projects", headers=admin, json={"project": {
-        "name": "tempest-Test-1", "description": "tempest-Test-1-desc", "domain_id": domain_id}})
+        "name": name, "description": f"{name}-desc", "domain_id": domain_id}})
     assert created.status_code == 201
     project = created.json()["project"]
     assert len(project["id"]) == 32 and project["domain_id"] == "default"
     user = await client.post(f"{V3}/users", headers=admin, json={"user": {
-        "name": "tempest-Test-1-user", "password": "pw-1", "domain_id": domain_id, "email": "x@example.com"}})
+        "name": f"{name}-user", "password": "pw-1", "domain_id": domain_id, "email": "x@example.com"}})
     assert user.status_code == 201
     user_id = user.json()["user"]["id"]
     assert "password" not in user.json()["user"] and "password_hash" not in user.json()["user"]
@@ -181,14 +205,14 @@ async def test_tempest_dynamic_credentials_flow(identity):
         "scope": {"project": {"id": project["id"], "domain": {"id": "default"}}}}})
     assert token.status_code == 201
     assert token.json()["token"]["project"]["id"] == project["id"]
-    assert (await client.get(f"{V3}/projects/{project['id']}", headers=admin)).json()["project"]["name"] == \
-        "tempest-Test-1"
+    assert (await client.get(f"{V3}/projects/{project['id']}", headers=admin)).json()["project"]["name"] == name
 
     for path in (f"{V3}/users/{user_id}", f"{V3}/projects/{project['id']}"):
         response = await client.delete(path, headers=admin)
         assert response.status_code == 204 and response.content == b""
         _error(await client.delete(path, headers=admin), 404)
-    assert (await identity.store.list_role_assignments(project_id=project["id"])) == []
+    left = await client.get(f"{V3}/role_assignments", headers=admin, params={"scope.project.id": project["id"]})
+    assert left.status_code == 200 and left.json()["role_assignments"] == []
 
 
 # ---- admin API ---------------------------------------------------------------------------------
@@ -217,13 +241,17 @@ async def test_updates_and_conflicts(identity):
     patched = await client.patch(f"{V3}/projects/{identity.ids.demo_project_id}", headers=admin,
                                  json={"project": {"description": "new"}})
     assert patched.status_code == 200 and patched.json()["project"]["description"] == "new"
-    user = await client.patch(f"{V3}/users/{identity.ids.demo_user_id}", headers=admin,
-                              json={"user": {"password": "rotated"}})
+    project, member, password = await identity.new_member("rotate")
+    user = await client.patch(f"{V3}/users/{member['id']}", headers=admin, json={"user": {"password": "rotated"}})
     assert user.status_code == 200
-    assert (await client.post(f"{V3}/auth/tokens", json=identity.password_auth("demo", "rotated", "demo"))).status_code == 201
-    role = await client.post(f"{V3}/roles", headers=admin, json={"role": {"name": "auditor"}})
-    assert role.status_code == 201 and role.json()["role"]["name"] == "auditor"
-    _error(await client.post(f"{V3}/roles", headers=admin, json={"role": {"name": "auditor"}}), 409)
+    assert (await client.post(f"{V3}/auth/tokens", json=identity.password_auth(
+        member["name"], "rotated", project["name"]))).status_code == 201
+    _error(await client.post(f"{V3}/auth/tokens", json=identity.password_auth(
+        member["name"], password, project["name"])), 401)
+    role_name = f"auditor-{uuid.uuid4().hex[:6]}"
+    role = await client.post(f"{V3}/roles", headers=admin, json={"role": {"name": role_name}})
+    assert role.status_code == 201 and role.json()["role"]["name"] == role_name
+    _error(await client.post(f"{V3}/roles", headers=admin, json={"role": {"name": role_name}}), 409)
 
 
 @pytest.mark.parametrize("path,body", [
@@ -263,8 +291,8 @@ async def test_role_assignment_listing_as_the_cli_reads_it(identity):
 
 async def test_assignment_check_and_removal(identity):
     admin = {"X-Auth-Token": await identity.token("admin", identity.admin_password, "admin")}
-    path = (f"{V3}/projects/{identity.ids.demo_project_id}/users/{identity.ids.demo_user_id}"
-            f"/roles/{identity.ids.role_ids['member']}")
+    project, member, _ = await identity.new_member("assign")
+    path = f"{V3}/projects/{project['id']}/users/{member['id']}/roles/{identity.ids.role_ids['member']}"
     assert (await identity.client.head(path, headers=admin)).status_code == 204
     assert (await identity.client.delete(path, headers=admin)).status_code == 204
     assert (await identity.client.head(path, headers=admin)).status_code == 404

@@ -1,4 +1,4 @@
-"""Real clients against a live identity on 127.0.0.1: keystoneauth1/openstacksdk via clouds.yaml,
+"""Real clients against the identity ``neutrino up`` serves: keystoneauth1/openstacksdk via clouds.yaml,
 the ``openstack`` CLI as a subprocess, raw HTTP for error bodies, and the keystone token strategy."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
+import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -86,25 +88,27 @@ def test_openstacksdk_discovers_both_services(live_identity, clouds_yaml):
 
 
 def test_cli_provisions_a_project_user_and_role_then_issues_and_revokes(live_identity, cli):
-    project = json.loads(cli("e2e-admin", "project", "create", "e2e-web", "--description", "e2e", "-f", "json").stdout)
-    assert project["name"] == "e2e-web" and len(project["id"]) == 32
+    suffix = uuid.uuid4().hex[:6]
+    web, alice = f"e2e-web-{suffix}", f"e2e-alice-{suffix}"
+    project = json.loads(cli("e2e-admin", "project", "create", web, "--description", "e2e", "-f", "json").stdout)
+    assert project["name"] == web and len(project["id"]) == 32
     listed = json.loads(cli("e2e-admin", "project", "list", "-f", "json").stdout)
-    assert "e2e-web" in {p["Name"] for p in listed}
-    user = json.loads(cli("e2e-admin", "user", "create", "e2e-alice", "--password", "alice-pw",
-                          "--project", "e2e-web", "-f", "json").stdout)
-    assert user["name"] == "e2e-alice"
-    cli("e2e-admin", "role", "add", "--project", "e2e-web", "--user", "e2e-alice", "member")
-    cli("e2e-admin", "role", "add", "--project", "e2e-web", "--user", "e2e-alice", "member")
-    assignments = json.loads(cli("e2e-admin", "role", "assignment", "list", "--project", "e2e-web",
+    assert web in {p["Name"] for p in listed}
+    user = json.loads(cli("e2e-admin", "user", "create", alice, "--password", "alice-pw",
+                          "--project", web, "-f", "json").stdout)
+    assert user["name"] == alice
+    cli("e2e-admin", "role", "add", "--project", web, "--user", alice, "member")
+    cli("e2e-admin", "role", "add", "--project", web, "--user", alice, "member")
+    assignments = json.loads(cli("e2e-admin", "role", "assignment", "list", "--project", web,
                                  "--names", "-f", "json").stdout)
-    assert [(a["Role"], a["User"]) for a in assignments] == [("member", "e2e-alice@Default")]
+    assert [(a["Role"], a["User"]) for a in assignments] == [("member", f"{alice}@Default")]
 
-    issued = json.loads(cli("e2e-demo", "--os-username", "e2e-alice", "--os-password", "alice-pw",
-                            "--os-project-name", "e2e-web", "token", "issue", "-f", "json").stdout)
+    issued = json.loads(cli("e2e-demo", "--os-username", alice, "--os-password", "alice-pw",
+                            "--os-project-name", web, "token", "issue", "-f", "json").stdout)
     assert issued["project_id"] == project["id"] and issued["user_id"] == user["id"]
     with httpx.Client(base_url=live_identity.base_url) as http:
         ok = http.get("/identity/v3/auth/projects", headers={"X-Auth-Token": issued["id"]})
-        assert [p["name"] for p in ok.json()["projects"]] == ["e2e-web"]
+        assert [p["name"] for p in ok.json()["projects"]] == [web]
         cli("e2e-admin", "token", "revoke", issued["id"])
         refused = http.get("/identity/v3/auth/projects", headers={"X-Auth-Token": issued["id"]})
         assert refused.status_code == 401 and refused.json()["error"]["code"] == 401
@@ -124,16 +128,16 @@ def test_wrong_password_is_401_json(live_identity):
                                         "message": "The request you have made requires authentication."}
 
 
-def test_expired_token_is_rejected(live_identity):
-    issued = httpx.post(f"{live_identity.auth_url}/auth/tokens",
-                        json=_password_auth("demo", live_identity.demo_password, "demo"))
+def test_expired_token_is_rejected(short_lived_identity):
+    creds = short_lived_identity
+    issued = httpx.post(f"{creds.auth_url}/auth/tokens", json=_password_auth(creds.demo_name, creds.demo_password, "demo"))
     assert issued.status_code == 201
     token = issued.headers["X-Subject-Token"]
-    try:
-        live_identity.clock.offset = timedelta(hours=1, seconds=1)
-        response = httpx.get(f"{live_identity.auth_url}/auth/projects", headers={"X-Auth-Token": token})
-    finally:
-        live_identity.clock.offset = timedelta(0)
+    expires = datetime.strptime(issued.json()["token"]["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    deadline = time.monotonic() + 60
+    while datetime.now(UTC) <= expires and time.monotonic() < deadline:  # the token's own expiry, no fake clock
+        time.sleep(0.1)
+    response = httpx.get(f"{creds.auth_url}/auth/projects", headers={"X-Auth-Token": token})
     assert response.status_code == 401
     assert "expired" in response.json()["error"]["message"]
 
@@ -141,7 +145,7 @@ def test_expired_token_is_rejected(live_identity):
 def test_keystone_strategy_validates_tokens_against_a_live_keystone_api(live_identity):
     """The ``keystone`` strategy, pointed at this identity as if it were an external Keystone."""
     settings = IdentitySettings(strategy="keystone", keystone_url=f"{live_identity.base_url}/identity",
-                                keystone_username="neutrino-compute", keystone_password=live_identity.service_password,
+                                keystone_username=live_identity.service_name, keystone_password=live_identity.service_password,
                                 keystone_project="service", keystone_cache_seconds=300)
     issued = httpx.post(f"{live_identity.auth_url}/auth/tokens",
                         json=_password_auth("demo", live_identity.demo_password, "demo"))
