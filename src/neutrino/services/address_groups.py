@@ -35,6 +35,7 @@ from neutrino.services.standard import (
     standard_view,
     utcnow,
 )
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 OBJECT_TYPE = "address_group"
 _CHUNK = 5000
@@ -89,6 +90,7 @@ class AddressGroupService:
     def __init__(self, database: Database, notifier: Notifier) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
 
     TABLE_QUERY = TableQuery(OBJECT_TYPE, ag, {
         "id": "id", "name": "name", "description": "description", "project_id": "project_id",
@@ -140,7 +142,8 @@ class AddressGroupService:
     # ---- writing ---------------------------------------------------------------------------
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             now = utcnow()
             ids = []
             for item in items:
@@ -151,9 +154,9 @@ class AddressGroupService:
                 ids.append(group_id)
             return [await self._view_of(conn, i) for i in ids]
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, g["id"], "create", g["revision_number"])
-                                       for g in result])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, g["id"], "create", g["revision_number"])
+                                   for g in result])
         return result
 
     @staticmethod
@@ -163,18 +166,20 @@ class AddressGroupService:
 
     async def update(self, ctx: RequestContext, group_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await fetch_one(conn, ag, OBJECT_TYPE, group_id, group_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             await bump_revision(conn, ag, group_id, {k: changes[k] for k in ("name", "description") if k in changes})
             return await self._view_of(conn, group_id)
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, group_id, "update", result["revision_number"])])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, group_id, "update", result["revision_number"])])
         return result
 
     async def delete(self, ctx: RequestContext, group_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await fetch_one(conn, ag, OBJECT_TYPE, group_id, group_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             used = await conn.execute(select(securitygrouprules.c.id).where(
@@ -184,8 +189,7 @@ class AddressGroupService:
             await rbac.remove_grants(conn, OBJECT_TYPE, group_id)
             await conn.execute(delete(ag).where(ag.c.id == group_id))
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, group_id, "delete")])
+        await self.uow.run(work, events=lambda _: [ChangeEvent(OBJECT_TYPE, group_id, "delete")])
 
     # ---- member actions ----------------------------------------------------------------------
 
@@ -199,7 +203,8 @@ class AddressGroupService:
 
     async def _change_addresses(self, ctx: RequestContext, group_id: str, addresses: list[str], *,
                                 add: bool) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             await fetch_one(conn, ag, OBJECT_TYPE, group_id, group_visible(ctx), for_update=True)
             have = set((await self._addresses(conn, [group_id])).get(group_id, []))
             if add:
@@ -218,9 +223,8 @@ class AddressGroupService:
                 await bump_revision(conn, ag, group_id)
             return await self._view_of(conn, group_id)
 
-        result = await self.db.write(work)
-        if addresses:
-            await self.notifier.committed([ChangeEvent(OBJECT_TYPE, group_id, "update", result["revision_number"])])
+        result = await self.uow.run(work, events=lambda result: [
+            ChangeEvent(OBJECT_TYPE, group_id, "update", result["revision_number"])] if addresses else [])
         return {"address_group": result}
 
     # ---- hooks for the security group plugin --------------------------------------------------

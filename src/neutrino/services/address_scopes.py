@@ -22,6 +22,7 @@ from neutrino.services import rbac
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
 from neutrino.services.standard import new_id, project_view
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 OBJECT_TYPE = "address_scope"
 
@@ -66,6 +67,7 @@ class AddressScopeService:
     def __init__(self, database: Database, notifier: Notifier) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
 
     def table_query(self, ctx: RequestContext) -> TableQuery:
         a = db.address_scopes
@@ -103,7 +105,8 @@ class AddressScopeService:
     # ---- writing ---------------------------------------------------------------------------
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             ids = []
             for item in items:
                 scope_id = new_id()
@@ -120,13 +123,14 @@ class AddressScopeService:
             by_id = {r["id"]: r for r in rows}
             return await self._views(conn, ctx, [by_id[i] for i in ids])
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, s["id"], "create") for s in result])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, s["id"], "create") for s in result])
         return result
 
     async def update(self, ctx: RequestContext, scope_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await self.get_in(conn, ctx, scope_id)
             values: dict[str, Any] = {}
             if "name" in changes:
@@ -145,12 +149,13 @@ class AddressScopeService:
             new = await fetch_one(conn, db.address_scopes, OBJECT_TYPE, scope_id)
             return (await self._views(conn, ctx, [new]))[0]
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, scope_id, "update")])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, scope_id, "update")])
         return result
 
     async def delete(self, ctx: RequestContext, scope_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             await self.get_in(conn, ctx, scope_id)
             # Any pool in the scope blocks, whoever owns it.
             used = await conn.execute(select(db.subnetpools.c.id).where(
@@ -160,8 +165,7 @@ class AddressScopeService:
             await rbac.remove_grants(conn, OBJECT_TYPE, scope_id)
             await conn.execute(delete(db.address_scopes).where(db.address_scopes.c.id == scope_id))
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, scope_id, "delete")])
+        await self.uow.run(work, events=lambda _: [ChangeEvent(OBJECT_TYPE, scope_id, "delete")])
 
 
 __all__ = ["AddressScopeService", "AddressScopeInUse", "AddressScopeUpdateError", "network_address_scopes",

@@ -16,6 +16,7 @@ from neutrino.errors import InvalidInput
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
 from neutrino.services.standard import new_id, utcnow
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 Clock = Callable[[], dt.datetime]
 L2_AGENT_TYPES = ("Linux bridge agent",)
@@ -31,6 +32,7 @@ class AgentService:
                  clock: Clock = utcnow) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.down_time = dt.timedelta(seconds=agent_down_time)
         self.clock = clock
         # Called with (conn, host) after an L2 agent (re)appears: lets binding retry failed ports.
@@ -74,23 +76,24 @@ class AgentService:
 
     async def update(self, ctx: RequestContext, agent_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             await fetch_one(conn, agents, "agent", agent_id)
             values = {k: changes[k] for k in ("admin_state_up", "description") if k in changes}
             if values:
                 await conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
             return self.view(await fetch_one(conn, agents, "agent", agent_id))
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("agent", agent_id, "update")])
+        result = await self.uow.run(work, events=lambda result: [ChangeEvent("agent", agent_id, "update")])
         return result
 
     async def delete(self, ctx: RequestContext, agent_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             await fetch_one(conn, agents, "agent", agent_id)
             await conn.execute(delete(agents).where(agents.c.id == agent_id))
 
-        await self.db.write(work)
+        await self.uow.run(work)
 
     # ---- the agent contract ------------------------------------------------------------------
 
@@ -99,7 +102,8 @@ class AgentService:
         host, agent_type = state["host"], state["agent_type"]
         now = self.clock()
 
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = (await conn.execute(select(agents).where(agents.c.agent_type == agent_type,
                                                            agents.c.host == host))).mappings().first()
             values = {"binary": state.get("binary", "neutrino-agent"), "topic": state.get("topic", "N/A"),
@@ -122,11 +126,9 @@ class AgentService:
                     await hook(conn, host)
             return {"status": status, "agent_id": agent_id}
 
-        result = await self.db.write(work)
-        if result["status"] != "alive":
-            await self.notifier.committed([ChangeEvent("agent", result["agent_id"], "update",
-                                                       hints=(("host", host),))])
-        return result
+        return await self.uow.run(work, events=lambda result: [
+            ChangeEvent("agent", result["agent_id"], "update", hints=(("host", host),))
+        ] if result["status"] != "alive" else [])
 
     async def alive_agents(self, conn: AsyncConnection, agent_types: Sequence[str],
                            host: str | None = None) -> list[Any]:

@@ -43,6 +43,7 @@ from neutrino.services.standard import (
     standard_view,
     utcnow,
 )
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 FLOATINGIP_OWNER = "network:floatingip"
 STATUS_DOWN = "DOWN"
@@ -94,6 +95,7 @@ class FloatingIpService:
                  ports: PortService, rng: random.Random | None = None) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.quotas = quotas
         self.networks = networks
         self.ports = ports
@@ -222,14 +224,15 @@ class FloatingIpService:
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         events: list[ChangeEvent] = []
 
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             events.clear()
             ids = [await self.create_in(conn, ctx, item, events) for item in items]
             return [await self._view_of(conn, i) for i in ids]
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed(events + [ChangeEvent("floatingip", f["id"], "create", f["revision_number"],
-                                                            (("router_id", f["router_id"]),)) for f in result])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: events + [ChangeEvent("floatingip", f["id"], "create", f["revision_number"],
+                                                        (("router_id", f["router_id"]),)) for f in result])
         return result
 
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any],
@@ -279,7 +282,8 @@ class FloatingIpService:
 
     async def update(self, ctx: RequestContext, fip_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await fetch_one(conn, l3.floatingips, "floatingip", fip_id, fip_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             values: dict[str, Any] = {}
@@ -303,9 +307,9 @@ class FloatingIpService:
             new_row = {**row, **values, "revision_number": row["revision_number"] + 1, "updated_at": now}
             return (await self._views(conn, [new_row], known, without_forwardings=bool(known)))[0]
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent("floatingip", fip_id, "update", result["revision_number"],
-                                                   (("router_id", result["router_id"]),))])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: [ChangeEvent("floatingip", fip_id, "update", result["revision_number"],
+                                               (("router_id", result["router_id"]),))])
         return result
 
     async def _has_forwardings(self, conn: AsyncConnection, fip_id: str) -> bool:
@@ -317,7 +321,8 @@ class FloatingIpService:
     async def delete(self, ctx: RequestContext, fip_id: str, if_revision: int | None = None) -> None:
         info: dict[str, Any] = {}
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await fetch_one(conn, l3.floatingips, "floatingip", fip_id, fip_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             info.update(port_id=row["floating_port_id"], network_id=row["floating_network_id"],
@@ -327,10 +332,9 @@ class FloatingIpService:
             await conn.execute(delete(l3.floatingips).where(l3.floatingips.c.id == fip_id))
             await self.ports.delete_in(conn, row["floating_port_id"])
 
-        await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([
-            ChangeEvent("port", info["port_id"], "delete", 0, (("network_id", info["network_id"]), ("host", ""))),
-            ChangeEvent("floatingip", fip_id, "delete", 0, (("router_id", info["router_id"]),))])
+        await self.uow.run(work, rng=self.rng, events=lambda _: [
+                                      ChangeEvent("port", info["port_id"], "delete", 0, (("network_id", info["network_id"]), ("host", ""))),
+                                      ChangeEvent("floatingip", fip_id, "delete", 0, (("router_id", info["router_id"]),))])
 
     # ---- the port service's deletion hook --------------------------------------------------
 

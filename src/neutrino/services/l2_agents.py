@@ -22,6 +22,7 @@ from neutrino.db.schema.agents import agents
 from neutrino.services.agents import L2_AGENT_TYPES, AgentService
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ports import NoSecurityGroups, PortSecurityGroups
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 L2_VIF_TYPES = ("bridge", "tap")
 # Bound parameters stay well under every backend's limit (SQLite's is the lowest).
@@ -32,6 +33,7 @@ class L2AgentService:
     def __init__(self, database: Database, notifier: Notifier, agents_service: AgentService) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(database, notifier)
         self.agents = agents_service
         # Replaced by the security-group plugin at composition time.
         self.security_groups: PortSecurityGroups = NoSecurityGroups()
@@ -153,7 +155,8 @@ class L2AgentService:
         """
         prefixes = {device: device[3:] if device.startswith("tap") else device for device in wanted}
 
-        async def work(conn: AsyncConnection) -> tuple[list[Any], dict[str, list[tuple[str, int, bool]]]]:
+        async def work(tx: Transaction) -> tuple[list[Any], dict[str, list[tuple[str, int, bool]]]]:
+            conn = tx.conn
             p = db.ports
             rows: list[Any] = []
             unique = sorted(set(prefixes.values()))
@@ -181,9 +184,8 @@ class L2AgentService:
                     status=status, revision_number=p.c.revision_number + 1))
             return changed_rows, by_device
 
-        changed, by_device = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("port", pid, "update", rev, (("network_id", net), ("host", host)))
-                                       for pid, net, rev in changed])
+        _changed, by_device = await self.uow.run(work, events=lambda result: [
+            ChangeEvent("port", pid, "update", rev, (("network_id", net), ("host", host))) for pid, net, rev in result[0]])
         outcome: dict[str, dict[str, Any]] = {}
         for device in wanted:
             matched = by_device.get(device, [])

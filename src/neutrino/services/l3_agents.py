@@ -25,6 +25,7 @@ from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
 from neutrino.services.ports import PortService
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 FIP_STATUSES = ("ACTIVE", "DOWN", "ERROR")
 
@@ -33,6 +34,7 @@ class L3AgentService:
     def __init__(self, database: Database, notifier: Notifier, ports: PortService) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.ports = ports
 
     async def _router_ids(self, conn: AsyncConnection, host: str) -> list[str]:
@@ -56,19 +58,18 @@ class L3AgentService:
             if not await stray(conn, await self._router_ids(conn, host)):
                 return
 
-        async def work(conn: AsyncConnection) -> list[ChangeEvent]:
-            events: list[ChangeEvent] = []
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             for port_id in await stray(conn, await self._router_ids(conn, host)):
                 row = (await conn.execute(select(p).where(p.c.id == port_id).with_for_update())).mappings().first()
                 if row is None:
                     continue
-                events.extend(await self.ports.update_in(conn, RequestContext.admin(), row, {"binding:host_id": host}))
+                tx.emit(*await self.ports.update_in(conn, RequestContext.admin(), row, {"binding:host_id": host}))
                 revision = (await conn.execute(select(p.c.revision_number).where(p.c.id == port_id))).scalar()
-                events.append(ChangeEvent("port", port_id, "update", revision or 0,
-                                          (("network_id", row["network_id"]), ("host", host))))
-            return events
+                tx.emit(ChangeEvent("port", port_id, "update", revision or 0,
+                                    (("network_id", row["network_id"]), ("host", host))))
 
-        await self.notifier.committed(await self.db.write(work))
+        await self.uow.run(work)
 
     async def sync_state(self, host: str) -> L3State:
         await self._bind_ports_to(host)
@@ -126,7 +127,8 @@ class L3AgentService:
             return {"updated": []}
         f = l3.floatingips
 
-        async def work(conn: AsyncConnection) -> list[tuple[str, int]]:
+        async def work(tx: Transaction) -> list[tuple[str, int]]:
+            conn = tx.conn
             mine = set(await self._router_ids(conn, host))
             rows = (await conn.execute(select(f.c.id, f.c.router_id, f.c.status, f.c.revision_number).where(
                 f.c.id.in_(list(wanted))))).all()
@@ -139,8 +141,8 @@ class L3AgentService:
                 changed.append((fid, revision + 1))
             return changed
 
-        changed = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("floatingip", fid, "update", rev) for fid, rev in changed])
+        changed = await self.uow.run(work,
+            events=lambda changed: [ChangeEvent("floatingip", fid, "update", rev) for fid, rev in changed])
         return {"updated": [fid for fid, _ in changed]}
 
 

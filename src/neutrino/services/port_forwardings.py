@@ -32,6 +32,7 @@ from neutrino.services.floating_ips import (
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
 from neutrino.services.routers import router_for_floating_ip
 from neutrino.services.standard import bump_revision, new_id
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 
 class PortHasBindingFloatingIP(InUse):
@@ -102,6 +103,7 @@ class PortForwardingService:
     def __init__(self, database: Database, notifier: Notifier, rng: random.Random | None = None) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.rng = rng or random.Random()
 
     def table_query(self) -> TableQuery:
@@ -203,14 +205,15 @@ class PortForwardingService:
     # ---- writing -------------------------------------------------------------------------------
 
     async def create_many(self, ctx: RequestContext, fip_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             ids = [await self.create_in(conn, ctx, fip_id, item) for item in items]
             return [self.view(await self._row(conn, fip_id, i)) for i in ids]
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent("port_forwarding", p["id"], "create", 0,
-                                                   (("floatingip_id", fip_id),)) for p in result]
-                                      + [ChangeEvent("floatingip", fip_id, "update")])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: [ChangeEvent("port_forwarding", p["id"], "create", 0,
+                                               (("floatingip_id", fip_id),)) for p in result]
+                                  + [ChangeEvent("floatingip", fip_id, "update")])
         return result
 
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, fip_id: str, item: Mapping[str, Any]) -> str:
@@ -233,7 +236,8 @@ class PortForwardingService:
 
     async def update(self, ctx: RequestContext, fip_id: str, pf_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             fip = await self._fip(conn, ctx, fip_id, for_update=True)
             row = await self._row(conn, fip_id, pf_id)
             current = (PortSpan(row["internal_port_start"], row["internal_port_end"]),
@@ -251,13 +255,14 @@ class PortForwardingService:
             await bump_revision(conn, l3.floatingips, fip_id)
             return self.view(await self._row(conn, fip_id, pf_id))
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent("port_forwarding", pf_id, "update", 0, (("floatingip_id", fip_id),)),
-                                       ChangeEvent("floatingip", fip_id, "update")])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: [ChangeEvent("port_forwarding", pf_id, "update", 0, (("floatingip_id", fip_id),)),
+                                   ChangeEvent("floatingip", fip_id, "update")])
         return result
 
     async def delete(self, ctx: RequestContext, fip_id: str, pf_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             await self._fip(conn, ctx, fip_id, for_update=True)
             await self._row(conn, fip_id, pf_id)
             pf = l3.portforwardings
@@ -265,9 +270,9 @@ class PortForwardingService:
             left = (await conn.execute(select(pf.c.id).where(pf.c.floatingip_id == fip_id).limit(1))).first()
             await bump_revision(conn, l3.floatingips, fip_id, {} if left else {"router_id": None})
 
-        await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent("port_forwarding", pf_id, "delete", 0, (("floatingip_id", fip_id),)),
-                                       ChangeEvent("floatingip", fip_id, "update")])
+        await self.uow.run(work, rng=self.rng,
+            events=lambda _: [ChangeEvent("port_forwarding", pf_id, "delete", 0, (("floatingip_id", fip_id),)),
+                              ChangeEvent("floatingip", fip_id, "update")])
 
 
 __all__ = ["PortForwardingService", "PortSpan", "decide_spans"]

@@ -44,6 +44,7 @@ from neutrino.services.standard import (
     standard_view,
     utcnow,
 )
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 OBJECT_TYPE = "qos_policy"
 TAG_TYPE = "policy"  # the resource name tags are kept under
@@ -193,6 +194,7 @@ class QosPolicyService:
     def __init__(self, database: Database, notifier: Notifier) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
 
     def table_query(self, ctx: RequestContext) -> TableQuery:
         def shared(values: Sequence[Any]) -> ColumnElement[bool]:
@@ -247,15 +249,16 @@ class QosPolicyService:
     # ---- writing ---------------------------------------------------------------------------
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             ids = [await self._create_in(conn, item) for item in items]
             rows = (await conn.execute(select(policies).where(policies.c.id.in_(ids)))).mappings().all()
             by_id = {r["id"]: r for r in rows}
             return await self.views(conn, ctx, [by_id[i] for i in ids])
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, p["id"], "create", p["revision_number"])
-                                       for p in result])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, p["id"], "create", p["revision_number"])
+                                   for p in result])
         return result
 
     async def _create_in(self, conn: AsyncConnection, item: dict[str, Any]) -> str:
@@ -282,7 +285,8 @@ class QosPolicyService:
 
     async def update(self, ctx: RequestContext, policy_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await self.get_in(conn, ctx, policy_id, for_update=True)
             check_revision(row["revision_number"], if_revision)
             if "is_default" in changes:
@@ -297,8 +301,8 @@ class QosPolicyService:
             new = await fetch_one(conn, policies, "policy", policy_id)
             return (await self.views(conn, ctx, [new]))[0]
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, policy_id, "update", result["revision_number"])])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, policy_id, "update", result["revision_number"])])
         return result
 
     async def _set_shared(self, conn: AsyncConnection, row: Any, shared: bool) -> None:
@@ -314,7 +318,8 @@ class QosPolicyService:
         await rbac.remove_grants(conn, OBJECT_TYPE, row["id"], rbac.SHARED, "*")
 
     async def delete(self, ctx: RequestContext, policy_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await self.get_in(conn, ctx, policy_id, for_update=True)
             check_revision(row["revision_number"], if_revision)
             user = await self._first_user(conn, policy_id)
@@ -326,8 +331,7 @@ class QosPolicyService:
             await delete_tags(conn, TAG_TYPE, policy_id)
             await conn.execute(delete(policies).where(policies.c.id == policy_id))
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, policy_id, "delete")])
+        await self.uow.run(work, events=lambda _: [ChangeEvent(OBJECT_TYPE, policy_id, "delete")])
 
     @staticmethod
     def _user_tables() -> list[tuple[str, Any]]:
@@ -389,6 +393,7 @@ class QosRuleService:
                  kind: RuleKind) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.policies = policy_service
         self.kind = kind
 
@@ -426,7 +431,8 @@ class QosRuleService:
 
     async def create_many(self, ctx: RequestContext, policy_id: str, items: list[dict[str, Any]]
                           ) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             await self.policies.get_in(conn, ctx, policy_id, for_update=True)
             held = (await rules_of(conn, [policy_id])).get(policy_id, [])
             made = []
@@ -441,13 +447,14 @@ class QosRuleService:
             await bump_revision(conn, policies, policy_id)
             return [r.view() for r in made]
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, policy_id, "update")])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, policy_id, "update")])
         return result
 
     async def update(self, ctx: RequestContext, policy_id: str, rule_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             await self.policies.get_in(conn, ctx, policy_id, for_update=True)
             current = await self._rule(conn, policy_id, rule_id)
             rule = new_rule(self.kind, policy_id, rule_id, changes, current)
@@ -458,19 +465,19 @@ class QosRuleService:
             await bump_revision(conn, policies, policy_id)
             return rule.view()
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, policy_id, "update")])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, policy_id, "update")])
         return result
 
     async def delete(self, ctx: RequestContext, policy_id: str, rule_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             await self.policies.get_in(conn, ctx, policy_id, for_update=True)
             await self._rule(conn, policy_id, rule_id)
             await conn.execute(delete(rules).where(rules.c.id == rule_id))
             await bump_revision(conn, policies, policy_id)
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, policy_id, "update")])
+        await self.uow.run(work, events=lambda _: [ChangeEvent(OBJECT_TYPE, policy_id, "update")])
 
 
 class QosRuleAliasService:

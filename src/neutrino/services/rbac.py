@@ -17,6 +17,7 @@ from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, select_rows
 from neutrino.services.quotas import QuotaService
 from neutrino.services.standard import new_id, project_view
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 SHARED = "access_as_shared"
 EXTERNAL = "access_as_external"
@@ -120,6 +121,7 @@ class RbacService:
     def __init__(self, database: Database, notifier: Notifier, quotas: QuotaService) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.quotas = quotas
         # Per object type (of service plugins): whether removing ``target``'s access to the object
         # would strand something of that project, given the projects still granted access.
@@ -171,14 +173,15 @@ class RbacService:
         return row[0]
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             out = []
             for item in items:
                 out.append(await self._create(conn, ctx, item))
             return out
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("rbac_policy", r["id"], "create") for r in result])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent("rbac_policy", r["id"], "create") for r in result])
         return result
 
     async def _create(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +209,8 @@ class RbacService:
 
     async def update(self, ctx: RequestContext, rbac_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await self._row(conn, ctx, rbac_id)
             new_target = changes.get("target_tenant", row["target_project"])
             if new_target != row["target_project"]:
@@ -216,12 +220,13 @@ class RbacService:
             return self.view((await conn.execute(select(db.rbac_policies).where(
                 db.rbac_policies.c.id == rbac_id))).mappings().one())
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("rbac_policy", rbac_id, "update")])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent("rbac_policy", rbac_id, "update")])
         return result
 
     async def delete(self, ctx: RequestContext, rbac_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await self._row(conn, ctx, rbac_id)
             await self._check_in_use(conn, row, removing_target=row["target_project"])
             await conn.execute(delete(db.rbac_policies).where(db.rbac_policies.c.id == rbac_id))
@@ -233,8 +238,7 @@ class RbacService:
                     await conn.execute(update(db.networks).where(db.networks.c.id == row["object_id"])
                                        .values(router_external=False))
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("rbac_policy", rbac_id, "delete")])
+        await self.uow.run(work, events=lambda _: [ChangeEvent("rbac_policy", rbac_id, "delete")])
 
     async def _check_in_use(self, conn: AsyncConnection, row: Any, removing_target: str) -> None:
         """Refuse to cut off a project that still has ports/subnets on a shared network (or,

@@ -62,6 +62,7 @@ from neutrino.services.standard import (
     utcnow,
 )
 from neutrino.services.subnets import subnet_visible
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 MAX_ROUTES = 30  # Neutron's ``max_routes``
 # Attributes only admins read (policy ``get_router:ha`` / ``get_router:distributed``).
@@ -135,6 +136,7 @@ class RouterService:
                  ports: PortService, *, max_routes: int = MAX_ROUTES, rng: random.Random | None = None) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.quotas = quotas
         self.networks = networks
         self.ports = ports
@@ -384,14 +386,15 @@ class RouterService:
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         events: list[ChangeEvent] = []
 
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             events.clear()
             ids = [await self.create_in(conn, ctx, item, events) for item in items]
             return [await self._view_of(conn, i) for i in ids]
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed(events + [ChangeEvent("router", r["id"], "create", r["revision_number"])
-                                                for r in result])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: events + [ChangeEvent("router", r["id"], "create", r["revision_number"])
+                                            for r in result])
         return result
 
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any],
@@ -417,15 +420,16 @@ class RouterService:
                      if_revision: int | None = None) -> dict[str, Any]:
         events: list[ChangeEvent] = []
 
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             events.clear()
             row = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             await self.update_in(conn, ctx, row, changes, events)
             return await self._view_of(conn, router_id)
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed(events + [ChangeEvent("router", router_id, "update", result["revision_number"])])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: events + [ChangeEvent("router", router_id, "update", result["revision_number"])])
         return result
 
     async def update_in(self, conn: AsyncConnection, ctx: RequestContext, row: Any, changes: Mapping[str, Any],
@@ -441,7 +445,8 @@ class RouterService:
     async def delete(self, ctx: RequestContext, router_id: str, if_revision: int | None = None) -> None:
         events: list[ChangeEvent] = []
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             events.clear()
             row = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
@@ -454,8 +459,8 @@ class RouterService:
             await delete_tags(conn, "router", router_id)
             await conn.execute(delete(l3.routers).where(l3.routers.c.id == router_id))
 
-        await self.db.write(work, rng=self.rng)
-        await self.notifier.committed(events + [ChangeEvent("router", router_id, "delete")])
+        await self.uow.run(work, rng=self.rng,
+            events=lambda _: events + [ChangeEvent("router", router_id, "delete")])
 
     # ---- member actions: interfaces ----------------------------------------------------------
 
@@ -492,7 +497,8 @@ class RouterService:
         port_id, subnet_id = self._interface_request(body, removal=False)
         events: list[ChangeEvent] = []
 
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             events.clear()
             router = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx), for_update=True)
             if port_id is not None:
@@ -503,8 +509,8 @@ class RouterService:
             await bump_revision(conn, l3.routers, router_id)
             return info
 
-        info = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed(events + [ChangeEvent("router", router_id, "update")])
+        info = await self.uow.run(work, rng=self.rng,
+            events=lambda info: events + [ChangeEvent("router", router_id, "update")])
         return info
 
     async def _add_by_subnet(self, conn: AsyncConnection, ctx: RequestContext, router: Any, subnet_id: str,
@@ -596,7 +602,8 @@ class RouterService:
         port_id, subnet_id = self._interface_request(body, removal=True)
         events: list[ChangeEvent] = []
 
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             events.clear()
             router = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx), for_update=True)
             if port_id is not None:
@@ -607,8 +614,8 @@ class RouterService:
             await bump_revision(conn, l3.routers, router_id)
             return info
 
-        info = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed(events + [ChangeEvent("router", router_id, "update")])
+        info = await self.uow.run(work, rng=self.rng,
+            events=lambda info: events + [ChangeEvent("router", router_id, "update")])
         return info
 
     async def _interfaces(self, conn: AsyncConnection, router_id: str) -> list[Any]:
@@ -681,7 +688,8 @@ class RouterService:
     async def _edit_routes(self, ctx: RequestContext, router_id: str, body: Any, *, add: bool) -> dict[str, Any]:
         requested = self._routes_body(body)
 
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx), for_update=True)
             current = await self._routes(conn, row["id"])
             routes = merge_routes(current, requested) if add else subtract_routes(current, requested)
@@ -689,8 +697,8 @@ class RouterService:
             await bump_revision(conn, l3.routers, row["id"])
             return await self._view_of(conn, row["id"])
 
-        view = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent("router", router_id, "update", view["revision_number"])])
+        view = await self.uow.run(work, rng=self.rng,
+            events=lambda view: [ChangeEvent("router", router_id, "update", view["revision_number"])])
         return {"router": self._action_view(ctx, view)}
 
     async def add_extraroutes(self, ctx: RequestContext, router_id: str, body: Any) -> dict[str, Any]:

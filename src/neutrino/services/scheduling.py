@@ -45,6 +45,7 @@ from neutrino.services.availability_zones import DHCP_AGENT_TYPE, L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, fetch_one
 from neutrino.services.networks import NetworkService
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ class DhcpAgentScheduler:
                  networks: NetworkService, *, agents_per_network: int) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.agents = agent_service
         self.networks = networks
         self.per_network = max(agents_per_network, 0)
@@ -200,7 +202,8 @@ class DhcpAgentScheduler:
         network_id = _id_from_body(body, "network_id")
         b = networkdhcpagentbindings
 
-        async def work(conn: AsyncConnection) -> str:
+        async def work(tx: Transaction) -> str:
+            conn = tx.conn
             await self.networks.get_in(conn, ctx, network_id)
             agent = await _agent_row(conn, agent_id)
             if agent["agent_type"] != DHCP_AGENT_TYPE or not agent["admin_state_up"]:
@@ -212,21 +215,20 @@ class DhcpAgentScheduler:
             await conn.execute(insert(b).values(network_id=network_id, dhcp_agent_id=agent_id))
             return str(agent["host"])
 
-        host = await self.db.write(work)
-        await self.notifier.committed([_scheduled("network", network_id, host)])
+        await self.uow.run(work, events=lambda host: [_scheduled("network", network_id, host)])
 
     async def remove_dhcp_network(self, ctx: RequestContext, agent_id: str, network_id: str, body: Any) -> None:
         b = networkdhcpagentbindings
 
-        async def work(conn: AsyncConnection) -> str:
+        async def work(tx: Transaction) -> str:
+            conn = tx.conn
             agent = await _agent_row(conn, agent_id)
             gone = await conn.execute(delete(b).where(b.c.network_id == network_id, b.c.dhcp_agent_id == agent_id))
             if not gone.rowcount:
                 raise NetworkNotHostedByDhcpAgent(network_id=network_id, agent_id=agent_id)
             return str(agent["host"])
 
-        host = await self.db.write(work)
-        await self.notifier.committed([_scheduled("network", network_id, host)])
+        await self.uow.run(work, events=lambda host: [_scheduled("network", network_id, host)])
 
     async def dhcp_agents(self, ctx: RequestContext, network_id: str, body: Any) -> dict[str, Any]:
         b = networkdhcpagentbindings
@@ -243,7 +245,8 @@ class DhcpAgentScheduler:
         it was newly given to (nothing when it is served enough already, or nobody can)."""
         b = networkdhcpagentbindings
 
-        async def work(conn: AsyncConnection) -> list[str]:
+        async def work(tx: Transaction) -> list[str]:
+            conn = tx.conn
             net = (await conn.execute(select(db.networks.c.availability_zone_hints).where(
                 db.networks.c.id == network_id))).first()
             if net is None or not await _has_dhcp_subnet(conn, network_id):
@@ -259,8 +262,8 @@ class DhcpAgentScheduler:
             hosts = await conn.execute(select(agents.c.host).where(agents.c.id.in_(chosen))) if chosen else []
             return [h for (h,) in hosts]
 
-        hosts = await self.db.write(work)
-        await self.notifier.committed([_scheduled("network", network_id, h) for h in hosts])
+        hosts = await self.uow.run(work,
+            events=lambda hosts: [_scheduled("network", network_id, h) for h in hosts])
         return hosts
 
     async def schedule_unhosted(self) -> None:
@@ -315,7 +318,8 @@ class DhcpAgentScheduler:
         """Remove one binding, unless its agent reported since (checked in the same transaction)."""
         b = networkdhcpagentbindings
 
-        async def work(conn: AsyncConnection) -> bool:
+        async def work(tx: Transaction) -> bool:
+            conn = tx.conn
             heartbeat = (await conn.execute(select(agents.c.heartbeat_timestamp).where(
                 agents.c.id == agent_id))).scalar()
             if heartbeat is None or heartbeat >= cutoff:
@@ -324,7 +328,7 @@ class DhcpAgentScheduler:
             return bool(gone.rowcount)
 
         # The dead agent is not told (it is dead; when it comes back it resyncs and drops the network).
-        return await self.db.write(work)
+        return await self.uow.run(work)
 
     async def on_committed(self, events: Sequence[ChangeEvent]) -> None:
         """Notifier listener: schedule after a subnet appears or changes, or a DHCP agent does."""
@@ -355,6 +359,7 @@ class L3AgentScheduler:
                  routers: Callable[[], Any]) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.agents = agent_service
         self.routers = routers
 
@@ -388,7 +393,8 @@ class L3AgentScheduler:
         router_id = _id_from_body(body, "router_id")
         b = routerl3agentbindings
 
-        async def work(conn: AsyncConnection) -> str | None:
+        async def work(tx: Transaction) -> str | None:
+            conn = tx.conn
             await self._router_row(conn, ctx, router_id)
             agent = await _agent_row(conn, agent_id)
             if agent["agent_type"] != L3_AGENT_TYPE or not agent["admin_state_up"]:
@@ -401,14 +407,13 @@ class L3AgentScheduler:
             await conn.execute(insert(b).values(router_id=router_id, l3_agent_id=agent_id))
             return str(agent["host"])
 
-        host = await self.db.write(work)
-        if host is not None:
-            await self.notifier.committed([_scheduled("router", router_id, host)])
+        await self.uow.run(work, events=lambda host: [_scheduled("router", router_id, host)] if host else [])
 
     async def remove_l3_router(self, ctx: RequestContext, agent_id: str, router_id: str, body: Any) -> None:
         b = routerl3agentbindings
 
-        async def work(conn: AsyncConnection) -> str:
+        async def work(tx: Transaction) -> str:
+            conn = tx.conn
             agent = await _agent_row(conn, agent_id)
             await self._router_row(conn, ctx, router_id)
             gone = await conn.execute(delete(b).where(b.c.router_id == router_id, b.c.l3_agent_id == agent_id))
@@ -416,8 +421,7 @@ class L3AgentScheduler:
                 raise RouterNotHostedByL3Agent(router_id=router_id, agent_id=agent_id)
             return str(agent["host"])
 
-        host = await self.db.write(work)
-        await self.notifier.committed([_scheduled("router", router_id, host)])
+        await self.uow.run(work, events=lambda host: [_scheduled("router", router_id, host)])
 
     async def l3_agents(self, ctx: RequestContext, router_id: str, body: Any) -> dict[str, Any]:
         b = routerl3agentbindings
@@ -433,7 +437,8 @@ class L3AgentScheduler:
         """Host an unhosted router on the least loaded alive L3 agent; returns its host."""
         b = routerl3agentbindings
 
-        async def work(conn: AsyncConnection) -> str | None:
+        async def work(tx: Transaction) -> str | None:
+            conn = tx.conn
             routers = self._router_table()
             hints = (await conn.execute(select(routers.c.availability_zone_hints).where(
                 routers.c.id == router_id))).first()
@@ -443,10 +448,7 @@ class L3AgentScheduler:
                 return None
             return await self._bind_to_candidate(conn, router_id, list(hints[0] or []))
 
-        host = await self.db.write(work)
-        if host is not None:
-            await self.notifier.committed([_scheduled("router", router_id, host)])
-        return host
+        return await self.uow.run(work, events=lambda host: [_scheduled("router", router_id, host)] if host else [])
 
     async def _bind_to_candidate(self, conn: AsyncConnection, router_id: str, hints: Sequence[str]) -> str | None:
         """Bind the router to the least loaded alive L3 agent in its hinted zones; that agent's host."""
@@ -489,11 +491,12 @@ class L3AgentScheduler:
         """Move the router from ``dead_agent_id`` (unless it reported since ``cutoff``) to another agent."""
         b = routerl3agentbindings
 
-        async def work(conn: AsyncConnection) -> tuple[list[str], str] | None:
+        async def work(tx: Transaction) -> bool:
+            conn = tx.conn
             hosting = (await conn.execute(select(agents.c.id, agents.c.host, agents.c.heartbeat_timestamp).where(
                 agents.c.id == b.c.l3_agent_id, b.c.router_id == router_id))).all()
             if dead_agent_id not in {a for a, _, _ in hosting} or any(hb >= cutoff for _, _, hb in hosting):
-                return None  # moved already, or its agent came back
+                return False  # moved already, or its agent came back
             routers = self._router_table()
             hints = (await conn.execute(select(routers.c.availability_zone_hints).where(
                 routers.c.id == router_id))).scalar()
@@ -501,14 +504,10 @@ class L3AgentScheduler:
             host = await self._bind_to_candidate(conn, router_id, list(hints or []))
             if host is None:
                 raise RouterReschedulingFailed(router_id=router_id)
-            return [h for _, h, _ in hosting], host
+            tx.emit(*(_scheduled("router", router_id, h) for h in [*(h for _, h, _ in hosting), host]))
+            return True
 
-        result = await self.db.write(work)
-        if result is None:
-            return False
-        old_hosts, new_host = result
-        await self.notifier.committed([_scheduled("router", router_id, h) for h in [*old_hosts, new_host]])
-        return True
+        return await self.uow.run(work)
 
     async def schedule_unhosted(self) -> None:
         routers = self._router_table()

@@ -59,6 +59,7 @@ from neutrino.services.standard import (
     standard_view,
     utcnow,
 )
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 DEFAULT_NAME = "default"
 DEFAULT_DESCRIPTION = "Default security group"
@@ -144,6 +145,7 @@ class SecurityGroupService:
     def __init__(self, database: Database, notifier: Notifier, quotas: QuotaService) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.quotas = quotas
 
     def table_query(self, ctx: RequestContext) -> TableQuery:
@@ -237,7 +239,7 @@ class SecurityGroupService:
             existing = await self.default_id(conn, project_id)
         if existing is not None:
             return existing
-        return await self.db.write(lambda conn: self.ensure_default_in(conn, project_id))
+        return await self.uow.run(lambda tx: self.ensure_default_in(tx.conn, project_id))
 
     async def network_created(self, conn: AsyncConnection, ctx: RequestContext, project_id: str) -> None:
         """Hook for the network service: a project that makes a network gets its default group."""
@@ -255,7 +257,8 @@ class SecurityGroupService:
         for item in items:
             self._check_name(item.get("name", ""))
 
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             ids = [await self._create_in(conn, ctx, item) for item in items]
             for project in {item["project_id"] for item in items}:
                 await self.quotas.check(conn, ctx, {"security_group": 0, "security_group_rule": 0},
@@ -264,9 +267,9 @@ class SecurityGroupService:
             by_id = {r["id"]: r for r in rows}
             return await self.views(conn, ctx, [by_id[i] for i in ids])
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, g["id"], "create", g["revision_number"])
-                                       for g in result])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, g["id"], "create", g["revision_number"])
+                                   for g in result])
         return result
 
     async def _create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any]) -> str:
@@ -286,7 +289,8 @@ class SecurityGroupService:
         if "name" in changes:
             self._check_name(changes["name"])
 
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await fetch_one(conn, sg, OBJECT_TYPE, group_id, group_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             if "name" in changes and await self.default_id(conn, row["project_id"]) == group_id:
@@ -298,8 +302,8 @@ class SecurityGroupService:
             new = await fetch_one(conn, sg, OBJECT_TYPE, group_id)
             return (await self.views(conn, ctx, [new]))[0]
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, group_id, "update", result["revision_number"])])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, group_id, "update", result["revision_number"])])
         return result
 
     @staticmethod
@@ -308,7 +312,8 @@ class SecurityGroupService:
         return found.first() is not None
 
     async def delete(self, ctx: RequestContext, group_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await fetch_one(conn, sg, OBJECT_TYPE, group_id, group_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             if await self._bound(conn, group_id):
@@ -323,8 +328,7 @@ class SecurityGroupService:
             await delete_tags(conn, OBJECT_TYPE, group_id)
             await conn.execute(delete(sg).where(sg.c.id == group_id))
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, group_id, "delete")])
+        await self.uow.run(work, events=lambda _: [ChangeEvent(OBJECT_TYPE, group_id, "delete")])
 
     # ---- RBAC ------------------------------------------------------------------------------
 
@@ -351,6 +355,7 @@ class SecurityGroupRuleService:
                  groups: SecurityGroupService) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.quotas = quotas
         self.groups = groups
         # Group id -> owning project, for policy targets; a group's owner never changes.
@@ -438,7 +443,8 @@ class SecurityGroupRuleService:
         check_no_duplicates_in_request(specs)
         group_id, project = items[0]["security_group_id"], items[0]["project_id"]
 
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             await self._check_references(conn, ctx, group_id, project, specs)
             found = await conn.execute(select(rules.c.id).where(
                 rules.c.security_group_id == group_id, rules.c.fingerprint.in_([s.fingerprint for s in specs]))
@@ -455,9 +461,9 @@ class SecurityGroupRuleService:
             by_id = {r["id"]: r for r in rows}
             return await self._views(conn, [by_id[i] for i in ids])
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("security_group_rule", r["id"], "create",
-                                                   hints=(("security_group_id", group_id),)) for r in result])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent("security_group_rule", r["id"], "create",
+                                               hints=(("security_group_id", group_id),)) for r in result])
         return result
 
     async def _check_references(self, conn: AsyncConnection, ctx: RequestContext, group_id: str, project: str,
@@ -478,31 +484,32 @@ class SecurityGroupRuleService:
 
     async def update(self, ctx: RequestContext, rule_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await fetch_one(conn, rules, "security_group_rule", rule_id, self.scope(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             await bump_revision(conn, rules, rule_id, {k: changes[k] for k in ("description",) if k in changes})
             new = await fetch_one(conn, rules, "security_group_rule", rule_id)
             return (await self._views(conn, [new]))[0]
 
-        result = await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("security_group_rule", rule_id, "update",
-                                                   result["revision_number"])])
+        result = await self.uow.run(work,
+            events=lambda result: [ChangeEvent("security_group_rule", rule_id, "update",
+                                               result["revision_number"])])
         return result
 
     async def delete(self, ctx: RequestContext, rule_id: str, if_revision: int | None = None) -> None:
         group: dict[str, str] = {}
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await fetch_one(conn, rules, "security_group_rule", rule_id, self.scope(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
             group["id"] = row["security_group_id"]
             await conn.execute(delete(rules).where(rules.c.id == rule_id))
             await bump_revision(conn, sg, row["security_group_id"])
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent("security_group_rule", rule_id, "delete",
-                                                   hints=(("security_group_id", group["id"]),))])
+        await self.uow.run(work, events=lambda _: [ChangeEvent("security_group_rule", rule_id, "delete",
+                                                               hints=(("security_group_id", group["id"]),))])
 
 
 class PortSecurityGroupBindings:

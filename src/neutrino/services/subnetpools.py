@@ -44,6 +44,7 @@ from neutrino.services.standard import (
     standard_view,
     utcnow,
 )
+from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 OBJECT_TYPE = "subnetpool"
 PREFIXLEN_KEYS = ("min_prefixlen", "max_prefixlen", "default_prefixlen")
@@ -98,6 +99,7 @@ class SubnetPoolService:
                  address_scopes: AddressScopeService, rng: random.Random | None = None) -> None:
         self.db = database
         self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
         self.quotas = quotas
         self.address_scopes = address_scopes
         self.rng = rng or random.Random()
@@ -221,15 +223,16 @@ class SubnetPoolService:
     # ---- create ----------------------------------------------------------------------------
 
     async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def work(tx: Transaction) -> list[dict[str, Any]]:
+            conn = tx.conn
             ids = [await self._create(conn, ctx, item) for item in items]
             rows = (await conn.execute(select(db.subnetpools).where(db.subnetpools.c.id.in_(ids)))).mappings().all()
             by_id = {r["id"]: r for r in rows}
             return await self._views(conn, ctx, [by_id[i] for i in ids])
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, p["id"], "create", p["revision_number"])
-                                       for p in result])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, p["id"], "create", p["revision_number"])
+                                   for p in result])
         return result
 
     async def _create(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any]) -> str:
@@ -260,14 +263,15 @@ class SubnetPoolService:
 
     async def update(self, ctx: RequestContext, pool_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await self.get_in(conn, ctx, pool_id)
             check_revision(row["revision_number"], if_revision)
             await self._update_in(conn, ctx, row, changes)
             return await self._one_view(conn, ctx, pool_id, text_prefixlens=False)
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, pool_id, "update", result["revision_number"])])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, pool_id, "update", result["revision_number"])])
         return result
 
     async def _update_in(self, conn: AsyncConnection, ctx: RequestContext, row: Any, changes: dict[str, Any]) -> None:
@@ -298,20 +302,22 @@ class SubnetPoolService:
         """``PUT .../add_prefixes``: an update that merges the prefixes in (with its checks)."""
         added = _prefix_list(body)
 
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await self.get_in(conn, ctx, pool_id)
             await self._update_in(conn, ctx, row, {"prefixes": _merged(row["prefixes"], added)})
             return {"prefixes": (await self._one_view(conn, ctx, pool_id))["prefixes"]}
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, pool_id, "update")])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, pool_id, "update")])
         return result
 
     async def remove_prefixes(self, ctx: RequestContext, pool_id: str, body: Any) -> dict[str, Any]:
         """``PUT .../remove_prefixes``: refused (400) if a subnet was allocated from removed space."""
         removed = _prefix_list(body)
 
-        async def work(conn: AsyncConnection) -> dict[str, Any]:
+        async def work(tx: Transaction) -> dict[str, Any]:
+            conn = tx.conn
             row = await self.get_in(conn, ctx, pool_id)
             current = _spec(row)
             remaining = pfx.remove_prefixes(current, removed, await self._allocated_cidrs(conn, pool_id))
@@ -320,8 +326,8 @@ class SubnetPoolService:
                 await bump_revision(conn, db.subnetpools, pool_id, {"prefixes": list(remaining)})
             return {"prefixes": list(remaining)}
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, pool_id, "update")])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, pool_id, "update")])
         return result
 
     async def onboard_network_subnets(self, ctx: RequestContext, pool_id: str, body: Any) -> list[dict[str, str]]:
@@ -331,7 +337,8 @@ class SubnetPoolService:
         if not network_id:
             raise InvalidInput("network_id must be specified.")
 
-        async def work(conn: AsyncConnection) -> list[dict[str, str]]:
+        async def work(tx: Transaction) -> list[dict[str, str]]:
+            conn = tx.conn
             await fetch_one(conn, db.networks, "network", network_id, rbac.network_visible(ctx))
             row = await self.get_in(conn, ctx, pool_id)
             s = db.subnets
@@ -351,15 +358,16 @@ class SubnetPoolService:
                     await bump_revision(conn, s, subnet_id, {"subnetpool_id": pool_id})
             return [{"id": subnet_id, "cidr": cidr} for subnet_id, cidr in subnets]
 
-        result = await self.db.write(work, rng=self.rng)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, pool_id, "update")]
-                                      + [ChangeEvent("subnet", s["id"], "update") for s in result])
+        result = await self.uow.run(work, rng=self.rng,
+            events=lambda result: [ChangeEvent(OBJECT_TYPE, pool_id, "update")]
+                                  + [ChangeEvent("subnet", s["id"], "update") for s in result])
         return result
 
     # ---- delete ----------------------------------------------------------------------------
 
     async def delete(self, ctx: RequestContext, pool_id: str, if_revision: int | None = None) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(tx: Transaction) -> None:
+            conn = tx.conn
             row = await self.get_in(conn, ctx, pool_id)
             check_revision(row["revision_number"], if_revision)
             used = await conn.execute(select(db.subnets.c.id).where(db.subnets.c.subnetpool_id == pool_id).limit(1))
@@ -369,8 +377,7 @@ class SubnetPoolService:
             await delete_tags(conn, OBJECT_TYPE, pool_id)
             await conn.execute(delete(db.subnetpools).where(db.subnetpools.c.id == pool_id))
 
-        await self.db.write(work)
-        await self.notifier.committed([ChangeEvent(OBJECT_TYPE, pool_id, "delete")])
+        await self.uow.run(work, events=lambda _: [ChangeEvent(OBJECT_TYPE, pool_id, "delete")])
 
     # ---- the seam the subnet service calls ----------------------------------------------------
 

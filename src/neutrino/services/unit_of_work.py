@@ -15,7 +15,7 @@ commit, and never for a rolled-back attempt.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -49,7 +49,10 @@ class UnitOfWork:
         self.db = database
         self.notifier = notifier
 
-    async def run(self, work: Work[T], *, rng: random.Random | None = None) -> T:
+    async def run(self, work: Work[T], *, rng: random.Random | None = None,
+                  events: Callable[[T], Iterable[ChangeEvent]] | None = None) -> T:
+        """Run ``work`` to commit and publish its events; ``events``, if given, derives more events
+        from the committed result (after those the work emitted itself)."""
         committed: Transaction | None = None
 
         async def attempt(conn: AsyncConnection) -> T:
@@ -63,6 +66,8 @@ class UnitOfWork:
         # ``committed`` is the last attempt whose work finished; Database.write returned, so its
         # transaction is the one that committed (a failed commit would have rerun ``attempt``).
         assert committed is not None
+        if events is not None:
+            committed.emit(*events(result))
         await self.notifier.committed(committed.events)
         return result
 
