@@ -22,6 +22,7 @@ from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
 from neutrino.resources.security_groups import SECURITY_GROUP, SECURITY_GROUP_RULE
 from neutrino.services.address_groups import AddressGroupService
+from neutrino.services.firewall_agents import FirewallAgentService
 from neutrino.services.security_groups import (
     PortSecurityGroupBindings,
     SecurityGroupRuleService,
@@ -70,7 +71,10 @@ class SecurityGroupPlugin:
         c.services["network"].on_created.append(groups.network_created)
         c.services["rbac_policy"].in_use_checks["security_group"] = groups.rbac_dependents
         c.services["rbac_policy"].in_use_checks["address_group"] = AddressGroupService.rbac_dependents
+        firewall = FirewallAgentService(c.db, c.services["l2_agents"])
+        c.desired_state["firewall"] = firewall.sync_state
         return {
+            "firewall_agents": firewall,
             "address_group": AddressGroupService(c.db, c.notifier),
             "security_group": groups,
             "security_group_rule": SecurityGroupRuleService(c.db, c.notifier, c.quotas, groups),

@@ -12,6 +12,7 @@ from neutrino.agent.l2.config import LinuxBridgeConfig, parse_bridge_mappings
 from neutrino.agent.l3.config import L3Config
 from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.base import Role
+from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole
 from neutrino.agent.roles.l2 import LinuxBridgeRole
 from neutrino.agent.roles.l3 import L3Role
 from neutrino.bus.factory import build_bus
@@ -34,7 +35,13 @@ def _l3_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
     return L3Role(L3Config(host=host, netns=settings.agent.netns or None), rpc)
 
 
-ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role}
+def _firewall_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
+    agent = settings.agent
+    return FirewallRole(FirewallConfig(host=host, netns=agent.netns or None,
+                                       bridge_mappings=parse_bridge_mappings(agent.bridge_mappings)), rpc)
+
+
+ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role, "firewall": _firewall_role}
 
 
 class UnknownRole(Exception):
@@ -73,7 +80,7 @@ async def run_agent(settings: Settings, host: str, roles: Sequence[str]) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="host name to report (default: [agent] host, else this machine's)")
-    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3")
+    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3, firewall")
     parser.add_argument("--netns", help="network namespace that plays this host's root namespace (fullstack)")
     parser.add_argument("--tunnel-ip", help="local VXLAN endpoint address")
     parser.add_argument("--bridge-mapping", action="append", default=None,

@@ -1,5 +1,10 @@
 """nftables tables inside a network namespace, replaced whole and atomically, marked as ours.
 
+Two ways to write: ``replace_table`` (a whole table, for small tables such as a router's NAT) and
+``apply_script`` (any ``nft -f`` script, one transaction: what a planner that changes one chain or
+one set element emits). ``read_table`` reads a table back as :class:`NftTable` data (chains with
+their rule count and the last rule's comment, set and map elements) for such a planner to diff.
+
 A table is the unit: the caller renders its complete body, ``replace_table`` loads
 "create, flush by deletion, define" as one ``nft -f`` transaction (the kernel swaps the rules in
 one step, so packets never see a half-written table). The table's ``comment`` carries the owner's
@@ -13,18 +18,91 @@ import asyncio
 import hashlib
 import json
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from neutrino.contract.names import checked_namespace_name
 from neutrino.dataplane.netlink import NETNS_DIR, NamespaceNotFound, NetlinkDriverError
 from neutrino.dataplane.ownership import OwnerTag
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
-_FAMILIES = ("ip", "ip6", "inet")
+_FAMILIES = ("ip", "ip6", "inet", "bridge")
 
 
 class NftablesError(NetlinkDriverError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class NftChain:
+    """A chain as read back: its hook line (base chains), how many rules, the last rule's comment."""
+
+    name: str
+    hook: str | None = None  # e.g. "filter prerouting -200" for a base chain
+    rule_count: int = 0
+    last_comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NftTable:
+    """A table as read back; set elements are strings as ``nft -j`` prints them, map elements
+    ``key -> value`` with verdicts as ``"jump X"``/``"goto X"``/``"accept"``/``"drop"``."""
+
+    family: str
+    name: str
+    comment: str | None = None
+    chains: Mapping[str, NftChain] = field(default_factory=dict)
+    sets: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def _element_text(value: Any) -> str:
+    """One set element or map key/value of ``nft -j`` output as the text nft itself accepts."""
+    if isinstance(value, dict):
+        if "prefix" in value:
+            return f"{value['prefix']['addr']}/{value['prefix']['len']}"
+        if "range" in value:
+            low, high = value["range"]
+            return f"{_element_text(low)}-{_element_text(high)}"
+        if "elem" in value:
+            return _element_text(value["elem"]["val"])
+        for verdict in ("jump", "goto"):
+            if verdict in value:
+                return f"{verdict} {value[verdict]['target']}"
+        for verdict in ("accept", "drop", "continue", "return"):
+            if verdict in value:
+                return verdict
+        if "concat" in value:
+            return " . ".join(_element_text(v) for v in value["concat"])
+    return str(value)
+
+
+def parse_table(listing: Mapping[str, Any], family: str, name: str) -> NftTable | None:
+    """``nft -j list table`` output as :class:`NftTable` (None if the listing has no such table)."""
+    found = False
+    chains: dict[str, dict[str, Any]] = {}
+    sets: dict[str, frozenset[str]] = {}
+    maps: dict[str, dict[str, str]] = {}
+    for item in listing.get("nftables", ()):
+        if "table" in item and item["table"].get("family") == family and item["table"].get("name") == name:
+            found = True
+        elif "chain" in item:
+            c = item["chain"]
+            hook = f"{c['type']} {c['hook']} {c['prio']}" if "hook" in c else None
+            chains[c["name"]] = {"hook": hook, "rule_count": 0, "last_comment": None}
+        elif "set" in item:
+            sets[item["set"]["name"]] = frozenset(_element_text(e) for e in item["set"].get("elem", ()))
+        elif "map" in item:
+            maps[item["map"]["name"]] = {_element_text(k): _element_text(v) for k, v in item["map"].get("elem", ())}
+        elif "rule" in item:
+            entry = chains.setdefault(item["rule"]["chain"], {"hook": None, "rule_count": 0, "last_comment": None})
+            entry["rule_count"] += 1
+            entry["last_comment"] = item["rule"].get("comment")
+    if not found:
+        return None
+    return NftTable(family, name, None, {n: NftChain(n, **c) for n, c in chains.items()}, sets, maps)
 
 
 def body_digest(body: str) -> str:
@@ -91,6 +169,22 @@ class NftablesDriver:
             raise NftablesError(f"table {family} {table} in {netns} does not carry the loaded body")
         return digest
 
+    async def read_table(self, family: str, table: str, *, netns: str | None = None) -> NftTable | None:
+        """The table as data, or None when it does not exist (or the namespace does not)."""
+        self._check(family, table)
+        try:
+            listing = json.loads(await self._run(netns, ["-j", "list", "tables"]) or "{}")
+        except NamespaceNotFound:
+            return None
+        if not any((item.get("table") or {}).get("family") == family and item["table"].get("name") == table
+                   for item in listing.get("nftables", ())):
+            return None
+        return parse_table(json.loads(await self._run(netns, ["-j", "list", "table", family, table])), family, table)
+
+    async def apply_script(self, script: str, *, netns: str | None = None) -> None:
+        """Run an ``nft -f`` script: one transaction, all of it or nothing."""
+        await self._run(netns, ["-f", "-"], stdin=script)
+
     async def remove_table(self, family: str, table: str, *, netns: str | None = None) -> None:
         """Delete the table; absent table or namespace is success."""
         self._check(family, table)
@@ -100,4 +194,4 @@ class NftablesDriver:
             return
 
 
-__all__ = ["NftablesDriver", "NftablesError", "body_digest"]
+__all__ = ["NftChain", "NftTable", "NftablesDriver", "NftablesError", "body_digest", "parse_table"]

@@ -43,3 +43,8 @@ class AgentRpcClient:
         """The l3 role's floating IPs as it realised them (``ACTIVE``/``DOWN``/``ERROR`` by id)."""
         return await self.bus.call(SERVER, "update_floatingip_statuses",
                                    {"host": self.host, "statuses": dict(statuses)}, self.timeout)
+
+    async def provisioning_complete(self, role: str, devices: Sequence[str]) -> dict[str, Any]:
+        """This host's ``role`` finished these ports (tap names); the server activates the ready ones."""
+        return await self.bus.call(SERVER, "provisioning_complete",
+                                   {"host": self.host, "role": role, "devices": list(devices)}, self.timeout)

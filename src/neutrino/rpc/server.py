@@ -44,7 +44,7 @@ class AgentRpcHandlers:
         return {"report_state": self.report_state, "sync_state": self.sync_state,
                 "get_devices_details": self.get_devices_details, "update_device_up": self.update_device_up,
                 "update_device_down": self.update_device_down, "update_device_list": self.update_device_list,
-                **self.calls}
+                "provisioning_complete": self.provisioning_complete, **self.calls}
 
     async def report_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.agents.report_state(payload)
@@ -55,6 +55,11 @@ class AgentRpcHandlers:
         if provider is None:
             raise UnknownRole(f"no desired state is served for role '{role}' yet")
         return codec.encode(await provider(payload["host"]))
+
+    async def provisioning_complete(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A role other than l2 finished ports on its host: ``{"host", "role", "devices"}``."""
+        return await self.l2.provisioning_complete(payload["host"], str(payload.get("role")),
+                                                   [str(d) for d in payload.get("devices") or ()])
 
     async def get_devices_details(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.l2.devices_details(payload["host"], payload.get("devices", []))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.contract import codec
@@ -18,7 +18,7 @@ from neutrino.contract.l2 import FdbEntry, L2Network, L2Port, L2State, SegmentIn
 from neutrino.contract.names import port_id_head, tap_name
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
-from neutrino.db.schema.agents import agents
+from neutrino.db.schema.agents import agents, port_provisioning
 from neutrino.services.agents import L2_AGENT_TYPES, AgentService
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ports import NoSecurityGroups, PortSecurityGroups
@@ -27,6 +27,10 @@ from neutrino.services.unit_of_work import Transaction, UnitOfWork
 L2_VIF_TYPES = ("bridge", "tap")
 # Bound parameters stay well under every backend's limit (SQLite's is the lowest).
 _PREFIXES_PER_QUERY = 200
+# Roles besides l2 that must finish a port before it goes ACTIVE, by the agent type that runs them:
+# only on a host where such an agent is registered (Neutron's per-entity provisioning blocks).
+PROVISIONING_ROLES: Mapping[str, str] = {"firewall": "Neutrino firewall agent"}
+L2_ENTITY = "l2"
 
 
 class L2AgentService:
@@ -157,15 +161,10 @@ class L2AgentService:
 
         async def work(tx: Transaction) -> tuple[list[Any], dict[str, list[tuple[str, int, bool]]]]:
             conn = tx.conn
-            p = db.ports
-            rows: list[Any] = []
-            unique = sorted(set(prefixes.values()))
-            for start in range(0, len(unique), _PREFIXES_PER_QUERY):
-                chunk = unique[start:start + _PREFIXES_PER_QUERY]
-                rows.extend((await conn.execute(
-                    select(p.c.id, p.c.network_id, p.c.status, p.c.revision_number).where(
-                        p.c.binding_host_id == host,
-                        or_(*(p.c.id.startswith(prefix, autoescape=True) for prefix in chunk))))).all())
+            rows = await self._rows_of_devices(conn, host, sorted(set(prefixes.values())))
+            matched = {row.id: wanted[device] for device, prefix in prefixes.items()
+                       for row in rows if row.id.startswith(prefix)}
+            done = await self._record_provisioning(conn, host, L2_ENTITY, matched)
             by_device: dict[str, list[tuple[str, int, bool]]] = {}
             to_set: dict[str, list[str]] = {}
             changed_rows = []
@@ -174,11 +173,13 @@ class L2AgentService:
                 for row in rows:
                     if not row.id.startswith(prefix):
                         continue
-                    change = row.status != status
+                    # Up, but another role of the host has not finished the port: it stays as it is.
+                    change = row.status != status and (status != "ACTIVE" or row.id in done)
                     by_device.setdefault(device, []).append((row.id, row.revision_number + change, change))
                     if change:
                         to_set.setdefault(status, []).append(row.id)
                         changed_rows.append((row.id, row.network_id, row.revision_number + 1))
+            p = db.ports
             for status, ids in to_set.items():
                 await conn.execute(update(p).where(p.c.id.in_(ids)).values(
                     status=status, revision_number=p.c.revision_number + 1))
@@ -194,3 +195,60 @@ class L2AgentService:
                 entry["revision"], entry["changed"] = matched[0][1], matched[0][2]
             outcome[device] = entry
         return outcome
+
+    # ---- provisioning (per role) -----------------------------------------------------------------
+
+    async def _rows_of_devices(self, conn: AsyncConnection, host: str, prefixes: Sequence[str]) -> list[Any]:
+        p = db.ports
+        rows: list[Any] = []
+        for start in range(0, len(prefixes), _PREFIXES_PER_QUERY):
+            chunk = prefixes[start:start + _PREFIXES_PER_QUERY]
+            rows.extend((await conn.execute(
+                select(p.c.id, p.c.network_id, p.c.status, p.c.revision_number).where(
+                    p.c.binding_host_id == host,
+                    or_(*(p.c.id.startswith(prefix, autoescape=True) for prefix in chunk))))).all())
+        return rows
+
+    async def _record_provisioning(self, conn: AsyncConnection, host: str, entity: str,
+                                   statuses: Mapping[str, str]) -> set[str]:
+        """Record that ``entity`` finished (ACTIVE) or lost (DOWN) these ports on ``host``; return the
+        ports every role the host runs has now finished (the ones that may go ACTIVE)."""
+        ids = sorted(statuses)
+        if not ids:
+            return set()
+        pp = port_provisioning
+        await conn.execute(delete(pp).where(pp.c.port_id.in_(ids), pp.c.entity == entity))
+        up = [pid for pid in ids if statuses[pid] == "ACTIVE"]
+        if up:
+            await conn.execute(insert(pp), [{"port_id": pid, "entity": entity, "host": host} for pid in up])
+        served = (await conn.execute(select(agents.c.agent_type).where(
+            agents.c.host == host, agents.c.agent_type.in_(list(PROVISIONING_ROLES.values()))))).scalars().all()
+        needed = {L2_ENTITY, *(role for role, agent_type in PROVISIONING_ROLES.items() if agent_type in served)}
+        finished: dict[str, set[str]] = {}
+        for pid, ent in (await conn.execute(select(pp.c.port_id, pp.c.entity).where(
+                pp.c.port_id.in_(up), pp.c.host == host))).all() if up else ():
+            finished.setdefault(pid, set()).add(ent)
+        return {pid for pid, ents in finished.items() if needed <= ents}
+
+    async def provisioning_complete(self, host: str, entity: str, devices: Sequence[str]) -> dict[str, Any]:
+        """A role other than l2 finished these ports (tap names or ids) on ``host``; those that every
+        role of the host has now finished go ACTIVE, one event each. Safe to repeat."""
+        if entity == L2_ENTITY or entity not in PROVISIONING_ROLES:
+            raise ValueError(f"'{entity}' is not a role that provisions ports")
+        prefixes = sorted({d[3:] if d.startswith("tap") else d for d in devices})
+
+        async def work(tx: Transaction) -> list[tuple[str, str, int]]:
+            conn = tx.conn
+            rows = await self._rows_of_devices(conn, host, prefixes)
+            ready = await self._record_provisioning(conn, host, entity, {r.id: "ACTIVE" for r in rows})
+            changed = [(r.id, r.network_id, r.revision_number + 1) for r in rows
+                       if r.id in ready and r.status != "ACTIVE"]
+            if changed:
+                p = db.ports
+                await conn.execute(update(p).where(p.c.id.in_([c[0] for c in changed])).values(
+                    status="ACTIVE", revision_number=p.c.revision_number + 1))
+            return changed
+
+        changed = await self.uow.run(work, events=lambda result: [
+            ChangeEvent("port", pid, "update", rev, (("network_id", net), ("host", host))) for pid, net, rev in result])
+        return {"activated": [pid for pid, _, _ in changed]}

@@ -1,0 +1,360 @@
+"""Security groups and anti-spoofing of one host's ports, compiled into two nftables tables (pure).
+
+The kernel fact this design encodes (docs/architecture.md, kernel.md): the bridge family has no
+connection tracking here, but ``br_netfilter`` runs bridged IP packets through the inet hooks,
+where conntrack works, with the *bridge* as the input device. So:
+
+* ``bridge neutrino-fw`` sees the tap ports. ``prerouting`` (priority -200, before br_netfilter's
+  hooks at 0) sends a frame from a tap to its port's ``from-<tap>`` chain: anti-spoofing (MAC,
+  ARP, IPv4, IPv6 sources; no DHCP server replies, no router advertisements) and the port's mark
+  (``MARK_TAG | n``). ``forward`` (per output port, also per copy of a flood) overwrites the mark
+  with the *receiving* port's. A tap that no map names passes nothing: fail closed.
+* ``inet neutrino-fw``: ``raw`` sets the conntrack zone from the bridge (one zone per network, so
+  two networks with the same addresses never share state); ``egress`` (prerouting, after
+  conntrack) jumps by the sender's mark to ``out-<tap>``; ``ingress`` (forward) jumps by the
+  receiver's mark to ``in-<tap>``. Rules that name a remote group or an address group match a
+  named set (``sg-<group>-4``, ``ag-<group>-6``...), so a membership change is one set element.
+
+Every chain ends in a rule whose comment carries a digest of the chain's rules, so a planner can
+tell from a cheap read whether a chain is as compiled (see ``plan``). Ids that must not move while
+traffic flows (port marks, zones) are allocated against the ones already in the kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState
+from neutrino.contract.names import bridge_name
+
+TABLE = "neutrino-fw"
+MARK_TAG = 0x4E460000  # "NF": marks of this table, so foreign marks never jump into our chains
+MARK_MAX = 0xFFFF
+ZONE_MAX = 0xFFFF
+PORT_PROTOCOLS = (6, 17, 33, 132, 136)  # tcp, udp, dccp, sctp, udplite: destination port at offset 2
+ICMP, ICMPV6 = 1, 58
+DHCP_V4 = (68, 67)  # (client, server)
+DHCP_V6 = (546, 547)
+ND_EGRESS = "nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, " \
+            "mld-listener-done, mld2-listener-report"
+ND_INGRESS = "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query, " \
+             "mld-listener-report, mld-listener-done, mld2-listener-report"
+# Sent from the unspecified address before an instance has one (DAD, MLD): as Neutron allows.
+UNSPECIFIED_SOURCE_TYPES = "nd-neighbor-solicit, mld-listener-report, mld2-listener-report"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSpec:
+    name: str
+    rules: tuple[str, ...]
+    hook: str | None = None  # "filter prerouting -200" for a base chain
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256("\n".join((self.hook or "", *self.rules)).encode()).hexdigest()[:16]
+
+    @property
+    def comment(self) -> str:
+        return f"nfw:{self.digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class SetSpec:
+    name: str
+    type: str  # "ipv4_addr" | "ipv6_addr"
+    elements: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    name: str
+    declaration: str  # "type ifname : mark", "typeof iifname : ct zone", "type mark : verdict"
+    elements: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    family: str
+    name: str
+    chains: Mapping[str, ChainSpec]
+    sets: Mapping[str, SetSpec]
+    maps: Mapping[str, MapSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class Ids:
+    """Port marks by tap and conntrack zones by bridge: what the kernel holds, or newly allocated."""
+
+    marks: Mapping[str, int] = field(default_factory=dict)
+    zones: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    bridge: TableSpec
+    inet: TableSpec
+    ids: Ids
+    # Per filtered port: what the conntrack sweep needs to judge an entry (see ``conntrack``).
+    policies: Mapping[str, PortPolicy]
+
+
+@dataclass(frozen=True, slots=True)
+class PortPolicy:
+    device: str
+    zone: int
+    addresses: frozenset[str]  # the port's own IPs (fixed and allowed address pairs, CIDRs)
+    stateful: bool
+    rules: tuple[FirewallRule, ...]
+
+
+# ---- ids --------------------------------------------------------------------------------------
+
+
+def allocate(keys: Iterable[str], existing: Mapping[str, int], highest: int) -> dict[str, int]:
+    """Give every key a number in 1..highest: the one it has (so traffic keeps its marks and zones
+    across restarts and changes), else the smallest free one, in sorted key order."""
+    wanted = sorted(set(keys))
+    out = {k: existing[k] for k in wanted if 1 <= existing.get(k, 0) <= highest}
+    taken = set(out.values())
+    free = (n for n in range(1, highest + 1) if n not in taken)
+    for key in wanted:
+        if key not in out:
+            try:
+                out[key] = next(free)
+            except StopIteration:
+                raise ValueError(f"more than {highest} objects need an id") from None
+    return out
+
+
+def network_bridge(port: FirewallPort, bridge_mappings: Mapping[str, str], bridges: Iterable[str]) -> str:
+    """The bridge a port's tap is in, as the l2 role lays it out: a mapped physical network whose
+    device is a bridge (DevStack's br-ex) carries its taps itself, everything else has ``brq<net>``."""
+    mapped = bridge_mappings.get(port.physical_network or "") if port.network_type in ("flat", "vlan") else None
+    if mapped is not None and mapped in set(bridges):
+        return mapped
+    return bridge_name(port.network_id)
+
+
+# ---- addresses --------------------------------------------------------------------------------
+
+
+def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)
+
+
+def element(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """A prefix as ``nft -j`` prints a set element: a host alone, a network with its length."""
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def address_elements(addresses: Iterable[str], version: int) -> frozenset[str]:
+    """Addresses of one family, overlaps merged (an interval set refuses overlapping elements)."""
+    nets = [n for n in (_net(a) for a in addresses) if n.version == version]
+    return frozenset(element(n) for n in ipaddress.collapse_addresses(nets))  # type: ignore[arg-type]
+
+
+def eui64_link_local(mac: str) -> str:
+    """The EUI-64 link-local address an interface with ``mac`` gives itself (RFC 4291 2.5.1)."""
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    iid = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    return str(ipaddress.IPv6Address(bytes([0xFE, 0x80] + [0] * 6 + iid)))
+
+
+def set_name(kind: str, group_id: str, version: int) -> str:
+    return f"{kind}-{group_id}-{version}"
+
+
+# ---- anti-spoofing (bridge family) ------------------------------------------------------------
+
+
+def _pairs(port: FirewallPort) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+    """(MAC, prefix) the port may send from: its fixed IPs with its MAC, its address pairs."""
+    mac = port.mac_address.lower()
+    out = [(mac, _net(ip)) for ip in port.fixed_ips]
+    out += [((pair_mac or mac).lower(), _net(ip)) for ip, pair_mac in port.allowed_address_pairs]
+    return out
+
+
+def spoof_chain(port: FirewallPort, mark: int) -> ChainSpec:
+    """What a filtered port may send at all, before any security group is asked."""
+    pairs = _pairs(port)
+    macs = sorted({port.mac_address.lower(), *(m for m, _ in pairs)})
+    v4 = sorted({f"{m} . {element(n)}" for m, n in pairs if n.version == 4})
+    v6 = sorted({f"{m} . {element(n)}" for m, n in pairs if n.version == 6}
+                | {f"{m} . {eui64_link_local(m)}" for m in macs})
+    rules = [
+        f"meta mark set {mark:#x}",
+        f"ether saddr != {{ {', '.join(macs)} }} drop",
+        # No DHCP or DHCPv6 server answers and no router advertisements or redirects from instances.
+        f"ether type ip udp sport {DHCP_V4[1]} drop",
+        f"ether type ip6 udp sport {DHCP_V6[1]} drop",
+        "ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } drop",
+        # An instance's DHCP client always passes (it has no address yet: source 0.0.0.0).
+        f"ether type ip udp sport {DHCP_V4[0]} udp dport {DHCP_V4[1]} accept",
+        "ether type arp arp saddr ip 0.0.0.0 accept",  # ARP probe (RFC 5227)
+    ]
+    if v4:
+        rules += [f"ether type arp arp saddr ether . arp saddr ip != {{ {', '.join(v4)} }} drop",
+                  f"ether type ip ether saddr . ip saddr != {{ {', '.join(v4)} }} drop"]
+    else:
+        rules += ["ether type arp drop", "ether type ip drop"]
+    rules += [f"ether type ip6 ip6 saddr :: icmpv6 type {{ {UNSPECIFIED_SOURCE_TYPES} }} accept",
+              f"ether type ip6 ether saddr . ip6 saddr != {{ {', '.join(v6)} }} drop",
+              "ether type != { ip, ip6, arp } drop",
+              "accept"]
+    return ChainSpec(f"from-{port.device}", tuple(rules))
+
+
+# ---- security group rules (inet family) -------------------------------------------------------
+
+
+def rule_match(rule: FirewallRule) -> str:
+    """One rule as the nftables match of the packets it allows (without the verdict)."""
+    v4 = rule.ethertype == "IPv4"
+    fam = "ip" if v4 else "ip6"
+    where = "saddr" if rule.direction == "ingress" else "daddr"
+    parts = [f"meta nfproto {'ipv4' if v4 else 'ipv6'}"]
+    if rule.remote_ip_prefix:
+        net = _net(rule.remote_ip_prefix)
+        if net.prefixlen:
+            parts.append(f"{fam} {where} {element(net)}")
+    elif rule.remote_group_id:
+        parts.append(f"{fam} {where} @{set_name('sg', rule.remote_group_id, 4 if v4 else 6)}")
+    elif rule.remote_address_group_id:
+        parts.append(f"{fam} {where} @{set_name('ag', rule.remote_address_group_id, 4 if v4 else 6)}")
+    proto = rule.protocol
+    if proto in (ICMP, ICMPV6):
+        keyword = "icmp" if proto == ICMP else "icmpv6"
+        parts.append(f"meta l4proto {proto}")
+        if rule.port_range_min is not None:
+            parts.append(f"{keyword} type {rule.port_range_min}")
+            if rule.port_range_max is not None:
+                parts.append(f"{keyword} code {rule.port_range_max}")
+    elif proto:  # 0 ("ip", "hopopt") means any, as in Neutron's drivers
+        parts.append(f"meta l4proto {proto}")
+        low, high = rule.port_range_min, rule.port_range_max
+        if proto in PORT_PROTOCOLS and (low is not None or high is not None):
+            low, high = low or high, high or low
+            if (low, high) != (1, 65535):
+                parts.append(f"th dport {low}" if low == high else f"th dport {low}-{high}")
+    return " ".join(parts)
+
+
+def port_chains(port: FirewallPort, groups: Iterable[FirewallGroup]) -> tuple[ChainSpec, ChainSpec, bool]:
+    """``in-<tap>`` and ``out-<tap>`` for a filtered port; whether it is stateful.
+
+    Stateful (every group stateful, as the API guarantees groups are never mixed on a port):
+    replies to what was allowed pass by conntrack, invalid packets drop. Stateless: every packet is
+    judged by the rules alone, both ways. ND, MLD and the DHCP client always pass, as in Neutron.
+    """
+    groups = list(groups)
+    stateful = all(g.stateful for g in groups)
+    rules = [r for g in groups for r in g.rules]
+    head_ct = ("ct state established,related accept",) if stateful else ()
+    tail_ct = ("ct state invalid drop",) if stateful else ()
+    ingress = [*head_ct,
+               f"meta nfproto ipv4 udp sport {DHCP_V4[1]} udp dport {DHCP_V4[0]} accept",
+               f"meta nfproto ipv6 udp sport {DHCP_V6[1]} udp dport {DHCP_V6[0]} accept",
+               f"icmpv6 type {{ {ND_INGRESS} }} accept", *tail_ct]
+    egress = [*head_ct,
+              f"meta nfproto ipv4 udp sport {DHCP_V4[0]} udp dport {DHCP_V4[1]} accept",
+              f"meta nfproto ipv6 udp sport {DHCP_V6[0]} udp dport {DHCP_V6[1]} accept",
+              f"icmpv6 type {{ {ND_EGRESS} }} accept", *tail_ct]
+    seen: set[tuple[str, str]] = set()
+    for rule in rules:
+        line = rule_match(rule) + " accept"
+        if (rule.direction, line) in seen:
+            continue
+        seen.add((rule.direction, line))
+        (ingress if rule.direction == "ingress" else egress).append(line)
+    ingress.append("drop")
+    egress.append("drop")
+    return (ChainSpec(f"in-{port.device}", tuple(ingress)), ChainSpec(f"out-{port.device}", tuple(egress)),
+            stateful)
+
+
+# ---- the whole host ---------------------------------------------------------------------------
+
+
+def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mapping[str, str] | None = None,
+                 bridges: Iterable[str] = ()) -> Compiled:
+    """The two tables for the host's ports. ``previous``: the marks and zones the kernel holds."""
+    mappings = bridge_mappings or {}
+    bridge_list = list(bridges)
+    ports = sorted({p.device: p for p in state.ports}.values(), key=lambda p: p.device)
+    filtered = [p for p in ports if p.filtered]
+    groups = {g.group_id: g for g in state.groups}
+    port_bridge = {p.device: network_bridge(p, mappings, bridge_list) for p in ports}
+    marks = allocate((p.device for p in filtered), {k: v & MARK_MAX for k, v in previous.marks.items()
+                                                    if v & ~MARK_MAX == MARK_TAG}, MARK_MAX)
+    zones = allocate(port_bridge.values(), previous.zones, ZONE_MAX)
+
+    b_chains: dict[str, ChainSpec] = {}
+    from_port: dict[str, str] = {}
+    port_marks: dict[str, str] = {}
+    for port in ports:
+        if port.filtered:
+            mark = MARK_TAG | marks[port.device]
+            chain = spoof_chain(port, mark)
+            b_chains[chain.name] = chain
+            from_port[port.device] = f"goto {chain.name}"
+            port_marks[port.device] = str(mark)
+        else:
+            from_port[port.device] = "goto trusted"
+            port_marks[port.device] = "0"
+    b_chains["trusted"] = ChainSpec("trusted", ("meta mark set 0x0", "accept"))
+    b_chains["prerouting"] = ChainSpec("prerouting", (
+        "iifname vmap @from_port", 'iifname "tap*" drop'), "filter prerouting -200")
+    b_chains["forward"] = ChainSpec("forward", (
+        "meta mark set oifname map @port_marks accept", 'oifname "tap*" drop', "meta mark set 0x0 accept"),
+        "filter forward -200")
+    bridge_table = TableSpec("bridge", TABLE, b_chains, {}, {
+        "from_port": MapSpec("from_port", "type ifname : verdict", from_port),
+        "port_marks": MapSpec("port_marks", "type ifname : mark", port_marks)})
+
+    i_chains: dict[str, ChainSpec] = {}
+    egress_map: dict[str, str] = {}
+    ingress_map: dict[str, str] = {}
+    referenced: set[tuple[str, str, int]] = set()
+    policies: dict[str, PortPolicy] = {}
+    for port in filtered:
+        port_groups = [groups[g] for g in port.security_group_ids if g in groups]
+        chain_in, chain_out, stateful = port_chains(port, port_groups)
+        i_chains[chain_in.name], i_chains[chain_out.name] = chain_in, chain_out
+        mark = str(MARK_TAG | marks[port.device])
+        ingress_map[mark], egress_map[mark] = f"jump {chain_in.name}", f"jump {chain_out.name}"
+        rules = tuple(r for g in port_groups for r in g.rules)
+        for rule in rules:
+            version = 4 if rule.ethertype == "IPv4" else 6
+            if rule.remote_group_id:
+                referenced.add(("sg", rule.remote_group_id, version))
+            elif rule.remote_address_group_id:
+                referenced.add(("ag", rule.remote_address_group_id, version))
+        own = [str(n) for _, n in _pairs(port)]
+        policies[port.device] = PortPolicy(port.device, zones[port_bridge[port.device]], frozenset(own),
+                                           stateful, rules)
+    i_chains["raw"] = ChainSpec("raw", ("ct zone set iifname map @zones",), "filter prerouting -300")
+    # One of our marks without its chain (an element removed by hand) fails closed, not open.
+    ours = f"meta mark and {~MARK_MAX & 0xFFFFFFFF:#x} == {MARK_TAG:#x} drop"
+    i_chains["egress"] = ChainSpec("egress", ("meta mark vmap @egress_ports", ours, "accept"), "filter prerouting 0")
+    i_chains["ingress"] = ChainSpec("ingress", ("meta mark vmap @ingress_ports", ours, "accept"), "filter forward 0")
+    sets: dict[str, SetSpec] = {}
+    for kind, group_id, version in sorted(referenced):
+        source = state.remote_groups if kind == "sg" else state.address_groups
+        name = set_name(kind, group_id, version)
+        sets[name] = SetSpec(name, "ipv4_addr" if version == 4 else "ipv6_addr",
+                             address_elements(source.get(group_id, ()), version))
+    inet_table = TableSpec("inet", TABLE, i_chains, sets, {
+        "zones": MapSpec("zones", "typeof iifname : ct zone", {b: str(z) for b, z in zones.items()}),
+        "egress_ports": MapSpec("egress_ports", "type mark : verdict", egress_map),
+        "ingress_ports": MapSpec("ingress_ports", "type mark : verdict", ingress_map)})
+    return Compiled(bridge_table, inet_table, Ids({d: MARK_TAG | m for d, m in marks.items()}, zones), policies)
+
+
+__all__ = ["MARK_TAG", "TABLE", "ChainSpec", "Compiled", "Ids", "MapSpec", "PortPolicy", "SetSpec", "TableSpec",
+           "address_elements", "allocate", "compile_host", "element", "eui64_link_local", "network_bridge",
+           "port_chains", "rule_match", "set_name", "spoof_chain"]

@@ -1,0 +1,297 @@
+"""The firewall role against the real kernel: packets between instance namespaces on a bridge.
+
+A host is a namespace holding a bridge ``brq<net>`` and one ``tap<port>`` per instance (a veth
+whose peer is the instance namespace's eth0, as os-vif plugs a VM). The role reconciles the
+host's ``neutrino-fw`` tables to a ``FirewallState`` the test writes; the only fake is the server
+edge (a recorder of provisioning reports). Behaviour is proven with pings and TCP connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+from kernel_scratch import Scratch, ip, ping, run_in_namespace
+
+from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole
+from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState
+from neutrino.contract.names import bridge_name, tap_name
+
+pytestmark = pytest.mark.kernel
+
+EGRESS_ANY = (FirewallRule("e4", "egress", "IPv4"), FirewallRule("e6", "egress", "IPv6"))
+
+
+class Recorder:
+    """The server edge: records which devices the role reported as provisioned."""
+
+    def __init__(self) -> None:
+        self.provisioned: list[str] = []
+
+    async def provisioning_complete(self, role: str, devices: Sequence[str]) -> dict[str, Any]:
+        self.provisioned.extend(devices)
+        return {"activated": []}
+
+    async def sync_state(self, role: str) -> dict[str, Any]:
+        raise AssertionError("tests drive reconcile() directly")
+
+
+@dataclass
+class Instance:
+    netns: str
+    port: FirewallPort
+
+
+@dataclass
+class Host:
+    scratch: Scratch
+    netns: str
+    network_id: str
+    instances: dict[str, Instance]
+
+    def add_instance(self, name: str, index: int, network_id: str | None = None, cidr: str = "10.50.0") -> Instance:
+        network = network_id or self.network_id
+        bridge = bridge_name(network)
+        if ip("-n", self.netns, "link", "show", bridge, check=False).returncode != 0:
+            ip("-n", self.netns, "link", "add", bridge, "type", "bridge")
+            ip("-n", self.netns, "link", "set", bridge, "up")
+        port_id = str(uuid.uuid4())
+        tap = tap_name(port_id)
+        ns = self.scratch.namespace(name)
+        ip("netns", "add", ns)
+        mac = f"fa:16:3e:00:{index:02x}:{index:02x}"
+        address = f"{cidr}.{index}"
+        ip("-n", self.netns, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        ip("-n", self.netns, "link", "set", tap, "master", bridge, "up")
+        ip("-n", ns, "link", "set", "eth0", "address", mac)
+        ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+        ip("-n", ns, "link", "set", "eth0", "up")
+        ip("-n", ns, "link", "set", "lo", "up")
+        port = FirewallPort(port_id, tap, network, mac, (address,), network_type="vxlan")
+        self.instances[name] = Instance(ns, port)
+        return self.instances[name]
+
+    def state(self, groups: Sequence[FirewallGroup], members: dict[str, tuple[str, ...]] | None = None,
+              **ports: FirewallPort) -> FirewallState:
+        all_ports = [ports.get(name, inst.port) for name, inst in self.instances.items()]
+        return FirewallState("h", tuple(all_ports), tuple(groups), members or {}, {})
+
+
+@pytest.fixture
+async def host(scratch: Scratch) -> AsyncIterator[Host]:
+    netns = scratch.namespace("host")
+    ip("netns", "add", netns)
+    ip("-n", netns, "link", "set", "lo", "up")
+    yield Host(scratch, netns, str(uuid.uuid4()), {})
+
+
+def role_for(host: Host) -> tuple[FirewallRole, Recorder]:
+    recorder = Recorder()
+    return FirewallRole(FirewallConfig("h", netns=host.netns), recorder), recorder  # type: ignore[arg-type]
+
+
+async def reaches(src: Instance, dst: Instance) -> bool:
+    # A failed probe leaves the neighbour FAILED for a while (negative caching): start clean.
+    ip("-n", src.netns, "neigh", "flush", "dev", "eth0")
+    return (await ping(src.netns, dst.port.fixed_ips[0], 2)).returncode == 0
+
+
+class TcpSession:
+    """A client in one instance holding one TCP connection to an echo server in another."""
+
+    def __init__(self, client: subprocess.Popen[str], server: subprocess.Popen[str]) -> None:
+        self.client, self.server = client, server
+
+    @classmethod
+    async def open(cls, client_ns: str, server_ns: str, address: str, port: int) -> TcpSession:
+        server_code = (
+            "import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+            f"s.bind(('{address}',{port}));s.listen(4);print('ready',flush=True)\n"
+            "while True:\n c,_=s.accept()\n while True:\n  d=c.recv(64)\n  if not d: break\n  c.sendall(d)\n")
+        client_code = (
+            "import socket,sys\n"
+            f"try:\n c=socket.create_connection(('{address}',{port}),timeout=3)\nexcept OSError as e:\n"
+            " print('refused',flush=True);sys.exit()\nprint('connected',flush=True)\n"
+            "for line in sys.stdin:\n try:\n  c.sendall(line.encode());print('echo',c.recv(64).decode().strip(),flush=True)\n"
+            " except OSError:\n  print('broken',flush=True);break\n")
+        server = subprocess.Popen(["ip", "netns", "exec", server_ns, "python3", "-c", server_code],
+                                  stdout=subprocess.PIPE, text=True)
+        assert await asyncio.to_thread(server.stdout.readline) == "ready\n"  # type: ignore[union-attr]
+        client = subprocess.Popen(["ip", "netns", "exec", client_ns, "python3", "-c", client_code],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return cls(client, server)
+
+    async def line(self) -> str:
+        return (await asyncio.to_thread(self.client.stdout.readline)).strip()  # type: ignore[union-attr]
+
+    async def exchange(self, word: str) -> str:
+        self.client.stdin.write(word + "\n")  # type: ignore[union-attr]
+        self.client.stdin.flush()  # type: ignore[union-attr]
+        return await self.line()
+
+    def close(self) -> None:
+        for proc in (self.client, self.server):
+            proc.kill()
+            proc.wait()
+
+
+async def test_default_group_members_reach_each_other_and_outsiders_only_through_a_rule(host: Host) -> None:
+    a, b, c = host.add_instance("a", 1), host.add_instance("b", 2), host.add_instance("c", 3)
+    default = FirewallGroup("default", True, (*EGRESS_ANY, FirewallRule("i4", "ingress", "IPv4",
+                                                                         remote_group_id="default")))
+    other = FirewallGroup("other", True, EGRESS_ANY)
+    ports = {"a": replace(a.port, security_group_ids=("default",)), "b": replace(b.port, security_group_ids=("default",)),
+             "c": replace(c.port, security_group_ids=("other",))}
+    members = {"default": (a.port.fixed_ips[0], b.port.fixed_ips[0])}
+    role, recorder = role_for(host)
+    await role.reconcile(host.state([default, other], members, **ports))
+    assert await reaches(a, b) and await reaches(b, a)
+    assert not await reaches(c, a)
+    assert sorted(recorder.provisioned) == sorted(p.device for p in ports.values())
+
+    icmp_from_c = FirewallGroup("default", True, (*default.rules, FirewallRule(
+        "icmp", "ingress", "IPv4", 1, remote_ip_prefix=f"{c.port.fixed_ips[0]}/32")))
+    await role.reconcile(host.state([icmp_from_c, other], members, **ports))
+    assert await reaches(c, a)
+    # Only ICMP was allowed: TCP from c still does not get in.
+    session = await TcpSession.open(c.netns, a.netns, a.port.fixed_ips[0], 2222)
+    try:
+        assert await session.line() == "refused"
+    finally:
+        session.close()
+
+
+async def test_deleting_a_rule_stops_the_established_connection_it_allowed(host: Host) -> None:
+    a, c = host.add_instance("a", 1), host.add_instance("c", 3)
+    ssh = FirewallRule("ssh", "ingress", "IPv4", 6, 2222, 2222, f"{c.port.fixed_ips[0]}/32")
+    ports = {"a": replace(a.port, security_group_ids=("web",)), "c": replace(c.port, security_group_ids=("web",))}
+    role, _ = role_for(host)
+    await role.reconcile(host.state([FirewallGroup("web", True, (*EGRESS_ANY, ssh))], **ports))
+    session = await TcpSession.open(c.netns, a.netns, a.port.fixed_ips[0], 2222)
+    try:
+        assert await session.line() == "connected"
+        assert await session.exchange("one") == "echo one"
+        # An unrelated change keeps the connection.
+        unrelated = FirewallRule("dns", "ingress", "IPv4", 17, 53, 53)
+        await role.reconcile(host.state([FirewallGroup("web", True, (*EGRESS_ANY, ssh, unrelated))], **ports))
+        assert await session.exchange("two") == "echo two"
+        report = await role.reconcile(host.state([FirewallGroup("web", True, (*EGRESS_ANY, unrelated))], **ports))
+        assert report.swept >= 1
+        assert await session.exchange("three") == "broken"
+    finally:
+        session.close()
+    again = await TcpSession.open(c.netns, a.netns, a.port.fixed_ips[0], 2223)
+    try:
+        assert await again.line() == "refused"
+    finally:
+        again.close()
+
+
+async def test_remote_group_membership_is_one_set_element_both_ways(host: Host) -> None:
+    a, c = host.add_instance("a", 1), host.add_instance("c", 3)
+    rule = FirewallRule("icmp", "ingress", "IPv4", 1, remote_group_id="peers")
+    groups = [FirewallGroup("web", True, (*EGRESS_ANY, rule)), FirewallGroup("peers", True, EGRESS_ANY)]
+    ports = {"a": replace(a.port, security_group_ids=("web",)), "c": replace(c.port, security_group_ids=("peers",))}
+    role, _ = role_for(host)
+    await role.reconcile(host.state(groups, {"peers": ()}, **ports))
+    assert not await reaches(c, a)
+    report = await role.reconcile(host.state(groups, {"peers": (c.port.fixed_ips[0],)}, **ports))
+    assert report.script == f"add element inet neutrino-fw sg-peers-4 {{ {c.port.fixed_ips[0]} }}\n"
+    assert await reaches(c, a)
+    await role.reconcile(host.state(groups, {"peers": ()}, **ports))
+    assert not await reaches(c, a)
+
+
+async def test_stateful_replies_pass_stateless_needs_rules_both_ways(host: Host) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    allow_in = FirewallRule("in", "ingress", "IPv4", 1)
+    ports = {"a": replace(a.port, security_group_ids=("g",)), "b": replace(b.port, security_group_ids=("open",))}
+    open_group = FirewallGroup("open", True, (*EGRESS_ANY, FirewallRule("i", "ingress", "IPv4")))
+    role, _ = role_for(host)
+    await role.reconcile(host.state([FirewallGroup("g", True, EGRESS_ANY), open_group], **ports))
+    assert await reaches(a, b)  # the echo reply comes back without an ingress rule on a
+    assert not await reaches(b, a)
+    await role.reconcile(host.state([FirewallGroup("g", False, EGRESS_ANY), open_group], **ports))
+    assert not await reaches(a, b)  # stateless: the reply needs an ingress rule
+    await role.reconcile(host.state([FirewallGroup("g", False, (*EGRESS_ANY, allow_in)), open_group], **ports))
+    assert await reaches(a, b)
+
+
+async def test_spoofed_sources_are_dropped_and_an_address_pair_makes_a_vip_work(host: Host) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    open_group = FirewallGroup("open", True, (*EGRESS_ANY, FirewallRule("i", "ingress", "IPv4")))
+    ports = {"a": replace(a.port, security_group_ids=("open",)), "b": replace(b.port, security_group_ids=("open",))}
+    role, _ = role_for(host)
+    await role.reconcile(host.state([open_group], **ports))
+    assert await reaches(a, b)
+    vip = "10.50.0.100"
+    ip("-n", a.netns, "addr", "add", f"{vip}/24", "dev", "eth0")
+    from_vip = await run_in_namespace(a.netns, "ping", "-n", "-c", "1", "-w", "2", "-I", vip, b.port.fixed_ips[0])
+    assert from_vip.returncode != 0  # not a's address: dropped at the bridge
+    ip("-n", b.netns, "neigh", "flush", "dev", "eth0")
+    ports["a"] = replace(ports["a"], allowed_address_pairs=((vip, a.port.mac_address),))
+    await role.reconcile(host.state([open_group], **ports))
+    from_vip = await run_in_namespace(a.netns, "ping", "-n", "-c", "1", "-w", "3", "-I", vip, b.port.fixed_ips[0])
+    assert from_vip.returncode == 0
+    # A foreign MAC is dropped whatever the IP.
+    ip("-n", a.netns, "link", "set", "eth0", "address", "fa:16:3e:99:99:99")
+    ip("-n", b.netns, "neigh", "flush", "dev", "eth0")
+    assert not await reaches(a, b)
+
+
+async def test_restart_writes_nothing_and_drift_is_repaired_and_counted(host: Host) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    group = FirewallGroup("g", True, (*EGRESS_ANY, FirewallRule("i", "ingress", "IPv4", 1)))
+    ports = {"a": replace(a.port, security_group_ids=("g",)), "b": replace(b.port, security_group_ids=("g",))}
+    state = host.state([group], **ports)
+    role, _ = role_for(host)
+    await role.reconcile(state)
+    restarted, _ = role_for(host)
+    assert (await restarted.reconcile(state)).changes == 0
+    chain = f"in-{a.port.device}"
+    listing = ip("netns", "exec", host.netns, "nft", "-a", "list", "chain", "inet", "neutrino-fw", chain).stdout
+    handle = next(line.split("# handle ")[1] for line in listing.splitlines() if "icmp" in line and "accept" in line
+                  and "icmpv6" not in line)
+    ip("netns", "exec", host.netns, "nft", "delete", "rule", "inet", "neutrino-fw", chain, "handle", handle)
+    assert not await reaches(b, a)
+    report = await restarted.reconcile(state)
+    assert report.drift == 1 and restarted.drift == 1
+    assert await reaches(b, a)
+
+
+async def test_a_tap_nobody_named_passes_nothing(host: Host) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    role, _ = role_for(host)
+    ports = {"a": replace(a.port, port_security_enabled=False)}
+    await role.reconcile(FirewallState("h", (ports["a"],)))
+    assert not await reaches(a, b)  # b's tap is in no map: fail closed
+    await role.reconcile(FirewallState("h", (ports["a"], replace(b.port, trusted=True))))
+    assert await reaches(a, b)
+
+
+async def test_same_addresses_on_two_networks_never_share_rules_or_state(host: Host) -> None:
+    net2 = str(uuid.uuid4())
+    a1, b1 = host.add_instance("a1", 1), host.add_instance("b1", 2)
+    a2, b2 = host.add_instance("a2", 1, net2), host.add_instance("b2", 2, net2)
+    open_group = FirewallGroup("open", True, (*EGRESS_ANY, FirewallRule(
+        "i", "ingress", "IPv4", remote_ip_prefix=f"{b1.port.fixed_ips[0]}/32")))
+    closed = FirewallGroup("closed", True, EGRESS_ANY)
+    ports = {"a1": replace(a1.port, security_group_ids=("open",)), "b1": replace(b1.port, security_group_ids=("open",)),
+             "a2": replace(a2.port, security_group_ids=("closed",)), "b2": replace(b2.port, security_group_ids=("closed",))}
+    role, _ = role_for(host)
+    await role.reconcile(host.state([open_group, closed], **ports))
+    assert await reaches(b1, a1)
+    assert not await reaches(b2, a2)  # same source address, other network: net1's rule does not admit it
+    ports["a2"] = replace(a2.port, security_group_ids=("open",))
+    await role.reconcile(host.state([open_group, closed], **ports))
+    assert await reaches(b2, a2)
+    # The two identical flows are two conntrack entries, one per network's zone.
+    flows = ip("netns", "exec", host.netns, "conntrack", "-L", "-o", "extended", "-p", "icmp").stdout
+    zones = {w for line in flows.splitlines() if f"dst={a1.port.fixed_ips[0]}" in line
+             for w in line.split() if w.startswith("zone=")}
+    assert len(zones) == 2
