@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.databases import temporary_database
 from tests.support.live_server import LiveServer, start_server
+from tests.support.tenants import IdentityAdmin
 
 # What a test may need from the machine; a skip of such a test fails the run unless this variable
 # names the need ("kernel,rabbitmq,postgres,mysql", or "all" for any skip at all).
@@ -101,3 +102,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 def any_backend_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The same API tests against SQLite, PostgreSQL and MariaDB."""
     yield from _live(request.param, tmp_path_factory.mktemp(f"live-{request.param}"))
+
+
+@pytest.fixture
+def live_identity(live_server: LiveServer) -> Iterator[IdentityAdmin]:
+    """The session server's identity, as its admin: new projects and users per test."""
+    admin = IdentityAdmin(live_server)
+    try:
+        yield admin
+    finally:
+        admin.close()

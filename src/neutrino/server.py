@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from neutrino.api.app import build_app
 from neutrino.api.controller import Controller
+from neutrino.api.dashboard.app import Dashboard
 from neutrino.api.openapi import build_openapi
 from neutrino.bus.factory import build_bus
 from neutrino.bus.interface import Bus
@@ -106,9 +107,12 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> S
     openapi_doc = build_openapi(resources, extensions, public_url)
     identity_app = (build_identity_app(db, settings, public_url=public_url, store=identity_store)
                     if settings.identity.strategy == "embedded" else None)
+    dashboard = Dashboard()
+    notifier.add_listener(dashboard.listener)
     app = build_app(controller=controller, resources=resources, extensions=extensions,
                     authenticate=authenticate, public_url=public_url, identity_app=identity_app,
-                    openapi=lambda: openapi_doc, health=health)
+                    openapi=lambda: openapi_doc, health=health, dashboard=dashboard)
+    dashboard.bind(app)
     return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier, bus=bus,
                   closers=[strategy.close], desired_state=components.desired_state,
                   agent_calls=components.agent_calls)

@@ -85,7 +85,8 @@ class ApiMetrics:
 
 def build_app(*, controller: Controller, resources: Sequence[Resource], extensions: Sequence[Extension],
               authenticate: Authenticator, public_url: str, identity_app: ASGIApp | None,
-              openapi: Callable[[], dict[str, Any]], health: Callable[[], Awaitable[bool]]) -> ASGIApp:
+              openapi: Callable[[], dict[str, Any]], health: Callable[[], Awaitable[bool]],
+              dashboard: ASGIApp | None = None) -> ASGIApp:
     metrics = ApiMetrics()
     auth_url = public_url + "/identity/v3"
     ext_by_alias = {e.alias: e for e in extensions}
@@ -161,6 +162,8 @@ def build_app(*, controller: Controller, resources: Sequence[Resource], extensio
     ]
     if identity_app is not None:
         routes.append(Mount("/identity", app=identity_app))
+    if dashboard is not None:
+        routes.append(Mount("/dashboard", app=dashboard))
 
     async def on_404(request: Request, exc: Exception) -> Response:
         return await not_found(request)

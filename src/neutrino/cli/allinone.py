@@ -152,6 +152,8 @@ async def run_all_in_one(settings: Settings) -> int:
 
     async def announce() -> None:
         print(f"Neutrino is up at {settings.public_url} (state in {settings.state_path}).", flush=True)
+        print(f"  dashboard: {settings.public_url}/dashboard/ (log in as admin or demo; passwords in clouds.yaml)",
+              flush=True)
         print(f"  export OS_CLIENT_CONFIG_FILE={clouds_path}", flush=True)
         print(f"  OS_CLIENT_CONFIG_FILE={clouds_path} openstack --os-cloud neutrino-demo network list", flush=True)
         print("  clouds: neutrino-admin (admin), neutrino-demo (member of project demo). Ctrl-C stops.",
