@@ -47,18 +47,20 @@ def log(msg: str) -> None:
 # ---- tempest installation ---------------------------------------------------------------------------------
 
 
-def ensure_tempest(venv: Path) -> Path:
-    """A venv holding exactly tempest==TEMPEST_VERSION (created or fixed when it is not)."""
+def ensure_tempest(venv: Path, plugins: tuple[str, ...] = ()) -> Path:
+    """A venv holding exactly tempest==TEMPEST_VERSION and the pinned ``plugins`` (``name==version``),
+    created or fixed when it does not."""
     tempest = venv / "bin" / "tempest"
+    wanted = (f"tempest=={TEMPEST_VERSION}", *plugins)
     if tempest.exists():
-        out = subprocess.run([str(tempest), "--version"], capture_output=True, text=True)
-        if out.returncode == 0 and TEMPEST_VERSION in (out.stdout + out.stderr):
+        frozen = subprocess.run([str(venv / "bin" / "pip"), "freeze", "--disable-pip-version-check"],
+                                capture_output=True, text=True).stdout.lower().splitlines()
+        if all(req.lower() in frozen for req in wanted):
             return tempest
-    log(f"installing tempest=={TEMPEST_VERSION} into {venv}")
+    log(f"installing {' '.join(wanted)} into {venv}")
     if not (venv / "bin" / "python").exists():
         subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                    f"tempest=={TEMPEST_VERSION}"], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *wanted], check=True)
     return tempest
 
 
@@ -74,8 +76,9 @@ def free_port() -> int:
 class Server:
     """``neutrino up`` in its own state directory, with an agent host name no one else uses."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, env: dict[str, str] | None = None) -> None:
         self.state_dir = state_dir
+        self.env = env or {}  # further NEUTRINO_* settings (the conformance run's gate configuration)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.host = "interop" + uuid.uuid4().hex[:8]
@@ -90,7 +93,7 @@ class Server:
         env = dict(os.environ, NEUTRINO_AGENT_HOST=self.host,
                    NEUTRINO_ALL_IN_ONE_PUBLIC_BRIDGE="brx-" + self.host[-8:],
                    NEUTRINO_ALL_IN_ONE_FLOATING_RANGE=f"172.31.{third}.0/24",
-                   NEUTRINO_ALL_IN_ONE_PUBLIC_NETWORK_GATEWAY=f"172.31.{third}.1")
+                   NEUTRINO_ALL_IN_ONE_PUBLIC_NETWORK_GATEWAY=f"172.31.{third}.1", **self.env)
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
                 [str(NEUTRINO), "up", "--state-dir", str(self.state_dir), "--port", str(self.port)],
@@ -228,12 +231,13 @@ def listed_tests(path: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.split("#", 1)[0].strip())
 
 
-def run_tempest(tempest: Path, workspace: Path, include_list: Path, concurrency: int,
+def run_tempest(tempest: Path, workspace: Path, selection: list[str], concurrency: int,
                 timeout: float) -> tuple[int, dict[str, int]]:
-    """``tempest run`` in the workspace, echoing its output; returns exit status and its totals."""
+    """``tempest run`` in the workspace with ``selection`` (e.g. ``["--include-list", FILE]`` or
+    ``["--regex", RE]``), echoing its output; returns exit status and its totals."""
     env = dict(os.environ, TEMPEST_CONFIG_DIR=str(workspace / "etc"), TEMPEST_CONFIG="tempest.conf",
                OS_TEST_TIMEOUT="300")
-    cmd = [str(tempest), "run", "--include-list", str(include_list), "--concurrency", str(concurrency)]
+    cmd = [str(tempest), "run", *selection, "--concurrency", str(concurrency)]
     log(" ".join(cmd))
     proc = subprocess.Popen(cmd, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     watchdog = threading.Timer(timeout, proc.kill)  # a hung run must still end (and be cleaned up)
@@ -299,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                            region=cloud.get("region_name", "RegionOne"), network=network, extensions=extensions,
                            overrides=args.set)
         expected = listed_tests(args.include_list)
-        rc, totals = run_tempest(tempest, workspace, args.include_list.resolve(), args.concurrency, args.timeout)
+        rc, totals = run_tempest(tempest, workspace, ["--include-list", str(args.include_list.resolve())],
+                                 args.concurrency, args.timeout)
         ok = rc == 0 and totals["failed"] == 0 and totals["passed"] == expected
         log(f"ran={totals['ran']} passed={totals['passed']} skipped={totals['skipped']} "
             f"failed={totals['failed']} expected={expected} tempest_rc={rc} "
