@@ -346,13 +346,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('domain_id', 'name', name=op.f('uq_users_domain_id_name'))
     )
-    op.create_table('port_provisioning',
-    sa.Column('port_id', sa.String(length=36), nullable=False),
-    sa.Column('entity', sa.String(length=32), nullable=False),
-    sa.Column('host', sa.String(length=255), nullable=False),
-    sa.ForeignKeyConstraint(['port_id'], ['ports.id'], name=op.f('fk_port_provisioning_port_id_ports'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('port_id', 'entity', name=op.f('pk_port_provisioning'))
-    )
     op.create_table('role_assignments',
     sa.Column('project_id', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.String(length=64), nullable=False),
@@ -548,7 +541,6 @@ def downgrade() -> None:
     op.drop_table('securitygroupportbindings')
     op.drop_table('routers')
     op.drop_table('role_assignments')
-    op.drop_table('port_provisioning')
     op.drop_table('users')
     op.drop_table('securitygrouprules')
     op.drop_table('qos_rules')
