@@ -8,6 +8,7 @@ import pytest
 
 from neutrino.agent.roles.firewall.compile import (
     MARK_TAG,
+    Compiled,
     Ids,
     TableSpec,
     address_elements,
@@ -16,7 +17,8 @@ from neutrino.agent.roles.firewall.compile import (
     eui64_link_local,
     rule_match,
 )
-from neutrino.agent.roles.firewall.plan import plan_table
+from neutrino.agent.roles.firewall.desired import Key, pieces, rank
+from neutrino.agent.roles.firewall.plan import KernelTables, NftScript, owned, plan
 from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState
 from neutrino.dataplane.nftables import NftChain, NftTable
 
@@ -114,16 +116,32 @@ def test_stateless_group_has_no_conntrack_shortcut() -> None:
     assert "meta nfproto ipv4 meta l4proto 1 accept" in stateless
 
 
+def kernel(compiled: Compiled) -> KernelTables:
+    return KernelTables(as_kernel(compiled.bridge), as_kernel(compiled.inet))
+
+
+def plans(compiled: Compiled, actual: KernelTables) -> dict[Key, tuple[NftScript, ...]]:
+    wanted = pieces(compiled)
+    keys = wanted.keys() | owned(actual)
+    return {k: p for k in keys if (p := plan(k, wanted.get(k), actual))}
+
+
 def test_unchanged_state_plans_nothing() -> None:
     compiled = compile_host(state(port(1), port(2)), Ids())
-    for table in (compiled.bridge, compiled.inet):
-        assert plan_table(table, as_kernel(table)).script == ""
+    assert plans(compiled, kernel(compiled)) == {}
+    assert owned(kernel(compiled)) == set(pieces(compiled))
 
 
-def test_missing_table_is_built_whole() -> None:
+def test_missing_tables_are_created_and_ports_join_them() -> None:
     compiled = compile_host(state(port(1)), Ids())
-    plan = plan_table(compiled.inet, None)
-    assert plan.rebuilt and plan.script.startswith("table inet neutrino-fw\ndelete table inet neutrino-fw\n")
+    planned = plans(compiled, KernelTables())
+    assert planned[("table", "inet")][0].text.startswith("add table inet neutrino-fw\n")
+    port_script = planned[("port", "tap00000001-aa")][0].text
+    # One transaction holds the port's mark (bridge) and its chains (inet).
+    assert "add chain bridge neutrino-fw from-tap00000001-aa" in port_script
+    assert "add chain inet neutrino-fw in-tap00000001-aa" in port_script
+    assert 'add element bridge neutrino-fw port_marks { "tap00000001-aa" : 1313210369 }' in port_script
+    assert rank(("table", "inet")) < rank(("set", "x")) < rank(("port", "tap00000001-aa"))
 
 
 def test_membership_change_is_one_set_element() -> None:
@@ -131,36 +149,40 @@ def test_membership_change_is_one_set_element() -> None:
     ports = [port(n) for n in range(1, 40)]
     before = compile_host(state(*ports, rules=rules), Ids())
     after = compile_host(state(*ports, rules=rules, members=("10.0.0.1", "10.0.0.77")), before.ids)
-    plan = plan_table(after.inet, as_kernel(before.inet))
-    assert plan.script == f"add element inet neutrino-fw sg-{WEB}-4 {{ 10.0.0.77 }}\n"
-    assert plan.changes == 1 and not plan.removed
-    back = plan_table(before.inet, as_kernel(after.inet))
-    assert back.script == f"delete element inet neutrino-fw sg-{WEB}-4 {{ 10.0.0.77 }}\n" and back.removed
+    assert plans(after, kernel(before)) == {
+        ("set", f"sg-{WEB}-4"): (NftScript(f"add element inet neutrino-fw sg-{WEB}-4 {{ 10.0.0.77 }}\n"),)}
+    assert plans(before, kernel(after)) == {
+        ("set", f"sg-{WEB}-4"): (NftScript(f"delete element inet neutrino-fw sg-{WEB}-4 {{ 10.0.0.77 }}\n", True),)}
 
 
 def test_rule_change_rewrites_only_the_ports_of_that_group() -> None:
     ports = [port(1), port(2, (DB,))]
     before = compile_host(state(*ports), Ids())
     after = compile_host(state(*ports, rules=(FirewallRule("r", "ingress", "IPv4", 6, 22, 22),)), before.ids)
-    script = plan_table(after.inet, as_kernel(before.inet)).script
-    assert "flush chain inet neutrino-fw in-tap00000001-aa" in script
-    assert "tap00000002" not in script and "out-tap00000001-aa" not in script
+    planned = plans(after, kernel(before))
+    assert list(planned) == [("port", "tap00000001-aa")]
+    (script,) = planned[("port", "tap00000001-aa")]
+    assert script.text.startswith("flush chain inet neutrino-fw in-tap00000001-aa\n") and script.removes
+    assert "out-tap00000001-aa" not in script.text
 
 
-def test_hand_deleted_rule_is_drift_and_rewritten() -> None:
+def test_hand_deleted_rule_is_planned_back() -> None:
     compiled = compile_host(state(port(1)), Ids())
-    kernel = as_kernel(compiled.inet)
-    chain = kernel.chains["in-tap00000001-aa"]
-    damaged = replace(kernel, chains={**kernel.chains, chain.name: replace(chain, rule_count=chain.rule_count - 1)})
-    plan = plan_table(compiled.inet, damaged)
-    assert plan.changes == 1 and "flush chain inet neutrino-fw in-tap00000001-aa" in plan.script
+    actual = kernel(compiled)
+    assert actual.inet is not None
+    chain = actual.inet.chains["in-tap00000001-aa"]
+    damaged = replace(actual, inet=replace(actual.inet, chains={
+        **actual.inet.chains, chain.name: replace(chain, rule_count=chain.rule_count - 1)}))
+    assert list(plans(compiled, damaged)) == [("port", "tap00000001-aa")]
 
 
-def test_removed_port_loses_chains_and_elements_and_keeps_others_marks() -> None:
+def test_removed_port_loses_elements_then_chains_and_keeps_others_marks() -> None:
     before = compile_host(state(port(1), port(2)), Ids())
     after = compile_host(state(port(2)), before.ids)
     assert after.ids.marks["tap00000002-aa"] == before.ids.marks["tap00000002-aa"]
-    script = plan_table(after.bridge, as_kernel(before.bridge)).script
+    planned = plans(after, kernel(before))
+    assert list(planned) == [("port", "tap00000001-aa")]
+    script = planned[("port", "tap00000001-aa")][0].text
     assert 'delete element bridge neutrino-fw from_port { "tap00000001-aa" }' in script
-    assert "delete chain bridge neutrino-fw from-tap00000001-aa" in script
-    assert script.index("from_port") < script.index("delete chain")
+    assert "delete element inet neutrino-fw egress_ports { 1313210369 }" in script
+    assert script.index("from_port") < script.index("delete chain bridge neutrino-fw from-tap00000001-aa")

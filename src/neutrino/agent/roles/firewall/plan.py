@@ -1,161 +1,217 @@
-"""From the compiled tables and what the kernel holds to one ``nft -f`` script (pure).
+"""One object of the firewall tables: what the kernel holds -> the nft script that makes it right (pure).
 
-The kernel is read as :class:`~neutrino.dataplane.nftables.NftTable`: chains with their rule count
-and last comment (the compiler's digest), set and map elements. A chain whose digest or rule count
-differs is flushed and rewritten; set and map elements are added and deleted one by one, so a
-membership change is one element; only a table that is missing or whose base chains hook
-differently is rebuilt whole. The script is one transaction: packets see the old or the new rules.
-An empty plan means the kernel is already right; a restarted agent then writes nothing.
+The kernel is read as :class:`~neutrino.dataplane.nftables.NftTable` per family: chains with their
+rule count and last comment (the compiler's digest), set and map elements. A chain whose digest or
+rule count differs is flushed and rewritten; set and map elements are added and deleted one by
+one. Each object's actions are one ``nft -f`` script, so a port's mark and its chains change in
+one transaction. ``()`` means the object is already right: a restarted agent writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from neutrino.agent.roles.firewall.compile import ChainSpec, MapSpec, TableSpec
+from neutrino.agent.roles.firewall.compile import TABLE, ChainSpec, MapSpec, SetSpec
+from neutrino.agent.roles.firewall.desired import FAMILIES, PORT_MAPS, Key, Piece
 from neutrino.dataplane.nftables import NftTable
+
+PORT_CHAINS = (("bridge", "from-"), ("inet", "in-"), ("inet", "out-"))
 
 
 @dataclass(frozen=True, slots=True)
-class TablePlan:
-    """``script`` ("" when nothing differs); ``changes``: how many objects it touches (chains,
-    elements, sets, maps; a rebuild counts every object); ``removed``: whether anything that
-    allowed traffic may have gone (rules rewritten, elements deleted), so conntrack needs a sweep."""
+class NftScript:
+    """One ``nft -f`` transaction. ``removes``: it takes away something that allowed traffic (a
+    rewritten chain, a deleted element), so tracked connections must be judged again. ``rebuilt``:
+    the whole table was replaced, so every other object must be looked at again."""
 
-    script: str
-    changes: int
-    removed: bool
-    rebuilt: bool
-
-
-def _hook_decl(chain: ChainSpec) -> str:
-    kind, hook, prio = (chain.hook or "").split()
-    return f" {{ type {kind} hook {hook} priority {prio}; policy accept; }}"
+    text: str
+    removes: bool = False
+    rebuilt: bool = False
 
 
-def _rules(prefix: str, chain: ChainSpec) -> list[str]:
-    lines = [f"add rule {prefix} {chain.name} {rule}" for rule in chain.rules[:-1]]
-    lines.append(f'add rule {prefix} {chain.name} {chain.rules[-1]} comment "{chain.comment}"')
-    return lines
+@dataclass(frozen=True, slots=True)
+class KernelTables:
+    """Both ``neutrino-fw`` tables as read back (None: absent)."""
+
+    bridge: NftTable | None = None
+    inet: NftTable | None = None
+
+    def table(self, family: str) -> NftTable | None:
+        return self.bridge if family == "bridge" else self.inet
+
+
+def _prefix(family: str) -> str:
+    return f"{family} {TABLE}"
 
 
 def _key(key: str) -> str:
     return key if key.isdigit() else f'"{key}"'
 
 
-def _elements(values: list[str]) -> str:
-    return "{ " + ", ".join(values) + " }"
+def _hook(chain: ChainSpec) -> str:
+    kind, hook, prio = (chain.hook or "").split()
+    return f" {{ type {kind} hook {hook} priority {prio}; policy accept; }}"
 
 
-def _map_elements(spec: MapSpec, keys: list[str]) -> str:
-    return _elements([f"{_key(k)} : {spec.elements[k]}" for k in keys])
+def _rules(family: str, chain: ChainSpec) -> list[str]:
+    p = _prefix(family)
+    lines = [f"add rule {p} {chain.name} {rule}" for rule in chain.rules[:-1]]
+    lines.append(f'add rule {p} {chain.name} {chain.rules[-1]} comment "{chain.comment}"')
+    return lines
 
 
-def rebuild(table: TableSpec) -> TablePlan:
-    """The whole table, replaced in one transaction (created if absent)."""
-    prefix = f"{table.family} {table.name}"
-    lines = [f"table {prefix}", f"delete table {prefix}", f"add table {prefix}"]
-    regular = [c for c in table.chains.values() if c.hook is None]
-    base = [c for c in table.chains.values() if c.hook is not None]
-    lines += [f"add chain {prefix} {c.name}" for c in regular]
-    for s in table.sets.values():
-        lines.append(f"add set {prefix} {s.name} {{ type {s.type}; flags interval; }}")
-        if s.elements:
-            lines.append(f"add element {prefix} {s.name} {_elements(sorted(s.elements))}")
-    for m in table.maps.values():
-        lines.append(f"add map {prefix} {m.name} {{ {m.declaration}; }}")
-    for c in regular:
-        lines += _rules(prefix, c)
-    for m in table.maps.values():
-        if m.elements:
-            lines.append(f"add element {prefix} {m.name} {_map_elements(m, sorted(m.elements))}")
-    for c in base:
-        lines.append(f"add chain {prefix} {c.name}{_hook_decl(c)}")
-        lines += _rules(prefix, c)
-    count = len(table.chains) + sum(len(s.elements) + 1 for s in table.sets.values()) \
-        + sum(len(m.elements) + 1 for m in table.maps.values())
-    return TablePlan("\n".join(lines) + "\n", count, True, True)
+def _chain_lines(family: str, chain: ChainSpec, have: NftTable | None) -> tuple[list[str], bool]:
+    """(lines, rewrote): nothing if the chain is right, else (re)create it with its rules."""
+    current = have.chains.get(chain.name) if have is not None else None
+    if current is None:
+        return [f"add chain {_prefix(family)} {chain.name}{_hook(chain) if chain.hook else ''}",
+                *_rules(family, chain)], False
+    if (current.hook, current.rule_count, current.last_comment) == (chain.hook, len(chain.rules), chain.comment):
+        return [], False
+    return [f"flush chain {_prefix(family)} {chain.name}", *_rules(family, chain)], True
 
 
-def _chain_ok(want: ChainSpec, have: object) -> bool:
-    return (getattr(have, "hook", None) == want.hook and getattr(have, "rule_count", -1) == len(want.rules)
-            and getattr(have, "last_comment", None) == want.comment)
+def _set_decl(s: SetSpec) -> str:
+    return f"add set {_prefix('inet')} {s.name} {{ type {s.type}; flags interval; }}"
 
 
-def plan_table(want: TableSpec, have: NftTable | None) -> TablePlan:
-    """The script that makes ``have`` into ``want``, touching only what differs."""
-    if have is None or any(name in have.chains and have.chains[name].hook != chain.hook
-                           for name, chain in want.chains.items() if chain.hook is not None):
-        return rebuild(want)
-    prefix = f"{want.family} {want.name}"
-    add_decl: list[str] = []
-    add_elems: list[str] = []
-    rewrite: list[str] = []
-    map_changes: list[str] = []
-    deletes: list[str] = []
-    changes = 0
-    removed = False
+def _map_decl(family: str, m: MapSpec) -> str:
+    return f"add map {_prefix(family)} {m.name} {{ {m.declaration}; }}"
 
-    for name, s in want.sets.items():
-        current = have.sets.get(name)
-        if current is None:
-            add_decl.append(f"add set {prefix} {name} {{ type {s.type}; flags interval; }}")
-            current = frozenset()
-            changes += 1
-        extra, missing = sorted(current - s.elements), sorted(s.elements - current)
+
+def _element_lines(elements: Iterable[tuple[str, str, str, str]], actual: KernelTables) -> tuple[list[str], bool]:
+    lines: list[str] = []
+    removes = False
+    for family, map_name, key, value in elements:
+        have = actual.table(family)
+        current = (have.maps.get(map_name) or {}).get(key) if have is not None else None
+        if current == value:
+            continue
+        if current is not None:
+            lines.append(f"delete element {_prefix(family)} {map_name} {{ {_key(key)} }}")
+            removes = True
+        lines.append(f"add element {_prefix(family)} {map_name} {{ {_key(key)} : {value} }}")
+    return lines, removes
+
+
+def _script(lines: list[str], removes: bool = False, rebuilt: bool = False) -> tuple[NftScript, ...]:
+    return (NftScript("\n".join(lines) + "\n", removes, rebuilt),) if lines else ()
+
+
+def plan(key: Key, desired: Piece | None, actual: KernelTables) -> tuple[NftScript, ...]:
+    """The script that makes one object right; ``()`` when it already is."""
+    kind, name = key
+    if kind == "table":
+        return _plan_table(name, desired, actual.table(name))
+    if desired is None:
+        return _plan_removal(kind, name, actual)
+    lines: list[str] = []
+    removes = False
+    for s in desired.sets:
+        have = actual.inet.sets.get(s.name) if actual.inet is not None else None
+        if have is None:
+            lines.append(_set_decl(s))
+            have = frozenset()
+        extra, missing = sorted(have - s.elements), sorted(s.elements - have)
         if missing:
-            add_elems.append(f"add element {prefix} {name} {_elements(missing)}")
+            lines.append(f"add element {_prefix('inet')} {s.name} {{ {', '.join(missing)} }}")
         if extra:
-            deletes.append(f"delete element {prefix} {name} {_elements(extra)}")
-            removed = True
-        changes += len(extra) + len(missing)
-
-    new_base: list[ChainSpec] = []
-    for name, chain in want.chains.items():
-        current_chain = have.chains.get(name)
-        if current_chain is None:
-            changes += 1
-            if chain.hook is None:
-                add_decl.append(f"add chain {prefix} {name}")
-                rewrite += _rules(prefix, chain)
-            else:
-                new_base.append(chain)
-        elif not _chain_ok(chain, current_chain):
-            changes += 1
-            removed = True
-            rewrite += [f"flush chain {prefix} {name}", *_rules(prefix, chain)]
-
-    for name, m in want.maps.items():
-        current_map: Mapping[str, str] | None = have.maps.get(name)
-        if current_map is None:
-            add_decl.append(f"add map {prefix} {name} {{ {m.declaration}; }}")
-            current_map = {}
-            changes += 1
-        stale = sorted(k for k, v in current_map.items() if m.elements.get(k) != v)
-        fresh = sorted(k for k, v in m.elements.items() if current_map.get(k) != v)
-        if stale:
-            map_changes.append(f"delete element {prefix} {name} {_elements([_key(k) for k in stale])}")
-            removed = True
-        if fresh:
-            map_changes.append(f"add element {prefix} {name} {_map_elements(m, fresh)}")
-        changes += len(set(stale) | set(fresh))
-
-    for name in sorted(set(have.maps) - set(want.maps)):
-        deletes.append(f"delete map {prefix} {name}")
-        changes += 1
-    for name in sorted(set(have.chains) - set(want.chains)):
-        deletes.append(f"delete chain {prefix} {name}")
-        changes += 1
-        removed = True
-    for name in sorted(set(have.sets) - set(want.sets)):
-        deletes.append(f"delete set {prefix} {name}")
-        changes += 1
-    for chain in new_base:
-        rewrite += [f"add chain {prefix} {chain.name}{_hook_decl(chain)}", *_rules(prefix, chain)]
-
-    lines = [*add_decl, *add_elems, *rewrite, *map_changes, *deletes]
-    return TablePlan("\n".join(lines) + "\n" if lines else "", changes, removed, False)
+            lines.append(f"delete element {_prefix('inet')} {s.name} {{ {', '.join(extra)} }}")
+            removes = True
+    for family, chain in desired.chains:
+        chain_lines, rewrote = _chain_lines(family, chain, actual.table(family))
+        lines += chain_lines
+        removes = removes or rewrote
+    element_lines, replaced = _element_lines(desired.elements, actual)
+    lines += element_lines
+    if kind == "port":  # a port's elements that no longer belong to it (its mark moved)
+        wanted = {(f, m, k) for f, m, k, _ in desired.elements}
+        stale = [line for f, m, k, line in _port_elements(name, actual) if (f, m, k) not in wanted]
+        lines += stale
+        replaced = replaced or bool(stale)
+    return _script(lines, removes or replaced)
 
 
-__all__ = ["TablePlan", "plan_table", "rebuild"]
+def _plan_table(family: str, desired: Piece | None, have: NftTable | None) -> tuple[NftScript, ...]:
+    p = _prefix(family)
+    if desired is None:
+        return _script([f"delete table {p}"], True) if have is not None else ()
+    regular = [c for f, c in desired.chains if c.hook is None]
+    base = [c for f, c in desired.chains if c.hook is not None]
+    if have is not None and any(c.name in have.chains and have.chains[c.name].hook != c.hook for c in base):
+        # Hooked differently (an older layout): rebuild; the other objects follow in a full resync.
+        return _script([f"delete table {p}", *_create(family, desired, regular, base)], True, True)
+    if have is None:
+        return _script(_create(family, desired, regular, base))
+    lines = [_map_decl(family, m) for f, m in desired.maps if m.name not in have.maps]
+    removes = False
+    for chain in (*regular, *base):
+        chain_lines, rewrote = _chain_lines(family, chain, have)
+        lines += chain_lines
+        removes = removes or rewrote
+    return _script(lines, removes)
+
+
+def _create(family: str, desired: Piece, regular: list[ChainSpec], base: list[ChainSpec]) -> list[str]:
+    p = _prefix(family)
+    lines = [f"add table {p}", *(_map_decl(family, m) for f, m in desired.maps)]
+    for chain in regular:
+        lines += [f"add chain {p} {chain.name}", *_rules(family, chain)]
+    for chain in base:  # hooked last: the maps and chains they name exist by then
+        lines += [f"add chain {p} {chain.name}{_hook(chain)}", *_rules(family, chain)]
+    return lines
+
+
+def _port_elements(device: str, actual: KernelTables) -> Iterator[tuple[str, str, str, str]]:
+    """(family, map, key, delete line) of every element the kernel holds for a port."""
+    for family in FAMILIES:
+        have = actual.table(family)
+        if have is None:
+            continue
+        for map_name in PORT_MAPS[family]:
+            for key, value in (have.maps.get(map_name) or {}).items():
+                if key == device or value in (f"jump in-{device}", f"jump out-{device}"):
+                    yield family, map_name, key, f"delete element {_prefix(family)} {map_name} {{ {_key(key)} }}"
+
+
+def _plan_removal(kind: str, name: str, actual: KernelTables) -> tuple[NftScript, ...]:
+    if kind == "set":
+        present = actual.inet is not None and name in actual.inet.sets
+        return _script([f"delete set {_prefix('inet')} {name}"] if present else [], True)
+    if kind == "zone":
+        present = actual.inet is not None and name in (actual.inet.maps.get("zones") or {})
+        return _script([f"delete element {_prefix('inet')} zones {{ {_key(name)} }}"] if present else [], True)
+    lines = [line for _, _, _, line in _port_elements(name, actual)]
+    for family, prefix in PORT_CHAINS:  # after the elements that jump to them
+        have = actual.table(family)
+        if have is not None and f"{prefix}{name}" in have.chains:
+            lines.append(f"delete chain {_prefix(family)} {prefix}{name}")
+    return _script(lines, True)
+
+
+def owned(actual: KernelTables) -> set[Key]:
+    """Every object of ours the kernel holds, so a full resync removes the ones nobody wants."""
+    keys: set[Key] = set()
+    for family in FAMILIES:
+        have = actual.table(family)
+        if have is None:
+            continue
+        keys.add(("table", family))
+        for chain in have.chains:
+            for chain_family, prefix in PORT_CHAINS:
+                if chain_family == family and chain.startswith(prefix):
+                    keys.add(("port", chain[len(prefix):]))
+        for map_name in PORT_MAPS[family]:
+            for key, value in (have.maps.get(map_name) or {}).items():
+                if family == "bridge":
+                    keys.add(("port", key))
+                elif value.startswith(("jump in-", "jump out-")):
+                    keys.add(("port", value.split("-", 1)[1]))
+    if actual.inet is not None:
+        keys.update(("set", name) for name in actual.inet.sets)
+        keys.update(("zone", bridge) for bridge in actual.inet.maps.get("zones") or {})
+    return keys
+
+
+__all__ = ["KernelTables", "NftScript", "owned", "plan"]

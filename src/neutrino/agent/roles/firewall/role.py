@@ -1,36 +1,40 @@
-"""The firewall role: security groups and anti-spoofing of one host's ports, as a reconciler.
+"""The firewall role: security groups and anti-spoofing of one host's ports, on the shared reconciler.
 
-``desired`` is ``sync_state(host, "firewall")``; ``actual`` the two ``neutrino-fw`` tables read
-back from the host namespace; ``compile`` and ``plan_table`` are pure; ``apply`` is one ``nft -f``
-transaction for both tables, then a conntrack sweep when anything that allowed traffic went.
-Events are hints, coalesced into one resync after a short quiet period. A stop leaves the tables
-in place; a new role object finds them right and writes nothing, so restarts disturb no traffic.
-A resync that finds the kernel different although the desired state did not change since the
-last apply counts the differing objects as drift (reported in the heartbeat).
+``desired()`` fetches ``sync_state(host, "firewall")``, compiles it (``compile``, pure) against the
+port marks and zones the kernel already holds (so they never move under traffic) and cuts it into
+keyed objects (``desired``); ``read`` reads both ``neutrino-fw`` tables back; ``plan`` is pure;
+``run`` applies one object's ``nft -f`` script. After a round that took away anything that
+allowed traffic, tracked connections are judged again and those no rule admits are deleted (as
+Neutron does for a removed rule); then the ports whose objects are done are reported to the
+server (per-role provisioning). Any change of a port, group, rule or address group is a hint for
+a debounced full resync: membership changes touch other hosts' ports, so the role cannot tell from
+a hint alone which of its objects change; the plan then touches only what differs.
+A stop leaves the tables in place; a new role finds them right and writes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neutrino.agent.roles.firewall.compile import TABLE, Ids, compile_host
+from neutrino.agent.reconciler import Reconciler, Round, Target
+from neutrino.agent.roles.base import ReconcilingRole
+from neutrino.agent.roles.firewall.compile import TABLE, Compiled, Ids, compile_host
 from neutrino.agent.roles.firewall.conntrack import parse_entries, stale_connections
-from neutrino.agent.roles.firewall.plan import plan_table
-from neutrino.bus.envelope import Envelope
+from neutrino.agent.roles.firewall.desired import Key, Piece, pieces, rank
+from neutrino.agent.roles.firewall.plan import KernelTables, NftScript, owned, plan
 from neutrino.contract import codec
+from neutrino.contract.events import ChangeHint
 from neutrino.contract.firewall import FirewallState
 from neutrino.contract.names import checked_namespace_name
 from neutrino.dataplane.conntrack import ConntrackDriver
 from neutrino.dataplane.netlink import NETNS_DIR
-from neutrino.dataplane.nftables import NftablesDriver, NftTable
+from neutrino.dataplane.nftables import NftablesDriver
 from neutrino.dataplane.ownership import OwnerTag
 from neutrino.rpc.agent_client import AgentRpcClient
 
@@ -52,131 +56,104 @@ class FirewallConfig:
         return OwnerTag(self.host)
 
 
-@dataclass(frozen=True, slots=True)
-class FirewallReport:
-    """What one reconcile did (logs, tests, benchmarks)."""
-
-    changes: int
-    drift: int
-    swept: int
-    script: str
-
-
-def _ids(bridge: NftTable | None, inet: NftTable | None) -> Ids:
-    marks = {k: int(v) for k, v in (bridge.maps.get("port_marks", {}) if bridge else {}).items() if v.isdigit()}
-    zones = {k: int(v) for k, v in (inet.maps.get("zones", {}) if inet else {}).items() if v.isdigit()}
+def kernel_ids(actual: KernelTables) -> Ids:
+    """The port marks and conntrack zones the kernel holds (kept, so traffic never sees them move)."""
+    marks = {k: int(v) for k, v in ((actual.bridge.maps.get("port_marks") or {}) if actual.bridge else {}).items()
+             if v.isdigit()}
+    zones = {k: int(v) for k, v in ((actual.inet.maps.get("zones") or {}) if actual.inet else {}).items()
+             if v.isdigit()}
     return Ids(marks, zones)
 
 
-class FirewallRole:
-    """Implements ``neutrino.agent.roles.base.Role``."""
-
+class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
     name = "firewall"
-    agent_type = "Neutrino firewall agent"
-    binary = "neutrino-firewall-agent"
-    topic = "N/A"
 
-    def __init__(self, config: FirewallConfig, rpc: AgentRpcClient, *, nft: NftablesDriver | None = None,
-                 conntrack: ConntrackDriver | None = None, debounce_seconds: float = 0.05,
-                 netns_dir: Path = NETNS_DIR) -> None:
+    def __init__(self, config: FirewallConfig, rpc: AgentRpcClient, nft: NftablesDriver, conntrack: ConntrackDriver,
+                 netns_dir: Path) -> None:
         self.config = config
         self._rpc = rpc
-        self._nft = nft if nft is not None else NftablesDriver(config.owner, netns_dir)
-        self._conntrack = conntrack if conntrack is not None else ConntrackDriver(netns_dir)
+        self._nft = nft
+        self._conntrack = conntrack
         self._netns_dir = netns_dir
-        self._debounce = debounce_seconds
-        self._lock = asyncio.Lock()
-        self._wanted = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._applied_digest: str | None = None
+        self.compiled: Compiled | None = None
+        self.state: FirewallState | None = None
         self._reported: dict[str, int] = {}  # port id -> revision reported as provisioned
-        self.drift = 0
-        self.devices = 0
-        self.last_report: FirewallReport | None = None
+        self.swept = 0
+        self.rebuilt = False
 
-    def configurations(self) -> Mapping[str, Any]:
-        return {"firewall_driver": "nftables", "devices": self.devices, "drift": self.drift,
-                "conntrack_zones": True}
+    # ---- Target ----------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._coalesce(), name=f"firewall-{self.config.host}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def on_event(self, envelope: Envelope) -> None:
-        if envelope.payload.get("resource") in _RESOURCES:
-            self._wanted.set()
-
-    async def _coalesce(self) -> None:
-        while True:
-            await self._wanted.wait()
-            await asyncio.sleep(self._debounce)  # a burst of hints becomes one resync
-            self._wanted.clear()
-            try:
-                await self.resync()
-            except Exception:  # noqa: BLE001 - the periodic resync tries again
-                log.exception("firewall resync after an event failed")
-
-    async def resync(self) -> None:
+    async def desired(self) -> Mapping[Key, Piece]:
         state = codec.decode(FirewallState, await self._rpc.sync_state(self.name))
-        await self.reconcile(state)
+        await self._ensure_bridge_netfilter()
+        compiled = compile_host(state, kernel_ids(await self.read(None)),
+                                bridge_mappings=self.config.bridge_mappings, bridges=await self._bridges())
+        self.state, self.compiled = state, compiled
+        return pieces(compiled)
 
-    async def reconcile(self, state: FirewallState) -> FirewallReport:
-        """Make the kernel match ``state``; safe to run any number of times."""
-        async with self._lock:
-            await self._ensure_bridge_netfilter()
-            netns = self.config.netns
-            have_bridge = await self._nft.read_table("bridge", TABLE, netns=netns)
-            have_inet = await self._nft.read_table("inet", TABLE, netns=netns)
-            compiled = compile_host(state, _ids(have_bridge, have_inet), bridge_mappings=self.config.bridge_mappings,
-                                    bridges=await self._bridges())
-            inet_plan = plan_table(compiled.inet, have_inet)
-            bridge_plan = plan_table(compiled.bridge, have_bridge)
-            # Both tables in one transaction: a port's mark and its chains appear and go together.
-            script = inet_plan.script + bridge_plan.script
-            changes = inet_plan.changes + bridge_plan.changes
-            digest = hashlib.sha256(json.dumps(codec.encode(state) | {"generated_at": 0}, sort_keys=True).encode()
-                                    ).hexdigest()
-            drift = changes if digest == self._applied_digest else 0
-            if script:
-                await self._nft.apply_script(script, netns=netns)
-            self._applied_digest = digest
-            self.drift += drift
-            swept = 0
-            if inet_plan.removed or bridge_plan.removed:
-                swept = await self._sweep(compiled)
-            self.devices = len(state.ports)
-            report = FirewallReport(changes, drift, swept, script)
-            self.last_report = report
-            if drift:
-                log.warning("firewall: repaired %d objects changed behind the agent's back", drift)
-        await self._report_provisioned(state)
-        return report
+    async def read(self, keys: Collection[Key] | None) -> KernelTables:
+        netns = self.config.netns
+        return KernelTables(await self._nft.read_table("bridge", TABLE, netns=netns),
+                            await self._nft.read_table("inet", TABLE, netns=netns))
 
-    async def _sweep(self, compiled: Any) -> int:
-        """Delete the tracked connections the new rules no longer admit."""
+    def owned(self, actual: KernelTables) -> Iterable[Key]:
+        return owned(actual)
+
+    def plan(self, key: Key, desired: Piece | None, actual: KernelTables) -> Sequence[NftScript]:
+        return plan(key, desired, actual)
+
+    async def run(self, key: Key, action: NftScript) -> None:
+        await self._nft.apply_script(action.text, netns=self.config.netns)
+
+    def rank(self, key: Key) -> int:
+        return rank(key)
+
+    def requires(self, key: Key, desired: Piece) -> Iterable[Key]:
+        if key[0] == "table":
+            return ()
+        tables = [("table", "inet")] if key[0] in ("set", "zone") else [("table", "bridge"), ("table", "inet")]
+        sets = [("set", line.split("@", 1)[1].split()[0]) for _, chain in desired.chains for line in chain.rules
+                if "@sg-" in line or "@ag-" in line]
+        return [*tables, *sets]
+
+    async def settled(self, done: Round[Key, NftScript], desired: Mapping[Key, Piece], actual: KernelTables) -> None:
+        applied = [a for outcome in done.outcomes.values() for a in outcome.applied]
+        if any(a.rebuilt for a in applied):
+            self.rebuilt = True
+        if self.compiled is not None and any(a.removes for a in applied):
+            await self._sweep(self.compiled)
+        await self._report_provisioned(done)
+
+    # ---- after a round ---------------------------------------------------------------------------
+
+    async def _sweep(self, compiled: Compiled) -> None:
+        """Delete the tracked connections the rules now in the kernel no longer admit."""
         netns = self.config.netns
         entries = parse_entries(await self._conntrack.list_extended(netns))
         sets = {name: s.elements for name, s in compiled.inet.sets.items()}
-        stale = stale_connections(entries, compiled.policies.values(), sets)
-        for conn in stale:
+        for conn in stale_connections(entries, compiled.policies.values(), sets):
             await self._conntrack.delete(zone=conn.zone, protocol=conn.protocol_name, src=conn.src, dst=conn.dst,
                                          sport=conn.sport, dport=conn.dport, netns=netns)
-        return len(stale)
+            self.swept += 1
 
-    async def _report_provisioned(self, state: FirewallState) -> None:
-        """Tell the server which ports now have their rules (it activates those L2 also finished)."""
-        fresh = [p for p in state.ports if self._reported.get(p.port_id) != p.revision]
+    async def _report_provisioned(self, done: Round[Key, NftScript]) -> None:
+        """Tell the server which ports now have their rules (it activates those l2 also finished)."""
+        state = self.state
+        if state is None:
+            return
+        failed = done.failed
+        if any(k[0] in ("table", "set", "zone") for k in failed):
+            return  # a port's chains may name what failed: report nothing this round
+        fresh = [p for p in state.ports if ("port", p.device) not in failed
+                 and self._reported.get(p.port_id) != p.revision]
         if not fresh:
             return
         await self._rpc.provisioning_complete(self.name, [p.device for p in fresh])
         current = {p.port_id for p in state.ports}
         self._reported = {k: v for k, v in self._reported.items() if k in current}
         self._reported.update({p.port_id: p.revision for p in fresh})
+
+    # ---- the host namespace ----------------------------------------------------------------------
 
     async def _run(self, *argv: str) -> str:
         if self.config.netns is not None:
@@ -195,9 +172,41 @@ class FirewallRole:
 
     async def _ensure_bridge_netfilter(self) -> None:
         for key in _BRIDGE_SYSCTLS:
-            value = (await self._run("cat", f"/proc/sys/{key}")).strip()
-            if value != "1":
+            if (await self._run("cat", f"/proc/sys/{key}")).strip() != "1":
                 await self._run("sysctl", "-qw", f"{key.replace('/', '.')}=1")
 
 
-__all__ = ["FirewallConfig", "FirewallReport", "FirewallRole"]
+class FirewallRole(ReconcilingRole):
+    """Implements ``neutrino.agent.roles.base.Role``."""
+
+    name = "firewall"
+    agent_type = "Neutrino firewall agent"
+    binary = "neutrino-firewall-agent"
+    topic = "N/A"
+
+    def __init__(self, config: FirewallConfig, rpc: AgentRpcClient, *, nft: NftablesDriver | None = None,
+                 conntrack: ConntrackDriver | None = None, debounce_seconds: float = 0.05,
+                 netns_dir: Path = NETNS_DIR) -> None:
+        self.config = config
+        self.target = FirewallTarget(config, rpc, nft if nft is not None else NftablesDriver(config.owner, netns_dir),
+                                     conntrack if conntrack is not None else ConntrackDriver(netns_dir), netns_dir)
+        self.reconciler: Reconciler[Key, Piece, KernelTables, NftScript] = Reconciler(
+            self.target, debounce=debounce_seconds)
+
+    def role_configurations(self) -> Mapping[str, Any]:
+        state = self.target.state
+        return {"firewall_driver": "nftables", "devices": len(state.ports) if state else 0,
+                "conntrack_entries_deleted": self.target.swept}
+
+    def on_change(self, hint: ChangeHint) -> None:
+        if hint.resource in _RESOURCES:
+            self.reconciler.request_full()
+
+    async def resync(self) -> None:
+        await self.reconciler.full()
+        if self.target.rebuilt:  # a table was replaced whole: put every object back at once
+            self.target.rebuilt = False
+            await self.reconciler.full()
+
+
+__all__ = ["FirewallConfig", "FirewallRole", "FirewallTarget", "kernel_ids"]

@@ -1,0 +1,70 @@
+"""The compiled tables cut into objects the reconciler keeps one by one (pure).
+
+Keys, lowest rank first (updates in this order, removals in reverse):
+
+* ``("table", family)``: the table with its base chains, the ``trusted`` chain and its (empty) map
+  declarations: rank 0;
+* ``("set", name)``: a remote-group or address-group set with its elements, and ``("zone", bridge)``:
+  a bridge's conntrack zone (an element of ``zones``): rank 1;
+* ``("port", tap)``: everything of one port in both tables, so its mark and its chains come and go
+  in one transaction: its chains (``from-``, ``in-``, ``out-``) and its elements in ``from_port``,
+  ``port_marks``, ``egress_ports`` and ``ingress_ports``: rank 2.
+
+A membership change is then one ``set`` object with one element to add or delete; a rule change
+one ``port`` object per port of the group; a restart that finds everything right plans nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neutrino.agent.roles.firewall.compile import ChainSpec, Compiled, MapSpec, SetSpec
+
+Key = tuple[str, str]
+RANKS = {"table": 0, "set": 1, "zone": 1, "port": 2}
+FAMILIES = ("bridge", "inet")
+PORT_MAPS = {"bridge": ("from_port", "port_marks"), "inet": ("egress_ports", "ingress_ports")}
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """What one key owns: chains and map declarations, sets, and elements of maps owned by a table."""
+
+    chains: tuple[tuple[str, ChainSpec], ...] = ()  # (family, chain)
+    maps: tuple[tuple[str, MapSpec], ...] = ()  # declarations (their elements belong to other keys)
+    sets: tuple[SetSpec, ...] = ()  # inet family
+    elements: tuple[tuple[str, str, str, str], ...] = ()  # (family, map, key, value)
+
+
+def pieces(compiled: Compiled) -> dict[Key, Piece]:
+    """The keyed objects of the two tables."""
+    out: dict[Key, Piece] = {}
+    by_family = {"bridge": compiled.bridge, "inet": compiled.inet}
+    port_chain_prefixes = ("from-", "in-", "out-")
+    for family, table in by_family.items():
+        out[("table", family)] = Piece(
+            chains=tuple((family, c) for c in table.chains.values() if not c.name.startswith(port_chain_prefixes)),
+            maps=tuple((family, MapSpec(m.name, m.declaration)) for m in table.maps.values()))
+    for s in compiled.inet.sets.values():
+        out[("set", s.name)] = Piece(sets=(s,))
+    for bridge, zone in compiled.inet.maps["zones"].elements.items():
+        out[("zone", bridge)] = Piece(elements=(("inet", "zones", bridge, zone),))
+    for device in compiled.bridge.maps["from_port"].elements:
+        chains = [(family, by_family[family].chains[name])
+                  for family, name in (("bridge", f"from-{device}"), ("inet", f"in-{device}"),
+                                       ("inet", f"out-{device}")) if name in by_family[family].chains]
+        elements = [("bridge", m, device, compiled.bridge.maps[m].elements[device]) for m in PORT_MAPS["bridge"]]
+        mark = compiled.bridge.maps["port_marks"].elements[device]
+        for m in PORT_MAPS["inet"]:
+            value = compiled.inet.maps[m].elements.get(mark)
+            if value is not None:
+                elements.append(("inet", m, mark, value))
+        out[("port", device)] = Piece(tuple(chains), (), (), tuple(elements))
+    return out
+
+
+def rank(key: Key) -> int:
+    return RANKS[key[0]]
+
+
+__all__ = ["FAMILIES", "Key", "PORT_MAPS", "Piece", "pieces", "rank"]
