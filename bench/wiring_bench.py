@@ -55,13 +55,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neutrino.agent.l2.config import LinuxBridgeConfig  # noqa: E402
 from neutrino.agent.roles.l2 import LinuxBridgeRole  # noqa: E402
+from neutrino.agent.rpc_client import AgentRpcClient  # noqa: E402
 from neutrino.bus.envelope import Envelope  # noqa: E402
 from neutrino.bus.factory import build_bus  # noqa: E402
 from neutrino.compute.vif import SubnetFacts, VifPlugger, VifSpec, static_addressing  # noqa: E402
 from neutrino.contract.names import tap_name  # noqa: E402
 from neutrino.dataplane.netlink import NetlinkDriver  # noqa: E402
 from neutrino.dataplane.ownership import OwnerTag  # noqa: E402
-from neutrino.rpc.agent_client import AgentRpcClient  # noqa: E402
 from tests.fullstack.deployment import PHYSNET, Deployment, running_deployment  # noqa: E402
 from tests.fullstack.underlay import SimulatedHost, delete_namespace, fdb, links  # noqa: E402
 from tests.support.tenants import password_auth  # noqa: E402

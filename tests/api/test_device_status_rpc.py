@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
 from neutrino.contract.names import tap_name
-from neutrino.rpc.agent_client import AgentRpcClient
 from tests.fullstack.broker import shared_broker_vhost
 from tests.support.live_server import LiveServer, start_server
 from tests.support.neutron_http import api, created, ok

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
 from neutrino.contract import codec
 from neutrino.contract.firewall import FirewallState
 from neutrino.contract.names import tap_name
-from neutrino.rpc.agent_client import AgentRpcClient
 from tests.api.test_device_status_rpc import Rig
 from tests.fullstack.broker import shared_broker_vhost
 from tests.support.live_server import start_server

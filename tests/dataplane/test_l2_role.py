@@ -28,6 +28,7 @@ from neutrino.agent.l2.config import LinuxBridgeConfig
 from neutrino.agent.l2.kernel_features import detect_kernel_features
 from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.l2 import LinuxBridgeRole
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
 from neutrino.bus.interface import Bus
@@ -38,7 +39,6 @@ from neutrino.contract.l2 import FdbEntry, L2Network, L2Port, L2State, SegmentIn
 from neutrino.contract.names import bridge_name, tap_name, vxlan_name
 from neutrino.dataplane.netlink import Link, NetlinkDriver
 from neutrino.dataplane.ownership import OwnerTag
-from neutrino.rpc.agent_client import AgentRpcClient
 
 pytestmark = pytest.mark.kernel
 

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from neutrino.agent.roles.base import Role
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.errors import BusError
 from neutrino.bus.interface import Bus, Subscription
-from neutrino.rpc.agent_client import AgentRpcClient
 
 log = logging.getLogger(__name__)
 

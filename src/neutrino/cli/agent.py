@@ -15,10 +15,10 @@ from neutrino.agent.roles.base import Role
 from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole
 from neutrino.agent.roles.l2 import LinuxBridgeRole
 from neutrino.agent.roles.l3 import L3Role
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
 from neutrino.bus.memory import MemoryBroker
 from neutrino.config import Settings
-from neutrino.rpc.agent_client import AgentRpcClient
 
 RoleFactory = Callable[[Settings, str, AgentRpcClient], Role]
 

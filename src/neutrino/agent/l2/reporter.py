@@ -19,8 +19,8 @@ from types import MappingProxyType
 from typing import Any
 
 from neutrino.agent.l2.reporting import UNCERTAIN, PortStatus, StatusReport
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.errors import BusError, RemoteError
-from neutrino.rpc.agent_client import AgentRpcClient
 
 log = logging.getLogger(__name__)
 

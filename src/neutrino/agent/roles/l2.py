@@ -48,13 +48,13 @@ from neutrino.agent.l2.reporting import (
     forgotten_devices,
     known_to_server,
 )
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.errors import BusError
 from neutrino.contract import codec
 from neutrino.contract.l2 import L2Network, L2Port, L2State
 from neutrino.contract.names import DeviceRole, device_role, tap_name
 from neutrino.dataplane.netlink import Link, LinkEvent, NetlinkDriver
-from neutrino.rpc.agent_client import AgentRpcClient
 
 __all__ = ["LinuxBridgeConfig", "LinuxBridgeRole", "ReconcileReport"]
 

@@ -40,6 +40,7 @@ from neutrino.agent.l3.plan import (
     plan,
     served,
 )
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.errors import BusError
 from neutrino.contract import codec
@@ -47,7 +48,6 @@ from neutrino.contract.l3 import L3State
 from neutrino.contract.names import ROUTER_NAMESPACE_PREFIX, DeviceRole, device_role, router_namespace
 from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.nftables import NftablesDriver, NftablesError
-from neutrino.rpc.agent_client import AgentRpcClient
 
 __all__ = ["L3Config", "L3Role", "L3ReconcileReport"]
 

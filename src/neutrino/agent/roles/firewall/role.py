@@ -28,6 +28,7 @@ from neutrino.agent.roles.firewall.compile import TABLE, Compiled, Ids, compile_
 from neutrino.agent.roles.firewall.conntrack import parse_entries, stale_connections
 from neutrino.agent.roles.firewall.desired import Key, Piece, pieces, rank
 from neutrino.agent.roles.firewall.plan import KernelTables, NftScript, owned, plan
+from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.contract import codec
 from neutrino.contract.events import ChangeHint
 from neutrino.contract.firewall import FirewallState
@@ -36,7 +37,6 @@ from neutrino.dataplane.conntrack import ConntrackDriver
 from neutrino.dataplane.netlink import NETNS_DIR
 from neutrino.dataplane.nftables import NftablesDriver
 from neutrino.dataplane.ownership import OwnerTag
-from neutrino.rpc.agent_client import AgentRpcClient
 
 log = logging.getLogger(__name__)
 # A change to any of these may change some port's rules or a set's members.

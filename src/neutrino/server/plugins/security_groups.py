@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import Table
 
 from neutrino.db.schema.security_groups import securitygrouprules, securitygroups
-from neutrino.plugins import Components
 from neutrino.resources.address_groups import ADDRESS_GROUP, ADDRESS_GROUP_EXTENSIONS
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
 from neutrino.resources.security_groups import SECURITY_GROUP, SECURITY_GROUP_RULE
+from neutrino.server.plugins import Components
 from neutrino.services.address_groups import AddressGroupService
 from neutrino.services.firewall_agents import FirewallAgentService
 from neutrino.services.security_groups import (

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import Table
 
 from neutrino.config import ConfigError
-from neutrino.plugins import Components
 from neutrino.resources.auto_allocated_topology import AUTO_ALLOCATE_EXTENSIONS, AUTO_ALLOCATED_TOPOLOGY
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
+from neutrino.server.plugins import Components
 from neutrino.services.auto_allocated_topology import AutoAllocatedTopologyService
 
 

@@ -12,13 +12,13 @@ from neutrino.bus.interface import Bus, Subscription
 from neutrino.bus.topics import event_topic
 from neutrino.contract import codec
 from neutrino.contract.events import ChangeHint
-from neutrino.plugins import AgentCall, DesiredStateProvider
+from neutrino.contract.rpc import SERVER_TARGET
+from neutrino.server.plugins import AgentCall, DesiredStateProvider
 from neutrino.services.agents import AgentService
 from neutrino.services.events import ChangeEvent
 from neutrino.services.l2_agents import L2AgentService
 
 log = logging.getLogger(__name__)
-SERVER_TARGET = "server"
 
 
 class UnknownRole(Exception):

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import Table
 
 from neutrino.db.schema import l3 as db
-from neutrino.plugins import Components
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
 from neutrino.resources.l3 import FLOATINGIP, FLOATINGIP_POOL, L3_EXTENSIONS, PORT_FORWARDING, ROUTER
+from neutrino.server.plugins import Components
 from neutrino.services.floating_ips import FloatingIpPoolService, FloatingIpService
 from neutrino.services.l3_agents import L3AgentService
 from neutrino.services.port_forwardings import PortForwardingService

@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from neutrino.bus.interface import Bus
-
-SERVER = "server"
+from neutrino.contract.rpc import SERVER_TARGET
 
 
 class AgentRpcClient:
@@ -19,32 +18,32 @@ class AgentRpcClient:
         self.timeout = timeout
 
     async def report_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.bus.call(SERVER, "report_state", {"host": self.host, **state}, min(self.timeout, 10.0))
+        return await self.bus.call(SERVER_TARGET, "report_state", {"host": self.host, **state}, min(self.timeout, 10.0))
 
     async def sync_state(self, role: str) -> dict[str, Any]:
-        return await self.bus.call(SERVER, "sync_state", {"host": self.host, "role": role}, self.timeout * 2)
+        return await self.bus.call(SERVER_TARGET, "sync_state", {"host": self.host, "role": role}, self.timeout * 2)
 
     async def get_devices_details(self, devices: Sequence[str]) -> dict[str, Any]:
-        return await self.bus.call(SERVER, "get_devices_details", {"host": self.host, "devices": list(devices)},
+        return await self.bus.call(SERVER_TARGET, "get_devices_details", {"host": self.host, "devices": list(devices)},
                                    self.timeout)
 
     async def update_device_up(self, device: str) -> dict[str, Any]:
-        return await self.bus.call(SERVER, "update_device_up", {"host": self.host, "device": device}, self.timeout)
+        return await self.bus.call(SERVER_TARGET, "update_device_up", {"host": self.host, "device": device}, self.timeout)
 
     async def update_device_list(self, devices_up: Sequence[str], devices_down: Sequence[str]) -> dict[str, Any]:
-        return await self.bus.call(SERVER, "update_device_list", {"host": self.host, "devices_up": list(devices_up),
+        return await self.bus.call(SERVER_TARGET, "update_device_list", {"host": self.host, "devices_up": list(devices_up),
                                                                   "devices_down": list(devices_down)}, self.timeout)
 
     async def update_device_down(self, device: str) -> dict[str, Any]:
-        return await self.bus.call(SERVER, "update_device_down", {"host": self.host, "device": device},
+        return await self.bus.call(SERVER_TARGET, "update_device_down", {"host": self.host, "device": device},
                                    self.timeout)
 
     async def update_floatingip_statuses(self, statuses: Mapping[str, str]) -> dict[str, Any]:
         """The l3 role's floating IPs as it realised them (``ACTIVE``/``DOWN``/``ERROR`` by id)."""
-        return await self.bus.call(SERVER, "update_floatingip_statuses",
+        return await self.bus.call(SERVER_TARGET, "update_floatingip_statuses",
                                    {"host": self.host, "statuses": dict(statuses)}, self.timeout)
 
     async def provisioning_complete(self, role: str, devices: Sequence[str]) -> dict[str, Any]:
         """This host's ``role`` finished these ports (tap names); the server activates the ready ones."""
-        return await self.bus.call(SERVER, "provisioning_complete",
+        return await self.bus.call(SERVER_TARGET, "provisioning_complete",
                                    {"host": self.host, "role": role, "devices": list(devices)}, self.timeout)

@@ -22,15 +22,15 @@ from neutrino.bus.interface import Bus
 from neutrino.bus.memory import MemoryBroker
 from neutrino.config import Settings
 from neutrino.context import RequestContext
-from neutrino.core_plugin import CorePlugin
 from neutrino.db.engine import Database
 from neutrino.db.migrate import ensure_current
 from neutrino.identity.app import build_identity_app
 from neutrino.identity.store import build_identity_store
 from neutrino.identity.strategy import build_token_strategy
-from neutrino.plugins import AgentCall, Components, DesiredStateProvider, load_service_plugins
 from neutrino.policy.engine import PolicyEngine
-from neutrino.rpc.server import AgentRpcHandlers, EventPublisher, serve_agents
+from neutrino.server.agent_rpc import AgentRpcHandlers, EventPublisher, serve_agents
+from neutrino.server.plugins import AgentCall, Components, DesiredStateProvider, load_service_plugins
+from neutrino.server.plugins.core import CorePlugin
 from neutrino.services.events import Notifier
 from neutrino.services.quotas import QuotaService
 from neutrino.services.tags import TagService

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import Table
 
 from neutrino.db.schema import core as db
-from neutrino.plugins import Components
 from neutrino.resources.agents import AGENT, DHCP_SCHEDULER_EXTENSIONS
 from neutrino.resources.availability import NETWORK_IP_AVAILABILITY
 from neutrino.resources.availability_zones import AVAILABILITY_ZONE, AZ_EXTENSIONS
@@ -23,6 +22,7 @@ from neutrino.resources.quotas import QUOTA
 from neutrino.resources.rbac import RBAC_POLICY
 from neutrino.resources.subnetpools import ADDRESS_SCOPE, SUBNETPOOL
 from neutrino.resources.subnets import SUBNET
+from neutrino.server.plugins import Components
 from neutrino.services.address_scopes import AddressScopeService
 from neutrino.services.agents import AgentService
 from neutrino.services.availability_zones import AvailabilityZoneService

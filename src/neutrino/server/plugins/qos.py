@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Table
 
 from neutrino.db.schema.qos import qos_policies
-from neutrino.plugins import Components
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
 from neutrino.resources.qos import (
@@ -29,6 +28,7 @@ from neutrino.resources.qos import (
     RULE_RESOURCES,
     RULE_TYPE,
 )
+from neutrino.server.plugins import Components
 from neutrino.services.qos import QosPolicyService, QosRuleAliasService, QosRuleService, QosRuleTypeService
 
 
