@@ -43,6 +43,7 @@ from neutrino.services.standard import (
     standard_view,
     utcnow,
 )
+from neutrino.services.subnets import subnet_visible
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 FLOATINGIP_OWNER = "network:floatingip"
@@ -251,6 +252,9 @@ class FloatingIpService:
         fip_id = new_id()
         wanted: dict[str, str] = {}
         if item.get("subnet_id"):
+            # Looked up as the caller sees subnets first: another project's private subnet is "not
+            # found", exactly like one that never existed (its port is made as the service below).
+            await fetch_one(conn, db.subnets, "subnet", item["subnet_id"], subnet_visible(ctx))
             wanted["subnet_id"] = item["subnet_id"]
         if item.get("floating_ip_address"):
             wanted["ip_address"] = item["floating_ip_address"]
