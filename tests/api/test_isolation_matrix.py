@@ -25,9 +25,9 @@ import httpx
 import pytest
 
 from neutrino.config import Settings
-from neutrino.core_plugin import CorePlugin
-from neutrino.plugins import load_service_plugins
 from neutrino.resources.definition import Resource
+from neutrino.server.plugins import load_service_plugins
+from neutrino.server.plugins.core import CorePlugin
 from tests.support.live_server import LiveServer
 from tests.support.neutron_http import api, created, ok
 from tests.support.tenants import IdentityAdmin, Persona
