@@ -135,6 +135,9 @@ class AllInOneSettings:
     public_nat: bool = False
     # Run the l3 role (routers) next to l2, as DevStack's all-in-one network node does.
     l3_agent: bool = True
+    # Run the firewall role (security groups, anti-spoofing) next to l2. One per network namespace:
+    # its bridge table drops every tap it was not told about.
+    firewall_agent: bool = True
 
 
 @dataclass(slots=True)

@@ -42,6 +42,8 @@ def register(subparsers: Any) -> None:
                         help="wanted address (repeatable)")
     create.add_argument("--security-group", action="append", default=[], metavar="NAME_OR_ID",
                         help="security group (repeatable; default: the project's default group)")
+    create.add_argument("--no-port-security", action="store_true",
+                        help="create the port with port security disabled: no security groups, no anti-spoofing")
     create.add_argument("--dhcp", action="store_true",
                         help="configure eth0 with a DHCP client instead of static addresses from the port")
     create.add_argument("--dhcp-timeout", type=float, default=30.0, metavar="SECONDS",
@@ -146,6 +148,7 @@ async def _create(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host or settings.agent.host or socket.gethostname(),
         fixed_ips=tuple(parse_fixed_ip(text) for text in args.fixed_ip),
         security_groups=tuple(args.security_group),
+        port_security=not args.no_port_security,
         dhcp=args.dhcp,
         dhcp_timeout=args.dhcp_timeout if args.dhcp else 0.0,
         host_namespace=args.host_netns,

@@ -194,6 +194,7 @@ class NetworkingClient:
         device_id: str,
         fixed_ips: Sequence[Mapping[str, str]] = (),
         security_group_ids: Sequence[str] = (),
+        port_security: bool = True,
     ) -> PortFacts:
         attrs: dict[str, Any] = {
             "network_id": network_id,
@@ -205,6 +206,8 @@ class NetworkingClient:
             attrs["fixed_ips"] = [dict(ip) for ip in fixed_ips]
         if security_group_ids:
             attrs["security_group_ids"] = list(security_group_ids)
+        if not port_security:  # no groups, no anti-spoofing: the port passes everything (Neutron's meaning)
+            attrs["port_security_enabled"] = False
         port = await self._call(f"creating the port of {name!r}", lambda c: c.network.create_port(**attrs))
         return _port(port)
 

@@ -70,6 +70,8 @@ class CreateRequest:
     host: str
     fixed_ips: tuple[FixedIpRequest, ...] = ()
     security_groups: tuple[str, ...] = ()
+    # False: the port is created with port_security_enabled=false (no groups, no anti-spoofing).
+    port_security: bool = True
     dhcp: bool = False
     # How long create waits for a DHCP lease (the client keeps trying afterwards); 0: do not wait.
     dhcp_timeout: float = 0.0
@@ -158,7 +160,8 @@ class Instances:
             fixed_ips = [await self._fixed_ip(user, wanted, network.id) for wanted in request.fixed_ips]
             groups = [await user.find_security_group_id(group) for group in request.security_groups]
             port = await user.create_port(network_id=network.id, name=name, device_id=instance_id,
-                                          fixed_ips=fixed_ips, security_group_ids=groups)
+                                          fixed_ips=fixed_ips, security_group_ids=groups,
+                                          port_security=request.port_security)
             record = dataclasses.replace(record, port_id=port.id)
             self.store.save(record)
             port = await self._compute().bind_port(port.id, request.host)

@@ -34,17 +34,18 @@ class Piece:
     maps: tuple[tuple[str, MapSpec], ...] = ()  # declarations (their elements belong to other keys)
     sets: tuple[SetSpec, ...] = ()  # inet family
     elements: tuple[tuple[str, str, str, str], ...] = ()  # (family, map, key, value)
+    comment: str | None = None  # a table's: the owner's mark, which ``neutrino cleanup --host`` reads
 
 
-def pieces(compiled: Compiled) -> dict[Key, Piece]:
-    """The keyed objects of the two tables."""
+def pieces(compiled: Compiled, owner: str | None = None) -> dict[Key, Piece]:
+    """The keyed objects of the two tables; ``owner`` marks the tables (``OwnerTag.alias``)."""
     out: dict[Key, Piece] = {}
     by_family = {"bridge": compiled.bridge, "inet": compiled.inet}
     port_chain_prefixes = ("from-", "in-", "out-")
     for family, table in by_family.items():
         out[("table", family)] = Piece(
             chains=tuple((family, c) for c in table.chains.values() if not c.name.startswith(port_chain_prefixes)),
-            maps=tuple((family, MapSpec(m.name, m.declaration)) for m in table.maps.values()))
+            maps=tuple((family, MapSpec(m.name, m.declaration)) for m in table.maps.values()), comment=owner)
     for s in compiled.inet.sets.values():
         out[("set", s.name)] = Piece(sets=(s,))
     for bridge, zone in compiled.inet.maps["zones"].elements.items():

@@ -155,7 +155,8 @@ def _plan_table(family: str, desired: Piece | None, have: NftTable | None) -> tu
 
 def _create(family: str, desired: Piece, regular: list[ChainSpec], base: list[ChainSpec]) -> list[str]:
     p = _prefix(family)
-    lines = [f"add table {p}", *(_map_decl(family, m) for f, m in desired.maps)]
+    comment = f' {{ comment "{desired.comment}"; }}' if desired.comment else ""
+    lines = [f"add table {p}{comment}", *(_map_decl(family, m) for f, m in desired.maps)]
     for chain in regular:
         lines += [f"add chain {p} {chain.name}", *_rules(family, chain)]
     for chain in base:  # hooked last: the maps and chains they name exist by then

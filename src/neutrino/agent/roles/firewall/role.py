@@ -89,7 +89,7 @@ class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
         compiled = compile_host(state, kernel_ids(await self.read(None)),
                                 bridge_mappings=self.config.bridge_mappings, bridges=await self._bridges())
         self.state, self.compiled = state, compiled
-        return pieces(compiled)
+        return pieces(compiled, self.config.owner.alias)
 
     async def read(self, keys: Collection[Key] | None) -> KernelTables:
         netns = self.config.netns
