@@ -323,3 +323,31 @@ async def test_same_addresses_on_two_networks_never_share_rules_or_state(host: H
     zones = {w for line in flows.splitlines() if f"dst={a1.port.fixed_ips[0]}" in line
              for w in line.split() if w.startswith("zone=")}
     assert len(zones) == 2
+
+
+async def test_a_virtual_ip_in_both_ports_address_pairs_moves_between_instances(host: Host) -> None:
+    a, b, c = host.add_instance("a", 1), host.add_instance("b", 2), host.add_instance("c", 3)
+    vip = "10.50.0.200"
+    open_group = FirewallGroup("open", True, (*EGRESS_ANY, FirewallRule("i", "ingress", "IPv4")))
+    ports = {"a": replace(a.port, security_group_ids=("open",), allowed_address_pairs=((vip, a.port.mac_address),)),
+             "b": replace(b.port, security_group_ids=("open",)),
+             "c": replace(c.port, security_group_ids=("open",), allowed_address_pairs=((vip, c.port.mac_address),))}
+    agent = agent_for(host)
+    await agent.apply(host.state([open_group], **ports))
+
+    def holder() -> str:
+        neigh = ip("-n", b.netns, "neigh", "show", vip).stdout
+        return neigh.split("lladdr ")[1].split()[0] if "lladdr" in neigh else ""
+
+    ip("-n", a.netns, "addr", "add", f"{vip}/24", "dev", "eth0")
+    assert await reaches(b, Instance(a.netns, replace(a.port, fixed_ips=(vip,))))
+    assert holder() == a.port.mac_address
+    # Failover (what keepalived does): the address leaves a for c; b asks again and c answers.
+    ip("-n", a.netns, "addr", "del", f"{vip}/24", "dev", "eth0")
+    ip("-n", c.netns, "addr", "add", f"{vip}/24", "dev", "eth0")
+    assert await reaches(b, Instance(c.netns, replace(c.port, fixed_ips=(vip,))))
+    assert holder() == c.port.mac_address
+    # Without the pair, c may not answer for the address.
+    ports["c"] = replace(ports["c"], allowed_address_pairs=())
+    await agent.apply(host.state([open_group], **ports))
+    assert await blocked(b, Instance(c.netns, replace(c.port, fixed_ips=(vip,))))
