@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,6 +87,18 @@ class Routers:
         self.floating_ips.append(fip["id"])
         return fip
 
+    def wired_to(self, label: str, external: dict[str, Any], subnet: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                                            dict[str, Any]]:
+        """A router with a gateway on ``external`` and an interface on ``subnet``, its ports ACTIVE;
+        returns (router, gateway port)."""
+        router = self.create(label, external_gateway_info={"network_id": external["id"]})
+        self.add_interface(router["id"], subnet["id"])
+        api = self.deployment.api()
+        gateway = api.ports(device_id=router["id"], device_owner="network:router_gateway")[0]
+        for port in [gateway, *interface_ports(self.deployment, router["id"])]:
+            api.wait_port_status(port["id"], "ACTIVE")
+        return router, gateway
+
     def close(self) -> None:
         admin = self.api("neutrino-admin")
         for fip_id in self.floating_ips:
@@ -132,6 +147,16 @@ def addresses(namespace: str, device: str) -> set[str]:
 
 def interface_ports(deployment: Deployment, router_id: str) -> list[dict[str, Any]]:
     return deployment.api().ports(device_id=router_id, device_owner="network:router_interface")
+
+
+def external_network(scenario: Scenario, label: str, prefix: str) -> dict[str, Any]:
+    """A flat external network ``<prefix>.0/24`` on the physical segment, its gateway ``<prefix>.1``
+    (an outside namespace's address), floating IPs from ``<prefix>.10``-``.99``."""
+    network, _ = scenario.network(
+        label, f"{prefix}.0/24", cloud="neutrino-admin",
+        subnet={"gateway_ip": f"{prefix}.1", "allocation_pools": [{"start": f"{prefix}.10", "end": f"{prefix}.99"}]},
+        **{"router:external": True, "provider:network_type": "flat", "provider:physical_network": PHYSNET})
+    return network
 
 
 def test_router_connects_two_subnets_and_takes_its_interfaces_away_again(
@@ -192,19 +217,11 @@ def test_snat_reaches_the_outside_and_a_floating_ip_is_reachable_from_it(
 ) -> None:
     outside = deployment.underlay.add_outside("ext", "198.51.100.1/24")
     try:
-        external, _ = scenario.network(
-            "external", "198.51.100.0/24", cloud="neutrino-admin",
-            subnet={"gateway_ip": "198.51.100.1",
-                    "allocation_pools": [{"start": "198.51.100.10", "end": "198.51.100.99"}]},
-            **{"router:external": True, "provider:network_type": "flat", "provider:physical_network": PHYSNET})
+        external = external_network(scenario, "external", "198.51.100")
         inside, inside_subnet = scenario.network("inside", "10.88.0.0/24")
         (a,) = scenario.instances_of([InstanceSpec("inside-a", inside["id"], "h1")])
 
-        router = routers.create("r-gw", external_gateway_info={"network_id": external["id"]})
-        routers.add_interface(router["id"], inside_subnet["id"])
-        gateway = deployment.api().ports(device_id=router["id"], device_owner="network:router_gateway")[0]
-        for port in [gateway, *interface_ports(deployment, router["id"])]:
-            deployment.api().wait_port_status(port["id"], "ACTIVE")
+        router, gateway = routers.wired_to("r-gw", external, inside_subnet)
         gateway_ip = gateway["fixed_ips"][0]["ip_address"]
         namespace = f"qrouter-{router['id']}"
         routes = in_netns(namespace, "ip", "route", "show", "default").stdout
@@ -229,5 +246,125 @@ def test_snat_reaches_the_outside_and_a_floating_ip_is_reachable_from_it(
         assert reaches(deployment, a, "198.51.100.1")
         conntrack = in_netns(namespace, "conntrack", "-L", "-p", "icmp").stdout
         assert f"src=198.51.100.1 dst={address}" in conntrack, conntrack
+    finally:
+        deployment.underlay.remove_outside(outside)
+
+
+ECHO_PEER = str(Path(__file__).with_name("echo_peer.py"))
+
+
+@contextlib.contextmanager
+def echo_service(netns: str, *specs: str) -> Iterator[None]:
+    """``echo_peer.py serve`` inside ``netns`` (answers "<port> <peer address>"); killed on exit."""
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, ECHO_PEER, "serve", *specs],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr
+        yield
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def ask(netns: str, proto: str, address: str, port: int) -> str | None:
+    """One request to the echo service at address:port from ``netns``: its answer, or None."""
+    ran = in_netns(netns, sys.executable, ECHO_PEER, "ask", proto, address, str(port))
+    return ran.stdout.strip() if ran.returncode == 0 else None
+
+
+def answer_of(netns: str, proto: str, address: str, port: int, timeout: float = 30) -> str:
+    """Ask until answered (router ports, l2 population and NAT come up a moment after the API call)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = ask(netns, proto, address, port)
+        if got is not None:
+            return got
+    raise AssertionError(f"{proto} {address}:{port} did not answer {netns} within {timeout}s")
+
+
+def neighbour_mac(netns: str, address: str) -> str | None:
+    out = json.loads(ip("-n", netns, "-j", "neigh", "show", address).stdout or "[]")
+    return out[0].get("lladdr") if out else None
+
+
+def nat_table(router_id: str) -> str:
+    return in_netns(f"qrouter-{router_id}", "nft", "list", "table", "ip", "neutrino-nat").stdout
+
+
+def test_port_forwardings_hairpin_and_gratuitous_arp(
+    deployment: Deployment, scenario: Scenario, routers: Routers, network_node: str
+) -> None:
+    outside = deployment.underlay.add_outside("pf-ext", "203.0.113.1/24")
+    try:
+        external = external_network(scenario, "pf-external", "203.0.113")
+        inside, inside_subnet = scenario.network("pf-inside", "10.89.0.0/24")
+        a, b = scenario.instances_of([InstanceSpec("pf-a", inside["id"], "h1"),
+                                      InstanceSpec("pf-b", inside["id"], "h2")])
+        router, gateway = routers.wired_to("r-pf", external, inside_subnet)
+        gateway_ip = gateway["fixed_ips"][0]["ip_address"]
+        api = routers.api()
+
+        # Gratuitous ARP: the outside holds a wrong entry for the floating IP; associating it makes
+        # the router announce the address, and the entry points to the gateway port without any
+        # traffic from the outside.
+        fip_b = api.request("POST", "/floatingips", json={"floatingip": {
+            "floating_network_id": external["id"]}})["floatingip"]
+        routers.floating_ips.append(fip_b["id"])
+        address_b = fip_b["floating_ip_address"]
+        ip("-n", outside, "neigh", "replace", address_b, "lladdr", "02:00:5e:00:53:01", "dev", "eth0", "nud", "stale")
+        api.request("PUT", f"/floatingips/{fip_b['id']}", json={"floatingip": {"port_id": b.port_id}})
+        wait_until("the outside learning the floating IP's MAC from the gratuitous ARP",
+                   lambda: neighbour_mac(outside, address_b) == gateway["mac_address"])
+
+        # Port forwardings on a second floating IP, to services in instance a.
+        fip_pf = api.request("POST", "/floatingips", json={"floatingip": {
+            "floating_network_id": external["id"]}})["floatingip"]
+        routers.floating_ips.append(fip_pf["id"])
+        address = fip_pf["floating_ip_address"]
+        forwardings = f"/floatingips/{fip_pf['id']}/port_forwardings"
+
+        def forward(protocol: str, internal: str, external_ports: str) -> dict[str, Any]:
+            return api.request("POST", forwardings, json={"port_forwarding": {
+                "protocol": protocol, "internal_port_id": a.port_id, "internal_ip_address": a.ip_address,
+                "internal_port_range": internal, "external_port_range": external_ports}})["port_forwarding"]
+
+        with echo_service(a.namespace, "tcp:22", "udp:53", "tcp:4000", "tcp:4001", "tcp:4002"), \
+                echo_service(b.namespace, "tcp:7000"):
+            ssh = forward("tcp", "22", "2222")
+            forward("udp", "53", "5353")
+            forward("tcp", "4000:4002", "3000:3002")
+            wait_until("the forwarding floating IP going ACTIVE", lambda: api.request(
+                "GET", f"/floatingips/{fip_pf['id']}")["floatingip"]["status"] == "ACTIVE")
+            # From the outside: each forwarding reaches its internal port; the service sees the real client.
+            assert answer_of(outside, "tcp", address, 2222) == "22 203.0.113.1"
+            assert answer_of(outside, "udp", address, 5353) == "53 203.0.113.1"
+            assert [answer_of(outside, "tcp", address, p) for p in (3000, 3001, 3002)] == \
+                ["4000 203.0.113.1", "4001 203.0.113.1", "4002 203.0.113.1"]
+            # The floating IP's own 1:1 NAT still works beside the forwardings.
+            assert answer_of(outside, "tcp", address_b, 7000) == "7000 203.0.113.1"
+
+            # Hairpin: behind the same router, b reaches a's forwarding and a reaches b's floating IP;
+            # each sees the other as from the outside (b by its floating IP, a by the router's gateway).
+            assert answer_of(b.namespace, "tcp", address, 2222) == f"22 {address_b}"
+            assert answer_of(a.namespace, "tcp", address_b, 7000) == f"7000 {gateway_ip}"
+            assert reaches(deployment, a, address_b)
+
+            # Changing a forwarding moves it; the old external port is the router's own again (refused).
+            api.request("PUT", f"{forwardings}/{ssh['id']}", json={"port_forwarding": {"external_port": 2223}})
+            wait_until("the forwarding moving", lambda: "dport 2223" in nat_table(router["id"])
+                       and "dport 2222" not in nat_table(router["id"]))
+            assert answer_of(outside, "tcp", address, 2223) == "22 203.0.113.1"
+            assert ask(outside, "tcp", address, 2222) is None
+
+            # Deleting every forwarding stops them and takes the address off the gateway.
+            for pf in api.request("GET", forwardings)["port_forwardings"]:
+                api.request("DELETE", f"{forwardings}/{pf['id']}", expect=(204,))
+            qg = f"qg-{gateway['id'][:11]}"
+            wait_until("the forwarding address leaving the gateway", lambda: f"{address}/32" not in addresses(
+                f"qrouter-{router['id']}", qg))
+            assert "dport" not in nat_table(router["id"])
+            assert api.request("GET", f"/floatingips/{fip_pf['id']}")["floatingip"]["status"] == "DOWN"
+            assert ask(outside, "tcp", address, 2223) is None
+            assert answer_of(outside, "tcp", address_b, 7000) == "7000 203.0.113.1"
     finally:
         deployment.underlay.remove_outside(outside)

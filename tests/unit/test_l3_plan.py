@@ -9,6 +9,7 @@ from neutrino.agent.l3.nat import nat_body
 from neutrino.agent.l3.plan import (
     AddAddress,
     AddRoute,
+    AnnounceAddress,
     EnsureNamespace,
     EnsureRouterPort,
     L3KernelView,
@@ -19,7 +20,7 @@ from neutrino.agent.l3.plan import (
     SetSysctl,
     plan,
 )
-from neutrino.contract.l3 import FloatingIp, L3Router, L3State, RouterAddress, RouterPort
+from neutrino.contract.l3 import FloatingIp, L3Router, L3State, PortForwarding, RouterAddress, RouterPort
 from neutrino.dataplane.netlink import Link, Route
 from neutrino.dataplane.nftables import body_digest
 
@@ -85,3 +86,40 @@ def test_an_admin_down_router_keeps_its_ports_but_forwards_nothing() -> None:
     ports = [a for a in actions if isinstance(a, EnsureRouterPort)]
     assert len(ports) == 2 and not any(p.up for p in ports)
     assert not any(isinstance(a, AddRoute | LoadNat) for a in actions)
+
+
+def test_a_new_floating_ip_is_announced_once_its_nat_is_loaded() -> None:
+    actions = plan(STATE, L3KernelView({}, {}))
+    kinds = [type(a) for a in actions]
+    assert actions[-1] == AnnounceAddress(NS, "qg-d0bf28bd-6b", "172.24.4.93")
+    assert kinds.index(LoadNat) < kinds.index(AnnounceAddress)
+    assert kinds.count(AnnounceAddress) == 1  # the gateway's own address is not a floating IP
+
+
+def test_port_forwardings_dnat_their_ports_and_put_their_address_on_the_gateway() -> None:
+    single = PortForwarding("pf-1", "fip-2", "172.24.4.94", "tcp", "10.0.0.6", 22, 22, 2222, 2222)
+    ranged = PortForwarding("pf-2", "fip-2", "172.24.4.94", "udp", "10.0.0.6", 5000, 5002, 6000, 6002)
+    onto_one = PortForwarding("pf-3", "fip-2", "172.24.4.94", "tcp", "10.0.0.6", 80, 80, 8000, 8009)
+    router = replace(STATE.routers[0], port_forwardings=(single, ranged, onto_one))
+    actions = plan(replace(STATE, routers=(router,)), converged_view(STATE.routers[0]))
+    assert AddAddress(NS, "qg-d0bf28bd-6b", "172.24.4.94/32") in actions
+    assert actions[-1] == AnnounceAddress(NS, "qg-d0bf28bd-6b", "172.24.4.94")
+    body = next(a for a in actions if isinstance(a, LoadNat)).body
+    assert "ip daddr 172.24.4.94 tcp dport 2222 dnat to 10.0.0.6:22" in body
+    assert "ip daddr 172.24.4.94 udp dport 6000-6002 dnat to 10.0.0.6:udp dport map { 6000 : 5000, 6001 : 5001, " \
+           "6002 : 5002 }" in body
+    assert "ip daddr 172.24.4.94 tcp dport 8000-8009 dnat to 10.0.0.6:80" in body
+    # The floating IP's own 1:1 NAT stays as it was.
+    assert "ip daddr 172.24.4.93 dnat to 10.0.0.5" in body
+
+
+def test_hairpin_connections_are_snatted_to_the_clients_floating_ip_or_the_gateway() -> None:
+    body = nat_body(STATE.routers[0], "qg-d0bf28bd-6b")
+    assert body is not None
+    post = body.split("chain postrouting", 1)[1]
+    assert "ip saddr 10.0.0.5 ct status dnat snat to 172.24.4.93" in post
+    assert "ip saddr { 10.0.0.0/24 } ct status dnat snat to 172.24.4.84" in post
+    assert post.index("ct status dnat snat to 172.24.4.93") < post.index("ct status dnat snat to 172.24.4.84")
+    # Without a floating IP or forwarding nothing is DNATed, so there is no hairpin rule.
+    plain = nat_body(replace(STATE.routers[0], floating_ips=()), "qg-d0bf28bd-6b")
+    assert plain is not None and "ct status dnat" not in plain

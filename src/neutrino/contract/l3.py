@@ -51,6 +51,28 @@ class FloatingIp:
 
 
 @dataclass(frozen=True, slots=True)
+class PortForwarding:
+    """DNAT of ``floating_ip_address``:external ports (``protocol``) to ``internal_ip_address``:internal ports.
+
+    Ranges are inclusive; a single port is a range of one. Internal and external ranges are the same
+    width (mapped one to one) or the internal one is a single port (every external port maps to it).
+    ``floatingip_status`` is the floating IP's status as the server holds it, so the agent reports
+    only a change.
+    """
+
+    forwarding_id: str = field(metadata=wire(name="id"))
+    floatingip_id: str
+    floating_ip_address: str
+    protocol: str
+    internal_ip_address: str
+    internal_port_start: int
+    internal_port_end: int
+    external_port_start: int
+    external_port_end: int
+    floatingip_status: str = "DOWN"
+
+
+@dataclass(frozen=True, slots=True)
 class L3Router:
     router_id: str
     project_id: str = field(metadata=wire(absent=""))
@@ -62,6 +84,13 @@ class L3Router:
     # (destination, nexthop)
     routes: tuple[tuple[str, str], ...] = field(default=(), metadata=wire(row=("destination", "nexthop")))
     floating_ips: tuple[FloatingIp, ...] = ()
+    port_forwardings: tuple[PortForwarding, ...] = ()
+
+    @property
+    def floating_addresses(self) -> tuple[str, ...]:
+        """Every floating IP address the gateway answers for: 1:1 ones and those forwarding ports."""
+        return tuple(sorted({f.floating_ip_address for f in self.floating_ips}
+                            | {p.floating_ip_address for p in self.port_forwardings}))
 
 
 @dataclass(frozen=True, slots=True)

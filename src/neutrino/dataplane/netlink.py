@@ -1,4 +1,5 @@
-"""The netlink driver: namespaces, links, addresses, routes, VXLAN FDB entries, sysctls, link events.
+"""The netlink driver: namespaces, links, addresses, routes, VXLAN FDB entries, sysctls, link events
+(and gratuitous ARP, a raw frame sent from the namespace).
 
 This is the only module that writes the kernel's L2/L3 plumbing; agents decide *what* they want in
 pure planning code and call these methods to make it so. Every write is idempotent and verified:
@@ -1199,6 +1200,30 @@ class NetlinkDriver:
         if got != want:
             raise NotConverged(f"sysctl {key} is {got!r} in {_where(netns)}, wanted {want!r}")
         return got
+
+    # -- neighbour announcements --
+
+    async def send_gratuitous_arp(self, device: str, address: str, *, netns: str | None = None,
+                                  count: int = 1) -> None:
+        """Broadcast ``count`` gratuitous ARP requests (sender = target = ``address``, the device's
+        MAC) out of ``device``, as ``arping -U`` does: neighbours holding an entry for ``address``
+        update it to this MAC at once."""
+        ip = ipaddress.IPv4Address(address)
+        link = await self.get_link(device, netns=netns)
+        if link is None:
+            raise LinkNotFound(device, netns)
+        mac = bytes.fromhex(link.mac.replace(":", ""))
+        frame = (b"\xff" * 6 + mac + b"\x08\x06"                    # Ethernet: broadcast, ARP
+                 + b"\x00\x01\x08\x00\x06\x04\x00\x01"          # Ethernet/IPv4, request
+                 + mac + ip.packed + b"\x00" * 6 + ip.packed)
+
+        def send() -> None:
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+                sock.bind((device, 0))
+                for _ in range(count):
+                    sock.send(frame)
+
+        await self._in_namespace(netns, send)
 
     # -- events --
 

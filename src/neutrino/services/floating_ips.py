@@ -304,7 +304,8 @@ class FloatingIpService:
             elif "port_id" in changes:
                 values.update(fixed_port_id=None, fixed_ip_address=None)
                 if not await self._has_forwardings(conn, fip_id):
-                    values["router_id"] = None
+                    # No router translates it any more, so no agent would ever report it DOWN.
+                    values.update(router_id=None, status=STATUS_DOWN)
             now = utcnow()
             await bump_revision(conn, l3.floatingips, fip_id, values, now=now)
             # The row is locked for this transaction: its new state is known without reading it.

@@ -1,7 +1,8 @@
 """What L3 agents need from the database: the routers their host serves, and floating IP statuses.
 
 ``sync_state`` answers are complete (never diffs): every router bound to the host's L3 agent with
-its interface and gateway ports (addresses with their subnets), extra routes and floating IPs.
+its interface and gateway ports (addresses with their subnets), extra routes, floating IPs and
+the port forwardings of floating IPs that forward ports through it.
 As Neutron's ``sync_routers`` does, it first binds the routers' ports to the host
 (``binding:host_id``), so the host's L2 agent wires their taps and reports them up (ACTIVE).
 """
@@ -16,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
-from neutrino.contract.l3 import FloatingIp, L3Router, L3State, RouterAddress, RouterPort
+from neutrino.contract.l3 import FloatingIp, L3Router, L3State, PortForwarding, RouterAddress, RouterPort
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema import l3
@@ -97,6 +98,11 @@ class L3AgentService:
             fips = (await conn.execute(select(f).where(f.c.router_id.in_(router_ids),
                                                        f.c.fixed_ip_address.is_not(None))
                                        .order_by(f.c.floating_ip_address))).mappings().all()
+            pf = l3.portforwardings
+            forwardings = (await conn.execute(
+                select(pf, f.c.router_id, f.c.floating_ip_address, f.c.status.label("floatingip_status"))
+                .join(f, f.c.id == pf.c.floatingip_id).where(f.c.router_id.in_(router_ids))
+                .order_by(f.c.floating_ip_address, pf.c.protocol, pf.c.external_port_start))).mappings().all()
 
         def router_port(row: Mapping[str, Any]) -> RouterPort:
             addresses = tuple(RouterAddress(ip["subnet_id"], ip["ip_address"], subnets[ip["subnet_id"]]["cidr"],
@@ -117,7 +123,11 @@ class L3AgentService:
                 router["revision_number"], interfaces, gateway,
                 tuple((d, n) for r, d, n in routes if r == rid),
                 tuple(FloatingIp(fip["id"], fip["floating_ip_address"], fip["fixed_ip_address"],
-                                 fip["fixed_port_id"], fip["status"]) for fip in fips if fip["router_id"] == rid)))
+                                 fip["fixed_port_id"], fip["status"]) for fip in fips if fip["router_id"] == rid),
+                tuple(PortForwarding(row["id"], row["floatingip_id"], row["floating_ip_address"], row["protocol"],
+                                     row["internal_ip_address"], row["internal_port_start"], row["internal_port_end"],
+                                     row["external_port_start"], row["external_port_end"], row["floatingip_status"])
+                      for row in forwardings if row["router_id"] == rid)))
         return L3State(host=host, routers=tuple(out), generated_at=time.time())
 
     async def update_floatingip_statuses(self, host: str, statuses: Mapping[str, str]) -> dict[str, Any]:

@@ -268,7 +268,8 @@ class PortForwardingService:
             pf = l3.portforwardings
             await conn.execute(delete(pf).where(pf.c.id == pf_id))
             left = (await conn.execute(select(pf.c.id).where(pf.c.floatingip_id == fip_id).limit(1))).first()
-            await bump_revision(conn, l3.floatingips, fip_id, {} if left else {"router_id": None})
+            # The last forwarding gone, no router translates the floating IP: DOWN (no agent would say so).
+            await bump_revision(conn, l3.floatingips, fip_id, {} if left else {"router_id": None, "status": "DOWN"})
 
         await self.uow.run(work, rng=self.rng,
             events=lambda _: [ChangeEvent("port_forwarding", pf_id, "delete", 0, (("floatingip_id", fip_id),)),

@@ -2,7 +2,7 @@
 
 Pure (no I/O): ``plan`` takes the desired state and a read of the router namespaces and returns
 what to do, in an order that works (namespace, forwarding, stale devices out, ports, addresses,
-routes, NAT; namespaces of routers no longer served last). Nothing already right is touched.
+routes, NAT, announcements of new floating IPs; namespaces of routers no longer served last). Nothing already right is touched.
 """
 
 from __future__ import annotations
@@ -119,12 +119,22 @@ class RemoveNat:
 
 
 @dataclass(frozen=True, slots=True)
+class AnnounceAddress:
+    """Gratuitous ARP for a floating IP that just came onto ``device``, so upstream neighbours
+    (the external network's gateway, other routers) send its traffic here at once."""
+
+    netns: str
+    device: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
 class RemoveNamespace:
     netns: str
 
 
 Action = (EnsureNamespace | SetSysctl | RemoveDevice | EnsureRouterPort | AddAddress | RemoveAddress | AddRoute
-          | RemoveRoute | LoadNat | RemoveNat | RemoveNamespace)
+          | RemoveRoute | LoadNat | RemoveNat | AnnounceAddress | RemoveNamespace)
 
 
 def served(desired: L3State) -> tuple[L3Router, ...]:
@@ -149,8 +159,7 @@ def desired_addresses(router: L3Router) -> dict[str, frozenset[str]]:
     out = {device: {a.interface for a in port.fixed_ips} for device, port in router_ports(router)}
     if router.gateway is not None:
         gateway = out[router_gateway_name(router.gateway.port_id)]
-        gateway.update(f"{f.floating_ip_address}/{32 if ':' not in f.floating_ip_address else 128}"
-                       for f in router.floating_ips)
+        gateway.update(f"{address}/{32 if ':' not in address else 128}" for address in router.floating_addresses)
     return {device: frozenset(str(ipaddress.ip_interface(c)) for c in cidrs) for device, cidrs in out.items()}
 
 
@@ -196,10 +205,16 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
             actions.append(EnsureRouterPort(ns, device, tap_name(port.port_id), port.mac_address, port.mtu,
                                             port.port_id, router.admin_state_up))
     addresses = desired_addresses(router)
+    announce: list[Action] = []
+    floating = set(router.floating_addresses)
     for device, cidrs in addresses.items():
         have = actual.addresses.get(device, frozenset())
-        actions.extend(AddAddress(ns, device, c) for c in sorted(cidrs - have))
+        added = sorted(cidrs - have)
+        actions.extend(AddAddress(ns, device, c) for c in added)
         actions.extend(RemoveAddress(ns, device, c) for c in sorted(have - cidrs))
+        if router.admin_state_up:
+            announce.extend(AnnounceAddress(ns, device, address) for address in
+                            (c.split("/", 1)[0] for c in added) if address in floating and ":" not in address)
     routes = desired_routes(router) if router.admin_state_up else {}
     have_routes = {(str(r.destination), str(r.gateway)): r.device for r in actual.routes if r.gateway is not None}
     stale = sorted({dest for (dest, gw) in have_routes if (dest, gw) not in routes})
@@ -214,7 +229,7 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
         actions.append(LoadNat(ns, router.router_id, body))
     elif body is None and actual.nat_digest is not None:
         actions.append(RemoveNat(ns, router.router_id))
-    return actions
+    return actions + announce  # announced once the NAT behind the address is in place
 
 
 def plan(desired: L3State, actual: L3KernelView) -> list[Action]:

@@ -6,8 +6,9 @@ agent), ``actual`` a read of the router namespaces this host owns, ``plan`` the 
 interface port a veth whose host end is ``tap<port[:11]>`` (the host's L2 role wires it into the
 network's bridge and reports the port up, exactly as for an instance) and whose router end is
 ``qr-<port[:11]>`` with the port's MAC and addresses; the gateway port likewise as ``qg-``, with
-the default route via the external subnet's gateway; extra routes; SNAT and floating IPs as one
-nftables table in the namespace. Server events are hints that start a (debounced) resync.
+the default route via the external subnet's gateway; extra routes; SNAT, floating IPs, port
+forwardings and hairpin NAT as one nftables table in the namespace (``l3/nat.py``); a gratuitous
+ARP out of ``qg-`` for each floating IP that comes onto it. Server events are hints that start a (debounced) resync.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from neutrino.agent.l3.plan import (
     Action,
     AddAddress,
     AddRoute,
+    AnnounceAddress,
     EnsureNamespace,
     EnsureRouterPort,
     L3KernelView,
@@ -104,7 +106,7 @@ class L3Role:
     async def on_event(self, envelope: Envelope) -> None:
         payload = envelope.payload
         resource = payload.get("resource")
-        if resource in ("router", "floatingip"):
+        if resource in ("router", "floatingip", "port_forwarding"):
             self.request_resync()
         elif resource == "port" and payload.get("id") in self._ports:
             # The echo of this host's own binding or status report changes nothing here; a
@@ -133,7 +135,7 @@ class L3Role:
         routers = served(desired)
         self._ports = {p.port_id for r in desired.routers for p in (*r.interfaces, *((r.gateway,) if r.gateway else ()))}
         self._counts = {"routers": len(routers), "interfaces": sum(len(r.interfaces) for r in routers),
-                        "floating_ips": sum(len(r.floating_ips) for r in routers),
+                        "floating_ips": sum(len(r.floating_addresses) for r in routers),
                         "ex_gw_ports": sum(r.gateway is not None for r in routers)}
         if actions:
             log.info("l3 reconcile of %s: %d actions (%d failed)", self.config.host, len(actions), len(failed))
@@ -145,15 +147,19 @@ class L3Role:
         statuses: dict[str, str] = {}
         for router in desired.routers:
             ns = router_namespace(router.router_id)
-            for fip in router.floating_ips:
+            # A floating IP is either 1:1 NAT or forwards ports (then once per forwarding here).
+            held = {f.floatingip_id: (f.floating_ip_address, f.status) for f in router.floating_ips}
+            held.update((pf.floatingip_id, (pf.floating_ip_address, pf.floatingip_status))
+                        for pf in router.port_forwardings)
+            for fip_id, (address, current) in held.items():
                 if not router.admin_state_up or router.gateway is None:
                     status = "DOWN"
-                elif ns in broken or ipaddress.ip_address(fip.floating_ip_address).version != 4:
+                elif ns in broken or ipaddress.ip_address(address).version != 4:
                     status = "ERROR"
                 else:
                     status = "ACTIVE"
-                if status != fip.status:
-                    statuses[fip.floatingip_id] = status
+                if status != current:
+                    statuses[fip_id] = status
         if statuses:
             try:
                 await self._rpc.update_floatingip_statuses(statuses)
@@ -233,6 +239,8 @@ class L3Role:
                 await self._nft.replace_table(NAT_FAMILY, NAT_TABLE, body, netns=ns)
             case RemoveNat(netns=ns):
                 await self._nft.remove_table(NAT_FAMILY, NAT_TABLE, netns=ns)
+            case AnnounceAddress(netns=ns, device=device, address=address):
+                await d.send_gratuitous_arp(device, address, netns=ns)
             case RemoveNamespace(netns=ns):
                 # Router ends first: their taps go at once (a namespace is destroyed lazily).
                 with contextlib.suppress(NamespaceNotFound):
