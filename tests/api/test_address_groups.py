@@ -129,8 +129,12 @@ def test_add_and_remove_addresses_answer_with_neutrons_errors(world: World) -> N
         removed = ok(put(f"/address-groups/{gid}/remove_addresses", json={"addresses": ["10.1.0.0/16"]}),
                      "address_group")
         assert removed["addresses"] == ["10.2.0.0/16"]
-        neutron_error(put(f"/address-groups/{gid}/add_addresses", json={"addresses": ["10.5.0.1"]}), 400,
-                      "HTTPBadRequest", "Invalid input for addresses. Reason: '10.5.0.1' is not a valid IP subnet.")
+        neutron_error(put(f"/address-groups/{gid}/add_addresses", json={"addresses": ["not an address"]}), 400,
+                      "HTTPBadRequest", "Invalid input for addresses. Reason: 'not an address' is neither a valid "
+                      "IP address, nor is it a valid IP subnet.")
+        # A bare address is its host network (Neutron reads each through netaddr.IPNetwork).
+        bare = ok(put(f"/address-groups/{gid}/add_addresses", json={"addresses": ["10.5.0.1"]}), "address_group")
+        assert "10.5.0.1/32" in bare["addresses"]
         neutron_error(put(f"/address-groups/{gid}/add_addresses", json={"address": []}), 400, "HTTPBadRequest")
         neutron_error(world.a.post("/address-groups", json={"address_group": {"addresses": ["10.6.0.0/24",
                                                                                           "10.6.0.0/24"]}}),

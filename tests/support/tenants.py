@@ -88,6 +88,13 @@ class IdentityAdmin:
     def delete_user(self, user_id: str) -> None:
         self.http.delete(f"/users/{user_id}")
 
+    def retire(self, *personas: Persona) -> None:
+        """Delete these personas' users and projects, then close this client."""
+        for persona in personas:
+            self.delete_user(persona.user_id)
+            self.delete_project(persona.project_id)
+        self.close()
+
 
 def write_clouds_yaml(server: LiveServer, path: Path, personas: dict[str, Persona]) -> Path:
     """The server's clouds.yaml plus one cloud per persona, for the CLI and openstacksdk."""
@@ -101,3 +108,13 @@ def write_clouds_yaml(server: LiveServer, path: Path, personas: dict[str, Person
             "region_name": "RegionOne", "identity_api_version": 3, "interface": "public"}
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def two_member_projects(server: LiveServer, clouds_path: Path, prefix: str
+                        ) -> tuple[IdentityAdmin, Persona, Persona, Path]:
+    """Two members of two fresh projects, with clouds ``<prefix>-member`` and ``<prefix>-other``."""
+    identity = IdentityAdmin(server)
+    member = identity.persona("member", prefix=prefix + "a")
+    other = identity.persona("member", prefix=prefix + "b")
+    clouds = write_clouds_yaml(server, clouds_path, {f"{prefix}-member": member, f"{prefix}-other": other})
+    return identity, member, other, clouds

@@ -37,7 +37,8 @@ from neutrino.resources.definition import MISSING, MemberAction, Resource
 from neutrino.resources.types import InvalidValue, String
 
 MAX_TAGS = 50
-_REVISION = re.compile(r"^revision_number=(\d+)$")
+# Any integer, as Neutron reads it: a stale ``revision_number=-1`` fails the precondition (412).
+_REVISION = re.compile(r"^revision_number=(-?\d+)$")
 # PostgreSQL text cannot hold NUL, so no value may contain one, on any backend (ids, names, filters,
 # markers, tags alike): refused once, here, rather than failing in the database.
 _NUL_MESSAGE = "Invalid input: the request contains a NUL character, which no value may hold."
@@ -74,7 +75,13 @@ class Controller:
         self.policy = policy
         self.max_limit = pagination_max_limit
         self._by_path = {r.path: r for r in self.resources if r.parent is None}
+        # Neutron's router finds a collection by either spelling of its name (``floatingip_pools``
+        # and ``floatingip-pools``; clients use both): the other spelling is an alias.
+        for res in list(self._by_path.values()):
+            for alias in (res.path.replace("_", "-"), res.path.replace("-", "_")):
+                self._by_path.setdefault(alias, res)
         self._children = {(r.parent.collection_path, r.path): r for r in self.resources if r.parent}
+        self._tags_paths = {r.tags_path: r for r in self.resources if r.taggable and r.tags_path}
 
     # ---- routing -----------------------------------------------------------------------------
 
@@ -82,6 +89,9 @@ class Controller:
         segments = [s for s in path.split("/") if s]
         if segments and segments[-1].endswith(".json"):
             segments[-1] = segments[-1][:-5]
+        if 3 <= len(segments) <= 4 and segments[0] in self._tags_paths and segments[2] == "tags":
+            return Route(self._tags_paths[segments[0]], member_id=segments[1], action="tags",
+                         tag=segments[3] if len(segments) == 4 else None)
         for width in (2, 1):
             head = "/".join(segments[:width])
             if len(segments) >= width and head in self._by_path:
@@ -171,12 +181,17 @@ class Controller:
         base_params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("marker", "page_reverse")]
         proto = request.headers.get("x-forwarded-proto", request.url.scheme)
         base = f"{proto}://{request.url.netloc}{request.url.path}"
+        # As Neutron: a short page ends the walk in its direction only. An empty page still links
+        # back (without a marker, which then means "from the far end"): clients walking pages one
+        # by one reach the empty end page and turn round from it.
         full = len(items) >= (query.limit or 0)
-        if items and (full or query.page_reverse):
-            links.append({"rel": "next", "href": base + "?" + urlencode(base_params + [("marker", items[-1]["id"])])})
-        if items and (full or not query.page_reverse):
+        if full or query.page_reverse:
+            marker = [("marker", items[-1]["id"])] if items else []
+            links.append({"rel": "next", "href": base + "?" + urlencode(base_params + marker)})
+        if full or not query.page_reverse:
+            marker = [("marker", items[0]["id"])] if items else []
             links.append({"rel": "previous", "href": base + "?" + urlencode(
-                base_params + [("marker", items[0]["id"]), ("page_reverse", "True")])})
+                base_params + marker + [("page_reverse", "True")])})
         return links
 
     async def _show(self, request: Request, ctx: RequestContext, route: Route) -> Response:
@@ -352,6 +367,10 @@ class Controller:
             self._project(ctx, item, res)
             item = self._convert_body(res, item, create=True)
             action, defaults = f"create_{res.policy_resource}", self._defaults(res)
+            if self.policy.for_context(ctx).rule(action).constant is False:
+                # The caller's roles alone refuse (a member creating QoS rules): 403 as Neutron
+                # answers, before looking up a parent the caller might not even see.
+                raise PolicyNotAuthorized(action=action)
             related = not self.policy.allowed_by_roles(ctx, action, item, defaults)
             target = await self._target(ctx, res, item, route, related)
             self.policy.enforce_attributes(ctx, action, target, item, defaults)
@@ -380,7 +399,8 @@ class Controller:
         return int(m.group(1))
 
     async def _writable_target(self, ctx: RequestContext, route: Route, action: str,
-                               request: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                               request: Mapping[str, Any] | None = None, *, update: bool = False
+                               ) -> dict[str, Any]:
         """Look the member up in the caller's scope and check the write rule: 403 if it may read it,
         404 if it may not (so the existence of others' objects never leaks)."""
         res = route.resource
@@ -398,7 +418,9 @@ class Controller:
         try:
             self.policy.enforce_attributes(ctx, action, target, request or {})
         except PolicyNotAuthorized:
-            if not self._may_read(ctx, res, target, route):
+            # Neutron's update (only) reads the object with its policy-required fields alone.
+            fetched = {k: v for k, v in target.items() if not update or k not in res.unfetched_on_write}
+            if not self._may_read(ctx, res, fetched, route):
                 raise not_found(res.name, route.member_id or "") from None
             raise
         return target
@@ -415,7 +437,7 @@ class Controller:
             raise HTTPBadRequest(f"Object '{res.name}' contains invalid data")
         changes = self._convert_body(res, dict(raw), create=False)
         if_rev = self._if_match(request)
-        await self._writable_target(ctx, route, f"update_{res.policy_resource}", changes)
+        await self._writable_target(ctx, route, f"update_{res.policy_resource}", changes, update=True)
         updated = await self.service(res).update(ctx, *self._parent_args(route), route.member_id, changes,
                                                  if_revision=if_rev)
         return json_response({res.name: self._present(ctx, res, updated, None)})

@@ -32,6 +32,7 @@ ADDRESS_GROUP = Resource(
         MemberAction("add_addresses"),
         MemberAction("remove_addresses"),
     ),
+    unfetched_on_write=("shared",),
 )
 
 ADDRESS_GROUP_EXTENSIONS: tuple[Extension, ...] = (

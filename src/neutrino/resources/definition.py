@@ -119,6 +119,14 @@ class Resource:
     # The service's ``get`` receives the requested ``fields`` (``fields=dry-run`` asks an
     # auto-allocated topology to be checked, not made).
     show_takes_fields: bool = False
+    # Attributes Neutron does not fetch for an update's policy check (not ``required_by_policy``):
+    # when the update is refused, whether the caller may read the object is decided without them,
+    # so a project that sees another's address group only through ``shared`` gets 404, not 403
+    # (deletes and member actions read the whole object, and answer 403).
+    unfetched_on_write: tuple[str, ...] = ()
+    # Where the tags sub-resource lives when not under ``path``: Neutron's tag extension names
+    # QoS policies' tags ``/v2.0/policies/{id}/tags`` (its collection name, without ``qos/``).
+    tags_path: str = ""
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -28,7 +28,8 @@ PORT = Resource(
         Attribute("network_id", t.Uuid(), allow_post=True, required=True, filterable=True, sortable=True,
                   column="network_id"),
         bool_attr("admin_state_up", True),
-        Attribute("mac_address", t.MacAddress(), default=MISSING, allow_post=True, allow_put=True,
+        # null asks for a new generated MAC (``port-mac-address-regenerate``).
+        Attribute("mac_address", t.MacAddress(nullable=True), default=MISSING, allow_post=True, allow_put=True,
                   filterable=True, sortable=True, column="mac_address", enforce_policy=True),
         Attribute("fixed_ips", t.Any_(), filter_type=t.String(), default=MISSING, allow_post=True, allow_put=True, filterable=True, enforce_policy=True),
         Attribute("device_id", t.String(255), default="", allow_post=True, allow_put=True, filterable=True,

@@ -93,7 +93,7 @@ RULE_KINDS: tuple[RuleKind, ...] = (BANDWIDTH_LIMIT, DSCP_MARKING, MINIMUM_BANDW
 RULE_KIND_BY_TYPE = {k.type: k for k in RULE_KINDS}
 
 QOS_POLICY = Resource(
-    name="policy", collection="policies", path="qos/policies", service="qos_policy", taggable=True,
+    name="policy", collection="policies", path="qos/policies", service="qos_policy", taggable=True, tags_path="policies",
     extension="qos",
     attributes=(
         id_attr(), name_attr(), description_attr(), *project_attrs(),

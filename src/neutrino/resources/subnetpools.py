@@ -65,7 +65,7 @@ ADDRESS_SCOPE = Resource(
     name="address_scope", collection="address_scopes", path="address-scopes", standard_attrs=False,
     attributes=(
         id_attr(), name_attr(), *project_attrs(),
-        Attribute("ip_version", t.Enum((4, 6)), allow_post=True, required=True, filterable=True,
+        Attribute("ip_version", t.Enum((4, 6), integers=True), allow_post=True, required=True, filterable=True,
                   sortable=True, column="ip_version", filter_type=t.Integer()),
         Attribute("shared", t.Boolean(), default=False, allow_post=True, allow_put=True, filterable=True,
                   sortable=True, column="shared", enforce_policy=True),

@@ -22,7 +22,7 @@ SUBNET = Resource(
         id_attr(), name_attr(), description_attr(), *project_attrs(),
         Attribute("network_id", t.Uuid(), allow_post=True, required=True, filterable=True, sortable=True,
                   column="network_id"),
-        Attribute("ip_version", t.Enum((4, 6)), allow_post=True, required=True, filterable=True,
+        Attribute("ip_version", t.Enum((4, 6), integers=True), allow_post=True, required=True, filterable=True,
                   sortable=True, column="ip_version", filter_type=t.Custom(lambda v: t.Enum((4, 6)).convert(
                       t.Integer().convert(v)))),
         Attribute("cidr", t.Any_(), filter_type=t.String(), default=MISSING, allow_post=True, filterable=True, sortable=True,
@@ -49,6 +49,9 @@ SUBNET = Resource(
         Attribute("service_types", t.Any_(), default=[], allow_post=True, allow_put=True,
                   enforce_policy=True),
         Attribute("router:external", t.Boolean(), filterable=True),
+        # Not shown (Neutron's is_visible=False): a filter on whether the subnet's network is shared
+        # with the caller, as the network's own ``shared`` is.
+        Attribute("shared", t.Boolean(), visible=False, filterable=True),
         bool_attr("dns_publish_fixed_ip", False, filterable=False, sortable=False),
         *standard_attrs(), tags_attr(),
     ),

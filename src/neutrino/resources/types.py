@@ -124,12 +124,20 @@ class Enum:
     values: tuple[Any, ...]
     nullable: bool = False
     lower: bool = False
+    # Integer values may be sent as their decimal text (Neutron's convert_to_int runs first:
+    # ``"ip_version": "4"`` is accepted).
+    integers: bool = False
 
     def convert(self, value: Any) -> Any:
         if value is None and self.nullable:
             return None
         if self.lower and isinstance(value, str):
             value = value.lower()
+        if self.integers and isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise InvalidValue(f"'{value}' is not an integer") from None
         if value not in self.values:
             raise InvalidValue(f"'{value}' is not in {list(self.values)}")
         return value

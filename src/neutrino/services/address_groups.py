@@ -22,7 +22,7 @@ from neutrino.db.engine import Database
 from neutrino.db.schema import core as core_db
 from neutrino.db.schema.security_groups import address_associations, address_groups, securitygrouprules
 from neutrino.errors import BadRequest, HTTPBadRequest, InUse, NotFound, not_found
-from neutrino.resources.types import Cidr, InvalidValue, ListOf
+from neutrino.resources.types import Cidr, InvalidValue, IpOrCidr, ListOf
 from neutrino.services import rbac
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
@@ -40,6 +40,9 @@ from neutrino.services.unit_of_work import Transaction, UnitOfWork
 OBJECT_TYPE = "address_group"
 _CHUNK = 5000
 _ADDRESSES = ListOf(Cidr(), unique=True, nullable=True)
+# add/remove_addresses take a bare address as its /32 or /128 too (Neutron reads each through
+# netaddr.IPNetwork).
+_ACTION_ADDRESSES = ListOf(IpOrCidr(), unique=True, nullable=True)
 
 ag, assoc = address_groups, address_associations
 
@@ -79,7 +82,7 @@ def addresses_of_body(body: Any) -> list[str]:
     if not isinstance(body, dict) or "addresses" not in body:
         raise HTTPBadRequest("Unable to find 'addresses' in request body")
     try:
-        return normalise(_ADDRESSES.convert(body["addresses"]) or [])
+        return normalise(_ACTION_ADDRESSES.convert(body["addresses"]) or [])
     except InvalidValue as exc:
         raise HTTPBadRequest(f"Invalid input for addresses. Reason: {exc}.") from None
 

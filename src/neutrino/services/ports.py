@@ -399,7 +399,7 @@ class PortService:
         device_owner = item.get("device_owner", "")
         if item.get("qos_policy_id"):
             await self.networks.qos_policies.check(conn, ctx, item["qos_policy_id"])
-        if "mac_address" in item:
+        if item.get("mac_address") is not None:
             mac = item["mac_address"]
             if await self._mac_taken(conn, net["id"], mac):
                 raise MacAddressInUse(net_id=net["id"], mac=mac)

@@ -310,10 +310,12 @@ class QosPolicyService:
             await rbac.add_grant(conn, OBJECT_TYPE, row["id"], rbac.SHARED, "*", row["project_id"])
             return
         r = core_db.rbac_policies
-        still = {t for (t,) in await conn.execute(select(r.c.target_project).where(
-            r.c.object_type == OBJECT_TYPE, r.c.object_id == row["id"], r.c.action == rbac.SHARED,
-            r.c.target_project != "*"))}
-        if await self.rbac_dependents(conn, row["id"], "*", still):
+        granted = {t for (t,) in await conn.execute(select(r.c.target_project).where(
+            r.c.object_type == OBJECT_TYPE, r.c.object_id == row["id"], r.c.action == rbac.SHARED))}
+        if "*" not in granted:
+            return  # not shared with everyone: nothing to take back
+        still = granted - {"*"}
+        if await self.rbac_dependents(conn, row["id"], "*", still, owner_counts=True):
             raise rbac.RbacPolicyInUse(object_id=row["id"])
         await rbac.remove_grants(conn, OBJECT_TYPE, row["id"], rbac.SHARED, "*")
 
@@ -364,12 +366,17 @@ class QosPolicyService:
             defaults.c.project_id == project_id))).scalar()
 
     async def rbac_dependents(self, conn: AsyncConnection, policy_id: str, removing_target: str,
-                              still_granted: set[str]) -> bool:
-        """Whether taking ``removing_target``'s access away would strand its networks or ports."""
+                              still_granted: set[str], *, owner_counts: bool = False) -> bool:
+        """Whether taking ``removing_target``'s access away would strand its networks or ports.
+
+        ``owner_counts``: the owner's own networks and ports count too. Neutron's ``shared: false``
+        on a QoS policy refuses (409) while the policy is bound to any network or port, the
+        owner's included."""
         owner = (await conn.execute(select(policies.c.project_id).where(policies.c.id == policy_id))).scalar()
         for _, table in self._user_tables():
-            stmt = select(table.c.id).where(table.c.qos_policy_id == policy_id, table.c.project_id != owner,
-                                            table.c.project_id != "")
+            stmt = select(table.c.id).where(table.c.qos_policy_id == policy_id, table.c.project_id != "")
+            if not owner_counts:
+                stmt = stmt.where(table.c.project_id != owner)
             if removing_target != "*":
                 stmt = stmt.where(table.c.project_id == removing_target)
             if still_granted:

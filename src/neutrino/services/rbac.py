@@ -16,7 +16,7 @@ from neutrino.errors import Conflict, InUse, InvalidInput, NotFound, not_found
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, select_rows
 from neutrino.services.quotas import QuotaService
-from neutrino.services.standard import new_id, project_view
+from neutrino.services.standard import bump_revision, new_id, project_view
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 SHARED = "access_as_shared"
@@ -154,12 +154,44 @@ class RbacService:
             raise not_found("rbac_policy", rbac_id)
         return row
 
+    @staticmethod
+    def _object_table(object_type: str) -> Table | None:
+        table_name = OBJECT_TABLES.get(object_type) or _extra_object_tables().get(object_type, "")
+        return db.metadata.tables.get(table_name)
+
+    async def _touch_object(self, conn: AsyncConnection, object_type: str, object_id: str) -> None:
+        """Who may use an object is part of it: an RBAC change bumps the object's revision, as
+        Neutron's does (clients caching a network by revision see it change)."""
+        table = self._object_table(object_type)
+        if table is not None and "revision_number" in table.c:
+            await bump_revision(conn, table, object_id)
+
+    async def _check_scope_reaches(self, conn: AsyncConnection, object_type: str, object_id: str,
+                                   action: str, target: str) -> None:
+        """A subnet pool in an address scope can only be shared with projects that may use that
+        scope (its owner, or a project the scope is shared with): otherwise they could allocate
+        from a pool whose scope they cannot see."""
+        if object_type != "subnetpool" or action != SHARED:
+            return
+        scope_id = (await conn.execute(select(db.subnetpools.c.address_scope_id).where(
+            db.subnetpools.c.id == object_id))).scalar()
+        if not scope_id:
+            return
+        owner = (await conn.execute(select(db.address_scopes.c.project_id).where(
+            db.address_scopes.c.id == scope_id))).scalar()
+        if target == owner:
+            return
+        r = db.rbac_policies
+        grants = {t for (t,) in await conn.execute(select(r.c.target_project).where(
+            r.c.object_type == "address_scope", r.c.object_id == scope_id, r.c.action == SHARED))}
+        if "*" in grants or (target != "*" and target in grants):
+            return
+        raise InvalidInput(f"Subnet pool {object_id} belongs to address scope {scope_id}, which is not "
+                           f"shared with {target}: share the address scope first")
+
     async def _object_owner(self, conn: AsyncConnection, ctx: RequestContext, object_type: str,
                             object_id: str) -> str:
-        table_name = OBJECT_TABLES.get(object_type)
-        table = db.metadata.tables.get(table_name or "") if table_name else None
-        if table is None:
-            table = db.metadata.tables.get(_extra_object_tables().get(object_type, ""))
+        table = self._object_table(object_type)
         if table is None:
             raise not_found(object_type, object_id)
         stmt = select(table.c.project_id).where(table.c.id == object_id)
@@ -198,6 +230,7 @@ class RbacService:
                                                       r.c.action == action, r.c.target_project == target))
         if dup.first() is not None:
             raise DuplicateRbacPolicy()
+        await self._check_scope_reaches(conn, otype, oid, action, target)
         project = item.get("project_id") or ctx.project_id
         await self.quotas.check(conn, ctx, {"rbac_policy": 1}, project_id=project)
         rid = new_id()
@@ -205,6 +238,7 @@ class RbacService:
                                             action=action, target_project=target))
         if otype == "network" and action == EXTERNAL:
             await conn.execute(update(db.networks).where(db.networks.c.id == oid).values(router_external=True))
+        await self._touch_object(conn, otype, oid)
         return self.view((await conn.execute(select(r).where(r.c.id == rid))).mappings().one())
 
     async def update(self, ctx: RequestContext, rbac_id: str, changes: dict[str, Any],
@@ -215,8 +249,11 @@ class RbacService:
             new_target = changes.get("target_tenant", row["target_project"])
             if new_target != row["target_project"]:
                 await self._check_in_use(conn, row, removing_target=row["target_project"])
+                await self._check_scope_reaches(conn, row["object_type"], row["object_id"], row["action"],
+                                                new_target)
                 await conn.execute(update(db.rbac_policies).where(db.rbac_policies.c.id == rbac_id)
                                    .values(target_project=new_target))
+                await self._touch_object(conn, row["object_type"], row["object_id"])
             return self.view((await conn.execute(select(db.rbac_policies).where(
                 db.rbac_policies.c.id == rbac_id))).mappings().one())
 
@@ -230,6 +267,7 @@ class RbacService:
             row = await self._row(conn, ctx, rbac_id)
             await self._check_in_use(conn, row, removing_target=row["target_project"])
             await conn.execute(delete(db.rbac_policies).where(db.rbac_policies.c.id == rbac_id))
+            await self._touch_object(conn, row["object_type"], row["object_id"])
             if row["object_type"] == "network" and row["action"] == EXTERNAL:
                 left = await conn.execute(select(db.rbac_policies.c.id).where(
                     db.rbac_policies.c.object_type == "network", db.rbac_policies.c.object_id == row["object_id"],

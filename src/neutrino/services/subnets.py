@@ -82,10 +82,12 @@ class SubnetService:
         # the ids of ports it gave an address (the L3 plugin: routers' gateway ports).
         self.on_created: list[Callable[[AsyncConnection, Any, str], Awaitable[list[str]]]] = []
 
-    def table_query(self) -> TableQuery:
+    def table_query(self, ctx: RequestContext) -> TableQuery:
         s = db.subnets
+        shared = rbac.granted("network", s.c.network_id, ctx, (rbac.SHARED,))
         special = {"router:external": lambda values: exists().where(
-            db.networks.c.id == s.c.network_id, db.networks.c.router_external.in_(list(values)))}
+            db.networks.c.id == s.c.network_id, db.networks.c.router_external.in_(list(values))),
+                   "shared": lambda values: or_(*[shared if v else ~shared for v in values])}
         cols = {a: a for a in ("id", "name", "description", "project_id", "network_id", "ip_version", "cidr",
                                "gateway_ip", "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode", "subnetpool_id",
                                "segment_id", "revision_number", "created_at", "updated_at")}
@@ -118,7 +120,7 @@ class SubnetService:
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
-            rows = await select_rows(conn, self.table_query(), query, subnet_visible(ctx))
+            rows = await select_rows(conn, self.table_query(ctx), query, subnet_visible(ctx))
             return await self._views(conn, rows)
 
     async def get(self, ctx: RequestContext, subnet_id: str) -> dict[str, Any]:
