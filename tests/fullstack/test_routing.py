@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,21 +25,13 @@ from tests.fullstack.deployment import PHYSNET, Deployment, Instance
 from tests.fullstack.networking_api import ApiError, NetworkingApi
 from tests.fullstack.scenario import InstanceSpec, Scenario
 from tests.fullstack.underlay import in_netns, ip, links, namespace_exists
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.xdist_group("fullstack"),
 ]
 
 NETWORK_NODE = "net"
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,10 @@ class RouterAddress:
     ip_address: str
     cidr: str
     gateway_ip: str | None = None
+    # IPv6 subnets: how hosts get addresses and options (Neutron's values: "slaac",
+    # "dhcpv6-stateless", "dhcpv6-stateful", or None); the router advertises for an ra_mode.
+    ipv6_ra_mode: str | None = None
+    ipv6_address_mode: str | None = None
 
     @property
     def interface(self) -> str:

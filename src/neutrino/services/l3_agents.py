@@ -86,7 +86,8 @@ class L3AgentService:
                 .where(rp.c.router_id.in_(router_ids)).order_by(p.c.created_at, p.c.id))).mappings().all()
             subnet_ids = sorted({ip["subnet_id"] for row in port_rows for ip in row["fixed_ips"]})
             subnets = {s["id"]: s for s in (await conn.execute(select(
-                db.subnets.c.id, db.subnets.c.cidr, db.subnets.c.gateway_ip).where(
+                db.subnets.c.id, db.subnets.c.cidr, db.subnets.c.gateway_ip, db.subnets.c.ipv6_ra_mode,
+                db.subnets.c.ipv6_address_mode).where(
                 db.subnets.c.id.in_(subnet_ids)))).mappings()} if subnet_ids else {}
             net_ids = sorted({row["network_id"] for row in port_rows})
             mtus = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
@@ -105,9 +106,9 @@ class L3AgentService:
                 .order_by(f.c.floating_ip_address, pf.c.protocol, pf.c.external_port_start))).mappings().all()
 
         def router_port(row: Mapping[str, Any]) -> RouterPort:
-            addresses = tuple(RouterAddress(ip["subnet_id"], ip["ip_address"], subnets[ip["subnet_id"]]["cidr"],
-                                            subnets[ip["subnet_id"]]["gateway_ip"])
-                              for ip in row["fixed_ips"] if ip["subnet_id"] in subnets)
+            addresses = tuple(RouterAddress(ip["subnet_id"], ip["ip_address"], subnet["cidr"], subnet["gateway_ip"],
+                                            subnet["ipv6_ra_mode"], subnet["ipv6_address_mode"])
+                              for ip in row["fixed_ips"] if (subnet := subnets.get(ip["subnet_id"])) is not None)
             return RouterPort(row["id"], row["network_id"], row["mac_address"], mtus.get(row["network_id"], 1500),
                               addresses, row["admin_state_up"])
 
