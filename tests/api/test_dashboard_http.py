@@ -144,3 +144,27 @@ def test_the_event_stream_tells_a_viewer_only_of_its_own_project(live_server: Li
     finally:
         stop.set()
         client.close()
+
+
+def test_a_user_with_two_projects_switches_between_them(live_server: LiveServer,
+                                                        live_identity: IdentityAdmin) -> None:
+    user = live_identity.persona("member", prefix="dashs")
+    second_name, second_id = live_identity.project("dashs2")
+    granted = live_identity.http.put(f"/projects/{second_id}/users/{user.user_id}/roles/"
+                                     f"{live_identity.role_ids['member']}")
+    assert granted.status_code in (200, 204)
+    client = Browserish(live_server)
+    try:
+        first = client.login(user.username, user.password, user.project_name).json()
+        assert {p["name"] for p in first["projects"]} == {user.project_name, second_name}
+        switched = client.http.put("/dashboard/session", json={"project_id": second_id},
+                                   headers={"x-csrf-token": client.csrf})
+        assert switched.status_code == 200 and switched.json()["project"]["id"] == second_id
+        made = client.post("v2.0/networks", {"network": {"name": "in-second"}}).json()["network"]
+        assert made["project_id"] == second_id
+        refused = client.http.put("/dashboard/session", json={"project_id": live_identity.admin.project_id},
+                                  headers={"x-csrf-token": client.csrf})
+        assert refused.status_code == 401, "no role on that project"
+        assert client.http.get("/dashboard/session").json()["project"]["id"] == second_id
+    finally:
+        client.close()

@@ -9,44 +9,18 @@ import uuid
 
 import httpx
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 
 from tests.api.test_agent_failover import L3, Reporter
 from tests.browser.conftest import SCREENSHOTS, console_errors
 from tests.browser.dashboard_page import DashboardPage
+from tests.browser.topology_data import build_topology
 from tests.fullstack.broker import shared_broker_vhost
 from tests.support.live_server import LiveServer, start_server
-from tests.support.tenants import IdentityAdmin, Persona, cloud_persona
+from tests.support.tenants import IdentityAdmin, cloud_persona
 
 pytestmark = [pytest.mark.browser]
 
-
-
-def build_topology(server: LiveServer, user: Persona, networks: int, ports_per_network: int) -> dict[str, int]:
-    """Networks with a subnet each, ports on them (some grouped as instances), routers joining them."""
-    api = httpx.Client(base_url=server.url + "/v2.0", headers={"x-auth-token": user.token}, timeout=120)
-    try:
-        nets = api.post("/networks", json={"networks": [{"name": f"net-{i:02d}"} for i in range(networks)]})
-        nets.raise_for_status()
-        net_ids = [n["id"] for n in nets.json()["networks"]]
-        subnets = api.post("/subnets", json={"subnets": [
-            {"network_id": nid, "cidr": f"10.{100 + i}.0.0/24", "ip_version": 4, "name": f"sub-{i:02d}"}
-            for i, nid in enumerate(net_ids)]})
-        subnets.raise_for_status()
-        sub_ids = [s["id"] for s in subnets.json()["subnets"]]
-        ports = []
-        for i, nid in enumerate(net_ids):
-            for j in range(ports_per_network):
-                vm = f"{i:04d}{j // 2:04d}-0000-4000-8000-000000000000"  # two ports per instance
-                ports.append({"network_id": nid, "name": f"p{i}-{j}", "device_owner": "compute:nova",
-                              "device_id": f"{uuid.UUID(int=int(vm.replace('-', ''), 16))}"})
-        api.post("/ports", json={"ports": ports}).raise_for_status()
-        for r in range(max(1, networks // 5)):
-            router = api.post("/routers", json={"router": {"name": f"router-{r}"}}).json()["router"]
-            for sid in sub_ids[r * 5:(r + 1) * 5]:
-                api.put(f"/routers/{router['id']}/add_router_interface", json={"subnet_id": sid}).raise_for_status()
-        return {"networks": networks, "ports": len(ports)}
-    finally:
-        api.close()
 
 
 def test_topology_of_a_busy_project_renders_and_is_searchable(live_server: LiveServer, live_identity: IdentityAdmin,
@@ -63,11 +37,41 @@ def test_topology_of_a_busy_project_renders_and_is_searchable(live_server: LiveS
     page.open_node("net-07", "network:")
     assert "net-07" in page.el("topology-panel").text
     page.js("document.querySelector('.panel-close').click()")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # A click on the canvas opens the node under the pointer.
     page.fill("topology-search", "")
-    page.js("window.__topology.cy.fit(undefined, 20)")
+    target = page.js("const cy = window.__topology.cy; const n = cy.nodes('.network').filter(x => x.data('label') === 'net-11');"
+                     "cy.center(n); return [n.id(), n.renderedPosition().x, n.renderedPosition().y, cy.width(), cy.height()]")
+    graph = page.el("cy")
+    ActionChains(page.driver).move_to_element_with_offset(graph, int(target[1] - target[3] / 2),
+                                                          int(target[2] - target[4] / 2)).click().perform()
+    page.wait(lambda d: "net-11" in page.el("topology-panel").text, "the clicked network's details")
+    page.js("document.querySelector('.panel-close').click()")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.js("const s = document.getElementById('topology-search'); s.value = ''; s.dispatchEvent(new Event('input'));"
+            "window.__topology.cy.fit(undefined, 20); window.scrollTo(0, 0)")
     page.screenshot(SCREENSHOTS / "topology.png")
+
+    # The ports list pages, sorts and filters through the API's query parameters.
+    page.goto("#/ports")
+    # Sorted by name at first: the 20 unnamed router interfaces (shown by id), then p0-0..p0-4.
+    page.wait(lambda d: len(rows(page, "ports-table")) == 25 and rows(page, "ports-table")[-1] == "p0-4",
+              "a first page of 25 ports by name")
+    first_page = rows(page, "ports-table")
+    page.click_text("button", "Next")
+    page.wait(lambda d: rows(page, "ports-table") and set(rows(page, "ports-table")).isdisjoint(first_page),
+              "the second page")
+    page.click_text("button", "name ▲")
+    page.wait(lambda d: rows(page, "ports-table")[:1] == ["p9-5"], "descending by name, from the first page")
+    page.fill("ports-filter-value", "p7-3")
+    page.click_text("button", "Filter")
+    page.wait(lambda d: rows(page, "ports-table") == ["p7-3"], "only the filtered port")
     assert console_errors(page.driver) == []
+
+
+def rows(page: DashboardPage, table_id: str) -> list[str]:
+    """The first cells of a list's rows as shown (a port's name, else its id)."""
+    return list(page.js("return [...document.querySelectorAll(`#${arguments[0]} tbody tr[data-id] td:first-child`)]"
+                        ".map(td => td.textContent.trim())", table_id))
 
 
 def test_member_is_kept_out_of_admin_pages_other_projects_and_over_quota(live_server: LiveServer,
