@@ -53,8 +53,8 @@ import httpx
 # The harness lives with the tests; the benchmark is run from a checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from neutrino.agent.l2.config import LinuxBridgeConfig  # noqa: E402
 from neutrino.agent.roles.l2 import LinuxBridgeRole  # noqa: E402
+from neutrino.agent.roles.l2.config import LinuxBridgeConfig  # noqa: E402
 from neutrino.agent.rpc_client import AgentRpcClient  # noqa: E402
 from neutrino.bus.envelope import Envelope  # noqa: E402
 from neutrino.bus.factory import build_bus  # noqa: E402

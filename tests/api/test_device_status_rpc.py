@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from neutrino.agent.rpc_client import AgentRpcClient
@@ -128,3 +129,28 @@ def test_update_device_list_refuses_a_device_both_up_and_down(rig: Rig) -> None:
 
     asyncio.run(_as_agent(rig, work))
 
+
+
+def test_metrics_show_what_each_agents_reconciler_reported(rig: Rig) -> None:
+    host = f"l3-{uuid.uuid4().hex[:6]}"
+
+    async def report() -> None:
+        bus = build_bus(rig.bus_url, sender=f"agent.{host}")
+        await bus.start()
+        try:
+            await AgentRpcClient(bus, host, timeout=20).report_state({
+                "role": "l3", "agent_type": "L3 agent", "binary": "neutrino-l3-agent", "topic": "l3_agent",
+                "availability_zone": "nova", "start_flag": True,
+                "configurations": {"routers": 2, "reconciler": {
+                    "objects": 2, "pending": 0, "errors": 1, "failed_objects": {"r-1": "LoadNat: refused"},
+                    "drift_actions": 3, "drift_objects": 1, "full_resyncs": 7}}})
+        finally:
+            await bus.close()
+
+    asyncio.run(report())
+    lines = httpx.get(f"{rig.server.url}/metrics", timeout=30).text.splitlines()
+    labels = f'{{agent_type="L3 agent",host="{host}"}}'
+    for name, value in (("errors", 1.0), ("drift_actions", 3.0), ("objects", 2.0), ("full_resyncs", 7.0)):
+        assert f"neutrino_agent_reconciler_{name}{labels} {value}" in lines, (name, [ln for ln in lines if host in ln])
+    # An agent that reports no reconciler state (the L2 agent of this module) has no series.
+    assert not any(rig.host in line for line in lines if line.startswith("neutrino_agent_reconciler_"))

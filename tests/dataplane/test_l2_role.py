@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from kernel_scratch import Scratch, ip, next_event, ping, run_in_namespace
 
-from neutrino.agent.l2.config import LinuxBridgeConfig
-from neutrino.agent.l2.kernel_features import detect_kernel_features
 from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.l2 import LinuxBridgeRole
+from neutrino.agent.roles.l2.config import LinuxBridgeConfig
+from neutrino.agent.roles.l2.kernel_features import detect_kernel_features
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus

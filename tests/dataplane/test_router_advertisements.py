@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from kernel_scratch import Scratch, ip
 
-from neutrino.agent.l3.ra import radvd_config
+from neutrino.agent.roles.l3.ra import radvd_config
 from neutrino.compute.processes import process_facts
 from neutrino.contract.l3 import L3Router, RouterAddress, RouterPort
 from neutrino.dataplane.daemons import NamespacedDaemons

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.agent.l2.actions import (
+from neutrino.agent.roles.l2.actions import (
     AddFdbEntry,
     AttachUplink,
     ConvergeTap,
@@ -16,11 +16,11 @@ from neutrino.agent.l2.actions import (
     RemoveDevice,
     RemoveFdbEntry,
 )
-from neutrino.agent.l2.config import LinuxBridgeConfig, parse_bridge_mappings
-from neutrino.agent.l2.kernel_features import NO_VLAN_REASON, detect_kernel_features
-from neutrino.agent.l2.kernel_view import KernelView
-from neutrino.agent.l2.plan import lay_out_networks, plan, wired_ports
-from neutrino.agent.l2.reporting import PortStatus, StatusReport, decide_reports, forgotten_devices
+from neutrino.agent.roles.l2.config import LinuxBridgeConfig, parse_bridge_mappings
+from neutrino.agent.roles.l2.kernel_features import NO_VLAN_REASON, detect_kernel_features
+from neutrino.agent.roles.l2.kernel_view import KernelView
+from neutrino.agent.roles.l2.plan import lay_out_networks, plan, wired_ports
+from neutrino.agent.roles.l2.reporting import PortStatus, StatusReport, decide_reports, forgotten_devices
 from neutrino.contract.l2 import FdbEntry, L2Network, L2Port, L2State, SegmentInfo
 from neutrino.contract.names import bridge_name, tap_name, vxlan_name
 from neutrino.dataplane.netlink import FLOODING_MAC, Link, VxlanSettings

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from neutrino.agent.l2.reporter import DeviceStatusReporter
-from neutrino.agent.l2.reporting import UNCERTAIN, PortStatus, StatusReport
+from neutrino.agent.roles.l2.reporter import DeviceStatusReporter
+from neutrino.agent.roles.l2.reporting import UNCERTAIN, PortStatus, StatusReport
 from neutrino.bus.errors import BusTimeout, RemoteError
 
 

@@ -5,21 +5,19 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
-from neutrino.agent.l3.nat import nat_body
-from neutrino.agent.l3.plan import (
+from neutrino.agent.roles.l3.actions import (
     AddAddress,
     AddRoute,
     AnnounceAddress,
     EnsureNamespace,
     EnsureRouterPort,
-    L3KernelView,
     LoadNat,
     RemoveDevice,
     RemoveNamespace,
-    RouterView,
     SetSysctl,
-    plan,
 )
+from neutrino.agent.roles.l3.nat import nat_body
+from neutrino.agent.roles.l3.plan import L3KernelView, RouterView, plan
 from neutrino.contract.l3 import FloatingIp, L3Router, L3State, PortForwarding, RouterAddress, RouterPort
 from neutrino.dataplane.netlink import Link, Route
 from neutrino.dataplane.nftables import body_digest
@@ -76,7 +74,7 @@ def test_a_converged_router_needs_nothing() -> None:
 def test_gone_interfaces_and_routers_are_removed() -> None:
     router = replace(STATE.routers[0], interfaces=())
     actions = plan(replace(STATE, routers=(router,)), converged_view(STATE.routers[0]))
-    assert RemoveDevice(NS, "qr-d0a3a5b8-3b") in actions
+    assert RemoveDevice("qr-d0a3a5b8-3b", netns=NS) in actions
     assert plan(replace(STATE, routers=()), converged_view(STATE.routers[0])) == [RemoveNamespace(NS)]
 
 

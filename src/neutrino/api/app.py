@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +28,8 @@ from neutrino.context import RequestContext
 from neutrino.errors import HTTPNotFound, NeutrinoError, Unauthenticated
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
+
+log = logging.getLogger(__name__)
 
 Authenticator = Callable[[Request, str], Awaitable[RequestContext]]
 
@@ -64,6 +74,11 @@ class ApiMetrics:
         self.latency = Histogram("neutrino_api_request_seconds", "API request latency", ["method", "resource"],
                                  registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        # What each agent's reconciler reported with its last heartbeat (configurations.reconciler).
+        self.reconciler = {
+            field: Gauge(f"neutrino_agent_reconciler_{field}", help_text, ["host", "agent_type"], registry=self.registry)
+            for field, help_text in RECONCILER_GAUGES.items()
+        }
 
     @staticmethod
     def resource_label(path: str) -> str:
@@ -79,14 +94,39 @@ class ApiMetrics:
         self.requests.labels(scope.get("method", ""), label, str(status)).inc()
         self.latency.labels(scope.get("method", ""), label).observe(seconds)
 
+    def set_agents(self, reported: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        for gauge in self.reconciler.values():
+            gauge.clear()  # agents that went away leave no stale series
+        for host, agent_type, configurations in reported:
+            state = configurations.get("reconciler")
+            if not isinstance(state, Mapping):
+                continue
+            for field, gauge in self.reconciler.items():
+                value = state.get(field)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    gauge.labels(host=host, agent_type=agent_type).set(value)
+
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+RECONCILER_GAUGES = {
+    "objects": "Desired objects the agent role's reconciler holds",
+    "pending": "Objects asked for and not yet reconciled",
+    "errors": "Objects whose last reconcile failed (retried with backoff)",
+    "drift_actions": "Actions full resyncs took that no change or event asked for, since the agent started",
+    "drift_objects": "Objects full resyncs found drifted, since the agent started",
+    "full_resyncs": "Full resyncs since the agent started",
+}
 
 
 def build_app(*, controller: Controller, resources: Sequence[Resource], extensions: Sequence[Extension],
               authenticate: Authenticator, public_url: str, identity_app: ASGIApp | None,
               openapi: Callable[[], dict[str, Any]], health: Callable[[], Awaitable[bool]],
-              dashboard: ASGIApp | None = None) -> ASGIApp:
+              dashboard: ASGIApp | None = None,
+              agent_states: Callable[[], Awaitable[Sequence[tuple[str, str, Mapping[str, Any]]]]] | None = None
+              ) -> ASGIApp:
+    """``agent_states``: (host, agent type, configurations) of the agents, for their reconcilers' gauges."""
     metrics = ApiMetrics()
     auth_url = public_url + "/identity/v3"
     ext_by_alias = {e.alias: e for e in extensions}
@@ -138,6 +178,11 @@ def build_app(*, controller: Controller, resources: Sequence[Resource], extensio
         return json_response({"status": "ok" if ok else "degraded"}, 200 if ok else 503)
 
     async def metrics_view(request: Request) -> Response:
+        if agent_states is not None:
+            try:
+                metrics.set_agents(await agent_states())
+            except Exception:  # noqa: BLE001 - request metrics are still worth serving without the database
+                log.warning("/metrics: could not read the agents' reported state")
         return metrics.render()
 
     async def openapi_view(request: Request) -> Response:

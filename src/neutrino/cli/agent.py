@@ -8,13 +8,13 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 
-from neutrino.agent.l2.config import LinuxBridgeConfig, parse_bridge_mappings
-from neutrino.agent.l3.config import L3Config
 from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.base import Role
 from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole
 from neutrino.agent.roles.l2 import LinuxBridgeRole
+from neutrino.agent.roles.l2.config import LinuxBridgeConfig, parse_bridge_mappings
 from neutrino.agent.roles.l3 import L3Role
+from neutrino.agent.roles.l3.config import L3Config
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
 from neutrino.bus.memory import MemoryBroker

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from neutrino.agent.l2.config import parse_bridge_mappings
+from neutrino.agent.roles.l2.config import parse_bridge_mappings
 from neutrino.bus.memory import MemoryBroker
 from neutrino.cli.agent import build_agent, host_of
 from neutrino.cli.public_bridge import PublicBridgePlan, ensure_public_bridge

@@ -133,6 +133,14 @@ def router_namespace(router_id: str, prefix: str = "", suffix: str = "") -> str:
     return checked_namespace_name(f"{prefix}{ROUTER_NAMESPACE_PREFIX}{router_id}{suffix}")
 
 
+def router_of_namespace(name: str, prefix: str = "", suffix: str = "") -> str | None:
+    """The router id a ``router_namespace`` name (made with this prefix and suffix) carries, else None."""
+    head = prefix + ROUTER_NAMESPACE_PREFIX
+    if not name.startswith(head) or not name.endswith(suffix) or len(name) <= len(head) + len(suffix):
+        return None
+    return name[len(head) : len(name) - len(suffix)]
+
+
 def device_role(name: str) -> DeviceRole | None:
     """Which Neutrino naming convention ``name`` follows, or None if it follows none.
 

@@ -111,7 +111,8 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> S
     notifier.add_listener(dashboard.listener)
     app = build_app(controller=controller, resources=resources, extensions=extensions,
                     authenticate=authenticate, public_url=public_url, identity_app=identity_app,
-                    openapi=lambda: openapi_doc, health=health, dashboard=dashboard)
+                    openapi=lambda: openapi_doc, health=health, dashboard=dashboard,
+                    agent_states=components.services["agent"].reported_configurations)
     dashboard.bind(app)
     return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier, bus=bus,
                   closers=[strategy.close], desired_state=components.desired_state,

@@ -95,6 +95,12 @@ class AgentService:
 
         await self.uow.run(work)
 
+    async def reported_configurations(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(host, agent type, configurations) of every registered agent, as each last reported."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(agents.c.host, agents.c.agent_type, agents.c.configurations))
+            return [(host, agent_type, dict(conf or {})) for host, agent_type, conf in rows]
+
     # ---- the agent contract ------------------------------------------------------------------
 
     async def report_state(self, state: dict[str, Any]) -> dict[str, Any]:

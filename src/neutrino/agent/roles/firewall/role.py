@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neutrino.agent.config import HostScoped
 from neutrino.agent.reconciler import Reconciler, Round, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.firewall.compile import TABLE, Compiled, Ids, compile_host
@@ -46,14 +47,14 @@ _BRIDGE_SYSCTLS = ("net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-c
 
 
 @dataclass(frozen=True, slots=True)
-class FirewallConfig:
+class FirewallConfig(HostScoped):
     host: str
     netns: str | None = None
     bridge_mappings: Mapping[str, str] = field(default_factory=dict)
+    owner: OwnerTag | None = None
 
-    @property
-    def owner(self) -> OwnerTag:
-        return OwnerTag(self.host)
+    def __post_init__(self) -> None:
+        self.settle_host()
 
 
 def kernel_ids(actual: KernelTables) -> Ids:
@@ -188,7 +189,7 @@ class FirewallRole(ReconcilingRole):
                  conntrack: ConntrackDriver | None = None, debounce_seconds: float = 0.05,
                  netns_dir: Path = NETNS_DIR) -> None:
         self.config = config
-        self.target = FirewallTarget(config, rpc, nft if nft is not None else NftablesDriver(config.owner, netns_dir),
+        self.target = FirewallTarget(config, rpc, nft if nft is not None else NftablesDriver(config.owner_tag, netns_dir),
                                      conntrack if conntrack is not None else ConntrackDriver(netns_dir), netns_dir)
         self.reconciler: Reconciler[Key, Piece, KernelTables, NftScript] = Reconciler(
             self.target, debounce=debounce_seconds)

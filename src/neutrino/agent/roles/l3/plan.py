@@ -1,8 +1,10 @@
 """The l3 planner: desired routers vs. what the kernel holds, as an ordered list of actions.
 
-Pure (no I/O): ``plan`` takes the desired state and a read of the router namespaces and returns
+Pure (no I/O): ``plan_router`` takes one desired router and a read of its namespace and returns
 what to do, in an order that works (namespace, forwarding, stale devices out, ports, addresses,
-routes, NAT, announcements of new floating IPs; namespaces of routers no longer served last). Nothing already right is touched.
+routes, NAT, announcements of new floating IPs); ``plan_object`` is that per router for the
+reconciler (a router no longer served: its namespace removed); ``plan`` the whole host at once.
+Nothing already right is touched.
 """
 
 from __future__ import annotations
@@ -11,7 +13,22 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from neutrino.agent.l3.nat import nat_body
+from neutrino.agent.roles.l3.actions import (
+    Action,
+    AddAddress,
+    AddRoute,
+    AnnounceAddress,
+    EnsureNamespace,
+    EnsureRouterPort,
+    LoadNat,
+    RemoveAddress,
+    RemoveDevice,
+    RemoveNamespace,
+    RemoveNat,
+    RemoveRoute,
+    SetSysctl,
+)
+from neutrino.agent.roles.l3.nat import nat_body
 from neutrino.contract.l3 import L3Router, L3State, RouterPort
 from neutrino.contract.names import (
     DeviceRole,
@@ -44,97 +61,6 @@ class RouterView:
 class L3KernelView:
     namespaces: Mapping[str, RouterView]  # our qrouter- namespaces
     host_links: Mapping[str, Link]        # the host namespace's devices (router port taps)
-
-
-@dataclass(frozen=True, slots=True)
-class EnsureNamespace:
-    netns: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetSysctl:
-    netns: str
-    key: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveDevice:
-    netns: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class EnsureRouterPort:
-    """A veth: ``tap`` in the host namespace, ``device`` (MAC, MTU) in the router's."""
-
-    netns: str
-    device: str
-    tap: str
-    mac: str
-    mtu: int
-    port_id: str
-    up: bool = True  # the router end; the tap end is always up (the L2 role wires it)
-
-
-@dataclass(frozen=True, slots=True)
-class AddAddress:
-    netns: str
-    device: str
-    cidr: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveAddress:
-    netns: str
-    device: str
-    cidr: str
-
-
-@dataclass(frozen=True, slots=True)
-class AddRoute:
-    netns: str
-    destination: str
-    gateway: str
-    device: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveRoute:
-    netns: str
-    destination: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoadNat:
-    netns: str
-    router_id: str
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveNat:
-    netns: str
-    router_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class AnnounceAddress:
-    """Gratuitous ARP for a floating IP that just came onto ``device``, so upstream neighbours
-    (the external network's gateway, other routers) send its traffic here at once."""
-
-    netns: str
-    device: str
-    address: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveNamespace:
-    netns: str
-
-
-Action = (EnsureNamespace | SetSysctl | RemoveDevice | EnsureRouterPort | AddAddress | RemoveAddress | AddRoute
-          | RemoveRoute | LoadNat | RemoveNat | AnnounceAddress | RemoveNamespace)
 
 
 def served(desired: L3State) -> tuple[L3Router, ...]:
@@ -197,7 +123,7 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
     actions.extend(SetSysctl(ns, key, value) for key, value in FORWARDING if actual.sysctls.get(key) != value)
     ports = router_ports(router)
     wanted_devices = {device for device, _ in ports}
-    actions.extend(RemoveDevice(ns, name) for name in sorted(actual.links)
+    actions.extend(RemoveDevice(name, ns) for name in sorted(actual.links)
                    if name not in wanted_devices
                    and device_role(name) in (DeviceRole.ROUTER_INTERFACE, DeviceRole.ROUTER_GATEWAY))
     for device, port in ports:
@@ -242,3 +168,11 @@ def plan(desired: L3State, actual: L3KernelView) -> list[Action]:
         actions.extend(plan_router(router, actual.namespaces.get(ns), actual.host_links))
     actions.extend(RemoveNamespace(ns) for ns in sorted(actual.namespaces) if ns not in wanted)
     return actions
+
+
+def plan_object(router_id: str, router: L3Router | None, actual: L3KernelView) -> tuple[Action, ...]:
+    """One router's actions: converge it, or remove its namespace when it is no longer served."""
+    ns = router_namespace(router_id)
+    if router is None:
+        return (RemoveNamespace(ns),) if ns in actual.namespaces else ()
+    return tuple(plan_router(router, actual.namespaces.get(ns), actual.host_links))

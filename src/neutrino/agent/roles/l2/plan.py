@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import replace as _with
 
-from neutrino.agent.l2.actions import (
+from neutrino.agent.roles.l2.actions import (
     Action,
     AddFdbEntry,
     AttachUplink,
@@ -31,8 +31,8 @@ from neutrino.agent.l2.actions import (
     RemoveDevice,
     RemoveFdbEntry,
 )
-from neutrino.agent.l2.config import LinuxBridgeConfig
-from neutrino.agent.l2.kernel_view import KernelView
+from neutrino.agent.roles.l2.config import LinuxBridgeConfig
+from neutrino.agent.roles.l2.kernel_view import KernelView
 from neutrino.contract.l2 import L2Network, L2Port, L2State
 from neutrino.contract.names import DeviceRole, bridge_name, device_role, vxlan_name
 from neutrino.dataplane.netlink import FLOODING_MAC, VXLAN_DEFAULT_PORT, Link, VxlanSettings

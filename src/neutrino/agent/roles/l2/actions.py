@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from neutrino.agent.actions import RemoveDevice  # a bridge or VXLAN device no network here needs
+
 
 @dataclass(frozen=True, slots=True)
 class EnsureBridge:
@@ -79,14 +81,6 @@ class RemoveFdbEntry:
     device: str
     mac: str
     dst: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveDevice:
-    """A bridge or VXLAN device of ours that no network with ports on this host needs."""
-
-    name: str
-    network_id: str | None = None
 
 
 Action = EnsureBridge | EnsureVxlan | AttachUplink | AddFdbEntry | ConvergeTap | RemoveFdbEntry | RemoveDevice

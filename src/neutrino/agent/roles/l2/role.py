@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from neutrino.agent.l2.actions import (
+from neutrino.agent.roles.l2.actions import (
     Action,
     AddFdbEntry,
     EnsureVxlan,
@@ -35,13 +35,13 @@ from neutrino.agent.l2.actions import (
     RemoveFdbEntry,
     subject_of,
 )
-from neutrino.agent.l2.apply import ActionFailure, ApplyResult, apply
-from neutrino.agent.l2.config import LinuxBridgeConfig
-from neutrino.agent.l2.kernel_features import KernelFeatures, detect_kernel_features
-from neutrino.agent.l2.kernel_view import FdbMemory, KernelView, LinkMirror, read_fdb, read_links
-from neutrino.agent.l2.plan import NetworkLayout, lay_out_networks, plan, wired_ports
-from neutrino.agent.l2.reporter import DeviceStatusReporter
-from neutrino.agent.l2.reporting import (
+from neutrino.agent.roles.l2.apply import ActionFailure, ApplyResult, apply
+from neutrino.agent.roles.l2.config import LinuxBridgeConfig
+from neutrino.agent.roles.l2.kernel_features import KernelFeatures, detect_kernel_features
+from neutrino.agent.roles.l2.kernel_view import FdbMemory, KernelView, LinkMirror, read_fdb, read_links
+from neutrino.agent.roles.l2.plan import NetworkLayout, lay_out_networks, plan, wired_ports
+from neutrino.agent.roles.l2.reporter import DeviceStatusReporter
+from neutrino.agent.roles.l2.reporting import (
     PortStatus,
     StatusReport,
     decide_reports,

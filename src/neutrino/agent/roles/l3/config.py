@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neutrino.contract.names import checked_namespace_name
+from neutrino.agent.config import HostScoped
 from neutrino.dataplane.ownership import OwnerTag
 
 
 @dataclass(frozen=True, slots=True)
-class L3Config:
+class L3Config(HostScoped):
     """``netns``: where the host ends (``tap<port[:11]>``) of router ports go, so the host's L2 role
     wires them into the network bridges exactly as instances' taps; None is the real root namespace.
     Router namespaces (``qrouter-<router>``) are global to the kernel; router ids are unique, so
@@ -20,12 +20,4 @@ class L3Config:
     owner: OwnerTag | None = None
 
     def __post_init__(self) -> None:
-        if self.owner is None:
-            object.__setattr__(self, "owner", OwnerTag(self.host))
-        if self.netns is not None:
-            checked_namespace_name(self.netns)
-
-    @property
-    def owner_tag(self) -> OwnerTag:
-        assert self.owner is not None
-        return self.owner
+        self.settle_host()

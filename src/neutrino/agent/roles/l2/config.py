@@ -6,23 +6,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from neutrino.contract.names import checked_device_name, checked_namespace_name
+from neutrino.agent.config import HostScoped
+from neutrino.contract.names import checked_device_name
 from neutrino.dataplane.ownership import OwnerTag
 
 
 @dataclass(frozen=True, slots=True)
-class LinuxBridgeConfig:
+class LinuxBridgeConfig(HostScoped):
     """The l2 role's settings; frozen so the pure planner can take it as an argument.
 
-    ``netns`` is the namespace that plays this host's root namespace: None is the real one.
-    Fullstack tests simulate several hosts on one kernel by giving each agent its own; every
+    ``netns`` is the namespace that plays this host's root namespace (see ``HostScoped``); every
     kernel read and write of the role happens there.
 
     ``bridge_mappings`` maps a physical network to a device of the host: an interface (a NIC, or a
     veth standing in for one) that is enslaved into the network's ``brq`` bridge, or an existing
     bridge (like DevStack's ``br-ex``) that the network's taps then join directly.
-
-    ``owner`` marks what the role creates (interface alias); it defaults to the host's tag.
     """
 
     host: str
@@ -32,21 +30,12 @@ class LinuxBridgeConfig:
     owner: OwnerTag | None = None
 
     def __post_init__(self) -> None:
-        if self.owner is None:
-            object.__setattr__(self, "owner", OwnerTag(self.host))
+        self.settle_host()
         for physnet, device in self.bridge_mappings.items():
             if not physnet:
                 raise ValueError("a bridge mapping needs a physical network name")
             checked_device_name(device)
         object.__setattr__(self, "bridge_mappings", MappingProxyType(dict(self.bridge_mappings)))
-        if self.netns is not None:
-            checked_namespace_name(self.netns)
-
-    @property
-    def owner_tag(self) -> OwnerTag:
-        """The owner tag (never None after construction; typed for callers)."""
-        assert self.owner is not None
-        return self.owner
 
 
 def parse_bridge_mappings(pairs: Iterable[str]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from neutrino.agent.l2.reporting import UNCERTAIN, PortStatus, StatusReport
+from neutrino.agent.roles.l2.reporting import UNCERTAIN, PortStatus, StatusReport
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.errors import BusError, RemoteError
 

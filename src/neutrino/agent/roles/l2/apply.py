@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from neutrino.agent.l2.actions import (
+from neutrino.agent.roles.l2.actions import (
     Action,
     AddFdbEntry,
     AttachUplink,

@@ -1,0 +1,96 @@
+"""The kernel changes the l3 planner asks for, as frozen data; ``role.L3Kernel.run`` carries them out.
+
+Every action names the router namespace it changes (``RemoveDevice`` is the agent's shared one,
+with the router namespace as its ``netns``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neutrino.agent.actions import RemoveDevice
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureNamespace:
+    netns: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetSysctl:
+    netns: str
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureRouterPort:
+    """A veth: ``tap`` in the host namespace, ``device`` (MAC, MTU) in the router's."""
+
+    netns: str
+    device: str
+    tap: str
+    mac: str
+    mtu: int
+    port_id: str
+    up: bool = True  # the router end; the tap end is always up (the L2 role wires it)
+
+
+@dataclass(frozen=True, slots=True)
+class AddAddress:
+    netns: str
+    device: str
+    cidr: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAddress:
+    netns: str
+    device: str
+    cidr: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddRoute:
+    netns: str
+    destination: str
+    gateway: str
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveRoute:
+    netns: str
+    destination: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadNat:
+    netns: str
+    router_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveNat:
+    netns: str
+    router_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceAddress:
+    """Gratuitous ARP for a floating IP that just came onto ``device``, so upstream neighbours
+    (the external network's gateway, other routers) send its traffic here at once."""
+
+    netns: str
+    device: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveNamespace:
+    netns: str
+
+
+Action = (EnsureNamespace | SetSysctl | RemoveDevice | EnsureRouterPort | AddAddress | RemoveAddress | AddRoute
+          | RemoveRoute | LoadNat | RemoveNat | AnnounceAddress | RemoveNamespace)

@@ -1,0 +1,209 @@
+"""The l3 role: Neutron's L3 agent (legacy routers, Linux bridge interface driver) on the reconciler.
+
+Desired objects are the routers scheduled to this host's L3 agent (``sync_state("l3")``), keyed by
+id; ``L3Kernel`` reads the router namespaces this host owns, plans each router with the pure
+``plan.plan_object`` and is the only code that changes them. Per router: a namespace
+``qrouter-<router>`` with forwarding on; per interface port a veth whose host end is
+``tap<port[:11]>`` (the host's L2 role wires it into the network's bridge and reports the port up,
+exactly as for an instance) and whose router end is ``qr-<port[:11]>`` with the port's MAC and
+addresses; the gateway port likewise as ``qg-``, with the default route via the external subnet's
+gateway; extra routes; SNAT, floating IPs, port forwardings and hairpin NAT as one nftables table in the
+namespace (``nat.py``); a gratuitous ARP out of ``qg-`` for each floating IP that comes onto it.
+After each round the floating IPs' statuses go to the server. Server events are hints for a (debounced)
+full resync.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from neutrino.agent.reconciler import Reconciler, Round, Target
+from neutrino.agent.roles.base import ReconcilingRole
+from neutrino.agent.roles.l3 import desired as l3_desired
+from neutrino.agent.roles.l3.actions import (
+    Action,
+    AddAddress,
+    AddRoute,
+    AnnounceAddress,
+    EnsureNamespace,
+    EnsureRouterPort,
+    LoadNat,
+    RemoveAddress,
+    RemoveDevice,
+    RemoveNamespace,
+    RemoveNat,
+    RemoveRoute,
+    SetSysctl,
+)
+from neutrino.agent.roles.l3.config import L3Config
+from neutrino.agent.roles.l3.nat import NAT_FAMILY, NAT_TABLE
+from neutrino.agent.roles.l3.plan import L3KernelView, RouterView, plan_object
+from neutrino.agent.rpc_client import AgentRpcClient
+from neutrino.bus.errors import BusError
+from neutrino.contract import codec
+from neutrino.contract.events import ChangeHint
+from neutrino.contract.l3 import L3Router, L3State
+from neutrino.contract.names import DeviceRole, device_role, router_of_namespace
+from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
+from neutrino.dataplane.nftables import NftablesDriver, NftablesError
+
+__all__ = ["L3Config", "L3Kernel", "L3Role"]
+
+log = logging.getLogger(__name__)
+_FORWARDING_KEYS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
+
+
+class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
+    """The router namespaces of one host, as the reconciler sees them."""
+
+    name = "l3"
+
+    def __init__(self, config: L3Config, rpc: AgentRpcClient, driver: NetlinkDriver, nft: NftablesDriver) -> None:
+        self.config = config
+        self._rpc = rpc
+        self._driver = driver
+        self._nft = nft
+
+    async def desired(self) -> Mapping[str, L3Router]:
+        return l3_desired.keyed(codec.decode(L3State, await self._rpc.sync_state("l3")))
+
+    def owned(self, actual: L3KernelView) -> Iterable[str]:
+        return (r for r in map(router_of_namespace, actual.namespaces) if r is not None)
+
+    def plan(self, key: str, desired: L3Router | None, actual: L3KernelView) -> tuple[Action, ...]:
+        return plan_object(key, desired, actual)
+
+    async def read(self, keys: Collection[str] | None) -> L3KernelView:
+        namespaces: dict[str, RouterView] = {}
+        for name in await self._driver.list_namespaces():
+            if router_of_namespace(name) is None:
+                continue
+            try:
+                loopback = await self._driver.get_link("lo", netns=name)
+                if loopback is None or not self.config.owner_tag.owns(loopback.alias):
+                    continue
+                namespaces[name] = await self._read_router(name)
+            except NamespaceNotFound:
+                continue
+        host_links = {link.name: link for link in await self._driver.list_links(netns=self.config.netns)
+                      if device_role(link.name) is DeviceRole.TAP}
+        return L3KernelView(namespaces, host_links)
+
+    async def _read_router(self, ns: str) -> RouterView:
+        links = {link.name: link for link in await self._driver.list_links(netns=ns)}
+        addresses: dict[str, set[str]] = {}
+        for address in await self._driver.list_addresses(netns=ns):
+            if address.scope == "global":
+                addresses.setdefault(address.device, set()).add(address.cidr)
+        routes = await self._driver.list_routes(netns=ns)
+        sysctls = {}
+        for key in _FORWARDING_KEYS:
+            with contextlib.suppress(OSError, NetlinkDriverError):
+                sysctls[key] = await self._driver.get_sysctl(key, netns=ns)
+        digest = None
+        with contextlib.suppress(NftablesError):
+            digest = await self._nft.table_digest(NAT_FAMILY, NAT_TABLE, netns=ns)
+        return RouterView(links, {d: frozenset(c) for d, c in addresses.items()}, routes, sysctls, digest)
+
+    async def run(self, key: str, action: Action) -> None:
+        d = self._driver
+        match action:
+            case EnsureNamespace(netns=ns):
+                await d.ensure_namespace(ns)
+            case SetSysctl(netns=ns, key=sysctl, value=value):
+                await d.set_sysctl(sysctl, value, netns=ns)
+            case RemoveDevice(netns=ns, name=name):
+                await d.remove_link(name, netns=ns)
+            case EnsureRouterPort(netns=ns, device=device, tap=tap, mac=mac, mtu=mtu, up=up):
+                # The router end gets the port's MAC; the tap end is the host's (the L2 role wires it).
+                await d.ensure_veth(tap, device, netns=self.config.netns, peer_netns=ns, mtu=mtu, peer_mac=mac)
+                if not up:
+                    await d.set_down(device, netns=ns)
+            case AddAddress(netns=ns, device=device, cidr=cidr):
+                await d.ensure_address(device, cidr, netns=ns, nodad=True)
+            case RemoveAddress(netns=ns, device=device, cidr=cidr):
+                await d.remove_address(device, cidr, netns=ns)
+            case AddRoute(netns=ns, destination=destination, gateway=gateway, device=device):
+                await d.ensure_route(destination, gateway=gateway, device=device, netns=ns)
+            case RemoveRoute(netns=ns, destination=destination):
+                await d.remove_route(destination, netns=ns)
+            case LoadNat(netns=ns, body=body):
+                await self._nft.replace_table(NAT_FAMILY, NAT_TABLE, body, netns=ns)
+            case RemoveNat(netns=ns):
+                await self._nft.remove_table(NAT_FAMILY, NAT_TABLE, netns=ns)
+            case AnnounceAddress(netns=ns, device=device, address=address):
+                await d.send_gratuitous_arp(device, address, netns=ns)
+            case RemoveNamespace(netns=ns):
+                # Router ends first: their taps go at once (a namespace is destroyed lazily).
+                with contextlib.suppress(NamespaceNotFound):
+                    for link in await d.list_owned(netns=ns):
+                        await d.remove_link(link.name, netns=ns)
+                await d.remove_namespace(ns)
+
+    async def settled(self, done: Round[str, Action], desired: Mapping[str, L3Router], actual: L3KernelView) -> None:
+        """Tell the server the status of the floating IPs of the routers this round looked at."""
+        statuses: dict[str, str] = {}
+        for router_id, outcome in done.outcomes.items():
+            router = desired.get(router_id)
+            if router is None:
+                continue
+            # NAT is missing when the namespace or the NAT table failed, or an earlier failure stopped it.
+            broken = outcome.error is not None and any(
+                isinstance(a, EnsureNamespace | LoadNat) for a in outcome.planned[len(outcome.applied):])
+            # A floating IP is either 1:1 NAT or forwards ports (then once per forwarding here).
+            held = {f.floatingip_id: (f.floating_ip_address, f.status) for f in router.floating_ips}
+            held.update((pf.floatingip_id, (pf.floating_ip_address, pf.floatingip_status))
+                        for pf in router.port_forwardings)
+            for fip_id, (address, current) in held.items():
+                if not router.admin_state_up or router.gateway is None:
+                    status = "DOWN"
+                elif broken or ipaddress.ip_address(address).version != 4:
+                    status = "ERROR"
+                else:
+                    status = "ACTIVE"
+                if status != current:
+                    statuses[fip_id] = status
+        if statuses:
+            try:
+                await self._rpc.update_floatingip_statuses(statuses)
+            except BusError as exc:
+                log.warning("could not report floating IP statuses: %s", exc)
+
+
+class L3Role(ReconcilingRole):
+    """One host's routers; implements ``neutrino.agent.roles.base.Role``."""
+
+    name = "l3"
+    agent_type = "L3 agent"
+    binary = "neutrino-l3-agent"
+    topic = "l3_agent"
+
+    def __init__(self, config: L3Config, rpc: AgentRpcClient, *, driver: NetlinkDriver | None = None,
+                 nftables: NftablesDriver | None = None, debounce_seconds: float = 0.05,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        driver = driver if driver is not None else NetlinkDriver(config.owner_tag)
+        nft = nftables if nftables is not None else NftablesDriver(config.owner_tag, driver.netns_dir)
+        self.reconciler = Reconciler(L3Kernel(config, rpc, driver, nft), clock=clock, debounce=debounce_seconds)
+
+    def role_configurations(self) -> Mapping[str, Any]:
+        routers = self.reconciler.desired.values()
+        return {"agent_mode": "legacy", "interface_driver": "linuxbridge", "handle_internal_only_routers": True,
+                "gateway_external_network_id": "", "external_network_bridge": "", "log_agent_heartbeats": False,
+                "routers": len(routers), "interfaces": sum(len(r.interfaces) for r in routers),
+                "floating_ips": sum(len(r.floating_addresses) for r in routers),
+                "ex_gw_ports": sum(r.gateway is not None for r in routers)}
+
+    def on_change(self, hint: ChangeHint) -> None:
+        if hint.resource in ("router", "floatingip", "port_forwarding"):
+            self.reconciler.request_full()
+        elif hint.resource == "port" and hint.id in l3_desired.router_ports(dict(self.reconciler.desired)):
+            # The echo of this host's own binding or status report changes nothing here; a
+            # re-addressed or deleted router port does.
+            if hint.op == "delete" or hint.host != self.config.host:
+                self.reconciler.request_full()
