@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -74,13 +74,25 @@ class DashboardPage:
             option.click()
 
     def click(self, element_id: str) -> None:
-        self.el(element_id).click()
+        self.click_xpath(f"//*[@id='{element_id}']", f"#{element_id}")
 
     def click_text(self, tag: str, text: str, within: str = "main") -> None:
-        xpath = f"//*[@id='{within}']//{tag}[normalize-space()='{text}']"
-        self.wait(lambda d: d.find_elements(By.XPATH, xpath) and d.find_element(By.XPATH, xpath).is_enabled(),
-                  f"{tag} {text!r}")
-        self.driver.find_element(By.XPATH, xpath).click()
+        self.click_xpath(f"//*[@id='{within}']//{tag}[normalize-space()='{text}']", f"{tag} {text!r}")
+
+    def click_xpath(self, xpath: str, what: str) -> None:
+        """Click the first shown, enabled match; a list redrawn by a live update meanwhile is retried."""
+
+        def press(d: WebDriver) -> bool:
+            try:
+                found = [e for e in d.find_elements(By.XPATH, xpath) if e.is_displayed() and e.is_enabled()]
+                if not found:
+                    return False
+                found[0].click()
+                return True
+            except (StaleElementReferenceException, ElementClickInterceptedException):
+                return False
+
+        self.wait(press, what)
 
     def confirm(self) -> None:
         self.el("confirm-ok").click()
@@ -96,20 +108,8 @@ class DashboardPage:
 
     def delete_row(self, table_id: str, text: str) -> None:
         """Press a row's Delete and confirm; a list redrawn by a live update meanwhile is simply retried."""
-        xpath = (f"//*[@id='{table_id}']//tr[td[normalize-space()='{text}' or a[normalize-space()='{text}']]]"
-                 "//button[normalize-space()='Delete']")
-
-        def press(d: WebDriver) -> bool:
-            try:
-                found = d.find_elements(By.XPATH, xpath)
-                if not found:
-                    return False
-                found[0].click()
-                return True
-            except StaleElementReferenceException:
-                return False
-
-        self.wait(press, f"the Delete button of {text!r} in #{table_id}")
+        self.click_xpath(f"//*[@id='{table_id}']//tr[td[normalize-space()='{text}' or a[normalize-space()='{text}']]]"
+                         "//button[normalize-space()='Delete']", f"the Delete button of {text!r} in #{table_id}")
         self.confirm()
         self.no_row_for(table_id, text)
 

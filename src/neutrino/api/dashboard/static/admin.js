@@ -69,9 +69,11 @@ function schedCell(agent, [path, key, items], box) {
 async function quotas(box) {
   const projects = (await api.get("identity/v3/projects")).projects || [];
   const select = h("select", { id: "quota-project", "aria-label": "Project" }, projects.map((p) => h("option", { value: p.id }, p.name)));
-  const slot = h("div");
+  const slot = h("div", { id: "quota-slot" });
   async function show() {
-    const details = (await api.get(`v2.0/quotas/${select.value}/details`)).quota;
+    const project = select.value;
+    const details = (await api.get(`v2.0/quotas/${project}/details`)).quota;
+    if (project !== select.value) return;  // another project was chosen meanwhile
     const names = Object.keys(details).sort();
     slot.replaceChildren(
       h("div", { class: "table-wrap" }, h("table", { class: "list", id: "quota-table" },
@@ -81,7 +83,8 @@ async function quotas(box) {
       buildForm({ id: "quota-form", submitLabel: "Save limits",
         fields: names.map((n) => ({ name: n, type: "int" })),
         values: Object.fromEntries(names.map((n) => [n, details[n].limit])),
-        onSubmit: async (v) => { await api.put(`v2.0/quotas/${select.value}`, { quota: v }); toast("Quotas saved"); show(); } }));
+        onSubmit: async (v) => { await api.put(`v2.0/quotas/${project}`, { quota: v }); toast("Quotas saved"); show(); } }));
+    slot.dataset.project = project;
   }
   select.addEventListener("change", () => show().catch((e) => toast(e.message, "error")));
   box.replaceChildren(h("h1", {}, "Quotas and usage"), h("label", { class: "field" }, "Project", select), slot);
