@@ -31,6 +31,7 @@ class Routed:
     router: dict
     port: dict
     fip: dict
+    dhcp: dict
 
 
 @pytest.fixture
@@ -56,9 +57,11 @@ def routed(live_server: LiveServer, live_identity: IdentityAdmin) -> Iterator[Ro
     api.put(f"/routers/{router['id']}/add_router_interface", json={"subnet_id": inner_subnet["id"]}).raise_for_status()
     port = made("/ports", "port", {"network_id": inner["id"], "name": f"web-{tag}"})
     fip = made("/floatingips", "floatingip", {"floating_network_id": external["id"]})
+    dhcp = made("/ports", "port", {"network_id": inner["id"], "device_owner": "network:dhcp", "device_id": f"dhcp-{tag}"})
     try:
-        yield Routed(tag, external, inner, router, port, fip)
+        yield Routed(tag, external, inner, router, port, fip, dhcp)
     finally:
+        api.delete(f"/ports/{dhcp['id']}")
         api.delete(f"/floatingips/{fip['id']}")
         api.delete(f"/ports/{port['id']}")
         api.put(f"/routers/{router['id']}/remove_router_interface", json={"subnet_id": inner_subnet["id"]})
@@ -81,6 +84,17 @@ def test_admin_manages_nested_objects_and_admin_pages_from_the_dashboard(live_se
     tag = routed.tag
     page = DashboardPage(browser(), live_server.url)
     page.login(admin.username, admin.password, admin.project_name)
+
+    # The topology draws the router's gateway to the external network, the DHCP port and the
+    # unassociated floating IP on its pool.
+    page.topology()
+    page.wait(lambda d: page.has_node(f"port:{routed.dhcp['id']}"), "the DHCP port")
+    cy = "window.__topology.cy"
+    assert page.js(f"return {cy}.getElementById(arguments[0]).hasClass('dhcp')", f"port:{routed.dhcp['id']}")
+    assert page.js(f"return {cy}.getElementById(arguments[0]).hasClass('gateway')",
+                   f"router:{routed.router['id']}~network:{routed.external['id']}")
+    assert page.js(f"return {cy}.getElementById(arguments[0]).hasClass('pool')",
+                   f"floatingip:{routed.fip['id']}~network:{routed.external['id']}")
 
     # A QoS policy and a bandwidth limit rule.
     page.goto("#/qos-policies")
