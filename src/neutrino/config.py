@@ -138,6 +138,9 @@ class AllInOneSettings:
     # Run the firewall role (security groups, anti-spoofing) next to l2. One per network namespace:
     # its bridge table drops every tap it was not told about.
     firewall_agent: bool = True
+    # Run the qos role (bandwidth limits with tc, DSCP marking) next to l2. One per network namespace
+    # too: a full resync removes shaping from taps it was not told about.
+    qos_agent: bool = True
 
 
 @dataclass(slots=True)

@@ -142,8 +142,8 @@ def test_qos_policy_with_rules_made_and_read_with_the_cli(rig: Rig) -> None:
             assert (limit_rule["max_kbps"], limit_rule["max_burst_kbps"], limit_rule["direction"]) == \
                 (10000, 800, "egress")
             assert dscp_rule["dscp_mark"] == 26
-            assert sorted(t["Type"] for t in Cli.json(types)) == ["bandwidth_limit", "dscp_marking",
-                                                                   "minimum_bandwidth"]
+            # Only what the qos role enforces (minimum_bandwidth is accepted, not enforced).
+            assert sorted(t["Type"] for t in Cli.json(types)) == ["bandwidth_limit", "dscp_marking"]
 
             again, ingress = cli.run_all([
                 ("neutrino-admin", "network", "qos", "rule", "create", "--type", "bandwidth-limit",
@@ -160,7 +160,7 @@ def test_qos_policy_with_rules_made_and_read_with_the_cli(rig: Rig) -> None:
                                                      "qos_policy_id": policy["id"], "type": "dscp_marking"}
             details = ok(adm.get("/qos/rule-types/bandwidth_limit"), "rule_type")
             drivers = details["drivers"]
-            assert [d["enforced"] for d in drivers] == [False]  # honest: no data plane enforces QoS yet
+            assert [d["enforced"] for d in drivers] == [True]  # the qos role shapes with tc
             assert {p["parameter_name"] for p in drivers[0]["supported_parameters"]} == \
                 {"max_kbps", "max_burst_kbps", "direction"}
 

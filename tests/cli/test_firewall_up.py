@@ -1,4 +1,4 @@
-"""Security groups from the CLI to the wire: ``neutrino up`` runs the firewall role next to l2, and
+"""Security groups from the CLI to the wire: ``neutrino up`` runs the firewall (and qos) role next to l2, and
 instances made with ``neutrino instance create --security-group`` / ``--no-port-security`` are
 filtered as their groups say; a rule added through the API takes effect by the event path; every
 port goes ACTIVE only after both roles reported it; ``neutrino cleanup`` removes the tables.
@@ -14,7 +14,7 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,12 @@ class Cloud:
         code, out = self.ping(instance, target, count=2)
         assert code == 1 and "2 packets transmitted, 0 received" in out, out
 
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "the kernel never showed it"
+            time.sleep(0.2)
+
     def wait_active(self, port_id: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while self.demo.network.get_port(port_id).status != "ACTIVE":
@@ -83,7 +89,7 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
     try:
         server = start_server(state, agent_host=host, extra_config=(
             f'[agent]\nhost = "{host}"\nnetns = "{host_netns}"\n'
-            "[all_in_one]\npublic_network = false\nl3_agent = false\nfirewall_agent = true\n"))
+            "[all_in_one]\npublic_network = false\nl3_agent = false\nfirewall_agent = true\nqos_agent = true\n"))
         config = openstack.config.OpenStackConfig(config_files=[str(server.clouds_yaml)])
         demo = openstack.connection.Connection(config=config.get_one("neutrino-demo"))
         network = demo.network.create_network(name=f"fw-{suffix}")
@@ -120,6 +126,19 @@ def test_groups_from_the_cli_filter_instances_and_a_new_rule_opens_the_way(cloud
                                                   ethertype="IPv4", protocol="icmp",
                                                   remote_ip_prefix=f"{c['ip']}/32")
     cloud.answered(f"c-{suffix}", a["ip"])  # the rule reached the host through the event path
+
+    # QoS by the same event path: a limit on a's port becomes a tbf on its tap, and goes with the policy.
+    admin = openstack.connection.Connection(config=openstack.config.OpenStackConfig(
+        config_files=[str(cloud.server.clouds_yaml)]).get_one("neutrino-admin"))
+    policy = admin.network.create_qos_policy(name=f"limit-{suffix}", shared=True)
+    admin.network.create_qos_bandwidth_limit_rule(policy, max_kbps=5000, direction="ingress")
+    cloud.demo.network.update_port(a["port_id"], qos_policy_id=policy.id)
+    tap = f"tap{a['port_id'][:11]}"
+    cloud.wait_for(lambda: "4e51:" in run("ip", "netns", "exec", cloud.host_netns, "tc", "qdisc", "show", "dev",
+                                          tap).stdout)
+    cloud.demo.network.update_port(a["port_id"], qos_policy_id=None)
+    cloud.wait_for(lambda: "4e51:" not in run("ip", "netns", "exec", cloud.host_netns, "tc", "qdisc", "show", "dev",
+                                              tap).stdout)
 
     tables = nft_tables(cloud.host_netns)
     assert "neutrino-fw" in tables

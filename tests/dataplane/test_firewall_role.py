@@ -351,3 +351,29 @@ async def test_a_virtual_ip_in_both_ports_address_pairs_moves_between_instances(
     ports["c"] = replace(ports["c"], allowed_address_pairs=())
     await agent.apply(host.state([open_group], **ports))
     assert await blocked(b, Instance(c.netns, replace(c.port, fixed_ips=(vip,))))
+
+
+async def test_restarting_the_role_during_traffic_loses_no_packet_and_keeps_connections(host: Host) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    group = FirewallGroup("g", True, (*EGRESS_ANY, FirewallRule("i", "ingress", "IPv4", remote_group_id="g")))
+    ports = {"a": replace(a.port, security_group_ids=("g",)), "b": replace(b.port, security_group_ids=("g",))}
+    state = host.state([group], {"g": (a.port.fixed_ips[0], b.port.fixed_ips[0])}, **ports)
+    first = agent_for(host)
+    await first.apply(state)
+    session = await TcpSession.open(a.netns, b.netns, b.port.fixed_ips[0], 2300)
+    pinger = subprocess.Popen(["ip", "netns", "exec", a.netns, "ping", "-n", "-i", "0.01", "-c", "300",
+                               b.port.fixed_ips[0]], stdout=subprocess.PIPE, text=True)
+    try:
+        assert await session.line() == "connected"
+        assert await session.exchange("before") == "echo before"
+        await first.role.stop()
+        for _ in range(3):  # a new process each time: it finds the tables right and writes nothing
+            restarted = agent_for(host)
+            assert (await restarted.apply(state)).actions == ()
+            assert await session.exchange("during") == "echo during"
+        out, _ = await asyncio.to_thread(pinger.communicate)
+        assert "300 packets transmitted, 300 received" in out, out
+        assert await session.exchange("after") == "echo after"
+    finally:
+        pinger.kill()
+        session.close()

@@ -72,9 +72,11 @@ def start_server(state_dir: Path, *, database_url: str | None = None, extra_conf
     if "[all_in_one]" not in text:
         text += "\n[all_in_one]\npublic_network = false\nl3_agent = false\n"
     # The firewall's bridge table is one per network namespace (it drops every tap it does not
-    # know): test servers share the root namespace, so only a test that asks for it runs one.
-    if "firewall_agent" not in text:
-        text = text.replace("[all_in_one]\n", "[all_in_one]\nfirewall_agent = false\n", 1)
+    # know), and the qos role's full resync clears shaping it was not told about: test servers
+    # share the root namespace, so only a test that asks for them runs them.
+    for role in ("firewall_agent", "qos_agent"):
+        if role not in text:
+            text = text.replace("[all_in_one]\n", f"[all_in_one]\n{role} = false\n", 1)
     if database_url:
         text = f'[database]\nurl = "{database_url}"\n' + text
     config.write_text(text)

@@ -15,6 +15,7 @@ from neutrino.agent.roles.l2 import LinuxBridgeRole
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig, parse_bridge_mappings
 from neutrino.agent.roles.l3 import L3Role
 from neutrino.agent.roles.l3.config import L3Config
+from neutrino.agent.roles.qos.role import QosConfig, QosRole
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
 from neutrino.bus.memory import MemoryBroker
@@ -41,7 +42,12 @@ def _firewall_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
                                        bridge_mappings=parse_bridge_mappings(agent.bridge_mappings)), rpc)
 
 
-ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role, "firewall": _firewall_role}
+def _qos_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
+    return QosRole(QosConfig(host=host, netns=settings.agent.netns or None), rpc)
+
+
+ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role, "firewall": _firewall_role,
+                                          "qos": _qos_role}
 
 
 class UnknownRole(Exception):
@@ -80,7 +86,7 @@ async def run_agent(settings: Settings, host: str, roles: Sequence[str]) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="host name to report (default: [agent] host, else this machine's)")
-    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3, firewall")
+    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3, firewall, qos")
     parser.add_argument("--netns", help="network namespace that plays this host's root namespace (fullstack)")
     parser.add_argument("--tunnel-ip", help="local VXLAN endpoint address")
     parser.add_argument("--bridge-mapping", action="append", default=None,

@@ -92,6 +92,11 @@ def port_id_head(device: str) -> str:
     return device[len("tap"):] if device.startswith("tap") else device
 
 
+def ifb_name(port_id: str) -> str:
+    """The IFB device that shapes what an instance sends (its tap's ingress is redirected there)."""
+    return _device_name("ifb", port_id)
+
+
 def bridge_name(network_id: str) -> str:
     """The Linux bridge that carries one network on one host."""
     return _device_name("brq", network_id)

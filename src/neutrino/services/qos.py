@@ -11,8 +11,10 @@ should get.
   The checks that need no database are pure functions here (:func:`rule_conflict`).
 - :class:`QosRuleTypeService` answers ``qos/rule-types``.
 
-The data plane does not enforce QoS yet: policies and rules are stored, shown and sent to agents as
-change events, and the rule types' driver details say so.
+The qos agent role enforces ``bandwidth_limit`` (tc) and ``dscp_marking`` (nftables)
+(:data:`~neutrino.services.qos_agents.ENFORCED`): ``qos/rule-types`` lists exactly those (``all_rules``
+lists every kind the API accepts), and attaching a policy that holds another kind (``minimum_bandwidth``)
+to a port or network is refused with 409 ``QosRuleNotSupported``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from neutrino.resources.qos import RULE_KIND_BY_TYPE, RULE_KINDS, VALID_DSCP_MAR
 from neutrino.services import rbac
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.qos_agents import ENFORCED
 from neutrino.services.standard import (
     bump_revision,
     check_revision,
@@ -55,6 +58,10 @@ policies, rules, defaults = qos_policies, qos_rules, qos_default_policies
 
 class QosPolicyInUse(InUse):
     message = "QoS Policy %(policy_id)s is used by %(object_type)s %(object_id)s."
+
+
+class QosRuleNotSupported(Conflict):
+    message = "Rule %(rule_type)s is not supported by this backend: QoS policy %(policy_id)s cannot be attached."
 
 
 class QoSPolicyDefaultAlreadyExists(Conflict):
@@ -356,8 +363,13 @@ class QosPolicyService:
     # ---- what the core and RBAC ask -------------------------------------------------------------
 
     async def check(self, conn: AsyncConnection, ctx: RequestContext, policy_id: str) -> None:
-        """A network or port may name only a policy the caller can see (404 otherwise)."""
+        """A network or port may name only a policy the caller can see (404 otherwise) and whose
+        rules the data plane enforces (409 ``QosRuleNotSupported``, as Neutron's drivers refuse)."""
         await self.get_in(conn, ctx, policy_id)
+        unsupported = (await conn.execute(select(rules.c.rule_type).where(
+            rules.c.qos_policy_id == policy_id, rules.c.rule_type.not_in(list(ENFORCED))).limit(1))).scalar()
+        if unsupported is not None:
+            raise QosRuleNotSupported(rule_type=unsupported, policy_id=policy_id)
 
     @staticmethod
     async def project_default(conn: AsyncConnection, project_id: str) -> str | None:
@@ -547,11 +559,16 @@ class QosRuleTypeService:
     """``qos/rule-types``: the kinds the API accepts. Rule type details are admin only, as in
     Neutron (its plugin refuses others with ``NotAuthorized``)."""
 
-    NOT_ENFORCED = ("Rules of this type are accepted, stored and reported to agents, but no agent enforces "
-                    "them yet (the QoS data plane is a later step).")
+    NOT_ENFORCED = ("Rules of this type are accepted and stored, but no agent enforces them: a policy holding "
+                    "one cannot be attached to a port or network (409 QosRuleNotSupported).")
+    ENFORCED_BY = {"bandwidth_limit": "Enforced by the qos agent role with tc: tbf on the tap (ingress) and on "
+                                      "an IFB device the tap's ingress is redirected to (egress).",
+                   "dscp_marking": "Enforced by the qos agent role with nftables (bridge family)."}
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
-        return [{"type": k.type} for k in RULE_KINDS]
+        """The types the backend enforces; ``all_rules=true`` every type the API accepts."""
+        all_rules = any(str(v).lower() in ("true", "1") for v in query.filters.get("all_rules") or ())
+        return [{"type": k.type} for k in RULE_KINDS if all_rules or k.type in ENFORCED]
 
     async def get(self, ctx: RequestContext, rule_type: str) -> dict[str, Any]:
         if not ctx.is_admin:
@@ -559,10 +576,12 @@ class QosRuleTypeService:
         kind = RULE_KIND_BY_TYPE.get(rule_type)
         if kind is None:
             raise QosRuleTypeNotFound(rule_type=rule_type)
-        return {"type": kind.type, "drivers": [{"name": DRIVER_NAME, "supported_parameters": supported_parameters(kind),
-                                                "enforced": False, "description": self.NOT_ENFORCED}]}
+        enforced = kind.type in ENFORCED
+        return {"type": kind.type, "drivers": [{
+            "name": DRIVER_NAME, "supported_parameters": supported_parameters(kind), "enforced": enforced,
+            "description": self.ENFORCED_BY[kind.type] if enforced else self.NOT_ENFORCED}]}
 
 
 __all__ = ["QosPolicyService", "QosRuleService", "QosRuleAliasService", "QosRuleTypeService", "Rule", "rule_conflict",
            "new_rule", "QosPolicyInUse", "QoSPolicyDefaultAlreadyExists", "QosRuleNotFound", "QoSRulesConflict",
-           "QoSRuleParameterConflict", "QosRuleTypeNotFound"]
+           "QoSRuleParameterConflict", "QosRuleTypeNotFound", "QosRuleNotSupported"]

@@ -30,6 +30,7 @@ from neutrino.resources.qos import (
 )
 from neutrino.server.plugins import Components
 from neutrino.services.qos import QosPolicyService, QosRuleAliasService, QosRuleService, QosRuleTypeService
+from neutrino.services.qos_agents import QosAgentService
 
 
 class QosPlugin:
@@ -49,7 +50,9 @@ class QosPlugin:
         # The core's hooks (set here, at composition; the core never imports this plugin).
         c.services["network"].qos_policies = policies
         c.services["rbac_policy"].in_use_checks["qos_policy"] = policies.rbac_dependents
-        services: dict[str, Any] = {QOS_POLICY.service_key: policies,
+        qos_agents = QosAgentService(c.db, c.services["l2_agents"])
+        c.desired_state["qos"] = qos_agents.sync_state
+        services: dict[str, Any] = {"qos_agents": qos_agents, QOS_POLICY.service_key: policies,
                                     RULE_TYPE.service_key: QosRuleTypeService()}
         for kind, rule_res, alias_res in zip(RULE_KINDS, RULE_RESOURCES, ALIAS_RESOURCES, strict=True):
             rule_service = QosRuleService(c.db, c.notifier, policies, kind)

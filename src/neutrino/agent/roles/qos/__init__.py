@@ -1,0 +1,1 @@
+"""The qos role: bandwidth limits with tc (tbf on the tap, IFB for what the instance sends) and DSCP marking."""

@@ -1,0 +1,155 @@
+"""One object of the qos role: what the kernel holds -> the actions that make it right (pure).
+
+Objects: ``("table", "bridge")`` (the ``neutrino-qos`` bridge table whose prerouting chain jumps,
+per tap, to the chain that sets its DSCP mark) and ``("port", tap)`` (the tap's tbf root qdisc:
+what the instance receives; its IFB with a tbf and the tap's ingress redirect: what the instance
+sends; its DSCP element). Directions are the instance's, as in the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from neutrino.contract.qos import BandwidthLimit, QosPort
+from neutrino.dataplane.tc import DeviceShaping, Tbf
+
+TABLE = "neutrino-qos"
+Key = tuple[str, str]
+MIN_BURST_KBIT = 16  # a tbf burst below one full frame would stall: at least a 1500-byte MTU
+
+
+@dataclass(frozen=True, slots=True)
+class QosKernel:
+    shaping: Mapping[str, DeviceShaping] = field(default_factory=dict)
+    ifbs: frozenset[str] = frozenset()
+    table: bool = False
+    dscp: Mapping[str, str] = field(default_factory=dict)  # tap -> "goto dscp-<mark>"
+
+
+@dataclass(frozen=True, slots=True)
+class SetTbf:
+    device: str
+    rate_kbit: int
+    burst_kbit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClearRoot:
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureIfb:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    device: str
+    ifb: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClearIngress:
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveIfb:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class NftScript:
+    text: str
+
+
+Action = SetTbf | ClearRoot | EnsureIfb | Redirect | ClearIngress | RemoveIfb | NftScript
+
+
+def ifb_of(tap: str) -> str:
+    """The IFB of a tap: the same 11 characters of the port id (``contract.names.ifb_name``)."""
+    return "ifb" + tap[3:]
+
+
+def burst_kbit(limit: BandwidthLimit) -> int:
+    """The burst to configure: the rule's, else 80% of the rate (Neutron's Linux bridge default)."""
+    return max(MIN_BURST_KBIT, limit.max_burst_kbps or int(limit.max_kbps * 0.8))
+
+
+def _tbf_right(have: Tbf | None, limit: BandwidthLimit) -> bool:
+    if have is None or have.rate_bps != limit.max_kbps * 1000:
+        return False
+    want = burst_kbit(limit) * 1000 // 8
+    return abs(have.burst_bytes - want) <= max(2048, want // 20)  # tc rounds the burst to its clock
+
+
+def table_script(owner: str) -> str:
+    return (f"table bridge {TABLE}\ndelete table bridge {TABLE}\n"
+            f'add table bridge {TABLE} {{ comment "{owner}"; }}\n'
+            f"add map bridge {TABLE} dscp_ports {{ type ifname : verdict; }}\n"
+            f"add chain bridge {TABLE} prerouting {{ type filter hook prerouting priority -150; policy accept; }}\n"
+            f"add rule bridge {TABLE} prerouting iifname vmap @dscp_ports\n")
+
+
+def dscp_script(tap: str, mark: int | None, current: str | None) -> str:
+    lines = []
+    if current is not None:
+        lines.append(f'delete element bridge {TABLE} dscp_ports {{ "{tap}" }}')
+    if mark is not None:
+        chain = f"dscp-{mark}"
+        lines += [f"add chain bridge {TABLE} {chain}", f"flush chain bridge {TABLE} {chain}",
+                  f"add rule bridge {TABLE} {chain} ether type ip ip dscp set {mark}",
+                  f"add rule bridge {TABLE} {chain} ether type ip6 ip6 dscp set {mark}",
+                  f'add element bridge {TABLE} dscp_ports {{ "{tap}" : goto {chain} }}']
+    return "\n".join(lines) + "\n"
+
+
+def plan(key: Key, desired: QosPort | str | None, actual: QosKernel) -> tuple[Action, ...]:
+    kind, name = key
+    if kind == "table":
+        if desired is None:
+            return (NftScript(f"table bridge {TABLE}\ndelete table bridge {TABLE}\n"),) if actual.table else ()
+        return () if actual.table else (NftScript(table_script(str(desired))),)
+    port = desired if isinstance(desired, QosPort) else None
+    tap, ifb = name, ifb_of(name)
+    shaping = actual.shaping.get(tap, DeviceShaping())
+    actions: list[Action] = []
+    ingress = port.ingress if port else None  # to the instance: the tap's own root qdisc
+    if ingress is not None:
+        if not _tbf_right(shaping.root, ingress):
+            actions.append(SetTbf(tap, ingress.max_kbps, burst_kbit(ingress)))
+    elif shaping.root is not None:
+        actions.append(ClearRoot(tap))
+    egress = port.egress if port else None  # from the instance: the tap's ingress, shaped on the IFB
+    if egress is not None:
+        if ifb not in actual.ifbs:
+            actions.append(EnsureIfb(ifb))
+        if not _tbf_right(actual.shaping.get(ifb, DeviceShaping()).root, egress):
+            actions.append(SetTbf(ifb, egress.max_kbps, burst_kbit(egress)))
+        if not shaping.ingress or ifb not in actual.ifbs:  # a new IFB needs the redirect made again
+            actions.append(Redirect(tap, ifb))
+    else:
+        if shaping.ingress and ifb in actual.ifbs:
+            actions.append(ClearIngress(tap))
+        if ifb in actual.ifbs:
+            actions.append(RemoveIfb(ifb))
+    mark = port.dscp_mark if port else None
+    current = actual.dscp.get(tap)
+    if current != (f"goto dscp-{mark}" if mark is not None else None):
+        actions.append(NftScript(dscp_script(tap, mark, current)))
+    return tuple(actions)
+
+
+def owned(actual: QosKernel) -> set[Key]:
+    keys: set[Key] = {("port", dev) for dev, s in actual.shaping.items() if dev.startswith("tap") and s.root}
+    keys |= {("port", "tap" + ifb[3:]) for ifb in actual.ifbs}
+    keys |= {("port", tap) for tap in actual.dscp}
+    if actual.table:
+        keys.add(("table", "bridge"))
+    return keys
+
+
+__all__ = ["Action", "ClearIngress", "ClearRoot", "EnsureIfb", "Key", "NftScript", "QosKernel", "Redirect",
+           "RemoveIfb", "SetTbf", "TABLE", "burst_kbit", "ifb_of", "owned", "plan"]

@@ -1,0 +1,39 @@
+"""The qos role's desired state (``sync_state(host, "qos")``) as frozen data.
+
+One entry per port bound to the host whose effective QoS policy (the port's own, else its
+network's) has a rule this backend enforces; the server resolves the policy, so the agent sees
+limits, not policies. Directions are the instance's, as in the API: ``egress`` is what the
+instance sends, ``ingress`` what it receives. On the wire through :mod:`neutrino.contract.codec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthLimit:
+    max_kbps: int
+    max_burst_kbps: int = 0  # 0: the backend chooses (80% of the rate, as Neutron's Linux bridge driver)
+
+
+@dataclass(frozen=True, slots=True)
+class QosPort:
+    port_id: str
+    device: str
+    policy_id: str
+    egress: BandwidthLimit | None = None
+    ingress: BandwidthLimit | None = None
+    dscp_mark: int | None = None
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QosState:
+    host: str
+    ports: tuple[QosPort, ...] = ()
+    generated_at: float = 0.0
+    role: str = field(default="qos", init=False)
+
+
+__all__ = ["BandwidthLimit", "QosPort", "QosState"]

@@ -1,0 +1,121 @@
+"""Traffic shaping of a tap with ``tc``, and the IFB devices that shape what an instance sends.
+
+What this kernel offers (kernel.md): tbf, htb, the ingress qdisc, the u32 classifier and the
+mirred action with IFB; no police action, no matchall. So traffic *to* an instance is shaped by a
+tbf root qdisc on its tap; traffic *from* it enters the host on the tap's ingress, where a u32
+match-all filter redirects it to an IFB device whose tbf root qdisc shapes it, after which the IFB
+hands it back to the tap's receive path (the bridge and the firewall still see it as the tap's).
+
+Our qdiscs carry the handle ``4e51:``, so what another program put on a device is never taken
+for ours; the IFB devices carry the owner's interface alias, as every device Neutrino makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neutrino.contract.names import checked_device_name, checked_namespace_name
+from neutrino.dataplane.netlink import NETNS_DIR, NamespaceNotFound, NetlinkDriverError
+from neutrino.dataplane.ownership import OwnerTag
+
+HANDLE = "4e51:"
+INGRESS = "ffff:"
+LATENCY = "50ms"
+
+
+class TcError(NetlinkDriverError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Tbf:
+    """A tbf qdisc as the kernel holds it: rate in bit/s, burst in bytes."""
+
+    rate_bps: int
+    burst_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceShaping:
+    root: Tbf | None = None  # our tbf root qdisc
+    ingress: bool = False  # an ingress qdisc (where the redirect to the IFB hangs)
+
+
+def parse_qdiscs(listing: list[dict[str, Any]]) -> dict[str, DeviceShaping]:
+    """``tc -j qdisc show`` as our shaping per device."""
+    out: dict[str, DeviceShaping] = {}
+    for q in listing:
+        dev = q.get("dev")
+        if not dev:
+            continue
+        current = out.get(dev, DeviceShaping())
+        if q.get("kind") == "tbf" and q.get("handle") == HANDLE and q.get("root"):
+            options = q.get("options") or {}
+            current = DeviceShaping(Tbf(int(options.get("rate", 0)) * 8, int(options.get("burst", 0))),
+                                    current.ingress)
+        elif q.get("kind") == "ingress":
+            current = DeviceShaping(current.root, True)
+        out[dev] = current
+    return out
+
+
+class TcDriver:
+    def __init__(self, owner: OwnerTag, netns_dir: Path = NETNS_DIR) -> None:
+        self.owner = owner
+        self.netns_dir = netns_dir
+
+    async def _run(self, netns: str | None, *argv: str, tolerate: tuple[str, ...] = ()) -> str:
+        if netns is not None:
+            path = self.netns_dir / checked_namespace_name(netns)
+            if not path.exists():
+                raise NamespaceNotFound(netns)
+            argv = ("nsenter", f"--net={path}", *argv)
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        text = err.decode().strip()
+        if proc.returncode and not any(t in text for t in tolerate):
+            raise TcError(f"{' '.join(argv)} failed: {text}")
+        return out.decode()
+
+    async def shaping(self, *, netns: str | None = None) -> dict[str, DeviceShaping]:
+        return parse_qdiscs(json.loads(await self._run(netns, "tc", "-j", "qdisc", "show") or "[]"))
+
+    async def owned_ifbs(self, *, netns: str | None = None) -> set[str]:
+        links = json.loads(await self._run(netns, "ip", "-j", "-d", "link", "show", "type", "ifb") or "[]")
+        return {link["ifname"] for link in links if self.owner.owns(link.get("ifalias"))}
+
+    async def set_tbf(self, device: str, rate_kbit: int, burst_kbit: int, *, netns: str | None = None) -> None:
+        """The device's root qdisc becomes our tbf (replaced in place: no gap without shaping)."""
+        await self._run(netns, "tc", "qdisc", "replace", "dev", checked_device_name(device), "root", "handle", HANDLE,
+                        "tbf", "rate", f"{rate_kbit}kbit", "burst", f"{burst_kbit}kbit", "latency", LATENCY)
+
+    async def clear_root(self, device: str, *, netns: str | None = None) -> None:
+        await self._run(netns, "tc", "qdisc", "del", "dev", checked_device_name(device), "root",
+                        tolerate=("No such file", "Cannot find device", "Invalid handle", "Cannot delete qdisc"))
+
+    async def ensure_ifb(self, name: str, *, netns: str | None = None) -> None:
+        await self._run(netns, "ip", "link", "add", checked_device_name(name), "type", "ifb", tolerate=("File exists",))
+        await self._run(netns, "ip", "link", "set", name, "alias", self.owner.alias, "up")
+
+    async def remove_ifb(self, name: str, *, netns: str | None = None) -> None:
+        await self._run(netns, "ip", "link", "del", checked_device_name(name), tolerate=("Cannot find device",))
+
+    async def redirect_ingress(self, device: str, ifb: str, *, netns: str | None = None) -> None:
+        """Everything the device receives goes through ``ifb`` first (u32 match-all, mirred)."""
+        dev = checked_device_name(device)
+        await self._run(netns, "tc", "qdisc", "replace", "dev", dev, "handle", INGRESS, "ingress")
+        await self._run(netns, "tc", "filter", "replace", "dev", dev, "parent", INGRESS, "protocol", "all", "pref",
+                        "1", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev",
+                        checked_device_name(ifb))
+
+    async def clear_ingress(self, device: str, *, netns: str | None = None) -> None:
+        await self._run(netns, "tc", "qdisc", "del", "dev", checked_device_name(device), "handle", INGRESS, "ingress",
+                        tolerate=("No such file", "Cannot find device", "Invalid handle", "Cannot delete qdisc"))
+
+
+__all__ = ["DeviceShaping", "HANDLE", "Tbf", "TcDriver", "TcError", "parse_qdiscs"]

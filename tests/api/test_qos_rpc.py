@@ -1,0 +1,76 @@
+"""The qos role's side of the contract against a live server: ``sync_state(host, "qos")`` resolves
+each bound port's effective policy (its own, else its network's) into limits and a DSCP mark;
+``qos/rule-types`` lists what the backend enforces; a policy holding a rule it cannot enforce is
+refused on a port or network with 409 ``QosRuleNotSupported``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from neutrino.agent.rpc_client import AgentRpcClient
+from neutrino.contract import codec
+from neutrino.contract.names import tap_name
+from neutrino.contract.qos import BandwidthLimit, QosState
+from tests.api.test_device_status_rpc import Rig
+from tests.api.test_firewall_rpc import _as_host, rig  # noqa: F401 - the module's server and bus
+from tests.support.neutron_http import api, created, neutron_error, ok
+from tests.support.tenants import cloud_persona
+
+
+def _policy(adm: Any, *rules: tuple[str, dict[str, Any]]) -> str:
+    policy = created(adm.post("/qos/policies", json={"policy": {"name": f"q-{uuid.uuid4().hex[:6]}",
+                                                                "shared": True}}), "policy")
+    for kind, body in rules:
+        created(adm.post(f"/qos/policies/{policy['id']}/{kind}_rules", json={f"{kind}_rule": body}), f"{kind}_rule")
+    return str(policy["id"])
+
+
+def test_sync_state_resolves_port_and_network_policies_into_limits(rig: Rig) -> None:  # noqa: F811
+    host = f"{rig.host}-qos"
+    adm = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
+    compute = api(rig.server, cloud_persona(rig.server, "neutrino-compute"))
+    port_policy = _policy(adm, ("bandwidth_limit", {"max_kbps": 10000, "max_burst_kbps": 800}),
+                          ("bandwidth_limit", {"max_kbps": 20000, "direction": "ingress"}),
+                          ("dscp_marking", {"dscp_mark": 26}))
+    net_policy = _policy(adm, ("dscp_marking", {"dscp_mark": 10}))
+
+    async def work(rpc: AgentRpcClient) -> tuple[QosState, str, str, str]:
+        network = created(adm.post("/networks", json={"network": {"name": f"q-{uuid.uuid4().hex[:6]}",
+                                                                  "qos_policy_id": net_policy}}), "network")
+        created(adm.post("/subnets", json={"subnet": {"network_id": network["id"], "cidr": "10.93.0.0/24",
+                                                      "ip_version": 4}}), "subnet")
+        own = created(adm.post("/ports", json={"port": {"network_id": network["id"], "qos_policy_id": port_policy}}),
+                      "port")
+        inherited = created(adm.post("/ports", json={"port": {"network_id": network["id"]}}), "port")
+        for p in (own, inherited):
+            ok(compute.put(f"/ports/{p['id']}", json={"port": {"binding:host_id": host}}), "port")
+        return codec.decode(QosState, await rpc.sync_state("qos")), own["id"], inherited["id"], network["id"]
+
+    state, own, inherited, _ = asyncio.run(_as_host(rig, host, ("l2",), work))
+    by_port = {p.port_id: p for p in state.ports}
+    assert by_port[own].device == tap_name(own) and by_port[own].policy_id == port_policy
+    assert (by_port[own].egress, by_port[own].ingress, by_port[own].dscp_mark) == (
+        BandwidthLimit(10000, 800), BandwidthLimit(20000, 0), 26)
+    assert (by_port[inherited].egress, by_port[inherited].dscp_mark) == (None, 10)
+
+
+def test_rule_types_list_what_is_enforced_and_unenforceable_policies_are_refused(rig: Rig) -> None:  # noqa: F811
+    adm = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
+    listed = ok(adm.get("/qos/rule-types"), "rule_types")
+    assert sorted(t["type"] for t in listed) == ["bandwidth_limit", "dscp_marking"]
+    everything = ok(adm.get("/qos/rule-types", params={"all_rules": "true"}), "rule_types")
+    assert "minimum_bandwidth" in {t["type"] for t in everything}
+    detail = ok(adm.get("/qos/rule-types/minimum_bandwidth"), "rule_type")
+    assert [d["enforced"] for d in detail["drivers"]] == [False]
+
+    minimum = _policy(adm, ("minimum_bandwidth", {"min_kbps": 1000}))
+    neutron_error(adm.post("/networks", json={"network": {"name": "q-min", "qos_policy_id": minimum}}), 409,
+                  "QosRuleNotSupported")
+    network = created(adm.post("/networks", json={"network": {"name": f"q-{uuid.uuid4().hex[:6]}"}}), "network")
+    port = created(adm.post("/ports", json={"port": {"network_id": network["id"]}}), "port")
+    neutron_error(adm.put(f"/ports/{port['id']}", json={"port": {"qos_policy_id": minimum}}), 409,
+                  "QosRuleNotSupported")
+    assert ok(adm.get(f"/ports/{port['id']}"), "port")["qos_policy_id"] is None

@@ -1,0 +1,143 @@
+"""The qos role against the real kernel: TCP throughput between instance namespaces, DSCP on the wire.
+
+Same host layout as the firewall tests (a bridge, one veth ``tap`` per instance); the server edge
+serves a ``QosState`` the test writes. Throughput is measured by a TCP transfer inside the
+namespaces (a Python sender and receiver: the receiver counts bytes after the first half second,
+when the slow start and the token bucket's first burst are behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kernel_scratch import Scratch, ip
+from test_firewall_role import Host, Instance
+
+from neutrino.agent.reconciler import Round
+from neutrino.agent.roles.qos.role import QosConfig, QosRole
+from neutrino.contract import codec
+from neutrino.contract.qos import BandwidthLimit, QosPort, QosState
+
+pytestmark = pytest.mark.kernel
+
+RECEIVE = """
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 5201)); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept(); total = 0; start = None; t0 = time.monotonic()
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    now = time.monotonic()
+    if start is None and now - t0 >= 0.5:
+        start, total = now, 0
+    total += len(d)
+print(total * 8 / (time.monotonic() - start) / 1e6, flush=True)
+"""
+SEND = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 5201)); buf = b"x" * 65536; end = time.monotonic() + 3
+while time.monotonic() < end:
+    c.sendall(buf)
+c.close()
+"""
+
+
+class QosServer:
+    def __init__(self) -> None:
+        self.state = QosState("h")
+
+    async def sync_state(self, role: str) -> dict[str, Any]:
+        assert role == "qos"
+        return codec.encode(self.state)
+
+
+@dataclass
+class QosAgent:
+    role: QosRole
+    server: QosServer
+
+    async def apply(self, *ports: QosPort) -> Round[Any, Any]:
+        self.server.state = QosState("h", tuple(ports))
+        await self.role.resync()
+        done = self.role.reconciler.last_round
+        assert done is not None and not done.failed, done
+        return done
+
+
+def agent_for(host: Host) -> QosAgent:
+    server = QosServer()
+    return QosAgent(QosRole(QosConfig("h", netns=host.netns), server), server)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def host(scratch: Scratch) -> Host:
+    netns = scratch.namespace("host")
+    ip("netns", "add", netns)
+    return Host(scratch, netns, "0e5a0000-0000-4000-8000-0000000000ab", {})
+
+
+async def mbit_per_s(sender: Instance, receiver: Instance) -> float:
+    address = receiver.port.fixed_ips[0]
+    recv = subprocess.Popen(["ip", "netns", "exec", receiver.netns, sys.executable, "-c", RECEIVE, address],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert recv.stdout is not None and await asyncio.to_thread(recv.stdout.readline) == "ready\n"
+        sent = await asyncio.to_thread(subprocess.run, ["ip", "netns", "exec", sender.netns, sys.executable, "-c",
+                                                        SEND, address], capture_output=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        out, _ = await asyncio.to_thread(recv.communicate, timeout=30)
+        return float(out.strip())
+    finally:
+        recv.kill()
+
+
+def port(inst: Instance, **kw: Any) -> QosPort:
+    return QosPort(inst.port.port_id, inst.port.device, "policy", **kw)
+
+
+async def test_bandwidth_limits_both_ways_within_20_percent_and_removal_restores_speed(host: Host) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    agent = agent_for(host)
+    await agent.apply(port(a, egress=BandwidthLimit(10_000), ingress=BandwidthLimit(20_000)))
+    sent = await mbit_per_s(a, b)  # a's egress: shaped on its IFB
+    received = await mbit_per_s(b, a)  # a's ingress: shaped on its tap
+    assert 8.0 <= sent <= 12.0, sent
+    assert 16.0 <= received <= 24.0, received
+
+    restarted = agent_for(host)
+    assert (await restarted.apply(port(a, egress=BandwidthLimit(10_000), ingress=BandwidthLimit(20_000)))
+            ).actions == ()
+
+    await restarted.apply()  # the policy is gone: no qdisc, no IFB left
+    assert "ifb" not in ip("-n", host.netns, "link", "show", "type", "ifb").stdout
+    assert "4e51:" not in ip("netns", "exec", host.netns, "tc", "qdisc", "show").stdout
+    assert await mbit_per_s(a, b) > 60.0
+
+
+async def test_dscp_mark_is_seen_on_the_wire(host: Host) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    agent = agent_for(host)
+    await agent.apply(port(a, dscp_mark=26))
+    capture = subprocess.Popen(["ip", "netns", "exec", b.netns, "tcpdump", "-l", "-n", "-v", "-c", "1", "-i", "eth0",
+                                "icmp", "and", "src", a.port.fixed_ips[0]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # tcpdump says "listening on" once its capture is open.
+        assert capture.stderr is not None
+        while "listening on" not in await asyncio.to_thread(capture.stderr.readline):
+            pass
+        await asyncio.to_thread(subprocess.run, ["ip", "netns", "exec", a.netns, "ping", "-c", "1", "-W", "2",
+                                                 b.port.fixed_ips[0]], capture_output=True, timeout=30)
+        out, _ = await asyncio.to_thread(capture.communicate, timeout=30)
+    finally:
+        capture.kill()
+    assert "tos 0x68" in out, out  # DSCP 26 (AF31) << 2
+    await agent.apply()
+    assert (await agent.apply()).actions == ()
