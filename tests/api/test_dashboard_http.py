@@ -138,6 +138,16 @@ def test_the_event_stream_tells_a_viewer_only_of_its_own_project(live_server: Li
         until("delete")
         assert [c["op"] for c in seen if c["id"] == mine["id"]] == ["create", "delete"]
         assert next(c for c in seen if c["id"] == mine["id"])["object"]["name"] == mine["name"]
+        # A bulk write of more objects than one re-read asks for (100) is told whole.
+        net = api.post("/networks", json={"network": {"name": "bulk"}}, headers={"x-auth-token": viewer.token})
+        bulk = api.post("/ports", json={"ports": [{"network_id": net.json()["network"]["id"]} for _ in range(120)]},
+                        headers={"x-auth-token": viewer.token})
+        assert bulk.status_code == 201
+        wanted = {p["id"] for p in bulk.json()["ports"]}
+        while not wanted <= {c["id"] for c in seen if c["resource"] == "port" and c["op"] == "create"}:
+            kind, data = received.get(timeout=60)
+            if kind == "changes":
+                seen.extend(data)
         text = json.dumps(seen)
         assert secret["id"] not in text and other.project_id not in text, "another project's ids leaked"
         api.close()

@@ -74,8 +74,11 @@ async def test_a_stream_hears_committed_batches_through_the_viewers_reads() -> N
     hub = EventHub()
     readable = {"mine": {"id": "mine"}}
 
-    async def fetch(resource: str, obj_id: str) -> tuple[int, dict | None]:
-        return (200, readable[obj_id]) if obj_id in readable else (404, None)
+    reads: list[tuple[str, list[str]]] = []
+
+    async def fetch(resource: str, ids) -> tuple[int, dict]:
+        reads.append((resource, list(ids)))
+        return 200, {i: readable[i] for i in ids if i in readable}
 
     stream = hub.stream(fetch, set(), keepalive=60)
     assert "event: ready" in await anext(stream)
@@ -83,5 +86,6 @@ async def test_a_stream_hears_committed_batches_through_the_viewers_reads() -> N
     await hub([ChangeEvent("network", "theirs", "create"), ChangeEvent("network", "mine", "create")])
     chunk = await asyncio.wait_for(anext(stream), 10)
     assert chunk.startswith("event: changes") and '"mine"' in chunk and "theirs" not in chunk
+    assert reads == [("network", ["theirs", "mine"])], "one read per resource and batch"
     await stream.aclose()
     assert hub.streams == 0

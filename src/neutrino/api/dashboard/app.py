@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from starlette.applications import Starlette
@@ -40,6 +42,7 @@ PROXIED_PREFIXES = ("v2.0/", "identity/v3/")
 # Token issue/validation goes through /session only: the page must never see a token.
 BLOCKED_PREFIXES = ("identity/v3/auth/tokens",)
 FORWARDED_HEADERS = ("content-type", "accept", "if-match")
+FETCH_CHUNK = 100  # ids per re-read of changed objects
 
 
 def _error(status: int, message: str, kind: str = "DashboardError") -> JSONResponse:
@@ -227,12 +230,17 @@ class Dashboard:
             return _error(401, "Not logged in.", "Unauthenticated")
         known = self.known.of(sess.session_key(token))
 
-        async def fetch(resource: str, obj_id: str) -> tuple[int, dict[str, Any] | None]:
-            path, key = COLLECTIONS[resource]
-            resp = await client.get(f"/v2.0/{path}/{obj_id}", headers={"x-auth-token": token})
-            if resp.status_code != 200:
-                return resp.status_code, None
-            return 200, resp.json().get(key)
+        async def fetch(resource: str, ids: Sequence[str]) -> tuple[int, dict[str, dict[str, Any]]]:
+            path, plural = COLLECTIONS[resource]
+            found: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(ids), FETCH_CHUNK):
+                query = "&".join(f"id={quote(i)}" for i in ids[start:start + FETCH_CHUNK])
+                resp = await client.get(f"/v2.0/{path}?{query}", headers={"x-auth-token": token})
+                if resp.status_code == 401:
+                    return 401, {}
+                if resp.status_code == 200:
+                    found.update((o["id"], o) for o in resp.json().get(plural, []) if isinstance(o, dict))
+            return 200, found
 
         async def body() -> Any:
             try:

@@ -20,26 +20,29 @@ from typing import Any
 
 from neutrino.services.events import ChangeEvent
 
-# Event resource name -> (API path under /v2.0, member key in the response body).
+# Event resource name -> (API path under /v2.0, collection key of a list body).
 COLLECTIONS: dict[str, tuple[str, str]] = {
-    "network": ("networks", "network"),
-    "subnet": ("subnets", "subnet"),
-    "port": ("ports", "port"),
-    "router": ("routers", "router"),
-    "floatingip": ("floatingips", "floatingip"),
-    "security_group": ("security-groups", "security_group"),
-    "security_group_rule": ("security-group-rules", "security_group_rule"),
-    "qos_policy": ("qos/policies", "policy"),
-    "address_group": ("address-groups", "address_group"),
-    "subnetpool": ("subnetpools", "subnetpool"),
-    "agent": ("agents", "agent"),
+    "network": ("networks", "networks"),
+    "subnet": ("subnets", "subnets"),
+    "port": ("ports", "ports"),
+    "router": ("routers", "routers"),
+    "floatingip": ("floatingips", "floatingips"),
+    "security_group": ("security-groups", "security_groups"),
+    "security_group_rule": ("security-group-rules", "security_group_rules"),
+    "qos_policy": ("qos/policies", "policies"),
+    "address_group": ("address-groups", "address_groups"),
+    "subnetpool": ("subnetpools", "subnetpools"),
+    "agent": ("agents", "agents"),
 }
 # Response body keys whose objects' ids a viewer has been shown (list and show bodies).
-BODY_KEYS = frozenset({key for _, key in COLLECTIONS.values()}
-                      | {"networks", "subnets", "ports", "routers", "floatingips", "security_groups",
-                         "security_group_rules", "policies", "address_groups", "subnetpools", "agents"})
+BODY_KEYS = frozenset({plural for _, plural in COLLECTIONS.values()}
+                      | {"network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule",
+                         "policy", "address_group", "subnetpool", "agent"})
 
-Fetch = Callable[[str, str], Awaitable[tuple[int, dict[str, Any] | None]]]
+# Reads objects of one resource by id as the viewer: (HTTP status, the readable ones by id). One
+# list call per resource and batch (``?id=a&id=b``), so a bulk write costs a few reads, not one per
+# object; the list applies the same visibility as a show.
+Fetch = Callable[[str, Sequence[str]], Awaitable[tuple[int, dict[str, dict[str, Any]]]]]
 
 
 class KnownIds:
@@ -157,13 +160,18 @@ class EventHub:
                         sub.queue.get_nowait()
                     yield sse("resync", {})
                     continue
-                out = []
-                for resource, obj_id, op in coalesce(batch):
-                    status, obj = await fetch(resource, obj_id)
+                changes = coalesce(batch)
+                readable: dict[str, dict[str, Any]] = {}
+                for resource in dict.fromkeys(r for r, _, _ in changes):
+                    status, found = await fetch(resource, [i for r, i, _ in changes if r == resource])
                     if status == 401:
                         yield sse("expired", {})
                         return
-                    told = message(resource, obj_id, op, status, obj, known)
+                    readable.update(found)
+                out = []
+                for resource, obj_id, op in changes:
+                    obj = readable.get(obj_id)
+                    told = message(resource, obj_id, op, 200 if obj is not None else 404, obj, known)
                     if told is not None:
                         out.append(told)
                 if out:
