@@ -36,6 +36,10 @@ class ServerSettings:
     # Service plugins to load by entry-point name (group ``neutrino.service_plugins``).
     service_plugins: list[str] = field(default_factory=lambda: ["router", "security_group", "qos", "auto_allocate"])
     pagination_max_limit: int = -1
+    # Bounds on a request's head, enforced as its bytes arrive (api/transport.py): a longer URL is
+    # answered 414, a larger request line plus headers 431.
+    max_url_length: int = 8192
+    max_header_size: int = 65536
     policy_file: str = ""
     # Move networks (routers) off DHCP (L3) agents that have not reported for twice
     # [agent] agent_down_time_seconds, checking every half of it (Neutron's options and defaults).
