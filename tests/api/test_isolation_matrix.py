@@ -279,7 +279,14 @@ def test_another_project_cannot_touch_it(world: World, resource: Resource) -> No
     for child in (r for r in RESOURCES.values() if r.parent is not None and r.parent.resource == resource.name):
         children = f"{url}/{child.path}"
         assert_not_found(b.get(children), f"B lists {children}")
-        assert_not_found(b.post(children, json={child.name: world.body(child, "B")}), f"B creates in {children}")
+        body = {child.name: world.body(child, "B")}
+        on_theirs = b.post(children, json=body)
+        on_own = b.post(f"{own_url}/{child.path}", json=body)  # an admin-only create: 403 on B's own too
+        if on_own.status_code == 201:
+            b.delete(f"{own_url}/{child.path}/{on_own.json()[child.name]['id']}")
+        assert_hidden(on_theirs, on_own if on_own.status_code == 403 else on_theirs, f"B creates in {children}")
+        if on_own.status_code != 403:
+            assert_not_found(on_theirs, f"B creates in {children}")
     if resource.allow_delete:
         assert_not_found(b.delete(url), f"B deletes {url}")
 

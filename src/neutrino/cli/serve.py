@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import uvicorn
 
+from neutrino.api.transport import bounded_protocol
 from neutrino.config import Settings
 from neutrino.server import Server, build_server
 
@@ -30,8 +31,9 @@ def tune_garbage_collector() -> None:
 
 async def run_uvicorn(server: Server, settings: Settings,
                       on_started: Callable[[], Awaitable[None]] | None = None) -> int:
+    protocol = bounded_protocol(settings.server.max_url_length, settings.server.max_header_size)
     config = uvicorn.Config(server.app, host=settings.server.host, port=settings.server.port, log_config=None,
-                            access_log=False, lifespan="off", loop="asyncio", http="httptools",
+                            access_log=False, lifespan="off", loop="asyncio", http=protocol,
                             timeout_graceful_shutdown=5)
     http = uvicorn.Server(config)
     http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
