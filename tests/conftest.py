@@ -58,6 +58,14 @@ class SkipsFailTheRun:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             self.unallowed.append(f"{report.nodeid}: {reason}")
 
+    @pytest.hookimpl
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        # A whole module skipped while collected (``pytest.importorskip`` of a missing test
+        # dependency): no test of it is marked with a need, so only "all" excuses it.
+        if report.skipped and "all" not in allowed_skips():
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.unallowed.append(f"{report.nodeid}: {reason}")
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.unallowed and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
