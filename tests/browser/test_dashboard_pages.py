@@ -111,6 +111,14 @@ def test_member_is_kept_out_of_admin_pages_other_projects_and_over_quota(live_se
     assert hidden["name"] not in page.el("networks-table").text
     assert console_errors(page.driver, lambda m: "Failed to load resource" in m and ("409" in m or "403" in m)) == []
 
+    # Logging out ends the session: the login form returns and the proxy has no token to use.
+    page.click("nav-toggle")
+    page.click("logout")
+    page.el("login-form")
+    status = page.driver.execute_async_script(
+        "const done = arguments[0]; fetch('api/v2.0/networks').then(r => done(r.status));")
+    assert status == 401
+
 
 @pytest.mark.rabbitmq
 def test_admin_agents_page_shows_agents_alive_and_a_stopped_one_dead(tmp_path, browser) -> None:
