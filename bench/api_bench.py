@@ -905,7 +905,7 @@ async def started_server(backend: str, pg_dsn: str) -> AsyncIterator[tuple[Path,
         # No L3 agent: the routers measured here would otherwise each get a namespace on this host,
         # which measures the kernel, not the API.
         config = (f'[agent]\nhost = "bench-{secrets.token_hex(4)}"\n'
-                  '[all_in_one]\npublic_network = false\nl3_agent = false\n')
+                  '[all_in_one]\npublic_network = false\nl3_agent = false\ndhcp_agent = false\n')
         if backend == "postgresql":
             require_loopback("http://" + pg_dsn.split("@", 1)[-1].split("/", 1)[0])
             await _pg_admin(f"{pg_dsn}/postgres", f'CREATE DATABASE "{db_name}"')

@@ -119,8 +119,10 @@ class AgentSettings:
     # "physnet:interface" pairs.
     bridge_mappings: list[str] = field(default_factory=list)
     tunnel_ip: str = ""
-    # Lets several simulated hosts share one kernel without name clashes.
+    # Lets several simulated hosts share one kernel without name clashes (qdhcp- namespaces).
     namespace_prefix: str = ""
+    # Upstream resolvers of the DHCP agent's dnsmasq; empty: the host's /etc/resolv.conf.
+    dnsmasq_dns_servers: list[str] = field(default_factory=list)
     # Network namespace that plays this host's root namespace ("" = the real one; fullstack tests).
     netns: str = ""
     availability_zone: str = "nova"
@@ -145,6 +147,8 @@ class AllInOneSettings:
     # Run the qos role (bandwidth limits with tc, DSCP marking) next to l2. One per network namespace
     # too: a full resync removes shaping from taps it was not told about.
     qos_agent: bool = True
+    # Run the dhcp role (one dnsmasq per network) next to l2, likewise.
+    dhcp_agent: bool = True
 
 
 @dataclass(slots=True)

@@ -81,7 +81,7 @@ def test_demo_member_builds_a_routed_network_and_sees_an_instance_appear_live(pu
     page.js("window.__sameDocument = true")
     public_setup.neutrino("instance", "create", "--os-cloud", "neutrino-demo", "--state-dir",
                           str(public_setup.instances), f"vm-{tag}", "--network", net_name,
-                          "--host", public_setup.host)
+                          "--host", public_setup.host, "--static")
     vm_port = next(iter(demo.network.ports(network_id=demo.network.find_network(net_name).id,
                                            device_owner="compute:nova")))
     page.wait(lambda d: page.has_node(f"instance:{vm_port.device_id}") and page.has_node(f"port:{vm_port.id}"),

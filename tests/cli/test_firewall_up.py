@@ -39,7 +39,8 @@ class Cloud:
 
     def create(self, name: str, *options: str) -> dict[str, str]:
         neutrino(self.server, "instance", "create", "--os-cloud", "neutrino-demo", "--state-dir", str(self.instances),
-                 name, "--network", self.network_id, "--host", self.host, "--host-netns", self.host_netns, *options)
+                 name, "--network", self.network_id, "--host", self.host, "--host-netns", self.host_netns, "--static",
+                 *options)
         record = json.loads((self.instances / "instances" / f"{name}.json").read_text())
         port = self.demo.network.get_port(record["port_id"])
         return {"port_id": port.id, "ip": port.fixed_ips[0]["ip_address"]}

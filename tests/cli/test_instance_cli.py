@@ -99,7 +99,7 @@ def test_instance_lifecycle_acts_as_nova_and_delete_leaves_nothing(
     name = f"vm-{setting.suffix}"
 
     assert setting.cli("create", name, "--network", f"inst-net-{setting.suffix}", "--host", setting.host,
-                       "--fixed-ip", "10.61.0.42") == 0, capfd.readouterr().err
+                       "--fixed-ip", "10.61.0.42", "--static") == 0, capfd.readouterr().err
 
     record = json.loads((setting.state_dir / "instances" / f"{name}.json").read_text())
     port = setting.admin.network.get_port(record["port_id"])

@@ -29,10 +29,10 @@ from neutrino.cli.cleanup import (
     TableFacts,
     plan_cleanup,
 )
-from neutrino.compute.processes import NamespaceIdentity, ProcessFacts
 from neutrino.contract.names import bridge_name, tap_name
 from neutrino.dataplane.netlink import NetlinkDriver
 from neutrino.dataplane.ownership import OwnerTag
+from neutrino.dataplane.processes import NamespaceIdentity, ProcessFacts
 
 TAP_A = tap_name("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
 TAP_B = tap_name("1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809")

@@ -23,7 +23,6 @@ from kernel_scratch import Scratch, ip, run_in_namespace
 from neutrino.compute.dhcp_client import DhcpClient
 from neutrino.compute.instances import FixedIpRequest, parse_fixed_ip
 from neutrino.compute.lease_hook import LeaseRoute, classless_routes, lease_plan
-from neutrino.compute.processes import namespace_identity, processes_in_namespace
 from neutrino.compute.vif import (
     StaticAddressing,
     StaticRoute,
@@ -36,6 +35,7 @@ from neutrino.compute.vif import (
 )
 from neutrino.contract.names import tap_name
 from neutrino.dataplane.netlink import NetlinkDriver
+from neutrino.dataplane.processes import namespace_identity, processes_in_namespace
 
 net = ipaddress.ip_network
 addr = ipaddress.ip_address

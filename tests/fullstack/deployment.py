@@ -397,12 +397,13 @@ class Deployment:
     # -- instances --
 
     def create_instance(self, label: str, network_id: str, host_label: str, *, cloud: str = "neutrino-demo",
-                        fixed_ip: str | None = None, wait_active: bool = True) -> Instance:
+                        fixed_ip: str | None = None, wait_active: bool = True, dhcp: bool = False) -> Instance:
+        """``dhcp``: the instance asks a DHCP agent for its address; otherwise it is static (``--static``)."""
         name = self.unique(label)
         host = self.host(host_label)
         self.instance_command("create", name, "--state-dir", str(self.instance_state_dir), "--os-cloud", cloud,
                               "--network", network_id, "--host", host.name, "--host-netns", host.netns,
-                              *(["--fixed-ip", fixed_ip] if fixed_ip else []))
+                              *(["--fixed-ip", fixed_ip] if fixed_ip else []), "--dhcp" if dhcp else "--static")
         record = json.loads((self.instance_state_dir / "instances" / f"{name}.json").read_text())
         port = self.api().port(record["port_id"])
         assert port is not None, f"port of {name} vanished"

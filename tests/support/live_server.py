@@ -70,7 +70,7 @@ def start_server(state_dir: Path, *, database_url: str | None = None, extra_conf
     # The demo external network's host bridge and address are one per machine: test servers run
     # in parallel, so only a test that asks for it (with a bridge and range of its own) gets one.
     if "[all_in_one]" not in text:
-        text += "\n[all_in_one]\npublic_network = false\nl3_agent = false\n"
+        text += "\n[all_in_one]\npublic_network = false\nl3_agent = false\ndhcp_agent = false\n"
     # The firewall's bridge table is one per network namespace (it drops every tap it does not
     # know), and the qos role's full resync clears shaping it was not told about: test servers
     # share the root namespace, so only a test that asks for them runs them.

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 
 from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.base import Role
+from neutrino.agent.roles.dhcp.config import DhcpConfig
+from neutrino.agent.roles.dhcp.role import DhcpRole
 from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole
 from neutrino.agent.roles.l2 import LinuxBridgeRole
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig, parse_bridge_mappings
@@ -46,8 +48,15 @@ def _qos_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
     return QosRole(QosConfig(host=host, netns=settings.agent.netns or None), rpc)
 
 
-ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role, "firewall": _firewall_role,
-                                          "qos": _qos_role}
+def _dhcp_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
+    agent = settings.agent
+    config = DhcpConfig(host=host, state_dir=settings.state_path / "dhcp" / host, netns=agent.netns or None,
+                        namespace_prefix=agent.namespace_prefix, dns_servers=tuple(agent.dnsmasq_dns_servers))
+    return DhcpRole(config, rpc)
+
+
+ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role, "dhcp": _dhcp_role,
+                                          "firewall": _firewall_role, "qos": _qos_role}
 
 
 class UnknownRole(Exception):
@@ -86,7 +95,8 @@ async def run_agent(settings: Settings, host: str, roles: Sequence[str]) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="host name to report (default: [agent] host, else this machine's)")
-    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3, firewall, qos")
+    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3, dhcp, firewall, qos")
+    parser.add_argument("--namespace-prefix", help="prefix of this host's qdhcp- namespaces (simulated hosts)")
     parser.add_argument("--netns", help="network namespace that plays this host's root namespace (fullstack)")
     parser.add_argument("--tunnel-ip", help="local VXLAN endpoint address")
     parser.add_argument("--bridge-mapping", action="append", default=None,
@@ -101,6 +111,8 @@ def agent_overrides(args: argparse.Namespace) -> dict[str, object]:
         over["roles"] = args.roles
     if args.netns:
         over["netns"] = args.netns
+    if getattr(args, "namespace_prefix", None):
+        over["namespace_prefix"] = args.namespace_prefix
     if args.tunnel_ip:
         over["tunnel_ip"] = args.tunnel_ip
     if args.bridge_mapping:

@@ -88,8 +88,8 @@ async def prepare_state(settings: Settings) -> Path:
 
 def all_in_one_agent_defaults(settings: Settings) -> None:
     """One host: VXLAN needs a local endpoint even with no peer; loopback serves. The host is also
-    the network node: the l3 role runs with l2 (``[all_in_one] l3_agent``), and so do the firewall
-    and qos roles (``[all_in_one] firewall_agent``, ``qos_agent``).
+    the network node: the l3 and dhcp roles run with l2 (``[all_in_one] l3_agent``, ``dhcp_agent``), and so
+    do the firewall and qos roles (``[all_in_one] firewall_agent``, ``qos_agent``).
 
     With the demo external network on (the default), physnet ``public`` is mapped to the public
     bridge unless the configuration maps it already.
@@ -103,6 +103,8 @@ def all_in_one_agent_defaults(settings: Settings) -> None:
         settings.agent.roles = [*settings.agent.roles, "firewall"]
     if aio.qos_agent and "l2" in settings.agent.roles and "qos" not in settings.agent.roles:
         settings.agent.roles = [*settings.agent.roles, "qos"]
+    if aio.dhcp_agent and "l2" in settings.agent.roles and "dhcp" not in settings.agent.roles:
+        settings.agent.roles = [*settings.agent.roles, "dhcp"]
     if aio.public_network and "l2" in settings.agent.roles:
         if aio.public_physical_network not in parse_bridge_mappings(settings.agent.bridge_mappings):
             settings.agent.bridge_mappings = [*settings.agent.bridge_mappings,

@@ -10,7 +10,8 @@ What counts as Neutrino's (never a name alone; see ``dataplane.ownership``):
   that host's mark ``neutrino:<host>``, the convention for the firewall driver);
 * a ``dnsmasq`` or ``dhclient`` process named by a pid file under the state directory (with
   ``--host``: only if it runs inside one of that host's namespaces), and every process running
-  inside a namespace being removed (it would keep the namespace, and its devices, alive).
+  inside a namespace being removed (it would keep the namespace, and its devices, alive);
+* the DHCP agents' dnsmasq files (``<state>/dhcp/<host>/<network>/``; with ``--host``: that host's).
 
 ``--host NAME`` narrows everything to objects marked ``neutrino:NAME``, so simulated hosts sharing a
 kernel (and parallel test runs) never remove each other's objects. The work is split the usual way:
@@ -33,7 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neutrino.compute.processes import (
+from neutrino.config import load_settings
+from neutrino.contract.names import is_neutrino_device_name
+from neutrino.dataplane.netlink import NetlinkDriver, NetlinkDriverError
+from neutrino.dataplane.ownership import OwnerTag, owner_of
+from neutrino.dataplane.processes import (
     NamespaceIdentity,
     ProcessFacts,
     namespace_identity,
@@ -41,10 +46,6 @@ from neutrino.compute.processes import (
     read_pid_file,
     terminate,
 )
-from neutrino.config import load_settings
-from neutrino.contract.names import is_neutrino_device_name
-from neutrino.dataplane.netlink import NetlinkDriver, NetlinkDriverError
-from neutrino.dataplane.ownership import OwnerTag, owner_of
 
 # Programs Neutrino runs and finds again by pid file: DHCP servers (agent) and clients (instances).
 MANAGED_PROGRAMS = frozenset({"dnsmasq", "dhclient"})
@@ -95,6 +96,8 @@ class KernelInventory:
     devices: tuple[DeviceFacts, ...] = ()
     tables: tuple[TableFacts, ...] = ()
     processes: tuple[FoundProcess, ...] = ()
+    # (host, directory) of every DHCP agent network directory under the state directory.
+    dhcp_directories: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +108,12 @@ class CleanupPlan:
     tables: tuple[TableFacts, ...] = ()
     devices: tuple[DeviceFacts, ...] = ()
     namespaces: tuple[str, ...] = ()
+    # The DHCP agents' dnsmasq directories (<state>/dhcp/<host>/<network>), removed last.
+    directories: tuple[Path, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.processes or self.tables or self.devices or self.namespaces)
+        return not (self.processes or self.tables or self.devices or self.namespaces or self.directories)
 
 
 # ---- deciding ------------------------------------------------------------------------------------------------
@@ -145,6 +150,7 @@ def plan_cleanup(inventory: KernelInventory, host: str | None) -> CleanupPlan:
         tables=tuple(t for t in inventory.tables if table_is_ours(t)),
         devices=tuple(d for d in inventory.devices if device_is_ours(d)),
         namespaces=tuple(sorted(doomed)),
+        directories=tuple(path for owner, path in inventory.dhcp_directories if host is None or owner == host),
     )
 
 
@@ -257,7 +263,16 @@ async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool
         if content.identity is not None:
             identities[content.identity] = content.facts.name
     processes = await asyncio.to_thread(_processes, state_dir, identities)
-    return KernelInventory(tuple(c.facts for c in contents), tuple(devices), tuple(found_tables), tuple(processes))
+    return KernelInventory(tuple(c.facts for c in contents), tuple(devices), tuple(found_tables), tuple(processes),
+                           _dhcp_directories(state_dir))
+
+
+def _dhcp_directories(state_dir: Path) -> tuple[tuple[str, Path], ...]:
+    root = state_dir / "dhcp"
+    if not root.is_dir():
+        return ()
+    return tuple((host.name, network) for host in sorted(root.iterdir()) if host.is_dir()
+                 for network in sorted(host.iterdir()) if network.is_dir())
 
 
 # ---- acting ------------------------------------------------------------------------------------------------------
@@ -291,6 +306,9 @@ async def apply_cleanup(driver: NetlinkDriver, plan: CleanupPlan) -> list[str]:
     for namespace in plan.namespaces:
         await driver.remove_namespace(namespace)
         removed.append(f"removed namespace {namespace}")
+    for directory in plan.directories:
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(f"removed dnsmasq files {directory}")
     return removed
 
 
@@ -314,6 +332,8 @@ def _describe_plan(plan: CleanupPlan) -> Iterable[str]:
         yield f"device {device.name} in {_where(device.netns)}"
     for namespace in plan.namespaces:
         yield f"namespace {namespace}"
+    for directory in plan.directories:
+        yield f"dnsmasq files {directory}"
 
 
 # ---- the command ---------------------------------------------------------------------------------------------------

@@ -44,10 +44,15 @@ def register(subparsers: Any) -> None:
                         help="security group (repeatable; default: the project's default group)")
     create.add_argument("--no-port-security", action="store_true",
                         help="create the port with port security disabled: no security groups, no anti-spoofing")
-    create.add_argument("--dhcp", action="store_true",
-                        help="configure eth0 with a DHCP client instead of static addresses from the port")
+    addressing = create.add_mutually_exclusive_group()
+    addressing.add_argument("--dhcp", action="store_const", const=True, default=None,
+                            help="configure eth0 with a DHCP client (the default when the port has an address "
+                                 "on a DHCP-enabled subnet)")
+    addressing.add_argument("--static", dest="dhcp", action="store_const", const=False,
+                            help="configure eth0 with the port's addresses statically, without DHCP")
     create.add_argument("--dhcp-timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="with --dhcp, how long to wait for a lease (0: do not wait; default 30)")
+                        help="with DHCP, how long to wait for the port to be ACTIVE and a lease "
+                             "(0: do not wait; default 30)")
     create.add_argument("--host-netns", metavar="NAMESPACE",
                         help="put the tap in this namespace (a simulated host) instead of this one")
     create.set_defaults(func=_entry(_create))
@@ -150,7 +155,7 @@ async def _create(args: argparse.Namespace, settings: Settings) -> int:
         security_groups=tuple(args.security_group),
         port_security=not args.no_port_security,
         dhcp=args.dhcp,
-        dhcp_timeout=args.dhcp_timeout if args.dhcp else 0.0,
+        dhcp_timeout=args.dhcp_timeout if args.dhcp is not False else 0.0,
         host_namespace=args.host_netns,
     )
     created = await _instances(args, settings).create(request, instance_id=str(uuid.uuid4()))

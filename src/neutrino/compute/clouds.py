@@ -116,6 +116,7 @@ def _subnet(subnet: Any) -> SubnetFacts:
             (ipaddress.ip_network(r["destination"]), ipaddress.ip_address(r["nexthop"]))
             for r in subnet.host_routes or ()
         ),
+        enable_dhcp=bool(subnet.is_dhcp_enabled),
     )
 
 

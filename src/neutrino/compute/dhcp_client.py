@@ -17,15 +17,15 @@ import shlex
 import sys
 from pathlib import Path
 
-from neutrino.compute.processes import (
+from neutrino.dataplane.netlink import IPInterface, NamespaceNotFound, NetlinkDriver
+from neutrino.dataplane.ownership import OwnerTag
+from neutrino.dataplane.processes import (
     ProcessFacts,
     namespace_identity,
     process_facts,
     read_pid_file,
     terminate,
 )
-from neutrino.dataplane.netlink import IPInterface, NamespaceNotFound, NetlinkDriver
-from neutrino.dataplane.ownership import OwnerTag
 
 DHCLIENT = "dhclient"
 

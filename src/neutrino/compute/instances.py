@@ -72,8 +72,11 @@ class CreateRequest:
     security_groups: tuple[str, ...] = ()
     # False: the port is created with port_security_enabled=false (no groups, no anti-spoofing).
     port_security: bool = True
-    dhcp: bool = False
-    # How long create waits for a DHCP lease (the client keeps trying afterwards); 0: do not wait.
+    # True: DHCP; False: static addresses from the port; None: DHCP when the port has an address on a
+    # DHCP-enabled subnet (what a cloud image does), else static.
+    dhcp: bool | None = None
+    # How long create waits for the port to be ACTIVE and then for a DHCP lease (the client keeps
+    # trying afterwards); 0: do not wait.
     dhcp_timeout: float = 0.0
     # Namespace of the (simulated) host holding the tap; None: the namespace the command runs in.
     host_namespace: str | None = None
@@ -150,7 +153,7 @@ class Instances:
             host=request.host,
             namespace=namespace,
             host_namespace=request.host_namespace,
-            dhcp=request.dhcp,
+            dhcp=bool(request.dhcp),
             network_id=network.id,
             cloud=user.cloud,
             created_at=self._now(),
@@ -165,10 +168,14 @@ class Instances:
             record = dataclasses.replace(record, port_id=port.id)
             self.store.save(record)
             port = await self._compute().bind_port(port.id, request.host)
-            addressing = None
-            if not request.dhcp:
-                subnets = {ip["subnet_id"]: await user.get_subnet(ip["subnet_id"]) for ip in port.fixed_ips}
-                addressing = static_addressing(port.fixed_ips, subnets)
+            subnets = {ip["subnet_id"]: await user.get_subnet(ip["subnet_id"]) for ip in port.fixed_ips}
+            dhcp = request.dhcp
+            if dhcp is None:
+                dhcp = any(subnet.enable_dhcp for subnet in subnets.values())
+            if dhcp != record.dhcp:
+                record = dataclasses.replace(record, dhcp=dhcp)
+                self.store.save(record)
+            addressing = None if dhcp else static_addressing(port.fixed_ips, subnets)
             spec = VifSpec(port.id, port.mac_address, network.mtu, record.namespace, record.host_namespace,
                            addressing)
             await VifPlugger(driver).plug(spec)
@@ -197,12 +204,26 @@ class Instances:
     ) -> CreatedInstance:
         if addressing is not None:
             return CreatedInstance(record, port, addressing.addresses)
+        # As Nova boots a guest once Neutron says its VIF is plugged: the DHCP client starts when
+        # the port is ACTIVE (the L2 agent wired the tap, so the DHCP server is reachable).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + request.dhcp_timeout
+        port = await self._wait_active(port, deadline)
         client = self._dhcp_client(record, driver)
         await client.start()
         if request.dhcp_timeout <= 0:
             return CreatedInstance(record, port, ())
-        lease = await client.wait_for_lease(driver, request.dhcp_timeout)
+        lease = await client.wait_for_lease(driver, max(deadline - loop.time(), 0.0))
         return CreatedInstance(record, port, (lease,) if lease else (), dhcp_lease_timed_out=lease is None)
+
+    async def _wait_active(self, port: PortFacts, deadline: float) -> PortFacts:
+        """The port once it is ACTIVE, or as it is at ``deadline`` (the DHCP client keeps trying)."""
+        loop = asyncio.get_running_loop()
+        user = self._user(None)
+        while port.status != "ACTIVE" and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            port = await user.get_port(port.id) or port
+        return port
 
     # -- delete --
 

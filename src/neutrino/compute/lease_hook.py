@@ -51,6 +51,9 @@ class LeasePlan:
     routes: tuple[LeaseRoute, ...] = ()
     # False tells dhclient the offered/remembered lease is not usable.
     accept: bool = True
+    # A fresh binding: any other IPv4 address on the interface is stale (a lease the server refused
+    # with a NAK after the port's address changed leaves no old_ip_address to remove).
+    exclusive: bool = False
 
 
 def _interface(address: str | None, mask: str | None) -> IPInterface | None:
@@ -115,7 +118,7 @@ def lease_plan(environment: Mapping[str, str]) -> LeasePlan | None:
         gateway = ipaddress.ip_address(routers[0]) if routers else None
     stale = (old,) if old is not None and old != new else ()
     return LeasePlan(interface, bring_up=True, remove=stale, add=new, mtu=mtu, default_gateway=gateway,
-                     routes=tuple(routes))
+                     routes=tuple(routes), exclusive=reason in ("BOUND", "REBOOT"))
 
 
 async def apply(plan: LeasePlan, driver: NetlinkDriver) -> None:
@@ -127,6 +130,10 @@ async def apply(plan: LeasePlan, driver: NetlinkDriver) -> None:
         await driver.set_up(device)
     for old in plan.remove:
         await driver.remove_address(device, old)
+    if plan.exclusive and plan.add is not None:
+        for address in await driver.list_addresses(device=device, version=4):
+            if address.scope == "global" and address.interface != plan.add:
+                await driver.remove_address(device, address.interface)
     if plan.add is not None:
         await driver.ensure_address(device, plan.add)
     for route in plan.routes:

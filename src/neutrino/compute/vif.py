@@ -22,9 +22,9 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from neutrino.compute.processes import namespace_identity, processes_in_namespace, terminate
 from neutrino.contract.names import checked_namespace_name, tap_name
 from neutrino.dataplane.netlink import IPAddress, IPInterface, IPNetwork, Link, NetlinkDriver
+from neutrino.dataplane.processes import namespace_identity, processes_in_namespace, terminate
 
 INSTANCE_INTERFACE = "eth0"
 INSTANCE_NAMESPACE_PREFIX = "nqi-"
@@ -55,6 +55,7 @@ class SubnetFacts:
     gateway_ip: IPAddress | None
     # (destination, nexthop) pairs: the subnet's host_routes.
     host_routes: tuple[tuple[IPNetwork, IPAddress], ...] = ()
+    enable_dhcp: bool = False
 
 
 @dataclass(frozen=True, slots=True)

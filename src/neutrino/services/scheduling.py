@@ -42,6 +42,7 @@ from neutrino.db.schema.agents import agents, networkdhcpagentbindings, routerl3
 from neutrino.errors import Conflict, HTTPBadRequest, NotFound, not_found
 from neutrino.services.agents import AgentService
 from neutrino.services.availability_zones import DHCP_AGENT_TYPE, L3_AGENT_TYPE
+from neutrino.services.dhcp_agents import DhcpAgentService
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, fetch_one
 from neutrino.services.networks import NetworkService
@@ -180,13 +181,18 @@ class DhcpAgentScheduler:
     """Networks on DHCP agents: the scheduler API and automatic scheduling."""
 
     def __init__(self, database: Database, notifier: Notifier, agent_service: AgentService,
-                 networks: NetworkService, *, agents_per_network: int) -> None:
+                 networks: NetworkService, *, agents_per_network: int, ports: DhcpAgentService | None = None) -> None:
         self.db = database
         self.notifier = notifier
         self.uow = UnitOfWork(self.db, notifier)
         self.agents = agent_service
         self.networks = networks
         self.per_network = max(agents_per_network, 0)
+        # Each binding's DHCP port is made, moved and removed in the transaction that changes it.
+        self.ports = ports
+
+    async def _converge_ports(self, conn: AsyncConnection, network_id: str) -> list[ChangeEvent]:
+        return await self.ports.converge_ports(conn, network_id) if self.ports is not None else []
 
     # ---- the API (admin only; the controller checked the policy first) --------------------------
 
@@ -213,6 +219,7 @@ class DhcpAgentScheduler:
             if found.first() is not None:
                 raise NetworkHostedByDHCPAgent(network_id=network_id, agent_id=agent_id)
             await conn.execute(insert(b).values(network_id=network_id, dhcp_agent_id=agent_id))
+            tx.emit(*await self._converge_ports(conn, network_id))
             return str(agent["host"])
 
         await self.uow.run(work, events=lambda host: [_scheduled("network", network_id, host)])
@@ -226,6 +233,8 @@ class DhcpAgentScheduler:
             gone = await conn.execute(delete(b).where(b.c.network_id == network_id, b.c.dhcp_agent_id == agent_id))
             if not gone.rowcount:
                 raise NetworkNotHostedByDhcpAgent(network_id=network_id, agent_id=agent_id)
+            # Its DHCP port goes with it (the agent then removes its namespace and dnsmasq).
+            tx.emit(*await self._converge_ports(conn, network_id))
             return str(agent["host"])
 
         await self.uow.run(work, events=lambda host: [_scheduled("network", network_id, host)])
@@ -249,17 +258,22 @@ class DhcpAgentScheduler:
             conn = tx.conn
             net = (await conn.execute(select(db.networks.c.availability_zone_hints).where(
                 db.networks.c.id == network_id))).first()
-            if net is None or not await _has_dhcp_subnet(conn, network_id):
+            if net is None:
+                return []
+            if not await _has_dhcp_subnet(conn, network_id):
+                tx.emit(*await self._converge_ports(conn, network_id))
                 return []
             current = [a for (a,) in await conn.execute(select(b.c.dhcp_agent_id).where(b.c.network_id == network_id))]
             wanted = self.per_network - len(current)
-            if wanted <= 0:
-                return []
-            pool = await _candidates(conn, self.agents, DHCP_AGENT_TYPE, b.c.dhcp_agent_id, current)
-            chosen = choose_agents(pool, wanted, list(net[0] or []))
+            chosen: list[str] = []
+            if wanted > 0:
+                pool = await _candidates(conn, self.agents, DHCP_AGENT_TYPE, b.c.dhcp_agent_id, current)
+                chosen = choose_agents(pool, wanted, list(net[0] or []))
             if chosen:
                 await conn.execute(insert(b), [{"network_id": network_id, "dhcp_agent_id": a} for a in chosen])
             hosts = await conn.execute(select(agents.c.host).where(agents.c.id.in_(chosen))) if chosen else []
+            # Also for a network served already: a new or changed subnet re-addresses its DHCP ports.
+            tx.emit(*await self._converge_ports(conn, network_id))
             return [h for (h,) in hosts]
 
         hosts = await self.uow.run(work,
@@ -320,20 +334,25 @@ class DhcpAgentScheduler:
 
         async def work(tx: Transaction) -> bool:
             conn = tx.conn
-            heartbeat = (await conn.execute(select(agents.c.heartbeat_timestamp).where(
-                agents.c.id == agent_id))).scalar()
-            if heartbeat is None or heartbeat >= cutoff:
+            agent = (await conn.execute(select(agents.c.heartbeat_timestamp, agents.c.host).where(
+                agents.c.id == agent_id))).first()
+            if agent is None or agent[0] >= cutoff:
                 return False
             gone = await conn.execute(delete(b).where(b.c.network_id == network_id, b.c.dhcp_agent_id == agent_id))
-            return bool(gone.rowcount)
+            if not gone.rowcount:
+                return False
+            # Its DHCP port waits for the next agent, keeping its address (Neutron's reserved port).
+            if self.ports is not None:
+                tx.emit(*await self.ports.reserve_port(conn, network_id, agent[1]))
+            return True
 
         # The dead agent is not told (it is dead; when it comes back it resyncs and drops the network).
         return await self.uow.run(work)
 
     async def on_committed(self, events: Sequence[ChangeEvent]) -> None:
-        """Notifier listener: schedule after a subnet appears or changes, or a DHCP agent does."""
-        networks = [dict(ev.hints).get("network_id") for ev in events
-                    if ev.resource == "subnet" and ev.op in ("create", "update")]
+        """Notifier listener: schedule after a subnet appears, changes or goes (its network's DHCP
+        ports follow), or a DHCP agent appears."""
+        networks = [dict(ev.hints).get("network_id") for ev in events if ev.resource == "subnet"]
         agent_ids = [ev.id for ev in events if ev.resource == "agent" and ev.op == "update"]
         await _guarded(self._react(networks, agent_ids), "DHCP scheduling")
 

@@ -27,6 +27,7 @@ from neutrino.services.address_scopes import AddressScopeService
 from neutrino.services.agents import AgentService
 from neutrino.services.availability_zones import AvailabilityZoneService
 from neutrino.services.binding import MechanismBinder, build_mechanisms
+from neutrino.services.dhcp_agents import DhcpAgentService
 from neutrino.services.ip_availability import IpAvailabilityService
 from neutrino.services.l2_agents import L2AgentService
 from neutrino.services.networks import NetworkService
@@ -65,8 +66,11 @@ class CorePlugin:
         agents = AgentService(c.db, c.notifier, agent_down_time=c.settings.agent.agent_down_time_seconds)
         binder = MechanismBinder(agents, build_mechanisms(c.settings.ml2.mechanism_drivers))
         agents.on_l2_agent_arrived.append(binder.rebind_failed)
+        ports = PortService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, binder=binder, rng=rng)
+        dhcp_agents = DhcpAgentService(c.db, c.notifier, ports, dns_domain=c.settings.ml2.dns_domain)
         dhcp_scheduler = DhcpAgentScheduler(c.db, c.notifier, agents, networks,
-                                            agents_per_network=c.settings.ml2.dhcp_agents_per_network)
+                                            agents_per_network=c.settings.ml2.dhcp_agents_per_network,
+                                            ports=dhcp_agents)
         # Routers come with the L3 plugin, built after the core: looked up when first needed.
         l3_scheduler = L3AgentScheduler(c.db, c.notifier, agents, lambda: c.services.get("router"))
         c.notifier.add_listener(dhcp_scheduler.on_committed)
@@ -77,6 +81,7 @@ class CorePlugin:
                                  interval=max(c.settings.agent.agent_down_time_seconds / 2, 1.0), rng=rng)
         l2_agents = L2AgentService(c.db, c.notifier, agents)
         c.desired_state["l2"] = l2_agents.sync_state
+        c.desired_state["dhcp"] = dhcp_agents.sync_state
         services: dict[str, Any] = {
             "network": networks,
             "subnet": SubnetService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, subnetpools=subnetpools,
@@ -84,13 +89,14 @@ class CorePlugin:
             "subnetpool": subnetpools,
             "address_scope": address_scopes,
             "network_ip_availability": IpAvailabilityService(c.db),
-            "port": PortService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, binder=binder, rng=rng),
+            "port": ports,
             "agent": agents,
             "dhcp_scheduler": dhcp_scheduler,
             "l3_scheduler": l3_scheduler,
             "agent_failover": failover,
             "availability_zone": AvailabilityZoneService(c.db),
             "l2_agents": l2_agents,
+            "dhcp_agents": dhcp_agents,
             "rbac_policy": RbacService(c.db, c.notifier, c.quotas),
             "quota": c.quotas,
             "type_drivers": types,

@@ -1,0 +1,70 @@
+"""From the server's ``sync_state("dhcp")`` reply to what each served network needs on this host.
+
+Pure. A network is served once the server made this host's DHCP port on it and that port has an
+address on a subnet dnsmasq can serve; until then nothing exists for it here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from neutrino.agent.roles.dhcp.config import DhcpConfig
+from neutrino.contract.dhcp import DhcpHost, DhcpNetwork, DhcpState
+from neutrino.contract.names import dhcp_interface_name, dhcp_namespace, tap_name
+from neutrino.dataplane.dnsmasq import DnsmasqSpec, HostSpec, SubnetSpec, served_subnets
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkWish:
+    """One network's namespace, DHCP port device and dnsmasq as they must be."""
+
+    network_id: str
+    netns: str
+    port_id: str
+    device: str          # ns-<port[:11]> in the namespace
+    tap: str             # tap<port[:11]> in the host namespace (the L2 role puts it in the bridge)
+    mac: str
+    mtu: int
+    addresses: frozenset[str]  # "ip/prefix" on the device
+    spec: DnsmasqSpec
+    directory: Path
+
+
+def _host_spec(host: DhcpHost) -> HostSpec:
+    return HostSpec(host.port_id, host.mac_address.lower(),
+                    tuple((s, ip, host.name_of(ip)) for s, ip in host.fixed_ips),
+                    tuple((o.name, o.value, o.ip_version) for o in host.extra_dhcp_opts))
+
+
+def network_wish(network: DhcpNetwork, config: DhcpConfig) -> NetworkWish | None:
+    port = network.dhcp_port
+    if port is None:
+        return None
+    cidrs = {s.subnet_id: s.cidr for s in network.subnets}
+    server = {s: ip for s, ip in port.fixed_ips if s in cidrs}
+    device = dhcp_interface_name(port.port_id)
+    spec = DnsmasqSpec(
+        network_id=network.network_id, interface=device, domain=network.dns_domain, mtu=network.mtu,
+        subnets=tuple(SubnetSpec(s.subnet_id, s.ip_version, s.cidr, s.gateway_ip, s.dns_nameservers, s.host_routes,
+                                 s.ipv6_address_mode, s.ipv6_ra_mode) for s in network.subnets),
+        server_addresses=server, hosts=tuple(_host_spec(h) for h in network.hosts),
+        metadata_route=not network.has_router, dns_servers=config.dns_servers)
+    if not served_subnets(spec):
+        return None
+    addresses = frozenset(str(ipaddress.ip_interface(f"{ip}/{ipaddress.ip_network(cidrs[s]).prefixlen}"))
+                          for s, ip in server.items())
+    return NetworkWish(network.network_id, dhcp_namespace(network.network_id, prefix=config.namespace_prefix),
+                       port.port_id, device, tap_name(port.port_id), port.mac_address.lower(), network.mtu,
+                       addresses, spec, config.state_dir / network.network_id)
+
+
+def wishes(desired: DhcpState, config: DhcpConfig) -> dict[str, NetworkWish]:
+    """Served networks by network id."""
+    out = {}
+    for network in desired.networks:
+        wish = network_wish(network, config)
+        if wish is not None:
+            out[wish.network_id] = wish
+    return out

@@ -1,0 +1,356 @@
+"""The dnsmasq driver: one DHCP (and DNS) server per network, inside the network's ``qdhcp-`` namespace.
+
+Two halves, as every driver here:
+
+* **Rendering is pure.** :func:`render` turns a :class:`DnsmasqSpec` (the network's subnets, the
+  DHCP port's addresses, every port's MAC/addresses/name/extra options) into the files dnsmasq reads
+  (static hosts, DNS names, options) and its command line, the way Neutron's DHCP agent writes
+  them: static leases only (``--dhcp-range=set:subnet-<id>,<network>,static,...``), one tag per
+  subnet for its options, one tag per port with extra DHCP options.
+* **Acting is idempotent.** :meth:`DnsmasqDriver.ensure` writes a file only when its content
+  changed (atomically: temporary file, then rename), starts dnsmasq when none runs for the
+  network, restarts it only when its command line changed (new subnets), and otherwise sends
+  SIGHUP, which makes dnsmasq re-read exactly these files (dnsmasq(8), SIGHUP) without dropping a
+  lease or a PID. :meth:`DnsmasqDriver.remove` stops it and deletes its files; absent is success.
+
+The process is found again by its pid file and checked against /proc (its ``comm`` and network
+namespace) before anything is signalled, so an agent restart adopts the running dnsmasq with the
+same PID, and a reused PID is never signalled. All files live in one directory per network under
+the agent's state directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neutrino.dataplane.processes import (
+    NamespaceIdentity,
+    ProcessFacts,
+    namespace_identity,
+    process_facts,
+    read_pid_file,
+    terminate,
+)
+
+DNSMASQ = "dnsmasq"
+LEASE_SECONDS = 86400
+# The link-local address Neutron's metadata service answers on.
+METADATA_ADDRESS = "169.254.169.254"
+# What dnsmasq needs to serve DHCPv6 from a subnet with static leases: a /64 or longer (Neutron skips others).
+_MIN_V6_PREFIX = 64
+_DHCPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")
+FILES = ("host", "addn_hosts", "opts")
+
+
+class DnsmasqError(Exception):
+    """dnsmasq could not be started or did not stay running."""
+
+
+# ---- what one network's server serves ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubnetSpec:
+    subnet_id: str
+    ip_version: int
+    cidr: str
+    gateway_ip: str | None = None
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()
+    ipv6_address_mode: str | None = None
+    ipv6_ra_mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostSpec:
+    """One port: a static lease per address on a served subnet, a DNS name per address."""
+
+    port_id: str
+    mac_address: str
+    addresses: tuple[tuple[str, str, str], ...]  # (subnet_id, ip_address, host name)
+    extra_options: tuple[tuple[str, str | None, int], ...] = ()  # (name, value, ip version)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsmasqSpec:
+    network_id: str
+    interface: str                    # ns-<port[:11]> inside the namespace
+    domain: str                       # "openstacklocal." or the network's domain
+    mtu: int
+    subnets: tuple[SubnetSpec, ...]
+    server_addresses: Mapping[str, str]  # subnet id -> the DHCP port's address on it
+    hosts: tuple[HostSpec, ...] = ()
+    metadata_route: bool = False      # 169.254.169.254/32 via the DHCP port (no router on the network)
+    dns_servers: tuple[str, ...] = field(default=())  # upstream resolvers; () = the host's resolv.conf
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    files: Mapping[str, str]          # name in the network's directory -> content
+    arguments: tuple[str, ...]        # dnsmasq's arguments, without the program name
+
+
+def served_subnets(spec: DnsmasqSpec) -> list[SubnetSpec]:
+    """Subnets dnsmasq can serve: IPv4, and IPv6 in DHCPv6 modes (or no mode) with a /64 or longer."""
+    out = []
+    for subnet in spec.subnets:
+        if subnet.subnet_id not in spec.server_addresses:
+            continue  # the DHCP port has no address there yet: dnsmasq could not bind the range
+        if subnet.ip_version == 6:
+            mode_ok = subnet.ipv6_address_mode in _DHCPV6_MODES or not (subnet.ipv6_address_mode or subnet.ipv6_ra_mode)
+            if not mode_ok or ipaddress.ip_network(subnet.cidr).prefixlen < _MIN_V6_PREFIX:
+                continue
+        out.append(subnet)
+    return out
+
+
+def _tag(subnet_id: str) -> str:
+    return f"subnet-{subnet_id}"
+
+
+def _port_tag(port_id: str) -> str:
+    return f"port-{port_id}"
+
+
+def _fqdn(name: str, domain: str) -> str:
+    return f"{name}.{domain.rstrip('.')}" if domain.rstrip(".") else name
+
+
+def _option(name: str, version: int) -> str:
+    """Neutron's option naming: a number is ``option:N``, a name ``option:NAME`` (``option6:`` for v6)."""
+    prefix = "option6" if version == 6 else "option"
+    if name.startswith(("option:", "option6:")):
+        return name
+    return f"{prefix}:{name}"
+
+
+def _routes_option(subnet: SubnetSpec, server: str, metadata: bool) -> list[str]:
+    """Classless static routes (121): host routes, the metadata route, the default via the gateway."""
+    routes = [(d, n) for d, n in subnet.host_routes if ipaddress.ip_network(d).version == 4]
+    if metadata and not any(d == f"{METADATA_ADDRESS}/32" for d, _ in routes):
+        routes.append((f"{METADATA_ADDRESS}/32", server))
+    if not routes:
+        return []
+    if subnet.gateway_ip and not any(ipaddress.ip_network(d).prefixlen == 0 for d, _ in routes):
+        # RFC 3442: a client given option 121 ignores the router option, so the default goes in too.
+        routes.append(("0.0.0.0/0", subnet.gateway_ip))
+    pairs = ",".join(f"{d},{n}" for d, n in routes)
+    tag = _tag(subnet.subnet_id)
+    return [f"tag:{tag},option:classless-static-route,{pairs}", f"tag:{tag},249,{pairs}"]
+
+
+def render(spec: DnsmasqSpec, directory: Path) -> Rendered:
+    """The files and command line of the network's dnsmasq (pure; the same spec renders the same text)."""
+    subnets = served_subnets(spec)
+    served = {s.subnet_id: s for s in subnets}
+    domain = spec.domain.rstrip(".")
+    hosts, names, opts = [], [], []
+    for host in spec.hosts:
+        extra = bool(host.extra_options)
+        for subnet_id, ip, name in host.addresses:
+            subnet = served.get(subnet_id)
+            if subnet is None:
+                continue
+            names.append(f"{ip}\t{_fqdn(name, domain)}\t{name}")
+            if subnet.ip_version == 6 and subnet.ipv6_address_mode == "dhcpv6-stateless":
+                address = ""  # stateless: options only, the address comes from SLAAC
+            else:
+                address = f",[{ip}]" if subnet.ip_version == 6 else f",{ip}"
+            tag = f"set:{_port_tag(host.port_id)}," if extra else ""
+            hosts.append(f"{host.mac_address},{tag}{_fqdn(name, domain)}{address}")
+        for name, value, version in host.extra_options:
+            opts.append(f"tag:{_port_tag(host.port_id)},{_option(name, version)}" + (f",{value}" if value else ""))
+    for subnet in subnets:
+        tag = _tag(subnet.subnet_id)
+        server = spec.server_addresses[subnet.subnet_id]
+        if subnet.ip_version == 4:
+            dns = ",".join(subnet.dns_nameservers) or server
+            opts.append(f"tag:{tag},option:dns-server,{dns}")
+            opts.append(f"tag:{tag},option:router" + (f",{subnet.gateway_ip}" if subnet.gateway_ip else ""))
+            opts.extend(_routes_option(subnet, server, spec.metadata_route))
+            opts.append(f"tag:{tag},option:mtu,{spec.mtu}")
+            if domain:
+                opts.append(f"tag:{tag},option:domain-search,{domain}")
+        else:
+            dns = ",".join(f"[{d}]" for d in subnet.dns_nameservers) or f"[{server}]"
+            opts.append(f"tag:{tag},option6:dns-server,{dns}")
+            if domain:
+                opts.append(f"tag:{tag},option6:domain-search,{domain}")
+    arguments = [
+        "--no-hosts", "--conf-file=/dev/null", "--bind-interfaces", f"--interface={spec.interface}",
+        "--except-interface=lo", f"--pid-file={directory / 'pid'}", f"--dhcp-hostsfile={directory / 'host'}",
+        f"--addn-hosts={directory / 'addn_hosts'}", f"--dhcp-optsfile={directory / 'opts'}",
+        f"--dhcp-leasefile={directory / 'leases'}", "--dhcp-authoritative",
+        # dnsmasq would drop to "nobody", who cannot read the agent's 0700 state directory on SIGHUP.
+        "--user=root", "--group=root",
+        # As Neutron: the subnets' sizes, never the port count (a new port must not restart dnsmasq).
+        f"--dhcp-lease-max={sum(min(ipaddress.ip_network(s.cidr).num_addresses, 2**16) for s in subnets)}",
+    ]
+    for subnet in subnets:
+        network = ipaddress.ip_network(subnet.cidr)
+        if subnet.ip_version == 4:
+            arguments.append(f"--dhcp-range=set:{_tag(subnet.subnet_id)},{network.network_address},static,"
+                             f"{network.netmask},{LEASE_SECONDS}s")
+        else:
+            arguments.append(f"--dhcp-range=set:{_tag(subnet.subnet_id)},{network.network_address},static,"
+                             f"{network.prefixlen},{LEASE_SECONDS}s")
+    if domain:
+        # Names of the network's ports are answered here and never forwarded upstream.
+        arguments += [f"--domain={domain}", f"--local=/{domain}/"]
+    if spec.dns_servers:
+        arguments += ["--no-resolv", *(f"--server={s}" for s in spec.dns_servers)]
+    files = {"host": _lines(hosts), "addn_hosts": _lines(names), "opts": _lines(opts)}
+    return Rendered(files, tuple(arguments))
+
+
+def _lines(lines: Sequence[str]) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+# ---- acting -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DnsmasqStatus:
+    """One network's server as found: its process (None: not running) and current files."""
+
+    network_id: str
+    process: ProcessFacts | None
+    arguments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureOutcome:
+    started: bool = False
+    restarted: bool = False
+    reloaded: bool = False
+    files_written: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.started or self.restarted or self.reloaded or bool(self.files_written)
+
+
+def write_if_changed(path: Path, content: str) -> bool:
+    """Replace ``path`` with ``content`` unless it holds exactly that already; True if written."""
+    try:
+        if path.read_text() == content:
+            return False
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(content)
+    tmp.replace(path)
+    return True
+
+
+def _cmdline(pid: int) -> tuple[str, ...]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ()
+    return tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+
+
+class DnsmasqDriver:
+    """dnsmasq processes of one agent: files under ``state_dir/<network>``, processes in namespaces."""
+
+    def __init__(self, state_dir: Path, *, netns_dir: Path = Path("/run/netns"), program: str = DNSMASQ) -> None:
+        self.state_dir = state_dir
+        self.netns_dir = netns_dir
+        self.program = program
+
+    def directory(self, network_id: str) -> Path:
+        return self.state_dir / network_id
+
+    def _pid_file(self, network_id: str) -> Path:
+        return self.directory(network_id) / "pid"
+
+    def running(self, network_id: str, netns: str | None = None) -> ProcessFacts | None:
+        """The network's dnsmasq if its pid file names a live dnsmasq (in ``netns`` when given)."""
+        pid = read_pid_file(self._pid_file(network_id))
+        if pid is None:
+            return None
+        facts = process_facts(pid)
+        if facts is None or facts.comm != DNSMASQ:
+            return None
+        if netns is not None:
+            inside = namespace_identity(self.netns_dir / netns)
+            if inside is None or facts.namespace != inside:
+                return None
+        return facts
+
+    def status(self, network_id: str, netns: str | None = None) -> DnsmasqStatus:
+        facts = self.running(network_id, netns)
+        return DnsmasqStatus(network_id, facts, _cmdline(facts.pid)[1:] if facts else ())
+
+    def networks(self) -> tuple[str, ...]:
+        """Networks this driver has a directory for (served now, or left over to remove)."""
+        if not self.state_dir.is_dir():
+            return ()
+        return tuple(sorted(p.name for p in self.state_dir.iterdir() if p.is_dir() and not p.name.startswith(".")))
+
+    async def ensure(self, spec: DnsmasqSpec, netns: str) -> EnsureOutcome:
+        """Serve ``spec`` from ``netns``: files up to date, dnsmasq running with them (idempotent)."""
+        directory = self.directory(spec.network_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        rendered = render(spec, directory)
+        written = tuple(name for name, content in rendered.files.items()
+                        if write_if_changed(directory / name, content))
+        current = self.running(spec.network_id, netns)
+        if current is not None and _cmdline(current.pid)[1:] == rendered.arguments:
+            if written:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(current.pid, signal.SIGHUP)
+            return EnsureOutcome(reloaded=bool(written), files_written=written)
+        if current is not None:
+            await terminate([current])
+        await self._start(netns, rendered.arguments, spec.network_id)
+        return EnsureOutcome(started=current is None, restarted=current is not None, files_written=written)
+
+    async def _start(self, netns: str, arguments: Sequence[str], network_id: str) -> ProcessFacts:
+        if namespace_identity(self.netns_dir / netns) is None:
+            raise DnsmasqError(f"namespace {netns} does not exist")
+        self._pid_file(network_id).unlink(missing_ok=True)
+        process = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", netns, self.program, *arguments,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        # dnsmasq forks into the background once it has bound its sockets; the command returns then.
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        if process.returncode != 0:
+            raise DnsmasqError(f"dnsmasq for network {network_id} failed in {netns}: {stderr.decode().strip()}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while (started := self.running(network_id, netns)) is None:
+            if loop.time() >= deadline:
+                raise DnsmasqError(f"dnsmasq for network {network_id} in {netns} did not stay running")
+            await asyncio.sleep(0.02)
+        return started
+
+    async def remove(self, network_id: str) -> bool:
+        """Stop the network's dnsmasq (wherever it runs) and delete its files; True if it ran."""
+        current = self.running(network_id)
+        if current is not None:
+            await terminate([current])
+        directory = self.directory(network_id)
+        if directory.is_dir():
+            for entry in directory.iterdir():
+                entry.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        return current is not None
+
+
+def identity_of(netns_dir: Path, netns: str) -> NamespaceIdentity | None:
+    return namespace_identity(netns_dir / netns)
+
+
+__all__ = ["DnsmasqDriver", "DnsmasqError", "DnsmasqSpec", "DnsmasqStatus", "EnsureOutcome", "HostSpec",
+           "Rendered", "SubnetSpec", "METADATA_ADDRESS", "render", "served_subnets", "write_if_changed"]

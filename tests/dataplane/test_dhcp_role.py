@@ -1,0 +1,237 @@
+"""The dhcp role against the real kernel: real dnsmasq in a qdhcp- namespace, real dhclient in an instance.
+
+The server is the only fake (an external edge): a stub RPC hands the role a desired state, exactly
+the shape ``sync_state("dhcp")`` answers. The host's L2 role is played by the test: it puts the
+DHCP port's tap and the instances' taps into one bridge in the test's "host" namespace. Everything
+is read back from the kernel, from dhclient's lease, over DNS from inside the instance, and from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kernel_scratch import Scratch, ip, run_in_namespace
+
+from neutrino.agent.roles.dhcp.config import DhcpConfig
+from neutrino.agent.roles.dhcp.role import DhcpRole
+from neutrino.compute.dhcp_client import DhcpClient
+from neutrino.contract import codec
+from neutrino.contract.dhcp import DhcpHost, DhcpNetwork, DhcpOption, DhcpState, DhcpSubnet
+from neutrino.contract.names import dhcp_interface_name, tap_name
+from neutrino.dataplane.netlink import NetlinkDriver
+from neutrino.dataplane.processes import process_facts
+from tests.support.dns_query import resolve_command
+
+pytestmark = pytest.mark.kernel
+
+class StubServer:
+    """The server's side of ``sync_state``: whatever the test set as the desired state."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.state = DhcpState(host)
+
+    async def sync_state(self, role: str) -> dict[str, Any]:
+        assert role == "dhcp"
+        return codec.encode(self.state)
+
+
+@dataclass
+class Lab:
+    driver: NetlinkDriver
+    scratch: Scratch
+    host_ns: str
+    bridge: str
+    state_dir: Path
+    server: StubServer
+    config: DhcpConfig
+
+    def role(self) -> DhcpRole:
+        return DhcpRole(self.config, self.server, driver=self.driver)  # type: ignore[arg-type]
+
+    async def wire_dhcp_port(self, port_id: str) -> None:
+        """What the host's L2 role does with the DHCP port's tap: into the network's bridge."""
+        await self.driver.set_master(tap_name(port_id), self.bridge, netns=self.host_ns)
+
+    async def instance(self, label: str, port: DhcpHost, mtu: int = 1500) -> tuple[str, DhcpClient]:
+        ns = self.scratch.namespace(label)
+        await self.driver.ensure_namespace(ns)
+        await self.driver.ensure_veth(tap_name(port.port_id), "eth0", netns=self.host_ns, peer_netns=ns,
+                                      peer_mac=port.mac_address, mtu=mtu)
+        await self.driver.set_master(tap_name(port.port_id), self.bridge, netns=self.host_ns)
+        client = DhcpClient(self.state_dir.parent / label, ns, self.driver.owner)
+        return ns, client
+
+
+@pytest.fixture
+async def lab(driver: NetlinkDriver, scratch: Scratch, tmp_path: Path) -> AsyncIterator[Lab]:
+    host_ns = scratch.namespace("host")
+    await driver.ensure_namespace(host_ns)
+    bridge = scratch.device("brq")
+    await driver.ensure_bridge(bridge, netns=host_ns)
+    state_dir = tmp_path / "dhcp"
+    server = StubServer(driver.owner.host)
+    config = DhcpConfig(host=driver.owner.host, state_dir=state_dir, netns=host_ns,
+                        namespace_prefix=f"ntest-{scratch.suffix}-", owner=driver.owner)
+    the_lab = Lab(driver, scratch, host_ns, bridge, state_dir, server, config)
+    try:
+        yield the_lab
+    finally:
+        for pid_file in [*state_dir.rglob("pid"), *tmp_path.rglob("dhclient.pid")]:
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
+def _port(ip_address: str, subnet_id: str, *, dns_name: str = "", owner: str = "compute:nova",
+          opts: tuple[DhcpOption, ...] = ()) -> DhcpHost:
+    mac = "fa:16:3e:" + ":".join(f"{b:02x}" for b in os.urandom(3))
+    return DhcpHost(str(uuid.uuid4()), mac, ((subnet_id, ip_address),), dns_name, opts, owner)
+
+
+def _network(lab: Lab, subnets: tuple[DhcpSubnet, ...], dhcp_port: DhcpHost, hosts: tuple[DhcpHost, ...],
+             *, mtu: int = 1400, domain: str = "openstacklocal.") -> DhcpNetwork:
+    network_id = str(uuid.uuid4())
+    lab.scratch.namespace(f"qdhcp-{network_id}")  # deleted after the test even if the role fails to
+    return DhcpNetwork(network_id, "project", mtu, domain, subnets, dhcp_port, (dhcp_port, *hosts))
+
+
+async def _lease_option(client: DhcpClient, option: str) -> str | None:
+    for line in reversed(client.lease_file.read_text().splitlines()):
+        text = line.strip()
+        if text.startswith(f"option {option} "):
+            return text[len(f"option {option} "):].rstrip(";")
+    return None
+
+
+async def _resolve(ns: str, name: str, server: str) -> list[str]:
+    done = await run_in_namespace(ns, *resolve_command(name, server))
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode().split()
+
+
+async def _wait_for(condition: Any, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_instances_get_address_routes_mtu_dns_and_resolve_each_other(lab: Lab) -> None:
+    subnet = DhcpSubnet("s4", 4, "10.91.0.0/24", "10.91.0.1", ("10.91.0.53",),
+                        (("192.168.77.0/24", "10.91.0.254"),))
+    dhcp = _port("10.91.0.2", "s4", owner="network:dhcp")
+    one, two = _port("10.91.0.11", "s4"), _port("10.91.0.12", "s4", dns_name="vm-two")
+    network = _network(lab, (subnet,), dhcp, (one, two))
+    lab.server.state = DhcpState(lab.server.host, (network,))
+    role = lab.role()
+
+    await role.resync()
+    await lab.wire_dhcp_port(dhcp.port_id)
+    ns_one, client_one = await lab.instance("one", one)
+    ns_two, client_two = await lab.instance("two", two)
+    await client_one.start()
+    await client_two.start()
+
+    assert str(await client_one.wait_for_lease(lab.driver, 30)) == "10.91.0.11/24"
+    assert str(await client_two.wait_for_lease(lab.driver, 30)) == "10.91.0.12/24"
+    routes = ip("-n", ns_one, "route", "show").stdout
+    assert "default via 10.91.0.1 dev eth0" in routes
+    assert "192.168.77.0/24 via 10.91.0.254 dev eth0" in routes
+    assert "mtu 1400" in ip("-n", ns_one, "link", "show", "eth0").stdout
+    assert await _lease_option(client_one, "domain-name-servers") == "10.91.0.53"
+    # Names of the network's ports resolve at the DHCP port (host-<ip> unless the port has a dns_name).
+    assert await _resolve(ns_one, "host-10-91-0-11.openstacklocal", "10.91.0.2") == ["10.91.0.11"]
+    assert await _resolve(ns_one, "vm-two.openstacklocal", "10.91.0.2") == ["10.91.0.12"]
+
+
+async def test_port_changes_reload_dnsmasq_in_place_and_a_renewal_gets_the_new_address(lab: Lab) -> None:
+    subnet = DhcpSubnet("s4", 4, "10.92.0.0/24", None)  # no gateway: no router option, no default route
+    dhcp = _port("10.92.0.2", "s4", owner="network:dhcp")
+    vm = _port("10.92.0.20", "s4")
+    network = _network(lab, (subnet,), dhcp, (vm,))
+    lab.server.state = DhcpState(lab.server.host, (network,))
+    role = lab.role()
+    await role.resync()
+    await lab.wire_dhcp_port(dhcp.port_id)
+    ns, client = await lab.instance("vm", vm)
+    await client.start()
+    assert str(await client.wait_for_lease(lab.driver, 30)) == "10.92.0.20/24"
+    assert "default" not in ip("-n", ns, "route", "show").stdout
+    pid = role.target.dnsmasq.running(network.network_id).pid  # type: ignore[union-attr]
+
+    moved = dataclasses.replace(vm, fixed_ips=(("s4", "10.92.0.30"),))
+    lab.server.state = DhcpState(lab.server.host, (dataclasses.replace(network, hosts=(dhcp, moved)),))
+    await role.resync()
+    assert role.target.dnsmasq.running(network.network_id).pid == pid  # type: ignore[union-attr]
+    await client.stop()
+    await client.start()
+
+    async def renewed() -> bool:
+        return "10.92.0.30/24" in ip("-n", ns, "-4", "addr", "show", "eth0").stdout
+
+    await _wait_for(renewed, 30)
+    assert "10.92.0.20/24" not in ip("-n", ns, "-4", "addr", "show", "eth0").stdout
+
+
+async def test_a_subnet_with_dhcp_disabled_gives_no_lease(lab: Lab) -> None:
+    served = DhcpSubnet("s4", 4, "10.93.0.0/24", "10.93.0.1")
+    dhcp = _port("10.93.0.2", "s4", owner="network:dhcp")
+    # The server lists only DHCP-enabled subnets, and no address of a port on any other subnet.
+    outsider = DhcpHost(str(uuid.uuid4()), "fa:16:3e:00:93:01", (), "", (), "compute:nova")
+    network = _network(lab, (served,), dhcp, (outsider,))
+    lab.server.state = DhcpState(lab.server.host, (network,))
+    await lab.role().resync()
+    await lab.wire_dhcp_port(dhcp.port_id)
+    _, client = await lab.instance("nolease", outsider)
+    await client.start()
+    assert await client.wait_for_lease(lab.driver, 6) is None
+
+
+async def test_killed_dnsmasq_is_restarted_restart_keeps_pid_and_removal_leaves_nothing(lab: Lab) -> None:
+    subnet = DhcpSubnet("s4", 4, "10.94.0.0/24", "10.94.0.1")
+    dhcp = _port("10.94.0.2", "s4", owner="network:dhcp")
+    network = _network(lab, (subnet,), dhcp, ())
+    lab.server.state = DhcpState(lab.server.host, (network,))
+    role = lab.role()
+    await role.start()
+    try:
+        await role.resync()
+        first = role.target.dnsmasq.running(network.network_id)
+        assert first is not None
+
+        os.kill(first.pid, signal.SIGKILL)
+
+        async def replaced() -> bool:
+            now = role.target.dnsmasq.running(network.network_id)
+            return now is not None and now.pid != first.pid
+
+        await _wait_for(replaced)
+    finally:
+        await role.stop()
+    pid = role.target.dnsmasq.running(network.network_id).pid  # type: ignore[union-attr]
+
+    # A new agent adopts what runs: nothing to do, the same dnsmasq serves on.
+    again = lab.role()
+    await again.resync()
+    assert again.reconciler.last_round is not None and again.reconciler.last_round.actions == ()
+    assert again.target.dnsmasq.running(network.network_id).pid == pid  # type: ignore[union-attr]
+
+    lab.server.state = DhcpState(lab.server.host, ())
+    await again.resync()
+    netns = f"{lab.config.namespace_prefix}qdhcp-{network.network_id}"
+    assert process_facts(pid) is None
+    assert netns not in ip("netns", "list").stdout
+    assert not (lab.state_dir / network.network_id).exists()
+    assert dhcp_interface_name(dhcp.port_id) not in ip("-n", lab.host_ns, "link", "show").stdout
+    assert tap_name(dhcp.port_id) not in ip("-n", lab.host_ns, "link", "show").stdout
