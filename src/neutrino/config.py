@@ -149,6 +149,20 @@ class AllInOneSettings:
     qos_agent: bool = True
     # Run the dhcp role (one dnsmasq per network) next to l2, likewise.
     dhcp_agent: bool = True
+    # Run the metadata role (proxies in qdhcp-/qrouter- namespaces) and serve Neutrino's metadata backend.
+    metadata_agent: bool = True
+
+
+@dataclass(slots=True)
+class MetadataSettings:
+    """Where the metadata agent's proxies forward, and the secret they sign instance ids with."""
+
+    # "" = Neutrino's own backend, served by `neutrino up` on <state_dir>/metadata.sock; or a Nova
+    # metadata API, e.g. "http://nova-api:8775".
+    nova_metadata_url: str = ""
+    # File holding metadata_proxy_shared_secret (mode 0600); "" = <state_dir>/metadata_proxy_shared_secret,
+    # which `neutrino up` generates.
+    metadata_proxy_shared_secret_file: str = ""
 
 
 @dataclass(slots=True)
@@ -161,10 +175,19 @@ class Settings:
     bus: BusSettings = field(default_factory=BusSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     all_in_one: AllInOneSettings = field(default_factory=AllInOneSettings)
+    metadata: MetadataSettings = field(default_factory=MetadataSettings)
 
     @property
     def state_path(self) -> Path:
         return Path(self.server.state_dir) if self.server.state_dir else default_state_dir()
+
+    @property
+    def metadata_secret_path(self) -> Path:
+        return Path(self.metadata.metadata_proxy_shared_secret_file or self.state_path / "metadata_proxy_shared_secret")
+
+    @property
+    def metadata_backend(self) -> str:
+        return self.metadata.nova_metadata_url or f"unix:{self.state_path / 'metadata.sock'}"
 
     @property
     def database_url(self) -> str:

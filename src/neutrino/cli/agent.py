@@ -17,6 +17,8 @@ from neutrino.agent.roles.l2 import LinuxBridgeRole
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig, parse_bridge_mappings
 from neutrino.agent.roles.l3 import L3Role
 from neutrino.agent.roles.l3.config import L3Config
+from neutrino.agent.roles.metadata.config import MetadataConfig
+from neutrino.agent.roles.metadata.role import MetadataRole
 from neutrino.agent.roles.qos.role import QosConfig, QosRole
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
@@ -55,8 +57,15 @@ def _dhcp_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
     return DhcpRole(config, rpc)
 
 
+def _metadata_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
+    config = MetadataConfig(host=host, state_dir=settings.state_path / "metadata" / host,
+                            backend=settings.metadata_backend, secret_file=settings.metadata_secret_path,
+                            namespace_prefix=settings.agent.namespace_prefix)
+    return MetadataRole(config, rpc)
+
+
 ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role, "dhcp": _dhcp_role,
-                                          "firewall": _firewall_role, "qos": _qos_role}
+                                          "metadata": _metadata_role, "firewall": _firewall_role, "qos": _qos_role}
 
 
 class UnknownRole(Exception):
@@ -95,7 +104,8 @@ async def run_agent(settings: Settings, host: str, roles: Sequence[str]) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="host name to report (default: [agent] host, else this machine's)")
-    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3, dhcp, firewall, qos")
+    parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3, dhcp, metadata, firewall, "
+                                        "qos")
     parser.add_argument("--namespace-prefix", help="prefix of this host's qdhcp- namespaces (simulated hosts)")
     parser.add_argument("--netns", help="network namespace that plays this host's root namespace (fullstack)")
     parser.add_argument("--tunnel-ip", help="local VXLAN endpoint address")

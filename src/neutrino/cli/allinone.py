@@ -21,6 +21,7 @@ import yaml
 from neutrino.agent.roles.l2.config import parse_bridge_mappings
 from neutrino.bus.memory import MemoryBroker
 from neutrino.cli.agent import build_agent, host_of
+from neutrino.cli.metadata_backend import ensure_shared_secret, serve_backend
 from neutrino.cli.public_bridge import PublicBridgePlan, ensure_public_bridge
 from neutrino.cli.public_network import PublicNetworkError, ensure_public_network
 from neutrino.cli.serve import run_uvicorn
@@ -105,6 +106,9 @@ def all_in_one_agent_defaults(settings: Settings) -> None:
         settings.agent.roles = [*settings.agent.roles, "qos"]
     if aio.dhcp_agent and "l2" in settings.agent.roles and "dhcp" not in settings.agent.roles:
         settings.agent.roles = [*settings.agent.roles, "dhcp"]
+    if (aio.metadata_agent and {"dhcp", "l3"} & set(settings.agent.roles)
+            and "metadata" not in settings.agent.roles):
+        settings.agent.roles = [*settings.agent.roles, "metadata"]
     if aio.public_network and "l2" in settings.agent.roles:
         if aio.public_physical_network not in parse_bridge_mappings(settings.agent.bridge_mappings):
             settings.agent.bridge_mappings = [*settings.agent.bridge_mappings,
@@ -153,6 +157,10 @@ async def run_all_in_one(settings: Settings) -> int:
     server = build_server(settings, broker=broker)
     await server.start()
     await prepare_public_network(settings, server)
+    backend = None
+    if settings.all_in_one.metadata_agent and not settings.metadata.nova_metadata_url:
+        ensure_shared_secret(settings.metadata_secret_path)
+        backend = await serve_backend(settings, server.services)
     agent = build_agent(settings, host=host_of(settings), roles=settings.agent.roles, broker=broker)
     await agent.bus.start()
     await agent.start()
@@ -171,4 +179,7 @@ async def run_all_in_one(settings: Settings) -> int:
     finally:
         await agent.stop()
         await agent.bus.close()
+        if backend is not None:
+            backend[1].should_exit = True
+            await backend[0]
         await server.close()

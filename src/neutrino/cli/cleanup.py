@@ -11,7 +11,8 @@ What counts as Neutrino's (never a name alone; see ``dataplane.ownership``):
 * a ``dnsmasq`` or ``dhclient`` process named by a pid file under the state directory (with
   ``--host``: only if it runs inside one of that host's namespaces), and every process running
   inside a namespace being removed (it would keep the namespace, and its devices, alive);
-* the DHCP agents' dnsmasq files (``<state>/dhcp/<host>/<network>/``; with ``--host``: that host's).
+* the DHCP agents' dnsmasq files (``<state>/dhcp/<host>/<network>/``) and the metadata agents'
+  proxy files (``<state>/metadata/<host>/<namespace>/``); with ``--host``: that host's.
 
 ``--host NAME`` narrows everything to objects marked ``neutrino:NAME``, so simulated hosts sharing a
 kernel (and parallel test runs) never remove each other's objects. The work is split the usual way:
@@ -268,11 +269,14 @@ async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool
 
 
 def _dhcp_directories(state_dir: Path) -> tuple[tuple[str, Path], ...]:
-    root = state_dir / "dhcp"
-    if not root.is_dir():
-        return ()
-    return tuple((host.name, network) for host in sorted(root.iterdir()) if host.is_dir()
-                 for network in sorted(host.iterdir()) if network.is_dir())
+    """(host, directory) of the DHCP agents' dnsmasq and the metadata agents' proxy files."""
+    found: list[tuple[str, Path]] = []
+    for role in ("dhcp", "metadata"):
+        root = state_dir / role
+        if root.is_dir():
+            found.extend((host.name, item) for host in sorted(root.iterdir()) if host.is_dir()
+                         for item in sorted(host.iterdir()) if item.is_dir())
+    return tuple(found)
 
 
 # ---- acting ------------------------------------------------------------------------------------------------------

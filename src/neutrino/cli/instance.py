@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -50,6 +51,8 @@ def register(subparsers: Any) -> None:
                                  "on a DHCP-enabled subnet)")
     addressing.add_argument("--static", dest="dhcp", action="store_const", const=False,
                             help="configure eth0 with the port's addresses statically, without DHCP")
+    create.add_argument("--key-file", metavar="PUBKEY", help="OpenSSH public key the metadata service serves")
+    create.add_argument("--user-data", metavar="FILE", help="user data the metadata service serves")
     create.add_argument("--dhcp-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="with DHCP, how long to wait for the port to be ACTIVE and a lease "
                              "(0: do not wait; default 30)")
@@ -157,6 +160,8 @@ async def _create(args: argparse.Namespace, settings: Settings) -> int:
         dhcp=args.dhcp,
         dhcp_timeout=args.dhcp_timeout if args.dhcp is not False else 0.0,
         host_namespace=args.host_netns,
+        public_key=Path(args.key_file).read_text().strip() if args.key_file else None,
+        user_data=base64.b64encode(Path(args.user_data).read_bytes()).decode() if args.user_data else None,
     )
     created = await _instances(args, settings).create(request, instance_id=str(uuid.uuid4()))
     record, port = created.record, created.port

@@ -80,6 +80,9 @@ class CreateRequest:
     dhcp_timeout: float = 0.0
     # Namespace of the (simulated) host holding the tap; None: the namespace the command runs in.
     host_namespace: str | None = None
+    # For the metadata service: an OpenSSH public key, user data (base64).
+    public_key: str | None = None
+    user_data: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,9 @@ class Instances:
             network_id=network.id,
             cloud=user.cloud,
             created_at=self._now(),
+            public_key=request.public_key,
+            key_name="key" if request.public_key else None,
+            user_data=request.user_data,
         )
         self.store.claim(record)
         try:

@@ -51,6 +51,11 @@ class InstanceRecord:
     # The user's cloud the port was made with; later commands fall back to it (None: OS_* variables).
     cloud: str | None = None
     created_at: str = ""
+    # What the metadata backend serves the instance: an OpenSSH public key (and its name) and user
+    # data (base64 of the file's bytes). The record is 0600, as these may be private.
+    public_key: str | None = None
+    key_name: str | None = None
+    user_data: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

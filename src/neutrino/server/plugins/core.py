@@ -30,6 +30,7 @@ from neutrino.services.binding import MechanismBinder, build_mechanisms
 from neutrino.services.dhcp_agents import DhcpAgentService
 from neutrino.services.ip_availability import IpAvailabilityService
 from neutrino.services.l2_agents import L2AgentService
+from neutrino.services.metadata_agents import MetadataAgentService
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
 from neutrino.services.rbac import RbacService
@@ -82,6 +83,7 @@ class CorePlugin:
         l2_agents = L2AgentService(c.db, c.notifier, agents)
         c.desired_state["l2"] = l2_agents.sync_state
         c.desired_state["dhcp"] = dhcp_agents.sync_state
+        c.desired_state["metadata"] = MetadataAgentService(c.db).sync_state
         services: dict[str, Any] = {
             "network": networks,
             "subnet": SubnetService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, subnetpools=subnetpools,

@@ -13,7 +13,7 @@ from pathlib import Path
 from neutrino.agent.roles.dhcp.config import DhcpConfig
 from neutrino.contract.dhcp import DhcpHost, DhcpNetwork, DhcpState
 from neutrino.contract.names import dhcp_interface_name, dhcp_namespace, tap_name
-from neutrino.dataplane.dnsmasq import DnsmasqSpec, HostSpec, SubnetSpec, served_subnets
+from neutrino.dataplane.dnsmasq import METADATA_ADDRESS, DnsmasqSpec, HostSpec, SubnetSpec, served_subnets
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +53,14 @@ def network_wish(network: DhcpNetwork, config: DhcpConfig) -> NetworkWish | None
         metadata_route=not network.has_router, dns_servers=config.dns_servers)
     if not served_subnets(spec):
         return None
-    addresses = frozenset(str(ipaddress.ip_interface(f"{ip}/{ipaddress.ip_network(cidrs[s]).prefixlen}"))
-                          for s, ip in server.items())
+    addresses = {str(ipaddress.ip_interface(f"{ip}/{ipaddress.ip_network(cidrs[s]).prefixlen}"))
+                 for s, ip in server.items()}
+    if spec.metadata_route:
+        # Instances route 169.254.169.254 via the DHCP port (option 121); the metadata proxy here answers it.
+        addresses.add(f"{METADATA_ADDRESS}/32")
     return NetworkWish(network.network_id, dhcp_namespace(network.network_id, prefix=config.namespace_prefix),
                        port.port_id, device, tap_name(port.port_id), port.mac_address.lower(), network.mtu,
-                       addresses, spec, config.state_dir / network.network_id)
+                       frozenset(addresses), spec, config.state_dir / network.network_id)
 
 
 def wishes(desired: DhcpState, config: DhcpConfig) -> dict[str, NetworkWish]:
