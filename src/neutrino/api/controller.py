@@ -213,7 +213,7 @@ class Controller:
         """Drop what policy hides from this caller, then apply ``fields``."""
         if read_filter is None:
             read_filter = self.policy.attribute_filter(ctx, res.policy_resource, res.attribute_names)
-        hidden = read_filter.hidden(item)
+        hidden = read_filter.hidden(item) | res.unlisted_attributes
         if hidden:
             item = {k: v for k, v in item.items() if k not in hidden}
         if fields:

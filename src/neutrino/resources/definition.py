@@ -7,7 +7,8 @@ written per resource.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neutrino.resources import types as t
@@ -41,6 +42,10 @@ class Attribute:
     # Type of the value as responses show it, when that differs from what requests send (Neutron
     # shows subnet pool prefix lengths as strings); None = ``type``. Documentation only.
     view_type: Any = None
+    # Alias of the extension that brings this attribute ("" = the resource's own). As in Neutron,
+    # the attribute exists (accepted in bodies, filterable, shown) only while that extension is
+    # listed in ``/v2.0/extensions``: see :meth:`Resource.with_extensions`.
+    extension: str = ""
 
     @property
     def is_required(self) -> bool:
@@ -128,9 +133,21 @@ class Resource:
     # QoS policies' tags ``/v2.0/policies/{id}/tags`` (its collection name, without ``qos/``).
     tags_path: str = ""
     description: str = ""
+    # Names of attributes dropped because their extension is not listed: services may still put
+    # them in the objects they return, and the API never shows them.
+    unlisted_attributes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {a.name: a for a in self.attributes})
+
+    def with_extensions(self, listed: Collection[str]) -> Resource:
+        """This resource as served when ``listed`` are the extensions in ``/v2.0/extensions``:
+        without the attributes of any other extension."""
+        dropped = frozenset(a.name for a in self.attributes if a.extension and a.extension not in listed)
+        if not dropped:
+            return self
+        return replace(self, attributes=tuple(a for a in self.attributes if a.name not in dropped),
+                       unlisted_attributes=self.unlisted_attributes | dropped)
 
     @property
     def service_key(self) -> str:
@@ -197,10 +214,10 @@ def tags_attr(allow_post: bool = False) -> Attribute:
 
 
 def bool_attr(name: str, default: Any, *, post: bool = True, put: bool = True, column: str | None = None,
-              filterable: bool = True, sortable: bool = True, policy: bool = False) -> Attribute:
+              filterable: bool = True, sortable: bool = True, policy: bool = False, extension: str = "") -> Attribute:
     return Attribute(name, t.Boolean(), default=default, allow_post=post, allow_put=put,
                      filterable=filterable, sortable=sortable, column=column or name.replace(":", "_"),
-                     enforce_policy=policy)
+                     enforce_policy=policy, extension=extension)
 
 
 TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")

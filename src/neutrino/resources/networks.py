@@ -47,10 +47,10 @@ NETWORK = Resource(
         Attribute("ipv4_address_scope", t.Uuid(nullable=True)),
         Attribute("ipv6_address_scope", t.Uuid(nullable=True)),
         Attribute("l2_adjacency", t.Boolean()),
-        Attribute("qos_policy_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True),
+        Attribute("qos_policy_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True, extension="qos"),
         Attribute("is_default", t.Boolean(), default=False, allow_post=True, allow_put=True, filterable=True,
-                  column="is_default", enforce_policy=True),
-        Attribute("dns_domain", t.String(255), default="", allow_post=True, allow_put=True),
+                  column="is_default", enforce_policy=True, extension="auto-allocated-topology"),
+        Attribute("dns_domain", t.String(255), default="", allow_post=True, allow_put=True, extension="dns-integration"),
         *standard_attrs(), tags_attr(),
     ),
 )

@@ -100,7 +100,7 @@ QOS_POLICY = Resource(
         # Sharing is an RBAC wildcard entry, as for networks; the value shown is per caller.
         Attribute("shared", t.Boolean(), default=False, allow_post=True, allow_put=True, filterable=True,
                   enforce_policy=True),
-        bool_attr("is_default", False, sortable=False, policy=True),
+        bool_attr("is_default", False, sortable=False, policy=True, extension="qos-default"),
         Attribute("rules", t.ListOf(t.Dict(free_form=True))),
         *standard_attrs(), tags_attr(),
     ),

@@ -52,7 +52,7 @@ SUBNET = Resource(
         # Not shown (Neutron's is_visible=False): a filter on whether the subnet's network is shared
         # with the caller, as the network's own ``shared`` is.
         Attribute("shared", t.Boolean(), visible=False, filterable=True),
-        bool_attr("dns_publish_fixed_ip", False, filterable=False, sortable=False),
+        bool_attr("dns_publish_fixed_ip", False, filterable=False, sortable=False, extension="subnet-dns-publish-fixed-ip"),
         *standard_attrs(), tags_attr(),
     ),
 )

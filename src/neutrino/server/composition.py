@@ -81,6 +81,8 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> S
     plugins = [CorePlugin(), *load_service_plugins(settings.server.service_plugins)]
     resources = [r for p in plugins for r in p.resources()]
     extensions = [e for p in plugins for e in p.extensions()]
+    listed = {e.alias for e in extensions}
+    resources = [r.with_extensions(listed) for r in resources]
     taggable = {name: table for p in plugins for name, table in p.taggable_tables().items()}
     for plugin in plugins:
         components.services.update(plugin.build_services(components))

@@ -156,9 +156,13 @@ class NetworkService:
             "port_security_enabled": row["port_security_enabled"], "router:external": row["router_external"],
             "availability_zone_hints": list(row["availability_zone_hints"] or []), "availability_zones": [],
             "ipv4_address_scope": None, "ipv6_address_scope": None, "l2_adjacency": True,
-            "qos_policy_id": row["qos_policy_id"], "is_default": row["is_default"],
+            "qos_policy_id": row["qos_policy_id"],
             "dns_domain": row["dns_domain"], "tags": list(tags), **standard_view(row),
         }
+        if row["router_external"]:
+            # Neutron's auto-allocated-topology extends only external networks with is_default
+            # (and a create answer with what the request held; see create_many).
+            out["is_default"] = row["is_default"]
         seg_views = [{"provider:network_type": s["network_type"],
                       "provider:physical_network": s["physical_network"] or None,
                       "provider:segmentation_id": None if s["network_type"] == "flat" else s["segmentation_id"]}
@@ -301,7 +305,8 @@ class NetworkService:
             ids = [await self.create_in(conn, ctx, item) for item in items]
             rows = (await conn.execute(select(db.networks).where(db.networks.c.id.in_(ids)))).mappings().all()
             by_id = {r["id"]: r for r in rows}
-            views = await self._views(conn, ctx, [by_id[i] for i in ids])
+            views = [{"is_default": by_id[i]["is_default"], **view}
+                     for i, view in zip(ids, await self._views(conn, ctx, [by_id[i] for i in ids]), strict=True)]
             tx.emit(*(ChangeEvent("network", n["id"], "create", n["revision_number"]) for n in views))
             return views
 

@@ -116,6 +116,18 @@ def rule_view(row: Mapping[str, Any], in_default_group: bool) -> dict[str, Any]:
     }
 
 
+def embedded_rule_view(row: Mapping[str, Any], in_default_group: bool) -> dict[str, Any]:
+    """A rule as a security group's body embeds it: Neutron 29 adds the rule's ``standard_attr_id``
+    and ``tags`` there (not in the rule's own views).
+
+    Neutron's ``standard_attr_id`` numbers rows of its global standard-attributes table; Neutrino
+    has no such table, so a stable number derived from the rule id stands in (clients display it,
+    nothing looks anything up by it). Rules carry no tags here.
+    """
+    return {**rule_view(row, in_default_group),
+            "standard_attr_id": int(str(row["id"]).replace("-", "")[:8], 16) & 0x7FFFFFFF, "tags": []}
+
+
 async def default_group_ids(conn: AsyncConnection, group_ids: Sequence[str]) -> set[str]:
     out: set[str] = set()
     ids = list(dict.fromkeys(group_ids))
@@ -176,7 +188,8 @@ class SecurityGroupService:
         return [{
             "id": r["id"], "name": r["name"], "stateful": r["stateful"], **project_view(r["project_id"]),
             "description": r["description"], "shared": r["id"] in shared,
-            "security_group_rules": [rule_view(x, r["id"] in default_ids) for x in by_group.get(r["id"], [])],
+            "security_group_rules": [embedded_rule_view(x, r["id"] in default_ids)
+                                     for x in by_group.get(r["id"], [])],
             "tags": tag_map.get(r["id"], []), **standard_view(r),
         } for r in rows]
 
