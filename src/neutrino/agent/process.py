@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from neutrino.agent.link_watch import LinkWatches
 from neutrino.agent.roles.base import Role
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
@@ -31,6 +32,8 @@ class AgentProcess:
     report_interval: float = 30.0
     resync_interval: float = 60.0
     availability_zone: str = "nova"
+    # The kernel watches the roles share (one per namespace); stopped after the roles.
+    link_watches: LinkWatches | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _subs: list[Subscription] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -97,3 +100,5 @@ class AgentProcess:
                 await task
         for role in self.roles:
             await role.stop()
+        if self.link_watches is not None:
+            await self.link_watches.stop()

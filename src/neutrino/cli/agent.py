@@ -7,7 +7,9 @@ import asyncio
 import signal
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from neutrino.agent.link_watch import LinkWatches
 from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.base import Role
 from neutrino.agent.roles.dhcp.config import DhcpConfig
@@ -24,44 +26,59 @@ from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
 from neutrino.bus.memory import MemoryBroker
 from neutrino.config import Settings
+from neutrino.dataplane.netlink import NetlinkDriver
+from neutrino.dataplane.ownership import OwnerTag
 
-RoleFactory = Callable[[Settings, str, AgentRpcClient], Role]
+
+@dataclass(frozen=True)
+class RoleContext:
+    """What a role is built from: the settings, the host, the server's client, and what the
+    process's roles share (one link watch per namespace: ``link_watches.get(netns)``)."""
+
+    settings: Settings
+    host: str
+    rpc: AgentRpcClient
+    link_watches: LinkWatches
 
 
-def _l2_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
-    agent = settings.agent
-    config = LinuxBridgeConfig(host=host, tunnel_ip=agent.tunnel_ip or None,
+RoleFactory = Callable[[RoleContext], Role]
+
+
+def _l2_role(c: RoleContext) -> Role:
+    agent = c.settings.agent
+    config = LinuxBridgeConfig(host=c.host, tunnel_ip=agent.tunnel_ip or None,
                                bridge_mappings=parse_bridge_mappings(agent.bridge_mappings),
                                netns=agent.netns or None)
-    return LinuxBridgeRole(config, rpc)
+    return LinuxBridgeRole(config, c.rpc, link_watch=c.link_watches.get(config.netns))
 
 
-def _l3_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
-    return L3Role(L3Config(host=host, netns=settings.agent.netns or None), rpc)
+def _l3_role(c: RoleContext) -> Role:
+    return L3Role(L3Config(host=c.host, netns=c.settings.agent.netns or None), c.rpc)
 
 
-def _firewall_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
-    agent = settings.agent
-    return FirewallRole(FirewallConfig(host=host, netns=agent.netns or None,
-                                       bridge_mappings=parse_bridge_mappings(agent.bridge_mappings)), rpc)
+def _firewall_role(c: RoleContext) -> Role:
+    agent = c.settings.agent
+    return FirewallRole(FirewallConfig(host=c.host, netns=agent.netns or None,
+                                       bridge_mappings=parse_bridge_mappings(agent.bridge_mappings)), c.rpc)
 
 
-def _qos_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
-    return QosRole(QosConfig(host=host, netns=settings.agent.netns or None), rpc)
+def _qos_role(c: RoleContext) -> Role:
+    return QosRole(QosConfig(host=c.host, netns=c.settings.agent.netns or None), c.rpc)
 
 
-def _dhcp_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
-    agent = settings.agent
+def _dhcp_role(c: RoleContext) -> Role:
+    settings, host, agent = c.settings, c.host, c.settings.agent
     config = DhcpConfig(host=host, state_dir=settings.state_path / "dhcp" / host, netns=agent.netns or None,
                         namespace_prefix=agent.namespace_prefix, dns_servers=tuple(agent.dnsmasq_dns_servers))
-    return DhcpRole(config, rpc)
+    return DhcpRole(config, c.rpc)
 
 
-def _metadata_role(settings: Settings, host: str, rpc: AgentRpcClient) -> Role:
+def _metadata_role(c: RoleContext) -> Role:
+    settings, host = c.settings, c.host
     config = MetadataConfig(host=host, state_dir=settings.state_path / "metadata" / host,
                             backend=settings.metadata_backend, secret_file=settings.metadata_secret_path,
                             namespace_prefix=settings.agent.namespace_prefix)
-    return MetadataRole(config, rpc)
+    return MetadataRole(config, c.rpc)
 
 
 ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role, "dhcp": _dhcp_role,
@@ -80,8 +97,10 @@ def build_agent(settings: Settings, *, host: str, roles: Sequence[str], broker: 
                           f"(available: {', '.join(ROLE_FACTORIES)})")
     bus = build_bus(settings.bus.url, sender=f"agent.{host}", broker=broker)
     rpc = AgentRpcClient(bus, host, timeout=settings.bus.rpc_timeout_seconds)
-    return AgentProcess(host=host, bus=bus, rpc=rpc, roles=[ROLE_FACTORIES[r](settings, host, rpc) for r in roles],
-                        report_interval=settings.agent.report_interval_seconds,
+    watches = LinkWatches(NetlinkDriver(OwnerTag(host)))
+    context = RoleContext(settings, host, rpc, watches)
+    return AgentProcess(host=host, bus=bus, rpc=rpc, roles=[ROLE_FACTORIES[r](context) for r in roles],
+                        link_watches=watches, report_interval=settings.agent.report_interval_seconds,
                         resync_interval=settings.agent.resync_interval_seconds,
                         availability_zone=settings.agent.availability_zone)
 

@@ -2,7 +2,8 @@
 
 Reading every link with a netlink dump costs about a millisecond per link (pyroute2 decodes every
 attribute), so a host with a thousand taps would spend over a second per resync just looking. The
-role therefore keeps a :class:`LinkMirror`: the link watch's snapshot, updated by every link event
+role therefore uses the process's shared link watch (``neutrino.agent.link_watch``) and its
+:class:`LinkMirror`: the watch's snapshot, updated by every link event
 after it (the watch re-reads by itself when the kernel drops events). The mirror can lag the
 kernel only by the events still queued on the watch socket; a plan made from such a view asks only
 for idempotent changes the driver finds already done, or for wiring that the pending event's own
@@ -16,7 +17,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from neutrino.dataplane.netlink import Link, LinkEvent, LinkNotFound, NetlinkDriver
+from neutrino.dataplane.netlink import Link, LinkNotFound, NetlinkDriver
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,37 +31,6 @@ class KernelView:
 
     links: Mapping[str, Link]
     fdb: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
-
-
-class LinkMirror:
-    """The links of one namespace: a watch snapshot plus every link event applied after it.
-
-    Keyed by interface index, so a rename or a new device reusing a name is never confused with the
-    old one.
-    """
-
-    def __init__(self) -> None:
-        self._by_index: dict[int, Link] = {}
-
-    def reset(self, links: Iterable[Link]) -> None:
-        self._by_index = {link.index: link for link in links}
-
-    def apply(self, event: LinkEvent) -> None:
-        """Fold one event in. ``overflow`` is handled by the caller (reset from the watch's re-read)."""
-        if event.event == "removed":
-            self._by_index.pop(event.index, None)
-        elif event.event in ("added", "changed") and event.link is not None:
-            self._by_index[event.index] = event.link
-
-    def links_by_name(self) -> dict[str, Link]:
-        """A copy, safe to hold while events keep arriving."""
-        return {link.name: link for link in self._by_index.values()}
-
-    def get(self, name: str) -> Link | None:
-        return next((link for link in self._by_index.values() if link.name == name), None)
-
-    def __len__(self) -> int:
-        return len(self._by_index)
 
 
 async def read_links(driver: NetlinkDriver, *, netns: str | None) -> dict[str, Link]:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from neutrino.agent.link_watch import SharedLinkWatch
 from neutrino.agent.roles.l2.actions import (
     Action,
     AddFdbEntry,
@@ -38,7 +39,7 @@ from neutrino.agent.roles.l2.actions import (
 from neutrino.agent.roles.l2.apply import ActionFailure, ApplyResult, apply
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig
 from neutrino.agent.roles.l2.kernel_features import KernelFeatures, detect_kernel_features
-from neutrino.agent.roles.l2.kernel_view import FdbMemory, KernelView, LinkMirror, read_fdb, read_links
+from neutrino.agent.roles.l2.kernel_view import FdbMemory, KernelView, read_fdb, read_links
 from neutrino.agent.roles.l2.plan import NetworkLayout, lay_out_networks, plan, wired_ports
 from neutrino.agent.roles.l2.reporter import DeviceStatusReporter
 from neutrino.agent.roles.l2.reporting import (
@@ -93,21 +94,24 @@ class LinuxBridgeRole:
         watch_retry_seconds: float = 1.0,
         kernel_features: KernelFeatures | None = None,
         clock: Callable[[], float] = time.monotonic,
+        link_watch: SharedLinkWatch | None = None,
     ) -> None:
-        """``full_read_every``: every n-th resync reads the links with a fresh dump instead of the mirror."""
+        """``full_read_every``: every n-th resync reads the links with a fresh dump instead of the mirror.
+
+        ``link_watch``: the process's watch of ``config.netns``, shared with its other roles; without
+        one the role makes and runs its own."""
         self.config = config
         self._rpc = rpc
         self._driver = driver if driver is not None else NetlinkDriver(config.owner_tag)
         self._debounce_seconds = debounce_seconds
         self._full_read_every = max(1, full_read_every)
-        self._watch_retry_seconds = watch_retry_seconds
         self._features = kernel_features
         self._clock = clock
 
-        self._mirror = LinkMirror()
-        self._mirror_live = False
-        # Link events seen while a dump is being read (see _full_read_if_due).
-        self._dump_recorders: list[list[LinkEvent]] = []
+        self._owns_watch = link_watch is None
+        self._watch = link_watch if link_watch is not None else SharedLinkWatch(
+            self._driver, config.netns, retry_seconds=watch_retry_seconds)
+        self._mirror = self._watch.mirror
         self._fdb_memory = FdbMemory()
         self._passes_since_dump = 0
         self._reporter = DeviceStatusReporter(rpc)
@@ -153,11 +157,9 @@ class LinuxBridgeRole:
             return
         if self._features is None:
             self._features = await asyncio.to_thread(detect_kernel_features)
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        watch = asyncio.create_task(self._watch_links(ready), name=f"l2-watch-{self.config.host}")
-        self._tasks.append(watch)
+        self._watch.subscribe(self)
         try:
-            await ready
+            await self._watch.start()
         except BaseException:
             await self.stop()
             raise
@@ -222,7 +224,10 @@ class LinuxBridgeRole:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._device_tasks.clear()
-        self._lose_watch()
+        self._watch.unsubscribe(self)
+        if self._owns_watch:
+            await self._watch.stop()
+        self._fdb_memory.forget_all()
         await self._reporter.close()
 
     # ---- what tests and benchmarks may look at ---------------------------------------------------
@@ -307,28 +312,20 @@ class LinuxBridgeRole:
     async def _full_read_if_due(self) -> dict[str, Link] | None:
         """A fresh dump of the links (and forgetting the FDB memory) without a live watch or every n-th pass."""
         self._passes_since_dump += 1
-        if self._mirror_live and self._passes_since_dump < self._full_read_every:
+        if self._watch.live and self._passes_since_dump < self._full_read_every:
             return None
         # The dump may predate events the watch applies while it runs (a tap created meanwhile): they
         # are recorded and applied again on top of it, or the mirror would lose them until the next
         # dump (and their taps stay unwired until then).
-        during: list[LinkEvent] = []
-        self._dump_recorders.append(during)
-        try:
+        with self._watch.recording() as during:
             links = await read_links(self._driver, netns=self.config.netns)
-        finally:
-            self._dump_recorders.remove(during)
-        if self._mirror_live and not any(event.event == "overflow" for event in during):
-            # (after an overflow the watch already reset the mirror from a fresher read)
-            self._mirror.reset(links.values())
-            for event in during:
-                self._mirror.apply(event)
+        self._watch.refresh(links.values(), during)
         self._fdb_memory.forget_all()
         self._passes_since_dump = 0
         return links
 
     async def _current_links(self, dumped: dict[str, Link] | None) -> dict[str, Link]:
-        if not self._mirror_live:
+        if not self._watch.live:
             assert dumped is not None
             return dumped
         await self._settle()
@@ -376,7 +373,7 @@ class LinuxBridgeRole:
         for failure in result.failed:
             if isinstance(failure.action, EnsureVxlan | AddFdbEntry | RemoveFdbEntry):
                 memory.forget(subject_of(failure.action))  # what the kernel holds now is unknown
-        if not self._mirror_live:
+        if not self._watch.live:
             memory.forget_all()
         return result
 
@@ -428,50 +425,24 @@ class LinuxBridgeRole:
             self._logged_problems.update(problems)
 
     async def _settle(self) -> None:
-        # Let the watch task fold in link events already queued on its socket (each wake-up is
-        # one poll of the socket, one read, and the parse of everything read).
-        for _ in range(4):
-            await asyncio.sleep(0)
+        await self._watch.settle()
 
     # ---- link events -----------------------------------------------------------------------------
 
-    async def _watch_links(self, ready: asyncio.Future[None]) -> None:
-        netns = self.config.netns
-        while True:
-            try:
-                async with self._driver.watch_links(netns=netns) as watch:
-                    self._mirror.reset(watch.snapshot)
-                    self._mirror_live = True
-                    if ready.done():
-                        self.request_resync()  # re-subscribed after a failure: catch up on what was missed
-                    else:
-                        ready.set_result(None)
-                    async for event in watch:
-                        for recorder in self._dump_recorders:
-                            recorder.append(event)
-                        if event.event == "overflow":
-                            self._mirror.reset(watch.snapshot)
-                            self._fdb_memory.forget_all()
-                        else:
-                            self._mirror.apply(event)
-                            if event.event != "changed" and device_role(event.name) is DeviceRole.VXLAN:
-                                self._fdb_memory.forget(event.name)  # a new incarnation: FDB unknown
-                        self._dispatch(event)
-            except asyncio.CancelledError:
-                self._lose_watch()
-                raise
-            except Exception as exc:  # noqa: BLE001 - the watch must outlive kernel hiccups
-                self._lose_watch()
-                if not ready.done():
-                    ready.set_exception(exc)
-                    return
-                log.warning("link watch in %s failed, retrying: %s", netns or "the root namespace", exc)
-                await asyncio.sleep(self._watch_retry_seconds)
+    def link_event(self, event: LinkEvent) -> None:
+        """From the shared watch, after its mirror took the event in."""
+        if event.event == "overflow":
+            self._fdb_memory.forget_all()
+        elif event.event != "changed" and device_role(event.name) is DeviceRole.VXLAN:
+            self._fdb_memory.forget(event.name)  # a new incarnation: FDB unknown
+        self._dispatch(event)
 
-    def _lose_watch(self) -> None:
+    def watch_lost(self) -> None:
         # Without events neither the mirror nor the FDB memory can be trusted: read until re-subscribed.
-        self._mirror_live = False
         self._fdb_memory.forget_all()
+
+    def watch_restored(self) -> None:
+        self.request_resync()  # re-subscribed after a failure: catch up on what was missed
 
     def _dispatch(self, event: LinkEvent) -> None:
         if event.event == "overflow":
@@ -613,7 +584,7 @@ class LinuxBridgeRole:
 
     def _expect(self, tap: str) -> None:
         """A port was bound here: wire its tap now if it is already there, else fetch the port ahead of it."""
-        link = self._mirror.get(tap) if self._mirror_live else None
+        link = self._mirror.get(tap) if self._watch.live else None
         if link is not None:
             if tap not in self._wired:
                 self._serially(tap, self._on_tap_added)
@@ -643,7 +614,7 @@ class LinuxBridgeRole:
                 self._learn(port)
                 if port.device in self._wired or port.device in self._device_tasks:
                     continue
-                if self._mirror_live and self._mirror.get(port.device) is not None:
+                if self._watch.live and self._mirror.get(port.device) is not None:
                     self._serially(port.device, self._on_tap_added)  # it appeared while we asked
 
     async def _on_tap_removed(self, tap: str) -> None:

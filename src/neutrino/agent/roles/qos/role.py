@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neutrino.agent.config import HostScoped
 from neutrino.agent.reconciler import Reconciler, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.qos.plan import (
@@ -44,13 +45,13 @@ _RESOURCES = ("port", "network", "qos_policy", "bandwidth_limit_rule", "dscp_mar
 
 
 @dataclass(frozen=True, slots=True)
-class QosConfig:
+class QosConfig(HostScoped):
     host: str
     netns: str | None = None
+    owner: OwnerTag | None = None
 
-    @property
-    def owner(self) -> OwnerTag:
-        return OwnerTag(self.host)
+    def __post_init__(self) -> None:
+        self.settle_host()
 
 
 class QosTarget(Target[Key, "QosPort | str", QosKernel, Action]):
@@ -68,7 +69,7 @@ class QosTarget(Target[Key, "QosPort | str", QosKernel, Action]):
         self.ports = len(state.ports)
         wanted: dict[Key, QosPort | str] = {("port", p.device): p for p in state.ports}
         if any(p.dscp_mark is not None for p in state.ports):
-            wanted[("table", "bridge")] = self.config.owner.alias
+            wanted[("table", "bridge")] = self.config.owner_tag.alias
         return wanted
 
     async def read(self, keys: Collection[Key] | None) -> QosKernel:
@@ -118,7 +119,7 @@ class QosRole(ReconcilingRole):
     def __init__(self, config: QosConfig, rpc: AgentRpcClient, *, netns_dir: Path = NETNS_DIR,
                  debounce_seconds: float = 0.05) -> None:
         self.config = config
-        self.target = QosTarget(config, rpc, TcDriver(config.owner, netns_dir), NftablesDriver(config.owner, netns_dir))
+        self.target = QosTarget(config, rpc, TcDriver(config.owner_tag, netns_dir), NftablesDriver(config.owner_tag, netns_dir))
         self.reconciler: Reconciler[Key, QosPort | str, QosKernel, Action] = Reconciler(
             self.target, debounce=debounce_seconds)
 
