@@ -235,3 +235,48 @@ async def test_killed_dnsmasq_is_restarted_restart_keeps_pid_and_removal_leaves_
     assert not (lab.state_dir / network.network_id).exists()
     assert dhcp_interface_name(dhcp.port_id) not in ip("-n", lab.host_ns, "link", "show").stdout
     assert tap_name(dhcp.port_id) not in ip("-n", lab.host_ns, "link", "show").stdout
+
+
+async def _dhclient6(ns: str, directory: Path, *extra: str) -> str:
+    """One DHCPv6 exchange with dhclient (``-1``: try once); the lease file it wrote and what it told its
+    script (an information request, ``-S``, is only told)."""
+    async def link_local_ready() -> bool:
+        shown = ip("-n", ns, "-6", "addr", "show", "dev", "eth0").stdout
+        return "fe80::" in shown and "tentative" not in shown
+
+    await _wait_for(link_local_ready)
+    lease, told = directory / f"dhclient6-{ns}.leases", directory / f"dhclient6-{ns}.env"
+    script = directory / "dhclient6-script"
+    script.write_text(f"#!/bin/sh\nenv >> {told}\n")
+    script.chmod(0o755)
+    done = await run_in_namespace(ns, "dhclient", "-6", "-1", *extra, "-lf", str(lease),
+                                  "-pf", str(directory / f"dhclient6-{ns}.pid"), "-sf", str(script), "eth0",
+                                  timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    return (lease.read_text() if lease.exists() else "") + (told.read_text() if told.exists() else "")
+
+
+async def _v6_network(lab: Lab, subnet: DhcpSubnet, server_ip: str, vm: DhcpHost) -> str:
+    dhcp = DhcpHost(str(uuid.uuid4()), "fa:16:3e:00:95:02", ((subnet.subnet_id, server_ip),), "", (), "network:dhcp")
+    network = _network(lab, (subnet,), dhcp, (vm,))
+    lab.server.state = DhcpState(lab.server.host, (network,))
+    await lab.role().resync()
+    await lab.wire_dhcp_port(dhcp.port_id)
+    ns, _ = await lab.instance("v6", vm)
+    return ns
+
+
+async def test_dhcpv6_stateful_gives_the_instance_its_address(lab: Lab, tmp_path: Path) -> None:
+    subnet = DhcpSubnet("s6a", 6, "fd00:95::/64", None, ipv6_address_mode="dhcpv6-stateful",
+                        ipv6_ra_mode="dhcpv6-stateful")
+    ns = await _v6_network(lab, subnet, "fd00:95::2", _port("fd00:95::11", "s6a"))
+    assert "iaaddr fd00:95::11 " in await _dhclient6(ns, tmp_path)
+
+
+async def test_dhcpv6_stateless_gives_the_instance_dns_options(lab: Lab, tmp_path: Path) -> None:
+    subnet = DhcpSubnet("s6b", 6, "fd00:96::/64", None, ("fd00:96::53",), ipv6_address_mode="dhcpv6-stateless",
+                        ipv6_ra_mode="dhcpv6-stateless")
+    ns = await _v6_network(lab, subnet, "fd00:96::2", _port("fd00:96::11", "s6b"))
+    lease = await _dhclient6(ns, tmp_path, "-S")
+    assert "new_dhcp6_name_servers=fd00:96::53" in lease
+    assert "iaaddr" not in lease and "new_ip6_address" not in lease  # stateless: options only, the address is SLAAC's

@@ -57,6 +57,12 @@ CORE_EXTENSIONS: tuple[Extension, ...] = (
     _ext("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
     _ext("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
     _ext("extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"),
+    # Names resolve: the DHCP agent's dnsmasq answers <dns_name or host-<ip>>.<dns_domain> for the
+    # network's ports (dns_assignment); ports and networks carry dns_name / dns_domain.
+    _ext("dns-integration", "DNS Integration", "Provides integration with DNS."),
+    _ext("dns-domain-ports", "dns_domain for ports", "Allows the DNS domain to be specified for a network port."),
+    _ext("subnet-dns-publish-fixed-ip", "Subnet DNS publish fixed IP",
+         "Support choosing to publish DNS records for IPs from a subnet"),
     _ext("port-mac-address-regenerate", "Neutron Port MAC address regenerate", "Network port MAC address regenerate"),
     _ext("rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."),
     _ext("rbac-address-scope", "Add address_scope type to RBAC", "Add address_scope type to RBAC"),
