@@ -46,6 +46,12 @@ class ServerSettings:
     allow_automatic_dhcp_failover: bool = True
     allow_automatic_l3agent_failover: bool = False
     log_level: str = "INFO"
+    # Request bodies over this many bytes are refused with 413 before they are read, on every
+    # endpoint (Neutron's and Keystone's max_request_body_size default: 112 KiB).
+    max_request_body_size: int = 114688
+    # Where /metrics is served: "" = on the API listener, "off" = nowhere, "HOST:PORT" = on a
+    # listener of its own (and not on the API one).
+    metrics_listen: str = ""
 
 
 @dataclass(slots=True)
@@ -202,7 +208,14 @@ class Settings:
 
 
 class ConfigError(Exception):
-    """The configuration file is unreadable or names an unknown key."""
+    """The configuration is unreadable, names an unknown key, or gives a key a bad value.
+
+    The message names the key, what it expects and what was given; it is shown as one line.
+    """
+
+
+def _bad(section: str, key: str, expected: str, given: Any) -> ConfigError:
+    return ConfigError(f"[{section}] {key}: expected {expected}, given {given!r}")
 
 
 def _apply(section_obj: Any, values: dict[str, Any], section: str) -> None:
@@ -211,21 +224,102 @@ def _apply(section_obj: Any, values: dict[str, Any], section: str) -> None:
         if key not in names:
             raise ConfigError(f"unknown configuration key [{section}] {key}")
         default = getattr(section_obj, key)
-        if isinstance(default, bool):
-            value = _as_bool(value)
-        elif isinstance(default, int) and not isinstance(value, int):
-            value = int(value)
-        elif isinstance(default, float):
-            value = float(value)
-        elif isinstance(default, list) and isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        setattr(section_obj, key, value)
+        setattr(section_obj, key, _converted(section, key, default, value))
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
+def _converted(section: str, key: str, default: Any, value: Any) -> Any:
+    """``value`` (from TOML, or a string from the environment) as the type of ``default``."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise _bad(section, key, "a boolean (true or false)", value)
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise _bad(section, key, "an integer", value) from None
+    if isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise _bad(section, key, "a number", value) from None
+    if isinstance(default, list):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                # An environment variable may hold a list the way TOML (or JSON) writes one.
+                try:
+                    value = tomllib.loads(f"v = {text}")["v"]
+                except tomllib.TOMLDecodeError:
+                    raise _bad(section, key, 'a list of strings (["a", "b"] or a,b)', text) from None
+            else:
+                return [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _bad(section, key, "a list of strings", value)
+        return [v.strip() for v in value]
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise _bad(section, key, "a string", value)
         return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return value
+
+
+def _range_pair(section: str, key: str, spec: str, low: int, high: int, text: str,
+                given: str | None = None) -> tuple[int, int]:
+    lo_text, _, hi_text = spec.partition(":")
+    try:
+        lo, hi = int(lo_text), int(hi_text or lo_text)
+    except ValueError:
+        raise _bad(section, key, text, given or spec) from None
+    if not low <= lo <= hi <= high:
+        raise _bad(section, key, text, given or spec)
+    return lo, hi
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse values of the right type but the wrong form, naming the key (no traceback later)."""
+    server, ml2, agent = settings.server, settings.ml2, settings.agent
+    if not 1 <= server.port <= 65535:
+        raise _bad("server", "port", "a TCP port 1-65535", server.port)
+    if server.max_request_body_size < 1:
+        raise _bad("server", "max_request_body_size", "a positive number of bytes", server.max_request_body_size)
+    if server.metrics_listen not in ("", "off"):
+        host, sep, port = server.metrics_listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise _bad("server", "metrics_listen", '"", "off" or "HOST:PORT"', server.metrics_listen)
+    if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise _bad("server", "log_level", "DEBUG, INFO, WARNING, ERROR or CRITICAL", server.log_level)
+    if settings.identity.strategy not in ("embedded", "keystone", "noauth"):
+        raise _bad("identity", "strategy", "embedded, keystone or noauth", settings.identity.strategy)
+    vlan_form = '"physnet" or "physnet:min:max" with 1 <= min <= max <= 4094'
+    for spec in ml2.network_vlan_ranges:
+        physnet, sep, rest = spec.partition(":")
+        if not physnet or (sep and not rest):
+            raise _bad("ml2", "network_vlan_ranges", vlan_form, spec)
+        if sep:
+            if rest.count(":") != 1:
+                raise _bad("ml2", "network_vlan_ranges", vlan_form, spec)
+            _range_pair("ml2", "network_vlan_ranges", rest, 1, 4094, vlan_form, spec)
+    for spec in ml2.vni_ranges:
+        _range_pair("ml2", "vni_ranges", spec, 1, 2 ** 24 - 1, '"min:max" with 1 <= min <= max <= 16777215')
+    if ml2.physical_mtu < 68:
+        raise _bad("ml2", "physical_mtu", "an MTU of at least 68", ml2.physical_mtu)
+    octets = ml2.base_mac.split(":")
+    if len(octets) != 6 or not all(len(o) == 2 and all(c in "0123456789abcdefABCDEF" for c in o) for o in octets):
+        raise _bad("ml2", "base_mac", 'a MAC address such as "fa:16:3e:00:00:00"', ml2.base_mac)
+    for pair in agent.bridge_mappings:
+        physnet, sep, device = pair.partition(":")
+        if not sep or not physnet.strip() or not device.strip():
+            raise _bad("agent", "bridge_mappings", '"physnet:device" pairs', pair)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None,
@@ -254,4 +348,5 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
         _apply(obj, env_values, name)
     for name, values in (overrides or {}).items():
         _apply(sections[name], values, name)
+    check_settings(settings)
     return settings

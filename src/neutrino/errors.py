@@ -101,6 +101,12 @@ class PreconditionFailed(NeutrinoError):
 
 class MethodNotAllowed(NeutrinoError):
     message = "The method is not allowed for the requested URL."
+    type_override = "HTTPMethodNotAllowed"
+
+    def __init__(self, message: str | None = None, *, allow: tuple[str, ...] = (), **kwargs: object) -> None:
+        super().__init__(message, **kwargs)
+        # What the URL does accept, for the response's ``Allow`` header (RFC 9110 15.5.6).
+        self.allow = allow
 
 
 class NotImplementedFeature(NeutrinoError):

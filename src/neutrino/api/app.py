@@ -24,14 +24,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from neutrino.api.controller import Controller
 from neutrino.api.errors import json_response, keystone_error, neutron_error, render
+from neutrino.api.limits import DEFAULT_MAX_BODY_BYTES, TOO_LARGE_MESSAGE, BodySizeLimit
 from neutrino.context import RequestContext
-from neutrino.errors import HTTPNotFound, NeutrinoError, Unauthenticated
+from neutrino.errors import HTTPNotFound, MethodNotAllowed, NeutrinoError, Unauthenticated
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
 
 log = logging.getLogger(__name__)
 
 Authenticator = Callable[[Request, str], Awaitable[RequestContext]]
+AgentStates = Callable[[], Awaitable[Sequence[tuple[str, str, Mapping[str, Any]]]]]
 
 
 class RequestIdMiddleware:
@@ -65,9 +67,17 @@ class RequestIdMiddleware:
 
 
 class ApiMetrics:
-    """Prometheus request counts and latencies per resource and status."""
+    """Prometheus request counts and latencies per method, route and status.
 
-    def __init__(self) -> None:
+    Every label value comes from a fixed set (the route table, the HTTP methods the API knows,
+    status codes), never from the raw path or method a client sent: a flood of random URLs must
+    not grow the metrics (or the server) without bound.
+    """
+
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+    def __init__(self, route_label: Callable[[str], str]) -> None:
+        self.route_label = route_label
         self.registry = CollectorRegistry()
         self.requests = Counter("neutrino_api_requests_total", "API requests", ["method", "resource", "status"],
                                 registry=self.registry)
@@ -80,19 +90,13 @@ class ApiMetrics:
             for field, help_text in RECONCILER_GAUGES.items()
         }
 
-    @staticmethod
-    def resource_label(path: str) -> str:
-        parts = [p for p in path.split("/") if p]
-        if not parts:
-            return "root"
-        if parts[0] == "v2.0":
-            return parts[1].removesuffix(".json") if len(parts) > 1 else "v2.0"
-        return parts[0]
-
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
-        label = self.resource_label(scope.get("path", ""))
-        self.requests.labels(scope.get("method", ""), label, str(status)).inc()
-        self.latency.labels(scope.get("method", ""), label).observe(seconds)
+        label = self.route_label(scope.get("path", ""))
+        method = scope.get("method", "")
+        method = method if method in self.METHODS else "other"
+        code = str(status) if 100 <= status <= 599 else "other"
+        self.requests.labels(method, label, code).inc()
+        self.latency.labels(method, label).observe(seconds)
 
     def set_agents(self, reported: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
         for gauge in self.reconciler.values():
@@ -120,14 +124,52 @@ RECONCILER_GAUGES = {
 }
 
 
+def route_labeller(controller: Controller) -> Callable[[str], str]:
+    """The metrics label of a path: its collection in the route table, or a fixed name."""
+    fixed = {"": "root", "v2.0": "v2.0", "healthz": "healthz", "metrics": "metrics", "openapi.json": "openapi"}
+
+    def label(path: str) -> str:
+        top, _, rest = path.strip("/").partition("/")
+        if top == "v2.0" and rest:
+            if rest.startswith("extensions"):
+                return "extensions"
+            try:
+                return controller.route(rest).resource.collection
+            except NeutrinoError:
+                return "unmatched"
+        if top in ("identity", "dashboard"):
+            return top
+        return fixed.get(top, "unmatched") if not rest else "unmatched"
+
+    return label
+
+
+def _metrics_view(metrics: ApiMetrics, agent_states: AgentStates | None) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics_view(request: Request) -> Response:
+        if agent_states is not None:
+            try:
+                metrics.set_agents(await agent_states())
+            except Exception:  # noqa: BLE001 - request metrics are still worth serving without the database
+                log.warning("/metrics: could not read the agents' reported state")
+        return metrics.render()
+
+    return metrics_view
+
+
+def metrics_app(metrics: ApiMetrics, agent_states: AgentStates | None = None) -> ASGIApp:
+    """``/metrics`` alone, for a listener of its own (``[server] metrics_listen``)."""
+    return Starlette(routes=[Route("/metrics", _metrics_view(metrics, agent_states), methods=["GET"])])
+
+
 def build_app(*, controller: Controller, resources: Sequence[Resource], extensions: Sequence[Extension],
               authenticate: Authenticator, public_url: str, identity_app: ASGIApp | None,
               openapi: Callable[[], dict[str, Any]], health: Callable[[], Awaitable[bool]],
-              dashboard: ASGIApp | None = None,
-              agent_states: Callable[[], Awaitable[Sequence[tuple[str, str, Mapping[str, Any]]]]] | None = None
-              ) -> ASGIApp:
-    """``agent_states``: (host, agent type, configurations) of the agents, for their reconcilers' gauges."""
-    metrics = ApiMetrics()
+              dashboard: ASGIApp | None = None, agent_states: AgentStates | None = None,
+              metrics: ApiMetrics | None = None, serve_metrics: bool = True,
+              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> ASGIApp:
+    """The whole HTTP API. ``agent_states``: (host, agent type, configurations) of the agents, for
+    their reconcilers' gauges. ``serve_metrics`` False leaves ``/metrics`` to another listener (or none)."""
+    metrics = metrics or ApiMetrics(route_labeller(controller))
     auth_url = public_url + "/identity/v3"
     ext_by_alias = {e.alias: e for e in extensions}
 
@@ -177,13 +219,7 @@ def build_app(*, controller: Controller, resources: Sequence[Resource], extensio
         ok = await health()
         return json_response({"status": "ok" if ok else "degraded"}, 200 if ok else 503)
 
-    async def metrics_view(request: Request) -> Response:
-        if agent_states is not None:
-            try:
-                metrics.set_agents(await agent_states())
-            except Exception:  # noqa: BLE001 - request metrics are still worth serving without the database
-                log.warning("/metrics: could not read the agents' reported state")
-        return metrics.render()
+    metrics_view = _metrics_view(metrics, agent_states)
 
     async def openapi_view(request: Request) -> Response:
         return json_response(openapi())
@@ -202,9 +238,10 @@ def build_app(*, controller: Controller, resources: Sequence[Resource], extensio
         Route("/v2.0/", v2_root, methods=["GET"]),
         Route("/v2.0/{path:path}", api, methods=methods),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_view, methods=["GET"]),
         Route("/openapi.json", openapi_view, methods=["GET"]),
     ]
+    if serve_metrics:
+        routes.append(Route("/metrics", metrics_view, methods=["GET"]))
     if identity_app is not None:
         routes.append(Mount("/identity", app=identity_app))
     if dashboard is not None:
@@ -214,7 +251,16 @@ def build_app(*, controller: Controller, resources: Sequence[Resource], extensio
         return await not_found(request)
 
     async def on_405(request: Request, exc: Exception) -> Response:
-        return neutron_error("HTTPMethodNotAllowed", "The method is not allowed for the requested URL.", 405)
+        allow = getattr(exc, "headers", None) or {}
+        return render(MethodNotAllowed(allow=tuple(m.strip() for m in allow.get("Allow", "").split(",") if m.strip())))
+
+    def too_large(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        path = scope.get("path", "")
+        if identity_app is not None and (path == "/identity" or path.startswith("/identity/")):
+            response = keystone_error(413, "Request Entity Too Large", TOO_LARGE_MESSAGE)
+        else:
+            response = neutron_error("HTTPRequestEntityTooLarge", TOO_LARGE_MESSAGE, 413)
+        return 413, [(b"content-type", b"application/json")], bytes(response.body)
 
     app = Starlette(routes=routes, exception_handlers={404: on_404, 405: on_405})
-    return RequestIdMiddleware(app, metrics)
+    return RequestIdMiddleware(BodySizeLimit(app, max_body_bytes, too_large), metrics)

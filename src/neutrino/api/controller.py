@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from neutrino.api.errors import json_response
+from neutrino.api.limits import JsonRejected, parse_json
 from neutrino.api.query import parse_list_query
 from neutrino.context import RequestContext
 from neutrino.errors import (
@@ -44,15 +44,9 @@ _REVISION = re.compile(r"^revision_number=(-?\d+)$")
 _NUL_MESSAGE = "Invalid input: the request contains a NUL character, which no value may hold."
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether any string in a JSON value (keys included) or a tuple of strings holds a NUL."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
-    return False
+def _holds_nul(pair: tuple[str, str]) -> bool:
+    """Whether a query parameter's name or value holds a NUL."""
+    return "\x00" in pair[0] or "\x00" in pair[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +122,7 @@ class Controller:
         if route.action is not None:
             act = res.action(route.action, method, sub_id=route.sub_id is not None)
             if act is None:
-                raise MethodNotAllowed()
+                raise MethodNotAllowed(allow=self.allowed_methods(route))
             return await self._member_action(request, ctx, route, act)
         if route.member_id is None:
             if method == "GET":
@@ -138,7 +132,7 @@ class Controller:
             if method in ("PUT", "DELETE") and res.allow_update:
                 # Neutron looks the (missing) id up and reports the typed NotFound.
                 raise not_found(res.name, "None")
-            raise MethodNotAllowed()
+            raise MethodNotAllowed(allow=self.allowed_methods(route))
         if not res.allow_show:
             raise HTTPNotFound()  # a list-only collection has no member URLs
         if method == "GET":
@@ -147,7 +141,20 @@ class Controller:
             return await self._update(request, ctx, route)
         if method == "DELETE" and res.allow_delete:
             return await self._delete(request, ctx, route)
-        raise MethodNotAllowed()
+        raise MethodNotAllowed(allow=self.allowed_methods(route))
+
+    @staticmethod
+    def allowed_methods(route: Route) -> tuple[str, ...]:
+        """The methods ``route``'s URL answers other than with 405, for the ``Allow`` header."""
+        res = route.resource
+        if route.action == "tags":
+            return ("GET", "PUT", "DELETE") if route.tag is not None else ("GET", "POST", "PUT", "DELETE")
+        if route.action is not None:
+            sub = route.sub_id is not None
+            return tuple(m for m in ("GET", "POST", "PUT", "DELETE") if res.action(route.action, m, sub_id=sub))
+        if route.member_id is None:
+            return ("GET", "POST") if res.allow_create else ("GET",)
+        return ("GET", *(("PUT",) if res.allow_update else ()), *(("DELETE",) if res.allow_delete else ()))
 
     def service(self, res: Resource) -> Any:
         return self.services[res.service_key]
@@ -270,17 +277,21 @@ class Controller:
         if not raw:
             return None
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise HTTPBadRequest("Body contains invalid data") from None
-        if _holds_nul(body):
+            body, nul = parse_json(raw)
+        except JsonRejected as exc:
+            raise HTTPBadRequest(exc.reason) from None
+        if nul:
             raise HTTPBadRequest(_NUL_MESSAGE)
         return body
 
     def _items(self, res: Resource, body: Any) -> tuple[list[dict[str, Any]], bool]:
         if not isinstance(body, dict):
             raise HTTPBadRequest("Body contains invalid data")
-        if res.allow_bulk and res.collection in body and res.name not in body:
+        # As Neutron's prepare_request_body: the collection key wins over the resource key, and an
+        # item holding the resource key is that key's value (other keys beside it are ignored).
+        if res.collection in body:
+            if not res.allow_bulk:
+                raise HTTPBadRequest("Bulk operation not supported")
             items = body[res.collection]
             if not isinstance(items, list):
                 raise HTTPBadRequest(f"Object '{res.collection}' contains invalid data")
@@ -288,7 +299,7 @@ class Controller:
                 raise HTTPBadRequest("Resources required")
             out = []
             for it in items:
-                if isinstance(it, dict) and set(it) == {res.name} and isinstance(it[res.name], dict):
+                if isinstance(it, dict) and res.name in it:
                     it = it[res.name]
                 if not isinstance(it, dict):
                     raise HTTPBadRequest(f"Object '{res.name}' contains invalid data")
@@ -430,6 +441,8 @@ class Controller:
         body = await self._body(request)
         if not isinstance(body, dict):
             raise HTTPBadRequest("Body contains invalid data")
+        if res.collection in body:
+            raise HTTPBadRequest("Bulk operation not supported")  # updates are never bulk in Neutron
         if res.name not in body:
             raise HTTPBadRequest(f"Unable to find '{res.name}' in request body")
         raw = body[res.name]
@@ -514,7 +527,7 @@ class Controller:
             elif method == "POST":
                 new = current + [t for t in tags if t not in current]
             else:
-                raise MethodNotAllowed()
+                raise MethodNotAllowed(allow=self.allowed_methods(route))
             if len(new) > MAX_TAGS:
                 raise BadRequest(f"Bad tag request: Number of tags exceeds the limit of {MAX_TAGS}.",
                                  resource="tag", msg="")
@@ -538,7 +551,7 @@ class Controller:
                 raise TagNotFound(tag=tag, resource=res.name, resource_id=route.member_id)
             await tags_svc.replace(res, route.member_id, [t for t in current if t != tag])
             return Response(status_code=204)
-        raise MethodNotAllowed()
+        raise MethodNotAllowed(allow=self.allowed_methods(route))
 
 
 __all__ = ["Controller", "Route", "NeutrinoError"]

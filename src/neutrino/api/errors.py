@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import orjson
@@ -32,7 +33,13 @@ def status_for(exc: e.NeutrinoError) -> int:
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+    try:
+        content = orjson.dumps(body)
+    except TypeError:
+        # orjson stops at 64-bit integers; an IPv6 subnet's address count does not (a /64 holds
+        # 2**64). The standard library writes any integer exactly, as Neutron does.
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 
 def neutron_error(type_name: str, message: str, status: int) -> Response:
@@ -62,7 +69,10 @@ def render(exc: BaseException, auth_url: str = "") -> Response:
         if status == 501:
             return json_response({"NotImplementedError": {"type": "NotImplementedError", "message": exc.msg,
                                                           "detail": ""}}, 501)
-        return neutron_error(exc.type_name, exc.msg, status)
+        response = neutron_error(exc.type_name, exc.msg, status)
+        if isinstance(exc, e.MethodNotAllowed) and exc.allow:
+            response.headers["Allow"] = ", ".join(exc.allow)
+        return response
     log.exception("internal error", exc_info=exc)
     return neutron_error("HTTPInternalServerError",
                          "Request Failed: internal server error while processing your request.", 500)

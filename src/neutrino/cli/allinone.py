@@ -24,7 +24,7 @@ from neutrino.cli.agent import build_agent, host_of
 from neutrino.cli.metadata_backend import ensure_shared_secret, serve_backend
 from neutrino.cli.public_bridge import PublicBridgePlan, ensure_public_bridge
 from neutrino.cli.public_network import PublicNetworkError, ensure_public_network
-from neutrino.cli.serve import run_uvicorn
+from neutrino.cli.serve import Listeners, bind_listeners, run_uvicorn
 from neutrino.config import ConfigError, Settings
 from neutrino.dataplane.ownership import OwnerTag
 from neutrino.db.migrate import upgrade
@@ -150,6 +150,14 @@ async def run_all_in_one(settings: Settings) -> int:
             PublicBridgePlan.from_settings(settings.all_in_one)
         except ValueError as exc:
             raise ConfigError(f"[all_in_one]: {exc}") from exc
+    listeners = bind_listeners(settings)
+    try:
+        return await _run_all_in_one(settings, listeners)
+    finally:
+        listeners.close()
+
+
+async def _run_all_in_one(settings: Settings, listeners: Listeners) -> int:
     clouds_path = await prepare_state(settings)
     all_in_one_agent_defaults(settings)
     await prepare_public_bridge(settings, host_of(settings))
@@ -175,7 +183,7 @@ async def run_all_in_one(settings: Settings) -> int:
               flush=True)
 
     try:
-        return await run_uvicorn(server, settings, on_started=announce)
+        return await run_uvicorn(server, settings, listeners, on_started=announce)
     finally:
         await agent.stop()
         await agent.bus.close()

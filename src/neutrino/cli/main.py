@@ -129,11 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - top level: one clear line, not a traceback
+        from neutrino.cli.serve import AddressInUse
         from neutrino.db.migrate import SchemaOutOfDate
 
         if isinstance(exc, SchemaOutOfDate):
             print(f"neutrino: {exc}", file=sys.stderr)
             return 3
+        if isinstance(exc, AddressInUse):
+            print(f"neutrino: {exc}", file=sys.stderr)
+            return 4
         logging.getLogger("neutrino").exception("fatal error")
         return 1
 

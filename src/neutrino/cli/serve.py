@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -29,35 +32,98 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-async def run_uvicorn(server: Server, settings: Settings,
-                      on_started: Callable[[], Awaitable[None]] | None = None) -> int:
-    protocol = bounded_protocol(settings.server.max_url_length, settings.server.max_header_size)
-    config = uvicorn.Config(server.app, host=settings.server.host, port=settings.server.port, log_config=None,
-                            access_log=False, lifespan="off", loop="asyncio", http=protocol,
-                            timeout_graceful_shutdown=5)
+class AddressInUse(Exception):
+    """A listen address is taken (or not ours to bind); said in one line, before any other work."""
+
+
+@dataclass
+class Listeners:
+    """The sockets the server will serve on, bound before anything else happens."""
+
+    api: socket.socket
+    metrics: socket.socket | None = None
+
+    def close(self) -> None:
+        for sock in (self.api, self.metrics):
+            if sock is not None:
+                sock.close()
+
+
+def bind_listener(host: str, port: int, what: str = "the API") -> socket.socket:
+    """A bound (not yet listening) TCP socket on ``host:port``, or :class:`AddressInUse`."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise AddressInUse(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise AddressInUse(f"cannot listen for {what} on {host}:{port}: {exc.strerror.lower()}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def bind_listeners(settings: Settings) -> Listeners:
+    """Bind the API port (and the metrics port if configured) first: a taken port is reported
+    before the database is migrated or any agent starts."""
+    api = bind_listener(settings.server.host, settings.server.port)
+    listen = settings.server.metrics_listen
+    if listen in ("", "off"):
+        return Listeners(api)
+    host, _, port = listen.rpartition(":")
+    try:
+        return Listeners(api, bind_listener(host.strip("[]"), int(port), "metrics"))
+    except AddressInUse:
+        api.close()
+        raise
+
+
+def _uvicorn(app: Any, sock: socket.socket, protocol: Any) -> tuple[uvicorn.Server, socket.socket]:
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", loop="asyncio",
+                            http=protocol, timeout_graceful_shutdown=5)
     http = uvicorn.Server(config)
     http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    return http, sock
+
+
+async def run_uvicorn(server: Server, settings: Settings, listeners: Listeners,
+                      on_started: Callable[[], Awaitable[None]] | None = None) -> int:
+    protocol = bounded_protocol(settings.server.max_url_length, settings.server.max_header_size)
+    servers = [_uvicorn(server.app, listeners.api, protocol)]
+    if server.metrics_app is not None and listeners.metrics is not None:
+        servers.append(_uvicorn(server.metrics_app, listeners.metrics, protocol))
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
-        http.should_exit = True
+        for http, _ in servers:
+            http.should_exit = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     tune_garbage_collector()
-    task = asyncio.create_task(http.serve())
-    while not http.started and not task.done():
+    tasks = [asyncio.create_task(http.serve(sockets=[sock])) for http, sock in servers]
+    while not all(http.started for http, _ in servers) and not any(t.done() for t in tasks):
         await asyncio.sleep(0.05)
-    if http.started and on_started is not None:
+    if all(http.started for http, _ in servers) and on_started is not None:
         await on_started()
-    await task
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
     return 0
 
 
 async def serve(settings: Settings) -> int:
-    server = build_server(settings)
+    listeners = bind_listeners(settings)
     try:
-        await server.start()
-        return await run_uvicorn(server, settings)
+        server = build_server(settings)
+        try:
+            await server.start()
+            return await run_uvicorn(server, settings, listeners)
+        finally:
+            await server.close()
     finally:
-        await server.close()
+        listeners.close()

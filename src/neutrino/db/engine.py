@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -89,6 +91,35 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a file-backed SQLite URL (``sqlite+aiosqlite:///PATH``), else None."""
+    if not url.startswith("sqlite"):
+        return None
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def make_private(url: str) -> None:
+    """Create (or narrow) a SQLite database file to mode 0600, whatever the umask.
+
+    It holds the token signing keys and password hashes: only the server's user may read it.
+    SQLite gives its journal and WAL files the database file's mode.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        return  # no such directory: SQLite will say so itself
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class Database:
     """One engine plus the transaction discipline every service uses."""
 
@@ -96,6 +127,7 @@ class Database:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self.dialect_name = url.split(":", 1)[0].split("+", 1)[0]
+        make_private(url)
         # JSON columns (fixed IPs, binding profiles) are decoded for every listed row: orjson
         # reads what the default encoder wrote, several times faster than the json module.
         kwargs: dict[str, Any] = {"echo": echo, "json_deserializer": orjson.loads}

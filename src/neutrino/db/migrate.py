@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from neutrino.db.engine import Database
+from neutrino.db.engine import Database, make_private
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -34,6 +34,7 @@ def head_revision() -> str:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision``; blocking (Alembic drives its own event loop here)."""
+    make_private(url)  # before SQLite creates the file with the umask's mode
     command.upgrade(alembic_config(url), revision)
 
 

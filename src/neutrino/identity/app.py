@@ -11,7 +11,6 @@ caller cloud admin as in Keystone's default policy). Errors use Keystone's body
 from __future__ import annotations
 
 import enum
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, compile_path, get_route_path
 
+from neutrino.api.limits import JsonRejected, parse_json
 from neutrino.config import Settings
 from neutrino.db.engine import Database
 from neutrino.errors import (
@@ -90,13 +90,15 @@ class Call:
         raw = await self.request.body()
         if not raw:
             raise BadRequest("The request body is empty; a JSON object is required.")
-        if b"\\u0000" in raw or b"\x00" in raw:
+        try:
+            document, nul = parse_json(raw)
+        except JsonRejected as exc:
+            message = exc.reason if "depth" in exc.reason else "The request body is not valid JSON."
+            raise BadRequest(message) from None
+        if nul:
             # Databases refuse NUL inside text (PostgreSQL errors out): refuse it up front.
             raise BadRequest("The request body must not contain NUL characters.")
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest("The request body is not valid JSON.") from exc
+        return document
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -265,6 +267,13 @@ async def update_user(call: Call) -> Response:
     return _json({"user": documents.user_body(user, call.urls)})
 
 
+async def change_password(call: Call) -> Response:
+    """Keystone's self-service change: the original password is the proof, no token needed."""
+    fields = inputs.parse_entity(await call.body(), "user", inputs.PASSWORD_CHANGE)
+    await call.store.change_password(call.path("user_id"), fields["original_password"], fields["password"])
+    return _no_content()
+
+
 async def delete_user(call: Call) -> Response:
     await call.store.delete_user(call.path("user_id"))
     return _no_content()
@@ -384,6 +393,7 @@ ROUTES: tuple[tuple[str, tuple[str, ...], Access, Handler], ...] = (
     ("/v3/users/{user_id}", ("PATCH",), Access.ADMIN, update_user),
     ("/v3/users/{user_id}", ("DELETE",), Access.ADMIN, delete_user),
     ("/v3/users/{user_id}/projects", ("GET",), Access.USER, list_user_projects),
+    ("/v3/users/{user_id}/password", ("POST",), Access.PUBLIC, change_password),
     ("/v3/roles", ("GET",), Access.USER, list_roles),
     ("/v3/roles", ("POST",), Access.ADMIN, create_role),
     ("/v3/roles/{role_id}", ("GET",), Access.USER, show_role),
@@ -426,10 +436,20 @@ async def _authenticate(request: Request, store: IdentityStore) -> Token:
     return await store.validate_token(token_id)
 
 
+def _allowed_methods(path: str) -> str:
+    """Every method the route table serves at ``path`` (one path may have several rows)."""
+    methods = {m for template, ms, _, _ in ROUTES if compile_path(template)[0].match(path) for m in ms}
+    return ", ".join(m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") if m in methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 405:
-        return _error_response(405, f"The method {request.method} is not allowed for {request.url.path}.")
+        response = _error_response(405, f"The method {request.method} is not allowed for {request.url.path}.")
+        allow = _allowed_methods(get_route_path(request.scope))
+        if allow:
+            response.headers["Allow"] = allow
+        return response
     if status == 404:
         return _error_response(404, f"The resource {request.url.path} could not be found.")
     return _error_response(status, exc.detail if isinstance(exc, HTTPException) else "Internal error.")

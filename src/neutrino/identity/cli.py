@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any, TextIO
 
 from neutrino.config import Settings
@@ -20,6 +21,7 @@ from neutrino.errors import BadRequest, NeutrinoError, NotFound
 from neutrino.identity.model import Project, ProjectRef, Role, User, UserRef
 from neutrino.identity.roles import MEMBER
 from neutrino.identity.store import IdentityStore, build_identity_store
+from neutrino.identity.tokens import format_time
 
 Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -27,7 +29,7 @@ Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 def register(subparsers: Any) -> None:
     """Add ``identity`` and its subcommands to the ``neutrino`` argument parser's subparsers."""
     identity = subparsers.add_parser("identity", help="manage the embedded identity (projects, users, roles)")
-    kinds = identity.add_subparsers(dest="identity_kind", metavar="{project,user,role}", required=True)
+    kinds = identity.add_subparsers(dest="identity_kind", metavar="{project,user,role,key}", required=True)
 
     project = kinds.add_parser("project", help="projects").add_subparsers(dest="identity_action", required=True)
     create = project.add_parser("create", help="create a project")
@@ -61,6 +63,17 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--user")
     listing.add_argument("--project")
     listing.set_defaults(handler=_command(_assignment_list))
+
+    key = kinds.add_parser("key", help="token signing keys (in the database)").add_subparsers(
+        dest="identity_action", required=True)
+    rotate = key.add_parser("rotate", help="sign new tokens with a fresh key; older keys keep validating "
+                                           "until retired")
+    rotate.add_argument("--retire-after", type=int, default=None, metavar="SECONDS",
+                        help="deactivate keys older than this (default: twice [identity] token_ttl_seconds, "
+                             "so every token they signed has expired)")
+    rotate.set_defaults(handler=_command(_key_rotate))
+    key.add_parser("list", help="list signing keys (ids and ages, never secrets)").set_defaults(
+        handler=_command(_key_list))
 
 
 Action = Callable[[IdentityStore, argparse.Namespace, TextIO], Awaitable[None]]
@@ -122,6 +135,22 @@ async def _role_add(store: IdentityStore, args: argparse.Namespace, out: TextIO)
     created = await store.assign_role(project.id, user.id, role.id)
     state = "granted" if created else "already granted"
     print(f"role {role.name} {state} to user {user.name} on project {project.name}", file=out)
+
+
+async def _key_rotate(store: IdentityStore, args: argparse.Namespace, out: TextIO) -> None:
+    if args.retire_after is not None and args.retire_after < 0:
+        raise BadRequest("--retire-after must not be negative.")
+    retire = timedelta(seconds=args.retire_after) if args.retire_after is not None else None
+    key = await store.rotate_signing_keys(retire_older_than=retire)
+    print(f"new signing key {key.id}; keys created before {format_time(key.created_at - store.key_retirement(retire))} "
+          "are retired", file=out)
+    await _key_list(store, args, out)
+
+
+async def _key_list(store: IdentityStore, args: argparse.Namespace, out: TextIO) -> None:
+    rows = [(k.id, format_time(k.created_at), "yes" if k.active else "no", "yes" if k.signing else "")
+            for k in await store.list_signing_keys()]
+    print(format_table(("ID", "CREATED", "ACTIVE", "SIGNING"), rows), file=out)
 
 
 async def _role_list(store: IdentityStore, args: argparse.Namespace, out: TextIO) -> None:

@@ -60,6 +60,10 @@ USER_UPDATE: Mapping[str, Field] = {
     "default_project_id": _text(_ID_MAX, nullable=True),
     "description": _text(_TEXT_MAX, nullable=True, null_value=""),
 }
+PASSWORD_CHANGE: Mapping[str, Field] = {
+    "original_password": _text(_PASSWORD_MAX, required=True),
+    "password": _text(_PASSWORD_MAX, required=True),
+}
 ROLE_CREATE: Mapping[str, Field] = {
     "name": _text(_NAME_MAX, required=True),
 }

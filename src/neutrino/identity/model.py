@@ -62,6 +62,8 @@ class Subject:
     project_domain: Domain | None = None
     # Expanded (implied roles included), sorted.
     roles: tuple[str, ...] = ()
+    # Fingerprint of the user's current password hash (see TokenClaims.credential).
+    credential: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,10 @@ class TokenClaims:
     methods: tuple[str, ...] = ("password",)
     # Audit id of the token this one was re-scoped from: revoking that one revokes this one too.
     parent_audit_id: str | None = None
+    # Fingerprint of the user's password hash when the token was issued: once the password changes
+    # (a new hash, new salt) it no longer matches and the token is revoked, as Keystone revokes a
+    # user's tokens on a password change. None in tokens of servers that predate it.
+    credential: str | None = None
 
     @property
     def audit_ids(self) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ seen within that many seconds.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -57,7 +58,9 @@ from neutrino.identity.roles import ADMIN, MEMBER, SERVICE, STANDARD_ROLES, expa
 from neutrino.identity.tokens import (
     Clock,
     ExpiringCache,
+    KeyInfo,
     RandomBytes,
+    SigningKey,
     SigningKeyRing,
     decode_token,
     encode_token,
@@ -308,6 +311,19 @@ class IdentityStore:
 
         return await self._write(work)
 
+    async def change_password(self, user_id: str, original_password: str, password: str) -> None:
+        """A user's own password change (Keystone's ``POST /v3/users/{id}/password``): the original
+        password proves who asks, so no token is needed. Like any password change, it revokes the
+        user's tokens. An unknown user, a wrong password and a disabled user look the same."""
+        async with self._db.read() as conn:
+            record = await _find_user_record(conn, UserRef(id=user_id))
+        matches = await self._hashing.verify(record.password_hash if record else None, original_password)
+        if record is None or not matches or not record.user.enabled:
+            log.info("password change refused for user %s", user_id)
+            # Keystone's Unauthorized hides the reason outside insecure_debug: the generic message.
+            raise Unauthenticated(AUTH_FAILED)
+        await self.update_user(user_id, password=password)
+
     async def delete_user(self, user_id: str) -> None:
         async def work(conn: AsyncConnection) -> None:
             await _require(conn, users, user_id, "user")
@@ -465,6 +481,8 @@ class IdentityStore:
         claims = decode_token(token_id, secret, now)
         async with self._db.read() as conn:
             subject, problem = await _load_subject(conn, claims.user_id, claims.project_id, claims.audit_ids)
+        if subject is not None and claims.credential is not None and claims.credential != subject.credential:
+            subject, problem = None, "the user's password has changed since it was issued"
         if subject is None:
             raise Unauthenticated(f"The token is no longer valid: {problem}.")
         token = Token(id=token_id, claims=claims, subject=subject)
@@ -485,9 +503,17 @@ class IdentityStore:
 
         await self._write(work)
 
-    async def rotate_signing_keys(self, *, retire_older_than: timedelta | None = None) -> None:
-        """Start signing with a fresh key; retire keys older than twice the token lifetime by default."""
-        await self._keys.rotate(self._clock(), retire_older_than=retire_older_than or 2 * self._ttl)
+    def key_retirement(self, retire_older_than: timedelta | None = None) -> timedelta:
+        """How old a key must be to be retired by a rotation: by default twice the token lifetime,
+        so that every token a retired key signed has already expired."""
+        return retire_older_than if retire_older_than is not None else 2 * self._ttl
+
+    async def rotate_signing_keys(self, *, retire_older_than: timedelta | None = None) -> SigningKey:
+        """Start signing with a fresh key; keys younger than :meth:`key_retirement` keep validating."""
+        return await self._keys.rotate(self._clock(), retire_older_than=self.key_retirement(retire_older_than))
+
+    async def list_signing_keys(self) -> list[KeyInfo]:
+        return await self._keys.list_keys()
 
     async def _issue(self, user: User, scope: ProjectRef | None, *, unscoped: bool, methods: tuple[str, ...],
                      now: datetime, expires_at: datetime | None = None,
@@ -513,7 +539,7 @@ class IdentityStore:
             user_id=user.id, project_id=subject.project.id if subject.project else None, roles=subject.roles,
             audit_id=new_audit_id(self._random_bytes), issued_at=issued_at,
             expires_at=min(expires_at, issued_at + self._ttl) if expires_at else issued_at + self._ttl,
-            methods=methods, parent_audit_id=parent_audit_id)
+            methods=methods, parent_audit_id=parent_audit_id, credential=subject.credential)
         token = Token(id=encode_token(claims, await self._keys.signing_key(now)), claims=claims, subject=subject)
         self._validated.put(token.id, token, until=min(now + self._cache_for, claims.expires_at), now=now)
         return token
@@ -672,9 +698,10 @@ async def _load_subject(conn: AsyncConnection, user_id: str, project_id: str | N
     if not first.enabled or not first.ud_enabled:
         return None, "the user is disabled"
     user = _user(first)
+    credential = credential_fingerprint(first.password_hash)
     user_domain_obj = Domain(id=first.domain_id, name=first.ud_name, enabled=bool(first.ud_enabled))
     if project_id is None:
-        return Subject(user=user, user_domain=user_domain_obj), ""
+        return Subject(user=user, user_domain=user_domain_obj, credential=credential), ""
     if first.p_id is None:
         return None, "the project does not exist"
     if not first.p_enabled or not first.pd_enabled:
@@ -686,7 +713,15 @@ async def _load_subject(conn: AsyncConnection, user_id: str, project_id: str | N
                       description=first.p_description or "", enabled=True)
     return Subject(user=user, user_domain=user_domain_obj, project=project,
                    project_domain=Domain(id=first.p_domain_id, name=first.pd_name),
-                   roles=tuple(sorted(expand_roles(granted)))), ""
+                   roles=tuple(sorted(expand_roles(granted))), credential=credential), ""
+
+
+def credential_fingerprint(password_hash: str | None) -> str:
+    """A short digest of the stored password hash, carried in tokens to tell a password change.
+
+    Not secret and no help to a guesser: the hash it digests is salted and never leaves the database.
+    """
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
 def _effective_assignments(direct: list[RoleAssignment], role_ids_by_name: dict[str, str],

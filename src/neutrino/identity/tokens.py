@@ -73,6 +73,16 @@ class SigningKey:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A signing key as operators see it: never its secret."""
+
+    id: str
+    created_at: datetime
+    active: bool
+    signing: bool
+
+
 def encode_token(claims: TokenClaims, key: SigningKey) -> str:
     """Sign ``claims``; times are whole seconds (``issued_at``/``expires_at`` should be truncated)."""
     payload: dict[str, Any] = {
@@ -87,6 +97,8 @@ def encode_token(claims: TokenClaims, key: SigningKey) -> str:
         payload["pid"] = claims.project_id
     if claims.parent_audit_id is not None:
         payload["par"] = claims.parent_audit_id
+    if claims.credential is not None:
+        payload["crd"] = claims.credential
     # No "typ" header: it says nothing we need and costs bytes in every request.
     return _JWT.encode(payload, key.secret, algorithm=_ALGORITHM, headers={"kid": key.id, "typ": None})
 
@@ -143,6 +155,7 @@ def _claims_from_payload(payload: dict[str, Any]) -> TokenClaims:
         expires_at=moment(payload["exp"]),
         methods=texts(payload["mth"]),
         parent_audit_id=text(payload["par"]) if "par" in payload else None,
+        credential=text(payload["crd"]) if "crd" in payload else None,
     )
 
 
@@ -198,6 +211,14 @@ class SigningKeyRing:
         key = await self._db.write(work)
         await self._reload(now, timedelta(0))
         return key
+
+    async def list_keys(self) -> list[KeyInfo]:
+        """Every key, newest first; the newest active one is the one that signs."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(select(signing_keys.c.id, signing_keys.c.created_at, signing_keys.c.active)
+                                       .order_by(signing_keys.c.created_at.desc(), signing_keys.c.id.desc()))).all()
+        signer = next((row.id for row in rows if row.active), None)
+        return [KeyInfo(row.id, from_db_time(row.created_at), bool(row.active), row.id == signer) for row in rows]
 
     def _stale(self, now: datetime, age: timedelta) -> bool:
         return self._loaded_at is None or now - self._loaded_at >= age or now < self._loaded_at

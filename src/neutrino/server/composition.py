@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
-from neutrino.api.app import build_app
+from neutrino.api.app import ApiMetrics, build_app, metrics_app, route_labeller
 from neutrino.api.controller import Controller
 from neutrino.api.dashboard.app import Dashboard
 from neutrino.api.openapi import build_openapi
@@ -50,6 +50,8 @@ class Server:
     # What plugins registered for the agents: desired state by role, extra RPC methods by name.
     desired_state: dict[str, DesiredStateProvider] = field(default_factory=dict)
     agent_calls: dict[str, AgentCall] = field(default_factory=dict)
+    # ``/metrics`` on a listener of its own (``[server] metrics_listen``), else None.
+    metrics_app: ASGIApp | None = None
 
     async def start(self) -> None:
         """Refuse an old schema, then connect the bus, answer agents and watch for dead ones."""
@@ -111,11 +113,16 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> S
                     if settings.identity.strategy == "embedded" else None)
     dashboard = Dashboard()
     notifier.add_listener(dashboard.listener)
+    metrics = ApiMetrics(route_labeller(controller))
+    listen = settings.server.metrics_listen
+    agent_states = components.services["agent"].reported_configurations
     app = build_app(controller=controller, resources=resources, extensions=extensions,
                     authenticate=authenticate, public_url=public_url, identity_app=identity_app,
                     openapi=lambda: openapi_doc, health=health, dashboard=dashboard,
-                    agent_states=components.services["agent"].reported_configurations)
+                    agent_states=agent_states, metrics=metrics, serve_metrics=listen == "",
+                    max_body_bytes=settings.server.max_request_body_size)
     dashboard.bind(app)
     return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier, bus=bus,
                   closers=[strategy.close], desired_state=components.desired_state,
-                  agent_calls=components.agent_calls)
+                  agent_calls=components.agent_calls,
+                  metrics_app=metrics_app(metrics, agent_states) if listen not in ("", "off") else None)

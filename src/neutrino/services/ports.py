@@ -71,6 +71,17 @@ class PortInUse(InUse):
     message = "Unable to complete operation on port %(port_id)s for network %(net_id)s. Port already has an attached device %(device_id)s."
 
 
+class DeviceIDNotOwnedByTenant(Conflict):
+    message = ("The following device_id %(device_id)s is not owned by your tenant or matches another "
+               "tenants router.")
+
+
+# Device owners whose device is a router (or a floating IP): a non-admin may name only its own, or it
+# could pin another project's router (its port then undeletable) and learn which router ids exist.
+_OWNED_DEVICE_TABLES = {**{owner: "routers" for owner in owners.ROUTER_PORT_OWNERS},
+                        "network:floatingip": "floatingips"}
+
+
 class ServicePortInUse(InUse):
     message = "Port %(port_id)s cannot be deleted directly via the port API: %(reason)s."
 
@@ -397,6 +408,7 @@ class PortService:
         net = await self.networks.get_in(conn, ctx, item["network_id"])
         project = item.get("project_id") or ctx.project_id
         device_owner = item.get("device_owner", "")
+        await self._check_device_ownership(conn, ctx, device_owner, item.get("device_id", ""))
         if item.get("qos_policy_id"):
             await self.networks.qos_policies.check(conn, ctx, item["qos_policy_id"])
         if item.get("mac_address") is not None:
@@ -454,6 +466,23 @@ class PortService:
             views[port_id] = self.view(values, [], groups, net["qos_policy_id"])
         return port_id
 
+    @staticmethod
+    async def _check_device_ownership(conn: AsyncConnection, ctx: RequestContext, device_owner: str,
+                                      device_id: str) -> None:
+        """A non-admin's router (or floating IP) port must name a router (floating IP) of its own
+        project. Unlike Neutron, an id that names nothing is refused the same way, so the answer
+        never tells whether another project's router exists."""
+        table_name = _OWNED_DEVICE_TABLES.get(device_owner)
+        if ctx.is_admin or table_name is None or not device_id:
+            return
+        table = db.metadata.tables.get(table_name)
+        if table is None:  # no L3 service: nothing can be owned (Neutron refuses too)
+            raise DeviceIDNotOwnedByTenant(device_id=device_id)
+        found = await conn.execute(select(table.c.id).where(table.c.id == device_id,
+                                                            table.c.project_id == ctx.project_id))
+        if found.first() is None:
+            raise DeviceIDNotOwnedByTenant(device_id=device_id)
+
     def _dns_name(self, name: str) -> str:
         # With the default domain Neutron ignores dns_name (hostnames derive from the address).
         return "" if self.settings.dns_domain == "openstacklocal." else (name or "").lower()
@@ -480,6 +509,9 @@ class PortService:
                         changes: dict[str, Any]) -> list[ChangeEvent]:
         """Apply ``changes`` to the port; returns change events of other objects it touched."""
         related: list[ChangeEvent] = []
+        if "device_owner" in changes or "device_id" in changes:
+            await self._check_device_ownership(conn, ctx, changes.get("device_owner", row["device_owner"]),
+                                               changes.get("device_id", row["device_id"]))
         if changes.get("qos_policy_id") and changes["qos_policy_id"] != row["qos_policy_id"]:
             await self.networks.qos_policies.check(conn, ctx, changes["qos_policy_id"])
         values: dict[str, Any] = {}
