@@ -509,14 +509,12 @@ async def test_a_tap_that_appears_later_is_wired_from_its_link_event_without_a_r
         await role.resync()
         syncs = len(h.server.sync_calls)
 
-        plugged_at = time.monotonic()
+        # How fast (tap -> reported up) is measured by bench/wiring_bench.py, never asserted here.
         h.plug(host, a, "10.66.0.1/24")
         await wait_until(lambda: h.server.last_status(a.device) == "up")
 
-        elapsed = time.monotonic() - plugged_at
         assert_wired(host.netns, a.device, bridge_name(network_id), VXLAN_MTU)
         assert len(h.server.sync_calls) == syncs, "the event path must not need a resync"
-        assert elapsed < 1.0, f"tap -> reported up took {elapsed:.3f}s"
 
 
 async def test_an_unknown_tap_is_wired_after_the_server_confirms_its_port(scratch: Scratch) -> None:

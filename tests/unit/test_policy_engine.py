@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -260,12 +259,10 @@ def test_per_caller_cache_is_bounded():
     assert engine.for_context(Credentials("u1", "p1", frozenset({"reader"}))) is not first
 
 
-def test_listing_ten_thousand_ports_is_fast(engine):
+def test_listing_ten_thousand_ports_shows_own_ports_and_ports_on_own_networks(engine):
+    # How long this takes is measured by bench/policy_bench.py, never asserted in a test.
     ports = [_port("proj-a" if i % 3 else "proj-b", "proj-a" if i % 5 else "proj-c") for i in range(10_000)]
-    started = time.perf_counter()
     view = engine.for_context(MEMBER)
     fields = view.attribute_filter("port", PORT_FIELDS)
     shown = [fields.readable(p) for p in ports if view.check("get_port", p)]
-    elapsed = time.perf_counter() - started
     assert len(shown) == sum(1 for i in range(10_000) if i % 3 or i % 5)
-    assert elapsed < 1.0, f"filtering 10k ports took {elapsed:.2f}s"

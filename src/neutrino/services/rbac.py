@@ -248,7 +248,7 @@ class RbacService:
             row = await self._row(conn, ctx, rbac_id)
             new_target = changes.get("target_tenant", row["target_project"])
             if new_target != row["target_project"]:
-                await self._check_in_use(conn, row, removing_target=row["target_project"])
+                await self._check_in_use(conn, row, removing_target=row["target_project"], new_target=new_target)
                 await self._check_scope_reaches(conn, row["object_type"], row["object_id"], row["action"],
                                                 new_target)
                 await conn.execute(update(db.rbac_policies).where(db.rbac_policies.c.id == rbac_id)
@@ -278,39 +278,67 @@ class RbacService:
 
         await self.uow.run(work, events=lambda _: [ChangeEvent("rbac_policy", rbac_id, "delete")])
 
-    async def _check_in_use(self, conn: AsyncConnection, row: Any, removing_target: str) -> None:
-        """Refuse to cut off a project that still has ports/subnets on a shared network (or,
-        through a plugin's check, ports in a shared security group...)."""
-        plugin_check = self.in_use_checks.get(row["object_type"])
-        if plugin_check is not None and row["action"] == SHARED:
-            r = db.rbac_policies
-            still = {t for (t,) in await conn.execute(select(r.c.target_project).where(
-                r.c.object_type == row["object_type"], r.c.object_id == row["object_id"], r.c.action == SHARED,
-                r.c.id != row["id"]))}
-            if "*" not in still and await plugin_check(conn, row["object_id"], removing_target, still):
-                raise RbacPolicyInUse(object_id=row["object_id"])
-            return
-        if row["object_type"] != "network" or row["action"] != SHARED:
-            return
-        net_id = row["object_id"]
-        owner = (await conn.execute(select(db.networks.c.project_id).where(db.networks.c.id == net_id))).scalar()
+    async def _check_in_use(self, conn: AsyncConnection, row: Any, removing_target: str,
+                            new_target: str | None = None) -> None:
+        """Refuse to delete (or retarget) a policy whose removal would strand another project's
+        objects: ports and subnets on a shared network, router gateways and floating IPs on an
+        external one, subnets of a shared subnet pool, subnet pools of a shared address scope (and,
+        through a plugin's check, ports in a shared security group...). Objects stay covered by
+        the policy's other entries, by ``new_target`` on an update, and (except for external
+        networks, as in Neutron) by owning the object."""
+        otype, oid, action = row["object_type"], row["object_id"], row["action"]
         r = db.rbac_policies
-        others = await conn.execute(select(r.c.target_project).where(
-            r.c.object_type == "network", r.c.object_id == net_id, r.c.action == SHARED, r.c.id != row["id"]))
-        still = {t for (t,) in others}
+        still = {t for (t,) in await conn.execute(select(r.c.target_project).where(
+            r.c.object_type == otype, r.c.object_id == oid, r.c.action == action, r.c.id != row["id"]))}
+        if new_target is not None:
+            still.add(new_target)
+        if otype == "network" and action == EXTERNAL and removing_target == "*" and "*" not in still:
+            default = await conn.execute(select(db.networks.c.id).where(db.networks.c.id == oid,
+                                                                        db.networks.c.is_default.is_(True)))
+            if default.first() is not None:
+                raise RbacPolicyInUse(object_id=oid)  # default external networks are shared to everyone
         if "*" in still:
             return
-        def dependents(table: Table) -> Any:
-            stmt = select(table.c.id).where(table.c.network_id == net_id, table.c.project_id != owner,
-                                            table.c.project_id != "")
+        plugin_check = self.in_use_checks.get(otype)
+        if plugin_check is not None and action == SHARED:
+            if await plugin_check(conn, oid, removing_target, still):
+                raise RbacPolicyInUse(object_id=oid)
+            return
+        dependents = _dependents(otype, action, oid)
+        if not dependents:
+            return
+        covered = set(still) | {""}
+        if not (otype == "network" and action == EXTERNAL):
+            owner_table = db.metadata.tables[OBJECT_TABLES[otype]]
+            owner = (await conn.execute(select(owner_table.c.project_id).where(owner_table.c.id == oid))).scalar()
+            covered.add(owner)
+        for stmt, project in dependents:
+            stmt = stmt.where(project.not_in(covered))
             if removing_target != "*":
-                stmt = stmt.where(table.c.project_id == removing_target)
-            if still:
-                stmt = stmt.where(table.c.project_id.not_in(still))
-            return stmt.limit(1)
-        for table in (db.ports, db.subnets):
-            if (await conn.execute(dependents(table))).first() is not None:
-                raise RbacPolicyInUse(object_id=net_id)
+                stmt = stmt.where(project == removing_target)
+            if (await conn.execute(stmt.limit(1))).first() is not None:
+                raise RbacPolicyInUse(object_id=oid)
+
+
+def _dependents(object_type: str, action: str, object_id: str) -> list[tuple[Any, Any]]:
+    """Queries for the objects that need access to ``object_id`` through ``action``, each with the
+    column naming the project they belong to."""
+    if object_type == "network" and action == SHARED:
+        return [(select(t.c.id).where(t.c.network_id == object_id), t.c.project_id) for t in (db.ports, db.subnets)]
+    if object_type == "network" and action == EXTERNAL:
+        routers, fips = db.metadata.tables.get("routers"), db.metadata.tables.get("floatingips")
+        if routers is None or fips is None:
+            return []
+        gateways = (select(routers.c.id).select_from(routers.join(db.ports, db.ports.c.id == routers.c.gw_port_id))
+                    .where(db.ports.c.network_id == object_id))
+        return [(gateways, routers.c.project_id),
+                (select(fips.c.id).where(fips.c.floating_network_id == object_id), fips.c.project_id)]
+    if object_type == "subnetpool" and action == SHARED:
+        return [(select(db.subnets.c.id).where(db.subnets.c.subnetpool_id == object_id), db.subnets.c.project_id)]
+    if object_type == "address_scope" and action == SHARED:
+        pools = db.subnetpools
+        return [(select(pools.c.id).where(pools.c.address_scope_id == object_id), pools.c.project_id)]
+    return []
 
 
 def _extra_object_tables() -> dict[str, str]:
