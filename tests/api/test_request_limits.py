@@ -215,3 +215,13 @@ def test_body_with_both_resource_and_collection_keys_is_a_bulk_create(adm: httpx
     finally:
         for net in nets:
             adm.delete(f"/networks/{net['id']}")
+
+
+def test_deeply_nested_dashboard_login_is_400(live_server: LiveServer) -> None:
+    depth = 50_000  # within the body limit, far past Python's recursion limit
+    with httpx.Client(base_url=live_server.url, timeout=30) as browser:
+        assert browser.get("/dashboard/").status_code == 200  # sets the CSRF cookie the page echoes
+        resp = browser.post("/dashboard/session", content=b"[" * depth + b"]" * depth,
+                            headers={"Content-Type": "application/json",
+                                     "x-csrf-token": browser.cookies["neutrino_dashboard_csrf"]})
+    assert resp.status_code == 400, resp.text

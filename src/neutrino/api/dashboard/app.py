@@ -15,7 +15,6 @@ validation and error bodies are exactly the API's own. See docs/decisions.md for
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from neutrino.api.dashboard import session as sess
 from neutrino.api.dashboard.events import COLLECTIONS, EventHub, KnownIds, ids_in_body
+from neutrino.api.limits import JsonRejected, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ class Dashboard:
                                                                   secure=_secure(request), max_age=0))
                 return response
             try:
-                body = json.loads(await request.body() or b"{}")
-            except ValueError:
+                body, _ = parse_json(await request.body() or b"{}")  # bounded depth: never a RecursionError
+            except JsonRejected:
                 return _error(400, "The request body is not JSON.", "BadRequest")
             if not isinstance(body, dict):
                 return _error(400, "The request body must be an object.", "BadRequest")
