@@ -82,6 +82,8 @@ class MechanismSettings:
     type_drivers: list[str] = field(default_factory=lambda: ["flat", "vlan", "vxlan", "local"])
     tenant_network_types: list[str] = field(default_factory=lambda: ["vxlan"])
     mechanism_drivers: list[str] = field(default_factory=lambda: ["linuxbridge"])
+    # "dns": list dns-integration, dns-domain-ports and subnet-dns-publish-fixed-ip (dns_* attributes).
+    extension_drivers: list[str] = field(default_factory=list)
     # "physnet" or "physnet:min:max" for vlan; flat_networks lists physnets ("*" = any).
     flat_networks: list[str] = field(default_factory=lambda: ["*"])
     network_vlan_ranges: list[str] = field(default_factory=lambda: ["physnet1:1000:2999"])

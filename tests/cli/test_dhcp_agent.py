@@ -88,7 +88,7 @@ class Cloud:
     def start(self) -> None:
         vni = 100000 + secrets.randbelow(15_000_000)
         config = (f'[agent]\nhost = "{self.host}"\nnetns = "{self.host_ns}"\nnamespace_prefix = "{self.prefix}"\n'
-                  f'[ml2]\nvni_ranges = ["{vni}:{vni + 50}"]\n'
+                  f'[ml2]\nvni_ranges = ["{vni}:{vni + 50}"]\nextension_drivers = ["dns"]\n'
                   "[all_in_one]\npublic_network = false\nl3_agent = true\ndhcp_agent = true\n")
         # A restart keeps the port, so the clients (and their tokens) go on working.
         port = int(self.server.url.rsplit(":", 1)[1]) if self.server is not None else None

@@ -28,6 +28,7 @@ from neutrino.identity.app import build_identity_app
 from neutrino.identity.store import build_identity_store
 from neutrino.identity.strategy import build_token_strategy
 from neutrino.policy.engine import PolicyEngine
+from neutrino.resources.extensions import DNS_EXTENSIONS
 from neutrino.server.agent_rpc import AgentRpcHandlers, EventPublisher, serve_agents
 from neutrino.server.plugins import AgentCall, Components, DesiredStateProvider, load_service_plugins
 from neutrino.server.plugins.core import CorePlugin
@@ -82,7 +83,8 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> S
 
     plugins = [CorePlugin(), *load_service_plugins(settings.server.service_plugins)]
     resources = [r for p in plugins for r in p.resources()]
-    extensions = [e for p in plugins for e in p.extensions()]
+    extensions = [e for p in plugins for e in p.extensions()
+                  if e.alias not in DNS_EXTENSIONS or "dns" in settings.ml2.extension_drivers]
     listed = {e.alias for e in extensions}
     resources = [r.with_extensions(listed) for r in resources]
     taggable = {name: table for p in plugins for name, table in p.taggable_tables().items()}
