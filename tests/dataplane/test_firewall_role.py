@@ -377,3 +377,22 @@ async def test_restarting_the_role_during_traffic_loses_no_packet_and_keeps_conn
     finally:
         pinger.kill()
         session.close()
+
+
+async def test_address_group_rule_admits_its_cidrs_and_follows_their_changes(host: Host) -> None:
+    a, c = host.add_instance("a", 1), host.add_instance("c", 3)
+    rule = FirewallRule("icmp", "ingress", "IPv4", 1, remote_address_group_id="ag")
+    groups = [FirewallGroup("web", True, (*EGRESS_ANY, rule)), FirewallGroup("other", True, EGRESS_ANY)]
+    ports = {"a": replace(a.port, security_group_ids=("web",)), "c": replace(c.port, security_group_ids=("other",))}
+    agent = agent_for(host)
+
+    def state(addresses: tuple[str, ...]) -> FirewallState:
+        return replace(host.state(groups, **ports), address_groups={"ag": addresses})
+
+    await agent.apply(state(("192.0.2.0/24",)))
+    assert await blocked(c, a)
+    done = await agent.apply(state(("192.0.2.0/24", "10.50.0.0/29")))
+    assert done.actions == (NftScript("add element inet neutrino-fw ag-ag-4 { 10.50.0.0/29 }\n"),)
+    assert await reaches(c, a)
+    await agent.apply(state(("192.0.2.0/24",)))
+    assert await blocked(c, a)

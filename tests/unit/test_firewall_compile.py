@@ -80,8 +80,10 @@ def test_link_local_address_is_derived_from_the_mac() -> None:
     assert eui64_link_local("fa:16:3e:00:00:0a") == "fe80::f816:3eff:fe00:a"
 
 
-def test_overlapping_addresses_merge_into_one_set_element() -> None:
+def test_covered_addresses_leave_the_set_and_neighbours_stay_apart() -> None:
     assert address_elements(["10.0.0.5", "10.0.0.0/24", "10.1.0.1/32", "fd00::1"], 4) == {"10.0.0.0/24", "10.1.0.1"}
+    # A member joining next to another is one more element, never a merged prefix.
+    assert address_elements(["10.60.0.2", "10.60.0.3"], 4) == {"10.60.0.2", "10.60.0.3"}
 
 
 def test_filtered_port_gets_spoof_and_policy_chains_trusted_port_none() -> None:
@@ -151,6 +153,9 @@ def test_membership_change_is_one_set_element() -> None:
     after = compile_host(state(*ports, rules=rules, members=("10.0.0.1", "10.0.0.77")), before.ids)
     assert plans(after, kernel(before)) == {
         ("set", f"sg-{WEB}-4"): (NftScript(f"add element inet neutrino-fw sg-{WEB}-4 {{ 10.0.0.77 }}\n"),)}
+    neighbour = compile_host(state(*ports, rules=rules, members=("10.0.0.1", "10.0.0.0")), before.ids)
+    assert plans(neighbour, kernel(before)) == {
+        ("set", f"sg-{WEB}-4"): (NftScript(f"add element inet neutrino-fw sg-{WEB}-4 {{ 10.0.0.0 }}\n"),)}
     assert plans(before, kernel(after)) == {
         ("set", f"sg-{WEB}-4"): (NftScript(f"delete element inet neutrino-fw sg-{WEB}-4 {{ 10.0.0.77 }}\n", True),)}
 

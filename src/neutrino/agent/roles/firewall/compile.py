@@ -151,9 +151,14 @@ def element(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
 
 
 def address_elements(addresses: Iterable[str], version: int) -> frozenset[str]:
-    """Addresses of one family, overlaps merged (an interval set refuses overlapping elements)."""
-    nets = [n for n in (_net(a) for a in addresses) if n.version == version]
-    return frozenset(element(n) for n in ipaddress.collapse_addresses(nets))  # type: ignore[arg-type]
+    """Addresses of one family, each covered one left out (an interval set refuses overlapping
+    elements). Neighbours are *not* merged: a member joining or leaving stays one element."""
+    nets = sorted({n for n in (_net(a) for a in addresses) if n.version == version}, key=lambda n: n.prefixlen)
+    kept: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for net in nets:
+        if not any(net.subnet_of(k) for k in kept):  # type: ignore[arg-type]
+            kept.append(net)
+    return frozenset(element(n) for n in kept)
 
 
 def eui64_link_local(mac: str) -> str:

@@ -114,11 +114,11 @@ def plan(key: Key, desired: Piece | None, actual: KernelTables) -> tuple[NftScri
             lines.append(_set_decl(s))
             have = frozenset()
         extra, missing = sorted(have - s.elements), sorted(s.elements - have)
-        if missing:
-            lines.append(f"add element {_prefix('inet')} {s.name} {{ {', '.join(missing)} }}")
-        if extra:
+        if extra:  # first: a new element may cover an old one, and intervals must not overlap
             lines.append(f"delete element {_prefix('inet')} {s.name} {{ {', '.join(extra)} }}")
             removes = True
+        if missing:
+            lines.append(f"add element {_prefix('inet')} {s.name} {{ {', '.join(missing)} }}")
     for family, chain in desired.chains:
         chain_lines, rewrote = _chain_lines(family, chain, actual.table(family))
         lines += chain_lines
