@@ -281,7 +281,7 @@ async def test_restart_writes_nothing_and_drift_is_repaired_and_counted(host: Ho
     await agent.apply(state)
     restarted = agent_for(host)
     assert (await restarted.apply(state)).actions == ()
-    chain = f"in-{a.port.device}"
+    chain = "grp-g-in"  # the group's rules, shared by a and b
     listing = ip("netns", "exec", host.netns, "nft", "-a", "list", "chain", "inet", "neutrino-fw", chain).stdout
     handle = next(line.split("# handle ")[1] for line in listing.splitlines() if "icmp" in line and "accept" in line
                   and "icmpv6" not in line)

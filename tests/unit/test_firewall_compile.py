@@ -115,7 +115,9 @@ def test_stateless_group_has_no_conntrack_shortcut() -> None:
     stateless = compile_host(state(port(1), rules=rules, stateful=False), Ids()).inet.chains["in-tap00000001-aa"].rules
     assert stateful[0] == "ct state established,related accept"
     assert not any(r.startswith("ct state") for r in stateless)
-    assert "meta nfproto ipv4 meta l4proto 1 accept" in stateless
+    assert stateless[-2:] == (f"jump grp-{WEB}-in", "drop")
+    group = compile_host(state(port(1), rules=rules, stateful=False), Ids()).inet.chains[f"grp-{WEB}-in"].rules
+    assert group == ("meta nfproto ipv4 meta l4proto 1 accept", "return")
 
 
 def kernel(compiled: Compiled) -> KernelTables:
@@ -160,15 +162,15 @@ def test_membership_change_is_one_set_element() -> None:
         ("set", f"sg-{WEB}-4"): (NftScript(f"delete element inet neutrino-fw sg-{WEB}-4 {{ 10.0.0.77 }}\n", True),)}
 
 
-def test_rule_change_rewrites_only_the_ports_of_that_group() -> None:
-    ports = [port(1), port(2, (DB,))]
+def test_rule_change_rewrites_one_group_chain_whatever_the_number_of_ports() -> None:
+    ports = [*(port(n) for n in range(1, 30)), port(30, (DB,))]
     before = compile_host(state(*ports), Ids())
     after = compile_host(state(*ports, rules=(FirewallRule("r", "ingress", "IPv4", 6, 22, 22),)), before.ids)
     planned = plans(after, kernel(before))
-    assert list(planned) == [("port", "tap00000001-aa")]
-    (script,) = planned[("port", "tap00000001-aa")]
-    assert script.text.startswith("flush chain inet neutrino-fw in-tap00000001-aa\n") and script.removes
-    assert "out-tap00000001-aa" not in script.text
+    assert list(planned) == [("group", WEB)]
+    (script,) = planned[("group", WEB)]
+    assert script.text.startswith(f"flush chain inet neutrino-fw grp-{WEB}-in\n") and script.removes
+    assert "tap000000" not in script.text and f"grp-{WEB}-out" not in script.text
 
 
 def test_hand_deleted_rule_is_planned_back() -> None:

@@ -181,6 +181,19 @@ class NftablesDriver:
             return None
         return parse_table(json.loads(await self._run(netns, ["-j", "list", "table", family, table])), family, table)
 
+    async def read_map(self, family: str, table: str, name: str, *, netns: str | None = None) -> dict[str, str]:
+        """One map's elements (``{}`` if the table, the map or the namespace is absent): a cheap read,
+        where listing a whole table with thousands of rules takes seconds with nft 1.0.6."""
+        self._check(family, table)
+        try:
+            listing = json.loads(await self._run(netns, ["-j", "list", "map", family, table, name]) or "{}")
+        except (NftablesError, NamespaceNotFound):
+            return {}
+        for item in listing.get("nftables", ()):
+            if "map" in item:
+                return {_element_text(k): _element_text(v) for k, v in item["map"].get("elem", ())}
+        return {}
+
     async def apply_script(self, script: str, *, netns: str | None = None) -> None:
         """Run an ``nft -f`` script: one transaction, all of it or nothing."""
         await self._run(netns, ["-f", "-"], stdin=script)

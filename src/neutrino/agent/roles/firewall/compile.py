@@ -249,16 +249,31 @@ def rule_match(rule: FirewallRule) -> str:
     return " ".join(parts)
 
 
+def group_chains(group: FirewallGroup) -> tuple[ChainSpec, ChainSpec]:
+    """``grp-<group>-in`` and ``grp-<group>-out``: the group's rules, shared by every port in the
+    group (a rule change rewrites one chain, whatever the number of ports); a packet no rule
+    accepts returns to the port's chain."""
+    chains = []
+    for direction, suffix in (("ingress", "in"), ("egress", "out")):
+        lines: list[str] = []
+        for rule in group.rules:
+            line = rule_match(rule) + " accept"
+            if rule.direction == direction and line not in lines:
+                lines.append(line)
+        chains.append(ChainSpec(f"grp-{group.group_id}-{suffix}", (*lines, "return")))
+    return chains[0], chains[1]
+
+
 def port_chains(port: FirewallPort, groups: Iterable[FirewallGroup]) -> tuple[ChainSpec, ChainSpec, bool]:
     """``in-<tap>`` and ``out-<tap>`` for a filtered port; whether it is stateful.
 
     Stateful (every group stateful, as the API guarantees groups are never mixed on a port):
     replies to what was allowed pass by conntrack, invalid packets drop. Stateless: every packet is
     judged by the rules alone, both ways. ND, MLD and the DHCP client always pass, as in Neutron.
+    Then each of the port's groups is asked (a jump to its chain); what none accepts is dropped.
     """
     groups = list(groups)
     stateful = all(g.stateful for g in groups)
-    rules = [r for g in groups for r in g.rules]
     head_ct = ("ct state established,related accept",) if stateful else ()
     tail_ct = ("ct state invalid drop",) if stateful else ()
     ingress = [*head_ct,
@@ -269,13 +284,9 @@ def port_chains(port: FirewallPort, groups: Iterable[FirewallGroup]) -> tuple[Ch
               f"meta nfproto ipv4 udp sport {DHCP_V4[0]} udp dport {DHCP_V4[1]} accept",
               f"meta nfproto ipv6 udp sport {DHCP_V6[0]} udp dport {DHCP_V6[1]} accept",
               f"icmpv6 type {{ {ND_EGRESS} }} accept", *tail_ct]
-    seen: set[tuple[str, str]] = set()
-    for rule in rules:
-        line = rule_match(rule) + " accept"
-        if (rule.direction, line) in seen:
-            continue
-        seen.add((rule.direction, line))
-        (ingress if rule.direction == "ingress" else egress).append(line)
+    for group_id in dict.fromkeys(g.group_id for g in groups):
+        ingress.append(f"jump grp-{group_id}-in")
+        egress.append(f"jump grp-{group_id}-out")
     ingress.append("drop")
     egress.append("drop")
     return (ChainSpec(f"in-{port.device}", tuple(ingress)), ChainSpec(f"out-{port.device}", tuple(egress)),
@@ -328,6 +339,10 @@ def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mappin
     policies: dict[str, PortPolicy] = {}
     for port in filtered:
         port_groups = [groups[g] for g in port.security_group_ids if g in groups]
+        for group in port_groups:
+            if f"grp-{group.group_id}-in" not in i_chains:
+                g_in, g_out = group_chains(group)
+                i_chains[g_in.name], i_chains[g_out.name] = g_in, g_out
         chain_in, chain_out, stateful = port_chains(port, port_groups)
         i_chains[chain_in.name], i_chains[chain_out.name] = chain_in, chain_out
         mark = str(MARK_TAG | marks[port.device])
@@ -360,6 +375,6 @@ def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mappin
     return Compiled(bridge_table, inet_table, Ids({d: MARK_TAG | m for d, m in marks.items()}, zones), policies)
 
 
-__all__ = ["MARK_TAG", "TABLE", "ChainSpec", "Compiled", "Ids", "MapSpec", "PortPolicy", "SetSpec", "TableSpec",
+__all__ = ["MARK_TAG", "TABLE", "ChainSpec", "group_chains", "Compiled", "Ids", "MapSpec", "PortPolicy", "SetSpec", "TableSpec",
            "address_elements", "allocate", "compile_host", "element", "eui64_link_local", "network_bridge",
            "port_chains", "rule_match", "set_name", "spoof_chain"]

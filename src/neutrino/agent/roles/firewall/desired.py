@@ -6,12 +6,15 @@ Keys, lowest rank first (updates in this order, removals in reverse):
   declarations: rank 0;
 * ``("set", name)``: a remote-group or address-group set with its elements, and ``("zone", bridge)``:
   a bridge's conntrack zone (an element of ``zones``): rank 1;
+* ``("group", id)``: a security group's two chains (``grp-<id>-in``/``-out``), which the chains of
+  every port in the group jump to: rank 2;
 * ``("port", tap)``: everything of one port in both tables, so its mark and its chains come and go
   in one transaction: its chains (``from-``, ``in-``, ``out-``) and its elements in ``from_port``,
-  ``port_marks``, ``egress_ports`` and ``ingress_ports``: rank 2.
+  ``port_marks``, ``egress_ports`` and ``ingress_ports``: rank 3.
 
 A membership change is then one ``set`` object with one element to add or delete; a rule change
-one ``port`` object per port of the group; a restart that finds everything right plans nothing.
+one ``group`` object, whatever the number of ports in the group; a restart that finds everything
+right plans nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from neutrino.agent.roles.firewall.compile import ChainSpec, Compiled, MapSpec, SetSpec
 
 Key = tuple[str, str]
-RANKS = {"table": 0, "set": 1, "zone": 1, "port": 2}
+RANKS = {"table": 0, "set": 1, "zone": 1, "group": 2, "port": 3}
 FAMILIES = ("bridge", "inet")
 PORT_MAPS = {"bridge": ("from_port", "port_marks"), "inet": ("egress_ports", "ingress_ports")}
 
@@ -41,13 +44,17 @@ def pieces(compiled: Compiled, owner: str | None = None) -> dict[Key, Piece]:
     """The keyed objects of the two tables; ``owner`` marks the tables (``OwnerTag.alias``)."""
     out: dict[Key, Piece] = {}
     by_family = {"bridge": compiled.bridge, "inet": compiled.inet}
-    port_chain_prefixes = ("from-", "in-", "out-")
+    port_chain_prefixes = ("from-", "in-", "out-", "grp-")
     for family, table in by_family.items():
         out[("table", family)] = Piece(
             chains=tuple((family, c) for c in table.chains.values() if not c.name.startswith(port_chain_prefixes)),
             maps=tuple((family, MapSpec(m.name, m.declaration)) for m in table.maps.values()), comment=owner)
     for s in compiled.inet.sets.values():
         out[("set", s.name)] = Piece(sets=(s,))
+    for name, chain in compiled.inet.chains.items():
+        if name.startswith("grp-") and name.endswith("-in"):
+            group_id = name[len("grp-"):-len("-in")]
+            out[("group", group_id)] = Piece(chains=(("inet", chain), ("inet", compiled.inet.chains[f"grp-{group_id}-out"])))
     for bridge, zone in compiled.inet.maps["zones"].elements.items():
         out[("zone", bridge)] = Piece(elements=(("inet", "zones", bridge, zone),))
     for device in compiled.bridge.maps["from_port"].elements:

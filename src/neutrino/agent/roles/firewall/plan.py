@@ -180,6 +180,10 @@ def _plan_removal(kind: str, name: str, actual: KernelTables) -> tuple[NftScript
     if kind == "set":
         present = actual.inet is not None and name in actual.inet.sets
         return _script([f"delete set {_prefix('inet')} {name}"] if present else [], True)
+    if kind == "group":
+        chains = [f"grp-{name}-{d}" for d in ("in", "out")]
+        present = [c for c in chains if actual.inet is not None and c in actual.inet.chains]
+        return _script([f"delete chain {_prefix('inet')} {c}" for c in present], True)
     if kind == "zone":
         present = actual.inet is not None and name in (actual.inet.maps.get("zones") or {})
         return _script([f"delete element {_prefix('inet')} zones {{ {_key(name)} }}"] if present else [], True)
@@ -200,6 +204,9 @@ def owned(actual: KernelTables) -> set[Key]:
             continue
         keys.add(("table", family))
         for chain in have.chains:
+            if family == "inet" and chain.startswith("grp-") and chain.endswith(("-in", "-out")):
+                keys.add(("group", chain[len("grp-"):].rsplit("-", 1)[0]))
+                continue
             for chain_family, prefix in PORT_CHAINS:
                 if chain_family == family and chain.startswith(prefix):
                     keys.add(("port", chain[len(prefix):]))

@@ -57,15 +57,6 @@ class FirewallConfig(HostScoped):
         self.settle_host()
 
 
-def kernel_ids(actual: KernelTables) -> Ids:
-    """The port marks and conntrack zones the kernel holds (kept, so traffic never sees them move)."""
-    marks = {k: int(v) for k, v in ((actual.bridge.maps.get("port_marks") or {}) if actual.bridge else {}).items()
-             if v.isdigit()}
-    zones = {k: int(v) for k, v in ((actual.inet.maps.get("zones") or {}) if actual.inet else {}).items()
-             if v.isdigit()}
-    return Ids(marks, zones)
-
-
 class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
     name = "firewall"
 
@@ -87,8 +78,14 @@ class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
     async def desired(self) -> Mapping[Key, Piece]:
         state = codec.decode(FirewallState, await self._rpc.sync_state(self.name))
         await self._ensure_bridge_netfilter()
-        compiled = compile_host(state, kernel_ids(await self.read(None)),
-                                bridge_mappings=self.config.bridge_mappings, bridges=await self._bridges())
+        netns = self.config.netns
+        # Only the ids (two maps): the round reads the whole tables once, right after this.
+        marks = await self._nft.read_map("bridge", TABLE, "port_marks", netns=netns)
+        zones = await self._nft.read_map("inet", TABLE, "zones", netns=netns)
+        held = Ids({k: int(v) for k, v in marks.items() if v.isdigit()},
+                   {k: int(v) for k, v in zones.items() if v.isdigit()})
+        compiled = compile_host(state, held, bridge_mappings=self.config.bridge_mappings,
+                                bridges=await self._bridges())
         self.state, self.compiled = state, compiled
         return pieces(compiled, self.config.owner.alias)
 
@@ -112,10 +109,12 @@ class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
     def requires(self, key: Key, desired: Piece) -> Iterable[Key]:
         if key[0] == "table":
             return ()
-        tables = [("table", "inet")] if key[0] in ("set", "zone") else [("table", "bridge"), ("table", "inet")]
+        tables = [("table", "inet")] if key[0] in ("set", "zone", "group") else [("table", "bridge"), ("table", "inet")]
         sets = [("set", line.split("@", 1)[1].split()[0]) for _, chain in desired.chains for line in chain.rules
                 if "@sg-" in line or "@ag-" in line]
-        return [*tables, *sets]
+        groups = [("group", line.split("grp-", 1)[1].rsplit("-", 1)[0]) for _, chain in desired.chains
+                  for line in chain.rules if line.startswith("jump grp-")]
+        return [*tables, *sets, *groups]
 
     async def settled(self, done: Round[Key, NftScript], desired: Mapping[Key, Piece], actual: KernelTables) -> None:
         applied = [a for outcome in done.outcomes.values() for a in outcome.applied]
@@ -210,4 +209,4 @@ class FirewallRole(ReconcilingRole):
             await self.reconciler.full()
 
 
-__all__ = ["FirewallConfig", "FirewallRole", "FirewallTarget", "kernel_ids"]
+__all__ = ["FirewallConfig", "FirewallRole", "FirewallTarget"]
