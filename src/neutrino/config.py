@@ -52,6 +52,15 @@ class ServerSettings:
     # Where /metrics is served: "" = on the API listener, "off" = nowhere, "HOST:PORT" = on a
     # listener of its own (and not on the API one).
     metrics_listen: str = ""
+    # Processes of ``neutrino server`` (Neutron's options): API workers share the listening socket,
+    # RPC workers answer agents apart from the API. -1: the number of CPUs (API) and 1 (RPC) when
+    # the deployment can run workers (a shared database and a real bus), else one process doing
+    # everything; ``neutrino up`` runs one process unless set. rpc_workers = 0: API workers answer agents.
+    api_workers: int = -1
+    rpc_workers: int = -1
+    # Background jobs (agent failover) run in one process across every server host: the holder of
+    # this database lease, renewed every third of it and taken over once it has run out.
+    background_lease_seconds: float = 30.0
 
 
 @dataclass(slots=True)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -84,11 +87,11 @@ class ApiMetrics:
         self.latency = Histogram("neutrino_api_request_seconds", "API request latency", ["method", "resource"],
                                  registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        # What each agent's reconciler reported with its last heartbeat (configurations.reconciler).
-        self.reconciler = {
-            field: Gauge(f"neutrino_agent_reconciler_{field}", help_text, ["host", "agent_type"], registry=self.registry)
-            for field, help_text in RECONCILER_GAUGES.items()
-        }
+        # What each agent's reconciler reported with its last heartbeat (configurations.reconciler):
+        # read from the database at each scrape, so the same in every worker and never summed.
+        self.agents = _AgentGauges()
+        self.agent_registry = CollectorRegistry()
+        self.agent_registry.register(self.agents)
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         label = self.route_label(scope.get("path", ""))
@@ -99,19 +102,37 @@ class ApiMetrics:
         self.latency.labels(method, label).observe(seconds)
 
     def set_agents(self, reported: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
-        for gauge in self.reconciler.values():
-            gauge.clear()  # agents that went away leave no stale series
-        for host, agent_type, configurations in reported:
+        self.agents.reported = list(reported)  # agents that went away leave no stale series
+
+    def render(self) -> Response:
+        """With worker processes (``PROMETHEUS_MULTIPROC_DIR`` set by the supervisor), the request
+        counts and latencies of every worker of this server host, added up."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        else:
+            registry = self.registry
+        body = generate_latest(registry) + generate_latest(self.agent_registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class _AgentGauges(Collector):
+    def __init__(self) -> None:
+        self.reported: list[tuple[str, str, Mapping[str, Any]]] = []
+
+    def collect(self) -> Iterable[Metric]:
+        families = {field: GaugeMetricFamily(f"neutrino_agent_reconciler_{field}", help_text,
+                                             labels=["host", "agent_type"])
+                    for field, help_text in RECONCILER_GAUGES.items()}
+        for host, agent_type, configurations in self.reported:
             state = configurations.get("reconciler")
             if not isinstance(state, Mapping):
                 continue
-            for field, gauge in self.reconciler.items():
+            for field, family in families.items():
                 value = state.get(field)
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    gauge.labels(host=host, agent_type=agent_type).set(value)
-
-    def render(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+                    family.add_metric([host, agent_type], value)
+        return list(families.values())
 
 
 RECONCILER_GAUGES = {

@@ -28,11 +28,11 @@ def _configure_logging(level: str) -> None:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from neutrino.cli.serve import serve
+    from neutrino.cli.serve import run_server
 
     settings = _settings(args)
     _configure_logging(settings.server.log_level)
-    return asyncio.run(serve(settings))
+    return run_server(settings)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -50,6 +50,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from neutrino.cli.allinone import run_all_in_one
 
     settings = _settings(args, server={"port": args.port, "host": args.host})
+    if settings.server.api_workers > 1 or settings.server.rpc_workers > 0:
+        raise ConfigError("neutrino up runs one process (its agent shares it): run neutrino server and "
+                          "neutrino agent for [server] api_workers / rpc_workers")
     _configure_logging(settings.server.log_level)
     return asyncio.run(run_all_in_one(settings))
 

@@ -127,3 +127,13 @@ async def serve(settings: Settings) -> int:
             await server.close()
     finally:
         listeners.close()
+
+
+def run_server(settings: Settings) -> int:
+    """``neutrino server``: one process, or API and RPC worker processes (docs/configuration.md)."""
+    from neutrino.cli.workers import Supervisor, plan_workers
+
+    api, rpc = plan_workers(settings)
+    if api == 1 and rpc == 0:
+        return asyncio.run(serve(settings))
+    return Supervisor(settings, api, rpc).run()

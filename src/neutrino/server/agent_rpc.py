@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from neutrino.bus.envelope import Envelope
 from neutrino.bus.errors import BusError
 from neutrino.bus.interface import Bus, Subscription
 from neutrino.bus.topics import event_topic
@@ -84,11 +85,32 @@ class AgentRpcHandlers:
                 "ports": outcome}
 
 
-class EventPublisher:
-    """Committed changes become bus events; agents treat them as hints to resync."""
+# One message per committed batch, to every API process of every server host (their live event
+# streams): resource, id, operation and revision of each change, no routing hints.
+CHANGES_TOPIC = "server.changes"
 
-    def __init__(self, bus: Bus) -> None:
+
+def changes_message(events: Sequence[ChangeEvent]) -> dict[str, Any]:
+    return {"changes": [[ev.resource, ev.id, ev.op, ev.revision] for ev in events]}
+
+
+def changes_from_message(envelope: Envelope) -> list[ChangeEvent]:
+    changes = envelope.payload.get("changes")
+    if not isinstance(changes, list):
+        return []
+    return [ChangeEvent(str(c[0]), str(c[1]), str(c[2]), int(c[3])) for c in changes
+            if isinstance(c, list) and len(c) == 4]
+
+
+class EventPublisher:
+    """Committed changes become bus events; agents treat them as hints to resync.
+
+    ``changes``: also publish each batch on :data:`CHANGES_TOPIC` for the server processes.
+    """
+
+    def __init__(self, bus: Bus, *, changes: bool = False) -> None:
         self.bus = bus
+        self.changes = changes
 
     async def __call__(self, events: Sequence[ChangeEvent]) -> None:
         messages: list[tuple[ChangeEvent, str, dict[str, Any]]] = []
@@ -106,6 +128,8 @@ class EventPublisher:
         # All at once: each publish waits for the broker's confirm, and one commit's events (a batch
         # of status reports: one per port) need no order among themselves; the caller's reply and
         # the API response wait for the slowest confirm instead of the sum of them.
+        if self.changes and events:
+            messages.append((events[0], CHANGES_TOPIC, changes_message(events)))
         results = await asyncio.gather(*(self.bus.publish(topic, payload) for _, topic, payload in messages),
                                        return_exceptions=True)
         for (ev, _, _), result in zip(messages, results, strict=True):

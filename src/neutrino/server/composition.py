@@ -17,9 +17,10 @@ from neutrino.api.app import ApiMetrics, build_app, metrics_app, route_labeller
 from neutrino.api.controller import Controller
 from neutrino.api.dashboard.app import Dashboard
 from neutrino.api.openapi import build_openapi
+from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
 from neutrino.bus.interface import Bus
-from neutrino.bus.memory import MemoryBroker
+from neutrino.bus.memory import MemoryBroker, MemoryBus
 from neutrino.config import Settings
 from neutrino.context import RequestContext
 from neutrino.db.engine import Database
@@ -29,10 +30,17 @@ from neutrino.identity.store import build_identity_store
 from neutrino.identity.strategy import build_token_strategy
 from neutrino.policy.engine import PolicyEngine
 from neutrino.resources.extensions import DNS_EXTENSIONS
-from neutrino.server.agent_rpc import AgentRpcHandlers, EventPublisher, serve_agents
+from neutrino.server.agent_rpc import (
+    CHANGES_TOPIC,
+    AgentRpcHandlers,
+    EventPublisher,
+    changes_from_message,
+    serve_agents,
+)
 from neutrino.server.plugins import AgentCall, Components, DesiredStateProvider, load_service_plugins
 from neutrino.server.plugins.core import CorePlugin
 from neutrino.services.events import Notifier
+from neutrino.services.leases import BACKGROUND_JOBS, BackgroundJob, Lease, LeasedJobs
 from neutrino.services.quotas import QuotaService
 from neutrino.services.tags import TagService
 
@@ -53,18 +61,41 @@ class Server:
     agent_calls: dict[str, AgentCall] = field(default_factory=dict)
     # ``/metrics`` on a listener of its own (``[server] metrics_listen``), else None.
     metrics_app: ASGIApp | None = None
+    dashboard: Dashboard = field(default_factory=Dashboard)
 
-    async def start(self) -> None:
-        """Refuse an old schema, then connect the bus, answer agents and watch for dead ones."""
+    # What this process does: "all" (one process), "api" (an API worker) or "rpc" (an RPC worker).
+    role: str = "all"
+    background: LeasedJobs | None = None
+
+    @property
+    def answers_agents(self) -> bool:
+        return self.role in ("all", "rpc")
+
+    async def start(self, *, answer_agents: bool | None = None) -> None:
+        """Refuse an old schema, then connect the bus, answer agents and contend for the lease of
+        the background jobs (agent failover) that run in one process across all server hosts."""
         await ensure_current(self.db)
         await self.bus.start()
         self.closers.append(self.bus.close)
-        handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"], self.desired_state,
-                                    self.agent_calls)
-        await serve_agents(self.bus, handlers)
-        failover = self.services["agent_failover"]
-        failover.start()
-        self.closers.append(failover.stop)
+        if self.role != "rpc" and not isinstance(self.bus, MemoryBus):
+            # Every committed change, whichever process or host made it, reaches this process's
+            # live event streams (the dashboard's) over the bus.
+            await self.bus.subscribe(CHANGES_TOPIC, self._changes_heard)
+        if self.answers_agents if answer_agents is None else answer_agents:
+            handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"], self.desired_state,
+                                        self.agent_calls)
+            await serve_agents(self.bus, handlers)
+            failover = self.services["agent_failover"]
+            self.background = LeasedJobs(
+                Lease(self.db, BACKGROUND_JOBS, seconds=self.settings.server.background_lease_seconds),
+                [BackgroundJob(failover.start, failover.stop)])
+            self.background.start()
+            self.closers.append(self.background.stop)
+
+    async def _changes_heard(self, envelope: Envelope) -> None:
+        changes = changes_from_message(envelope)
+        if changes:
+            await self.dashboard.listener(changes)
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -72,12 +103,13 @@ class Server:
         await self.db.dispose()
 
 
-def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> Server:
-    """``broker`` shares one in-process bus with agent roles of the same process (all-in-one)."""
+def build_server(settings: Settings, *, broker: MemoryBroker | None = None, role: str = "all") -> Server:
+    """``broker`` shares one in-process bus with agent roles of the same process (all-in-one);
+    ``role``: see :attr:`Server.role`."""
     db = Database(settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo)
     notifier = Notifier()
     bus = build_bus(settings.bus.url, sender=f"server.{socket.gethostname()}", broker=broker)
-    notifier.add_listener(EventPublisher(bus))
+    notifier.add_listener(EventPublisher(bus, changes=not isinstance(bus, MemoryBus)))
     quotas = QuotaService(db, settings.quotas)
     components = Components(settings=settings, db=db, notifier=notifier, quotas=quotas)
 
@@ -114,7 +146,8 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> S
     identity_app = (build_identity_app(db, settings, public_url=public_url, store=identity_store)
                     if settings.identity.strategy == "embedded" else None)
     dashboard = Dashboard()
-    notifier.add_listener(dashboard.listener)
+    if isinstance(bus, MemoryBus):  # one process: its own commits are all there is
+        notifier.add_listener(dashboard.listener)
     metrics = ApiMetrics(route_labeller(controller))
     listen = settings.server.metrics_listen
     agent_states = components.services["agent"].reported_configurations
@@ -126,5 +159,5 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None) -> S
     dashboard.bind(app)
     return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier, bus=bus,
                   closers=[strategy.close], desired_state=components.desired_state,
-                  agent_calls=components.agent_calls,
+                  agent_calls=components.agent_calls, dashboard=dashboard, role=role,
                   metrics_app=metrics_app(metrics, agent_states) if listen not in ("", "off") else None)

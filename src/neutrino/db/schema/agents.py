@@ -5,6 +5,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     PrimaryKeyConstraint,
     String,
@@ -63,4 +64,13 @@ port_provisioning = Table(
     Column("entity", String(32), nullable=False),
     Column("host", String(255), nullable=False),
     PrimaryKeyConstraint("port_id", "entity"),
+)
+
+# Named leases between server processes (every host): background jobs run only in the holder.
+# ``expires_at`` is seconds since the epoch by the holder's clock (server hosts keep NTP time).
+server_leases = Table(
+    "server_leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
