@@ -168,6 +168,20 @@ def test_concurrent_creates_over_both_hosts_never_share_an_address(two_hosts: di
     with api(b, admin) as on_b:
         listed = ok(on_b.get("/ports", params={"network_id": list(nets.values())}), "ports")
         assert sorted(p["id"] for p in listed) == sorted(p["id"] for p in ports)
+    # Whichever API worker answers the scrape, it counts every worker's requests of its host: each
+    # host took 16 clients' 5 port creates.
+    for server in (a, b):
+        assert _port_posts_counted(server) == 16 * 5
+
+
+def _port_posts_counted(server: LiveServer) -> float:
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("neutrino_api_requests_total{") and 'method="POST"' in line \
+                and 'resource="ports"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def test_an_event_stream_on_one_host_hears_changes_made_through_the_other(two_hosts: dict[str, Any]) -> None:
