@@ -81,8 +81,10 @@ class HostAgent:
 
     def command(self) -> list[str]:
         mappings = [arg for mapping in self.bridge_mappings for arg in ("--bridge-mapping", mapping)]
+        # Each host's qdhcp- namespaces carry its name: two hosts may serve one network on this kernel.
         return neutrino_command("agent", "--config", str(self.config), "--host", self.host.name, "--roles", self.roles,
-                                "--netns", self.host.netns, "--tunnel-ip", self.host.tunnel_ip, *mappings)
+                                "--netns", self.host.netns, "--tunnel-ip", self.host.tunnel_ip,
+                                "--namespace-prefix", f"{self.host.name}-", *mappings)
 
     @property
     def running(self) -> bool:
@@ -236,7 +238,8 @@ class Deployment:
 
     def _agent_config(self) -> Path:
         path = self.workdir / "agent.toml"
-        path.write_text(f'[server]\nlog_level = "{self.agent_log_level}"\n'
+        # The agents' files (dnsmasq) live where `neutrino cleanup` of teardown looks: the compute state.
+        path.write_text(f'[server]\nlog_level = "{self.agent_log_level}"\nstate_dir = "{self.instance_state_dir}"\n'
                         f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
                         f"[agent]\nreport_interval_seconds = {REPORT_INTERVAL}\n"
                         f"resync_interval_seconds = {RESYNC_INTERVAL}\n")
