@@ -429,7 +429,7 @@ async def run(deployment: Deployment, sizes: Sequence[int], resync_ports: int, w
                                          enable_dhcp=False, gateway_ip=None)
         bench = Bench(deployment, cloud, network, subnet)
         h1 = deployment.host("h1")
-        await bus.subscribe("event.port.all", bench.observers.on_event)
+        await bus.subscribe("event.port.#", bench.observers.on_event)  # status changes go to the host only
         ready = asyncio.Event()
         watch_task = asyncio.create_task(bench.observers.watch(NetlinkDriver(OwnerTag("bench")), h1.netns, ready))
         await ready.wait()

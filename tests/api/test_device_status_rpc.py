@@ -80,12 +80,17 @@ def _bound_ports(rig: Rig, count: int) -> tuple[str, list[dict[str, Any]]]:
 
 def test_update_device_list_sets_many_statuses_in_one_call_and_events_say_where(rig: Rig) -> None:
     async def work(bus: Any, rpc: AgentRpcClient) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []  # what this host's agent hears
+        everyone: list[dict[str, Any]] = []  # what every other host's agent hears
 
         async def seen(envelope: Envelope) -> None:
             events.append(envelope.payload)
 
-        await bus.subscribe("event.port.all", seen)
+        async def seen_by_all(envelope: Envelope) -> None:
+            everyone.append(envelope.payload)
+
+        await bus.subscribe(f"event.*.{rig.host}", seen)
+        await bus.subscribe("event.*.all", seen_by_all)
         network_id, ports = await asyncio.to_thread(_bound_ports, rig, 3)
         a, b, c = (tap_name(p["id"]) for p in ports)
         revision = {tap_name(p["id"]): p["revision_number"] for p in ports}
@@ -111,6 +116,18 @@ def test_update_device_list_sets_many_statuses_in_one_call_and_events_say_where(
                 await asyncio.sleep(0.05)
         status_events = [e for e in events if e["id"] == ports[0]["id"] and e["revision"] > revision[a]]
         assert {(e["host"], e["network_id"]) for e in status_events} == {(rig.host, network_id)}
+        # A status-only change reaches its own host alone: other hosts recompute nothing. A rename
+        # published after it (same server, same order) shows the other hosts' queue has caught up.
+        compute = api(rig.server, cloud_persona(rig.server, "neutrino-demo"))
+        renamed = await asyncio.to_thread(lambda: ok(compute.put(f"/ports/{ports[0]['id']}",
+                                                                 json={"port": {"name": "renamed"}}), "port"))
+        async with asyncio.timeout(10):
+            while not any(e["id"] == ports[0]["id"] and e["revision"] == renamed["revision_number"]
+                          for e in everyone):
+                await asyncio.sleep(0.05)
+        bound_at = {p["id"]: p["revision_number"] for p in ports}
+        assert [e for e in everyone if e["id"] in bound_at
+                and bound_at[e["id"]] < e["revision"] < renamed["revision_number"]] == []
         return ports
 
     ports = asyncio.run(_as_agent(rig, work))

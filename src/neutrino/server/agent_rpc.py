@@ -122,7 +122,9 @@ class EventPublisher:
             payload = codec.encode(ChangeHint(
                 ev.resource, ev.id, ev.op, ev.revision, host=host if isinstance(host, str) else None,
                 network_id=network_id if isinstance(network_id, str) else None))
-            messages.append((ev, event_topic(ev.resource), payload))
+            # A status-only change (a port going ACTIVE) concerns its own host alone.
+            if not (hints.get("status_only") is True and hints.get("host")):
+                messages.append((ev, event_topic(ev.resource), payload))
             if hints.get("host"):
                 messages.append((ev, event_topic(ev.resource, hints["host"]), payload))
         # All at once: each publish waits for the broker's confirm, and one commit's events (a batch

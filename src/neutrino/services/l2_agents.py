@@ -186,7 +186,7 @@ class L2AgentService:
             return changed_rows, by_device
 
         _changed, by_device = await self.uow.run(work, events=lambda result: [
-            ChangeEvent("port", pid, "update", rev, (("network_id", net), ("host", host))) for pid, net, rev in result[0]])
+            ChangeEvent("port", pid, "update", rev, _status_hints(net, host)) for pid, net, rev in result[0]])
         outcome: dict[str, dict[str, Any]] = {}
         for device in wanted:
             matched = by_device.get(device, [])
@@ -250,5 +250,11 @@ class L2AgentService:
             return changed
 
         changed = await self.uow.run(work, events=lambda result: [
-            ChangeEvent("port", pid, "update", rev, (("network_id", net), ("host", host))) for pid, net, rev in result])
+            ChangeEvent("port", pid, "update", rev, _status_hints(net, host)) for pid, net, rev in result])
         return {"activated": [pid for pid, _, _ in changed]}
+
+
+def _status_hints(network_id: str, host: str) -> tuple[tuple[str, Any], ...]:
+    """A port's status changed, nothing else: only its own host's agents hear of it (no other host
+    recomputes anything for a port going ACTIVE or DOWN)."""
+    return (("network_id", network_id), ("host", host), ("status_only", True))
