@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neutrino.contract.names import checked_namespace_name
+from neutrino.agent.config import HostScoped
 from neutrino.dataplane.ownership import OwnerTag
 
 
 @dataclass(frozen=True, slots=True)
-class DhcpConfig:
+class DhcpConfig(HostScoped):
     """``netns``: where the host ends (``tap<port[:11]>``) of DHCP ports go, so the host's L2 role
     wires them into the network bridges exactly as instances' taps; None is the real root namespace.
     ``namespace_prefix`` keeps the ``qdhcp-`` namespaces of simulated hosts that serve the same
@@ -25,12 +25,4 @@ class DhcpConfig:
     owner: OwnerTag | None = None
 
     def __post_init__(self) -> None:
-        if self.owner is None:
-            object.__setattr__(self, "owner", OwnerTag(self.host))
-        if self.netns is not None:
-            checked_namespace_name(self.netns)
-
-    @property
-    def owner_tag(self) -> OwnerTag:
-        assert self.owner is not None
-        return self.owner
+        self.settle_host()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from neutrino.agent.config import HostScoped
 from neutrino.dataplane.ownership import OwnerTag
 
 
 @dataclass(frozen=True, slots=True)
-class MetadataConfig:
+class MetadataConfig(HostScoped):
     """``backend``: where proxies forward (``unix:/path`` for Neutrino's own backend, or Nova's
     metadata API ``http://host:8775``); ``secret_file``: the 0600 file holding
     ``metadata_proxy_shared_secret``; ``namespace_prefix``: the DHCP agent's (``qdhcp-`` names)."""
@@ -21,11 +22,7 @@ class MetadataConfig:
     namespace_prefix: str = ""
     owner: OwnerTag | None = None
 
-    def __post_init__(self) -> None:
-        if self.owner is None:
-            object.__setattr__(self, "owner", OwnerTag(self.host))
+    netns: None = field(default=None, init=False)  # proxies run in the qdhcp- namespaces, not a host one
 
-    @property
-    def owner_tag(self) -> OwnerTag:
-        assert self.owner is not None
-        return self.owner
+    def __post_init__(self) -> None:
+        self.settle_host()
