@@ -88,7 +88,7 @@ class DnsmasqSpec:
     server_addresses: Mapping[str, str]  # subnet id -> the DHCP port's address on it
     hosts: tuple[HostSpec, ...] = ()
     metadata_route: bool = False      # 169.254.169.254/32 via the DHCP port (no router on the network)
-    dns_servers: tuple[str, ...] = field(default=())  # upstream resolvers; () = the host's resolv.conf
+    dns_servers: tuple[str, ...] = field(default=())  # upstream resolvers; (): answer local names only
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +204,9 @@ def render(spec: DnsmasqSpec, directory: Path) -> Rendered:
     if domain:
         # Names of the network's ports are answered here and never forwarded upstream.
         arguments += [f"--domain={domain}", f"--local=/{domain}/"]
-    if spec.dns_servers:
-        arguments += ["--no-resolv", *(f"--server={s}" for s in spec.dns_servers)]
+    # Upstreams are named, never read from resolv.conf: dnsmasq then creates no inotify instance
+    # (fs.inotify.max_user_instances, 128 by default, ran out at ~120 networks on one host).
+    arguments += ["--no-resolv", *(f"--server={s}" for s in spec.dns_servers)]
     files = {"host": _lines(hosts), "addn_hosts": _lines(names), "opts": _lines(opts)}
     return Rendered(files, tuple(arguments))
 
