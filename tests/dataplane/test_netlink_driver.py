@@ -426,6 +426,34 @@ async def test_routes_out_of_a_device_and_via_an_ipv6_gateway(
     assert ip("-n", netns, "-6", "route", "show", "default").stdout.strip() == ""
 
 
+async def test_a_multipath_route_spreads_over_every_gateway_and_reads_back(
+    driver: NetlinkDriver, scratch: Scratch
+) -> None:
+    netns = scratch.namespace("ecmp")
+    await driver.ensure_namespace(netns)
+    await driver.ensure_veth("qr0", "qr1", netns=netns)
+    await driver.set_up("qr0", netns=netns)
+    await driver.ensure_address("qr0", "10.60.0.1/24", netns=netns)
+    await driver.ensure_address("qr0", "2001:db8:60::1/64", netns=netns, nodad=True)
+
+    route = await driver.ensure_multipath_route("10.99.0.0/16", ["10.60.0.12", "10.60.0.11"], netns=netns)
+    again = await driver.ensure_multipath_route("10.99.0.0/16", ["10.60.0.11", "10.60.0.12"], netns=netns)
+    route6 = await driver.ensure_multipath_route("2001:db8:99::/48", ["2001:db8:60::b", "2001:db8:60::a"],
+                                                 netns=netns)
+
+    assert route == again and [str(h) for h in route.nexthops] == ["10.60.0.11", "10.60.0.12"]
+    assert [str(h) for h in route6.nexthops] == ["2001:db8:60::a", "2001:db8:60::b"]
+    shown = ip("-n", netns, "route", "show", "10.99.0.0/16").stdout
+    assert "nexthop via 10.60.0.11 dev qr0" in shown and "nexthop via 10.60.0.12 dev qr0" in shown, shown
+    shown6 = ip("-n", netns, "-6", "route", "show", "2001:db8:99::/48").stdout
+    assert "nexthop via 2001:db8:60::a dev qr0" in shown6 and "nexthop via 2001:db8:60::b dev qr0" in shown6, shown6
+    # Back to one gateway: a plain route replaces the multipath one.
+    await driver.remove_route("10.99.0.0/16", netns=netns)
+    single = await driver.ensure_route("10.99.0.0/16", gateway="10.60.0.11", netns=netns)
+    assert (str(single.gateway), single.nexthops) == ("10.60.0.11", ())
+    assert "nexthop" not in ip("-n", netns, "route", "show", "10.99.0.0/16").stdout
+
+
 async def test_converge_port_sets_mtu_bridge_and_state_in_one_go_and_leaves_the_rest(
     driver: NetlinkDriver, scratch: Scratch
 ) -> None:

@@ -360,3 +360,135 @@ def test_port_forwardings_hairpin_and_gratuitous_arp(
             assert answer_of(outside, "tcp", address_b, 7000) == "7000 203.0.113.1"
     finally:
         deployment.underlay.remove_outside(outside)
+
+
+def router_status(routers: Routers, router_id: str) -> str:
+    return str(routers.api().request("GET", f"/routers/{router_id}")["router"]["status"])
+
+
+def test_a_router_whose_wiring_fails_is_error_with_the_reason_and_active_once_wired(
+    deployment: Deployment, scenario: Scenario, routers: Routers, network_node: str
+) -> None:
+    inside, inside_subnet = scenario.network("st-inside", "10.86.0.0/24")
+    router = routers.create("r-status")
+    port = routers.api().request("POST", "/ports", json={"port": {"network_id": inside["id"], "fixed_ips": [
+        {"subnet_id": inside_subnet["id"], "ip_address": inside_subnet["gateway_ip"]}]}})["port"]
+    # Something not Neutrino's holds the name the router port's host end needs on the network node.
+    host_netns = deployment.host(NETWORK_NODE).netns
+    squatter = f"tap{port['id'][:11]}"
+    ip("-n", host_netns, "link", "add", squatter, "type", "bridge")  # (this kernel has no dummy devices)
+    try:
+        routers.api().request("PUT", f"/routers/{router['id']}/add_router_interface", json={"port_id": port["id"]})
+        wait_until("the router going ERROR", lambda: router_status(routers, router["id"]) == "ERROR")
+
+        def reported_reason() -> str | None:
+            agent = next(a for a in deployment.api().agents(host=network_node) if a["agent_type"] == "L3 agent")
+            return agent["configurations"]["reconciler"]["failed_objects"].get(router["id"])
+
+        wait_until("the agent reporting why", lambda: reported_reason() is not None)
+        assert squatter in str(reported_reason()), reported_reason()
+        assert router["id"] in deployment.agents[NETWORK_NODE].log_tail(400)
+    finally:
+        ip("-n", host_netns, "link", "del", squatter, check=False)
+    # The name free again, the agent's retry wires the router.
+    wait_until("the router going ACTIVE", lambda: router_status(routers, router["id"]) == "ACTIVE", timeout=90)
+    deployment.api().wait_port_status(port["id"], "ACTIVE")
+    assert f"qr-{port['id'][:11]}" in router_devices(router["id"])
+
+
+def radvd_pids(router_id: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", f"radvd.*{router_id}"], capture_output=True, text=True,
+                          check=False).stdout.split()
+
+
+def test_an_ipv6_slaac_instance_configures_itself_from_the_router_and_reaches_the_outside(
+    deployment: Deployment, scenario: Scenario, routers: Routers, network_node: str
+) -> None:
+    outside = deployment.underlay.add_outside("v6-ext", "198.18.0.1/24")
+    try:
+        ip("-n", outside, "address", "add", "2001:db8:e::1/64", "dev", "eth0", "nodad")
+        external = external_network(scenario, "v6-external", "198.18.0")
+        deployment.api().create_subnet(external["id"], "2001:db8:e::/64", deployment.unique("v6-ext6"), ip_version=6,
+                                       gateway_ip="2001:db8:e::1", enable_dhcp=False)
+        demo = deployment.api("neutrino-demo")
+        inside = demo.create_network(deployment.unique("v6-inside"))
+        scenario.networks.append(inside["id"])
+        # (Neutron refuses IPv6 modes on a subnet without DHCP; no DHCP agent runs here.)
+        inside_subnet = demo.create_subnet(inside["id"], "2001:db8:5::/64", deployment.unique("v6-inside"),
+                                           ip_version=6, ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+        (a,) = scenario.instances_of([InstanceSpec("v6-a", inside["id"], "h1")])
+        router, gateway = routers.wired_to("r-v6", external, inside_subnet)
+        gateway = deployment.api().port(gateway["id"]) or gateway
+        gateway_v6 = next(ip["ip_address"] for ip in gateway["fixed_ips"] if ":" in ip["ip_address"])
+        namespace = f"qrouter-{router['id']}"
+        assert f"default via 2001:db8:e::1 dev qg-{gateway['id'][:11]}" in in_netns(
+            namespace, "ip", "-6", "route", "show", "default").stdout
+        # (radvd runs as two processes: the daemon and its privilege-separation helper.)
+        wait_until("radvd running in the router namespace", lambda: radvd_pids(router["id"]) != [])
+        assert router_status(routers, router["id"]) == "ACTIVE"
+
+        # The instance forgets its static IPv6 set-up and solicits: the advertisement gives it back
+        # its SLAAC address (the one the port holds), a default route via the router and the MTU.
+        ip("-n", a.namespace, "-6", "address", "flush", "dev", "eth0", "scope", "global")
+        ip("-n", a.namespace, "-6", "route", "flush", "default")
+        in_netns(a.namespace, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=1", "net.ipv6.conf.eth0.autoconf=1",
+                 check=True)
+        ip("-n", a.namespace, "link", "set", "eth0", "down")
+        ip("-n", a.namespace, "link", "set", "eth0", "up")
+
+        def slaac_address() -> bool:
+            out = json.loads(ip("-n", a.namespace, "-6", "-j", "address", "show", "dev", "eth0", "scope",
+                                "global").stdout or "[]")
+            return any(i["local"] == a.ip_address and i.get("dynamic") for link in out for i in link["addr_info"])
+
+        wait_until("the instance configuring its address from the router advertisement", slaac_address)
+        assert "proto ra" in ip("-n", a.namespace, "-6", "route", "show", "default").stdout
+        mtu = in_netns(a.namespace, "sysctl", "-n", "net.ipv6.conf.eth0.mtu").stdout.strip()
+        assert mtu == str(deployment.api().network(inside["id"])["mtu"])
+
+        # Routed, not translated: the outside routes the project prefix to the router's gateway address
+        # and sees the instance's own address.
+        ip("-n", outside, "-6", "route", "add", "2001:db8:5::/64", "via", gateway_v6)
+        assert reaches(deployment, a, "2001:db8:e::1")
+        answer = in_netns(outside, "ping", "-n", "-c", "1", "-w", "5", a.ip_address)
+        assert answer.returncode == 0, answer.stdout
+
+        routers.close()
+        wait_until("the router namespace going", lambda: not namespace_exists(namespace))
+        assert radvd_pids(router["id"]) == []
+    finally:
+        deployment.underlay.remove_outside(outside)
+
+
+def test_an_extra_route_with_two_nexthops_spreads_flows_over_both(
+    deployment: Deployment, scenario: Scenario, routers: Routers, network_node: str
+) -> None:
+    left, left_subnet = scenario.network("ecmp-left", "10.85.1.0/24")
+    right, right_subnet = scenario.network("ecmp-right", "10.85.2.0/24")
+    client, hop_a, hop_b = scenario.instances_of([InstanceSpec("ecmp-c", left["id"], "h1"),
+                                                  InstanceSpec("ecmp-a", right["id"], "h1"),
+                                                  InstanceSpec("ecmp-b", right["id"], "h2")])
+    router = routers.create("r-ecmp")
+    routers.add_interface(router["id"], left_subnet["id"])
+    routers.add_interface(router["id"], right_subnet["id"])
+    routers.api().request("PUT", f"/routers/{router['id']}", json={"router": {"routes": [
+        {"destination": "10.99.85.0/24", "nexthop": hop_a.ip_address},
+        {"destination": "10.99.85.0/24", "nexthop": hop_b.ip_address}]}})
+    namespace = f"qrouter-{router['id']}"
+    wait_until("the ECMP route", lambda: in_netns(namespace, "ip", "route", "show", "10.99.85.0/24").stdout.count(
+        "nexthop via") == 2)
+    assert reaches(deployment, client, hop_a.ip_address) and reaches(deployment, client, hop_b.ip_address)
+    # Each nexthop counts what arrives for the routed prefix (it does not forward it further).
+    for hop in (hop_a, hop_b):
+        in_netns(hop.namespace, "nft", "add table ip ecmp; add chain ip ecmp pre { type filter hook prerouting "
+                 "priority -300; }; add rule ip ecmp pre ip daddr 10.99.85.7 udp dport 9999 counter", check=True)
+    sender = ("import socket\nfor _ in range(32):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+              "    s.sendto(b'x', ('10.99.85.7', 9999))\n    s.close()\n")
+    in_netns(client.namespace, sys.executable, "-c", sender, check=True)
+
+    def counted(hop: Instance) -> int:
+        listing = json.loads(in_netns(hop.namespace, "nft", "-j", "list", "table", "ip", "ecmp").stdout)
+        return sum(e["rule"]["expr"][-1]["counter"]["packets"] for e in listing["nftables"] if "rule" in e)
+
+    wait_until("all 32 flows arriving", lambda: counted(hop_a) + counted(hop_b) == 32)
+    assert counted(hop_a) > 0 and counted(hop_b) > 0, (counted(hop_a), counted(hop_b))

@@ -7,18 +7,23 @@ from dataclasses import replace
 
 from neutrino.agent.roles.l3.actions import (
     AddAddress,
+    AddMultipathRoute,
     AddRoute,
     AnnounceAddress,
     EnsureNamespace,
+    EnsureRadvd,
     EnsureRouterPort,
     LoadNat,
     RemoveDevice,
     RemoveNamespace,
+    RemoveRoute,
     SetSysctl,
+    StopRadvd,
 )
 from neutrino.agent.roles.l3.nat import nat_body
-from neutrino.agent.roles.l3.plan import L3KernelView, RouterView, plan
+from neutrino.agent.roles.l3.plan import FORWARDING, L3KernelView, RouterView, plan
 from neutrino.contract.l3 import FloatingIp, L3Router, L3State, PortForwarding, RouterAddress, RouterPort
+from neutrino.dataplane.daemons import config_digest
 from neutrino.dataplane.netlink import Link, Route
 from neutrino.dataplane.nftables import body_digest
 
@@ -48,7 +53,7 @@ def converged_view(router: L3Router) -> L3KernelView:
               Route(ipaddress.ip_network("10.99.0.0/16"), ipaddress.ip_address("10.0.0.50"), "qr-d0a3a5b8-3b"),
               Route(ipaddress.ip_network("10.0.0.0/24"), None, "qr-d0a3a5b8-3b"))
     body = nat_body(router, "qg-d0bf28bd-6b")
-    view = RouterView(links, addresses, routes, {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"},
+    view = RouterView(links, addresses, routes, dict(FORWARDING),
                       body_digest(body) if body else None)
     return L3KernelView({NS: view}, host_links)
 
@@ -56,7 +61,7 @@ def converged_view(router: L3Router) -> L3KernelView:
 def test_a_new_router_is_built_in_order() -> None:
     actions = plan(STATE, L3KernelView({}, {}))
     assert actions[0] == EnsureNamespace(NS)
-    assert [type(a) for a in actions[1:3]] == [SetSysctl, SetSysctl]
+    assert [type(a) for a in actions[1:1 + len(FORWARDING)]] == [SetSysctl] * len(FORWARDING)
     kinds = [type(a) for a in actions]
     assert kinds.index(EnsureRouterPort) < kinds.index(AddAddress) < kinds.index(AddRoute) < kinds.index(LoadNat)
     assert AddAddress(NS, "qg-d0bf28bd-6b", "172.24.4.93/32") in actions
@@ -121,3 +126,31 @@ def test_hairpin_connections_are_snatted_to_the_clients_floating_ip_or_the_gatew
     # Without a floating IP or forwarding nothing is DNATed, so there is no hairpin rule.
     plain = nat_body(replace(STATE.routers[0], floating_ips=()), "qg-d0bf28bd-6b")
     assert plain is not None and "ct status dnat" not in plain
+
+
+def test_several_nexthops_of_one_destination_make_one_ecmp_route() -> None:
+    router = replace(STATE.routers[0], routes=(("10.99.0.0/16", "10.0.0.50"), ("10.99.0.0/16", "10.0.0.49")))
+    actions = plan(replace(STATE, routers=(router,)), converged_view(STATE.routers[0]))
+    # The single-nexthop route goes, the multipath one takes its place.
+    assert actions == [RemoveRoute(NS, "10.99.0.0/16"), AddMultipathRoute(NS, "10.99.0.0/16", ("10.0.0.49", "10.0.0.50"))]
+    view = converged_view(STATE.routers[0])
+    ecmp = Route(ipaddress.ip_network("10.99.0.0/16"), None, None,
+                 (ipaddress.ip_address("10.0.0.49"), ipaddress.ip_address("10.0.0.50")))
+    namespace = replace(view.namespaces[NS], routes=(*view.namespaces[NS].routes[:1], ecmp))
+    assert plan(replace(STATE, routers=(router,)), L3KernelView({NS: namespace}, view.host_links)) == []
+
+
+def test_an_ipv6_slaac_subnet_gets_router_advertisements_and_losing_it_stops_them() -> None:
+    v6 = RouterPort("e1a3a5b8-3b71-411f-aaeb-814dccbbe91c", "net-6", "fa:16:3e:00:00:03", 1450,
+                    (RouterAddress("sub-6", "2001:db8:1::1", "2001:db8:1::/64", "2001:db8:1::1", "slaac", "slaac"),))
+    router = replace(STATE.routers[0], interfaces=(INSIDE, v6))
+    actions = plan(replace(STATE, routers=(router,)), L3KernelView({}, {}))
+    radvd = [a for a in actions if isinstance(a, EnsureRadvd)]
+    assert len(radvd) == 1 and "interface qr-e1a3a5b8-3b" in radvd[0].config
+    assert "AdvLinkMTU 1450;" in radvd[0].config and "AdvAutonomous on;" in radvd[0].config
+    assert "AdvManagedFlag" not in radvd[0].config and "AdvOtherConfigFlag" not in radvd[0].config
+    running = replace(converged_view(STATE.routers[0]).namespaces[NS], radvd_digest=config_digest(radvd[0].config))
+    # The subnet gone: radvd stops; the router gone: radvd stops before its namespace goes.
+    assert StopRadvd(NS, ROUTER) in plan(STATE, L3KernelView({NS: running}, {}))
+    assert plan(replace(STATE, routers=()), L3KernelView({NS: running}, {})) == [StopRadvd(NS, ROUTER),
+                                                                                RemoveNamespace(NS)]

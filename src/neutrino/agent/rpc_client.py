@@ -43,6 +43,11 @@ class AgentRpcClient:
         return await self.bus.call(SERVER_TARGET, "update_floatingip_statuses",
                                    {"host": self.host, "statuses": dict(statuses)}, self.timeout)
 
+    async def update_router_statuses(self, statuses: Mapping[str, str]) -> dict[str, Any]:
+        """The l3 role's routers as it wired them (``ACTIVE``/``ERROR`` by id)."""
+        return await self.bus.call(SERVER_TARGET, "update_router_statuses",
+                                   {"host": self.host, "statuses": dict(statuses)}, self.timeout)
+
     async def provisioning_complete(self, role: str, devices: Sequence[str]) -> dict[str, Any]:
         """This host's ``role`` finished these ports (tap names); the server activates the ready ones."""
         return await self.bus.call(SERVER_TARGET, "provisioning_complete",

@@ -89,6 +89,8 @@ class L3Router:
     routes: tuple[tuple[str, str], ...] = field(default=(), metadata=wire(row=("destination", "nexthop")))
     floating_ips: tuple[FloatingIp, ...] = ()
     port_forwardings: tuple[PortForwarding, ...] = ()
+    # As the server holds it (ACTIVE/ERROR), so the agent reports only a change.
+    status: str = "ACTIVE"
 
     @property
     def floating_addresses(self) -> tuple[str, ...]:

@@ -184,6 +184,8 @@ class Route:
     destination: IPNetwork
     gateway: IPAddress | None
     device: str | None
+    # A multipath (ECMP) route: its nexthops' gateways, sorted; ``gateway`` and ``device`` are None then.
+    nexthops: tuple[IPAddress, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1006,6 +1008,12 @@ class NetlinkDriver:
                 destination = ipaddress.ip_network(f"{msg.get('dst') or zero}/{msg['dst_len']}", strict=False)
                 gateway = msg.get("gateway")
                 oif = msg.get("oif")
+                hops = msg.get("multipath")
+                if hops:
+                    gateways = (hop.get_attr("RTA_GATEWAY") for hop in hops)
+                    found.append(Route(destination, None, None,
+                                       tuple(sorted(ipaddress.ip_address(g) for g in gateways if g))))
+                    continue
                 found.append(
                     Route(
                         destination,
@@ -1052,6 +1060,27 @@ class NetlinkDriver:
                     f"route {network} via {via} dev {device} not in {_where(netns)}: {current}"
                 )
             return matches[0]
+
+    async def ensure_multipath_route(
+        self, destination: str | IPNetwork, gateways: Iterable[str | IPAddress], *, netns: str | None = None
+    ) -> Route:
+        """One main-table ECMP route to ``destination`` over every gateway (equal weights), replacing
+        whatever route to it was there."""
+        network = ipaddress.ip_network(destination)
+        hops = tuple(sorted({ipaddress.ip_address(g) for g in gateways}))
+        if len(hops) < 2:
+            raise ValueError("a multipath route needs two or more gateways")
+        async with self._session(netns) as session:
+            current = [r for r in await self._routes(session, network.version) if r.destination == network]
+            if not any(r.nexthops == hops for r in current):
+                spec = {"dst": str(network), "family": _family(network.version),
+                        "multipath": [{"gateway": str(h)} for h in hops]}
+                await session.call(f"replace route {network}", lambda: session.ipr.route("replace", **spec))
+                current = [r for r in await self._routes(session, network.version) if r.destination == network]
+            match = [r for r in current if r.nexthops == hops]
+            if not match:
+                raise NotConverged(f"route {network} via {hops} not in {_where(netns)}: {current}")
+            return match[0]
 
     async def remove_route(self, destination: str | IPNetwork, *, netns: str | None = None) -> None:
         """Remove every main-table route to ``destination``; none is success."""

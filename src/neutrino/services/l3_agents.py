@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Column, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
@@ -29,6 +29,7 @@ from neutrino.services.ports import PortService
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 FIP_STATUSES = ("ACTIVE", "DOWN", "ERROR")
+ROUTER_STATUSES = ("ACTIVE", "ERROR")
 
 
 class L3AgentService:
@@ -128,33 +129,47 @@ class L3AgentService:
                 tuple(PortForwarding(row["id"], row["floatingip_id"], row["floating_ip_address"], row["protocol"],
                                      row["internal_ip_address"], row["internal_port_start"], row["internal_port_end"],
                                      row["external_port_start"], row["external_port_end"], row["floatingip_status"])
-                      for row in forwardings if row["router_id"] == rid)))
+                      for row in forwardings if row["router_id"] == rid),
+                router["status"]))
         return L3State(host=host, routers=tuple(out), generated_at=time.time())
 
     async def update_floatingip_statuses(self, host: str, statuses: Mapping[str, str]) -> dict[str, Any]:
         """Floating IPs of the host's routers take the status its L3 agent reports (ACTIVE/DOWN/ERROR)."""
-        wanted = {fid: st for fid, st in statuses.items() if st in FIP_STATUSES}
+        f = l3.floatingips
+        return await self._update_statuses(host, "floatingip", f, f.c.router_id, statuses, FIP_STATUSES)
+
+    async def update_router_statuses(self, host: str, statuses: Mapping[str, str]) -> dict[str, Any]:
+        """Routers hosted by the host's L3 agent take the status it reports: ACTIVE once wired, ERROR
+        when wiring failed (the reason is in the agent's reported configuration and log)."""
+        r = l3.routers
+        return await self._update_statuses(host, "router", r, r.c.id, statuses, ROUTER_STATUSES)
+
+    async def _update_statuses(self, host: str, resource: str, table: Table, router_column: Column[Any],
+                               statuses: Mapping[str, str], allowed: tuple[str, ...]) -> dict[str, Any]:
+        """Objects of ``table`` whose router (``router_column``) is the host's take the reported status;
+        one event per object that changed. Objects of other hosts' routers are left alone."""
+        wanted = {oid: st for oid, st in statuses.items() if st in allowed}
         if not wanted:
             return {"updated": []}
-        f = l3.floatingips
+        c = table.c
 
         async def work(tx: Transaction) -> list[tuple[str, int]]:
             conn = tx.conn
             mine = set(await self._router_ids(conn, host))
-            rows = (await conn.execute(select(f.c.id, f.c.router_id, f.c.status, f.c.revision_number).where(
-                f.c.id.in_(list(wanted))))).all()
+            rows = (await conn.execute(select(c.id, router_column, c.status, c.revision_number).where(
+                c.id.in_(list(wanted))))).all()
             changed = []
-            for fid, router_id, status, revision in rows:
-                if router_id not in mine or status == wanted[fid]:
+            for oid, router_id, status, revision in rows:
+                if router_id not in mine or status == wanted[oid]:
                     continue
-                await conn.execute(update(f).where(f.c.id == fid).values(
-                    status=wanted[fid], revision_number=f.c.revision_number + 1))
-                changed.append((fid, revision + 1))
+                await conn.execute(update(table).where(c.id == oid).values(
+                    status=wanted[oid], revision_number=c.revision_number + 1))
+                changed.append((oid, revision + 1))
             return changed
 
         changed = await self.uow.run(work,
-            events=lambda changed: [ChangeEvent("floatingip", fid, "update", rev) for fid, rev in changed])
-        return {"updated": [fid for fid, _ in changed]}
+            events=lambda changed: [ChangeEvent(resource, oid, "update", rev) for oid, rev in changed])
+        return {"updated": [oid for oid, _ in changed]}
 
 
 __all__ = ["L3AgentService"]

@@ -9,7 +9,8 @@ clients that filter ports by it. The checks that need no database live in
 
 ``status`` is ``ACTIVE`` from the start (as Neutron shows a router without HA); the L3 agent role
 hosting the router makes it real (``qrouter-`` namespace, NAT) from ``sync_state`` and the change
-events published after each commit.
+events published after each commit, and reports it ``ERROR`` while that fails (``ACTIVE`` again
+once wired).
 """
 
 from __future__ import annotations

@@ -55,7 +55,12 @@ class L3Plugin:
             """The l3 role's floating IPs as it realised them (docs/agent-contract.md)."""
             return await l3_agents.update_floatingip_statuses(payload["host"], dict(payload.get("statuses") or {}))
 
+        async def update_router_statuses(payload: dict[str, Any]) -> dict[str, Any]:
+            """The l3 role's routers as it wired them (docs/agent-contract.md)."""
+            return await l3_agents.update_router_statuses(payload["host"], dict(payload.get("statuses") or {}))
+
         c.agent_calls["update_floatingip_statuses"] = update_floatingip_statuses
+        c.agent_calls["update_router_statuses"] = update_router_statuses
         return {
             "router": routers,
             "floatingip": floating_ips,

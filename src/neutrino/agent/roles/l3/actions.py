@@ -88,9 +88,34 @@ class AnnounceAddress:
 
 
 @dataclass(frozen=True, slots=True)
+class AddMultipathRoute:
+    """An extra route whose destination has several nexthops: one ECMP route over all of them."""
+
+    netns: str
+    destination: str
+    gateways: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureRadvd:
+    """radvd runs in the router's namespace with this configuration (reloaded if it changed)."""
+
+    netns: str
+    router_id: str
+    config: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRadvd:
+    netns: str
+    router_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RemoveNamespace:
     netns: str
 
 
 Action = (EnsureNamespace | SetSysctl | RemoveDevice | EnsureRouterPort | AddAddress | RemoveAddress | AddRoute
-          | RemoveRoute | LoadNat | RemoveNat | AnnounceAddress | RemoveNamespace)
+          | AddMultipathRoute | RemoveRoute | LoadNat | RemoveNat | AnnounceAddress | EnsureRadvd | StopRadvd
+          | RemoveNamespace)

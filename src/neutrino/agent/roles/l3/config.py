@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from neutrino.agent.config import HostScoped
 from neutrino.dataplane.ownership import OwnerTag
@@ -13,11 +14,20 @@ class L3Config(HostScoped):
     """``netns``: where the host ends (``tap<port[:11]>``) of router ports go, so the host's L2 role
     wires them into the network bridges exactly as instances' taps; None is the real root namespace.
     Router namespaces (``qrouter-<router>``) are global to the kernel; router ids are unique, so
-    simulated hosts sharing one kernel never collide on them."""
+    simulated hosts sharing one kernel never collide on them. ``run_dir``: the host's files of the
+    daemons it runs in router namespaces (radvd), default ``/run/neutrino/<host>/l3``."""
 
     host: str
     netns: str | None = None
     owner: OwnerTag | None = None
+    run_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.settle_host()
+        if self.run_dir is None:
+            object.__setattr__(self, "run_dir", Path("/run/neutrino") / self.host / "l3")
+
+    @property
+    def daemon_dir(self) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir

@@ -2,8 +2,9 @@
 
 Pure (no I/O): ``plan_router`` takes one desired router and a read of its namespace and returns
 what to do, in an order that works (namespace, forwarding, stale devices out, ports, addresses,
-routes, NAT, announcements of new floating IPs); ``plan_object`` is that per router for the
-reconciler (a router no longer served: its namespace removed); ``plan`` the whole host at once.
+routes, NAT, router advertisements, announcements of new floating IPs); ``plan_object`` is that
+per router for the reconciler (a router no longer served: its radvd stopped, its namespace
+removed); ``plan`` the whole host at once.
 Nothing already right is touched.
 """
 
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field
 from neutrino.agent.roles.l3.actions import (
     Action,
     AddAddress,
+    AddMultipathRoute,
     AddRoute,
     AnnounceAddress,
     EnsureNamespace,
+    EnsureRadvd,
     EnsureRouterPort,
     LoadNat,
     RemoveAddress,
@@ -27,10 +30,13 @@ from neutrino.agent.roles.l3.actions import (
     RemoveNat,
     RemoveRoute,
     SetSysctl,
+    StopRadvd,
 )
 from neutrino.agent.roles.l3.nat import nat_body
+from neutrino.agent.roles.l3.ra import radvd_config
 from neutrino.contract.l3 import L3Router, L3State, RouterPort
 from neutrino.contract.names import (
+    ROUTER_NAMESPACE_PREFIX,
     DeviceRole,
     device_role,
     router_gateway_name,
@@ -38,11 +44,14 @@ from neutrino.contract.names import (
     router_namespace,
     tap_name,
 )
+from neutrino.dataplane.daemons import config_digest
 from neutrino.dataplane.netlink import Link, Route
 from neutrino.dataplane.nftables import body_digest
 
-# Forwarding on inside every router namespace (IPv6: "all" also turns accept_ra off, as a router must).
-FORWARDING = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"))
+# Forwarding on inside every router namespace (IPv6: "all" also turns accept_ra off, as a router
+# must); ECMP routes hash on the L4 ports too, so the flows of one client pair spread over them.
+FORWARDING = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
+              ("net.ipv4.fib_multipath_hash_policy", "1"), ("net.ipv6.fib_multipath_hash_policy", "1"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,8 @@ class RouterView:
     routes: tuple[Route, ...] = ()
     sysctls: Mapping[str, str] = field(default_factory=dict)
     nat_digest: str | None = None
+    # Digest of the configuration the router's radvd runs with; None: no radvd runs.
+    radvd_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,20 +100,39 @@ def desired_addresses(router: L3Router) -> dict[str, frozenset[str]]:
     return {device: frozenset(str(ipaddress.ip_interface(c)) for c in cidrs) for device, cidrs in out.items()}
 
 
-def desired_routes(router: L3Router) -> dict[tuple[str, str], str | None]:
-    """(destination, gateway) -> device: default routes via the external subnets' gateways, extra routes."""
-    routes: dict[tuple[str, str], str | None] = {}
+def _sorted_addresses(addresses: set[str]) -> tuple[str, ...]:
+    return tuple(sorted(addresses, key=ipaddress.ip_address))
+
+
+def desired_routes(router: L3Router) -> dict[str, tuple[tuple[str, ...], str | None]]:
+    """destination -> (gateways, device): default routes via the external subnets' gateways, extra
+    routes; several nexthops of one destination make one ECMP route over all of them."""
+    routes: dict[str, tuple[tuple[str, ...], str | None]] = {}
     if router.gateway is not None:
         device = router_gateway_name(router.gateway.port_id)
         for version, default in ((4, "0.0.0.0/0"), (6, "::/0")):
             gw = next((a.gateway_ip for a in router.gateway.fixed_ips
                        if a.gateway_ip and ipaddress.ip_address(a.gateway_ip).version == version), None)
             if gw is not None:
-                routes[(default, str(ipaddress.ip_address(gw)))] = device
+                routes[default] = ((str(ipaddress.ip_address(gw)),), device)
+    nexthops: dict[str, set[str]] = {}
     for destination, nexthop in router.routes:
-        routes.setdefault((str(ipaddress.ip_network(destination, strict=False)),
-                           str(ipaddress.ip_address(nexthop))), None)
+        nexthops.setdefault(str(ipaddress.ip_network(destination, strict=False)), set()).add(
+            str(ipaddress.ip_address(nexthop)))
+    for destination, hops in nexthops.items():
+        routes.setdefault(destination, (_sorted_addresses(hops), None))
     return routes
+
+
+def _actual_routes(view: RouterView) -> dict[str, list[tuple[tuple[str, ...], str | None]]]:
+    """destination -> [(gateways, device)] of the routes with a gateway (connected routes are the kernel's)."""
+    have: dict[str, list[tuple[tuple[str, ...], str | None]]] = {}
+    for r in view.routes:
+        if r.nexthops:
+            have.setdefault(str(r.destination), []).append((tuple(str(h) for h in r.nexthops), None))
+        elif r.gateway is not None:
+            have.setdefault(str(r.destination), []).append(((str(r.gateway),), r.device))
+    return have
 
 
 def _port_ok(view: RouterView, host_links: Mapping[str, Link], device: str, port: RouterPort,
@@ -142,19 +172,27 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
             announce.extend(AnnounceAddress(ns, device, address) for address in
                             (c.split("/", 1)[0] for c in added) if address in floating and ":" not in address)
     routes = desired_routes(router) if router.admin_state_up else {}
-    have_routes = {(str(r.destination), str(r.gateway)): r.device for r in actual.routes if r.gateway is not None}
-    stale = sorted({dest for (dest, gw) in have_routes if (dest, gw) not in routes})
-    actions.extend(RemoveRoute(ns, dest) for dest in stale)
-    for (dest, gw), device in routes.items():
-        present = (dest, gw) in have_routes and (device is None or have_routes[(dest, gw)] == device)
-        if not present or dest in stale:
-            actions.append(AddRoute(ns, dest, gw, device))
+    have_routes = _actual_routes(actual)
+    actions.extend(RemoveRoute(ns, dest) for dest in sorted(have_routes) if dest not in routes)
+    for dest, (gateways, device) in routes.items():
+        have = have_routes.get(dest, [])
+        if any(g == gateways and (device is None or d == device) for g, d in have) and len(have) == 1:
+            continue
+        if have:
+            actions.append(RemoveRoute(ns, dest))
+        actions.append(AddRoute(ns, dest, gateways[0], device) if len(gateways) == 1
+                       else AddMultipathRoute(ns, dest, gateways))
     body = (nat_body(router, router_gateway_name(router.gateway.port_id))
             if router.gateway is not None and router.admin_state_up else None)
     if body is not None and actual.nat_digest != body_digest(body):
         actions.append(LoadNat(ns, router.router_id, body))
     elif body is None and actual.nat_digest is not None:
         actions.append(RemoveNat(ns, router.router_id))
+    ra = radvd_config(router)
+    if ra is not None and actual.radvd_digest != config_digest(ra):
+        actions.append(EnsureRadvd(ns, router.router_id, ra))
+    elif ra is None and actual.radvd_digest is not None:
+        actions.append(StopRadvd(ns, router.router_id))
     return actions + announce  # announced once the NAT behind the address is in place
 
 
@@ -166,7 +204,11 @@ def plan(desired: L3State, actual: L3KernelView) -> list[Action]:
         ns = router_namespace(router.router_id)
         wanted.add(ns)
         actions.extend(plan_router(router, actual.namespaces.get(ns), actual.host_links))
-    actions.extend(RemoveNamespace(ns) for ns in sorted(actual.namespaces) if ns not in wanted)
+    for ns in sorted(actual.namespaces):
+        if ns not in wanted:
+            if actual.namespaces[ns].radvd_digest is not None:
+                actions.append(StopRadvd(ns, ns.removeprefix(ROUTER_NAMESPACE_PREFIX)))
+            actions.append(RemoveNamespace(ns))
     return actions
 
 
@@ -174,5 +216,9 @@ def plan_object(router_id: str, router: L3Router | None, actual: L3KernelView) -
     """One router's actions: converge it, or remove its namespace when it is no longer served."""
     ns = router_namespace(router_id)
     if router is None:
-        return (RemoveNamespace(ns),) if ns in actual.namespaces else ()
+        view = actual.namespaces.get(ns)
+        if view is None:
+            return ()
+        # radvd first: running inside, it would keep the namespace (and its devices) alive.
+        return (*((StopRadvd(ns, router_id),) if view.radvd_digest is not None else ()), RemoveNamespace(ns))
     return tuple(plan_router(router, actual.namespaces.get(ns), actual.host_links))

@@ -7,10 +7,12 @@ id; ``L3Kernel`` reads the router namespaces this host owns, plans each router w
 ``tap<port[:11]>`` (the host's L2 role wires it into the network's bridge and reports the port up,
 exactly as for an instance) and whose router end is ``qr-<port[:11]>`` with the port's MAC and
 addresses; the gateway port likewise as ``qg-``, with the default route via the external subnet's
-gateway; extra routes; SNAT, floating IPs, port forwardings and hairpin NAT as one nftables table in the
-namespace (``nat.py``); a gratuitous ARP out of ``qg-`` for each floating IP that comes onto it.
-After each round the floating IPs' statuses go to the server. Server events are hints for a (debounced)
-full resync.
+gateway; extra routes (several nexthops of one destination: one ECMP route); SNAT, floating IPs,
+port forwardings and hairpin NAT as one nftables table in the namespace (``nat.py``); a gratuitous
+ARP out of ``qg-`` for each floating IP that comes onto it; radvd for its IPv6 subnets with an
+``ipv6_ra_mode`` (``ra.py``, run by ``dataplane/radvd.py``). After each round the routers'
+statuses (ACTIVE, or ERROR while their wiring fails) and the floating IPs' go to the server.
+Server events are hints for a (debounced) full resync.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from neutrino.agent.roles.l3 import desired as l3_desired
 from neutrino.agent.roles.l3.actions import (
     Action,
     AddAddress,
+    AddMultipathRoute,
     AddRoute,
     AnnounceAddress,
     EnsureNamespace,
+    EnsureRadvd,
     EnsureRouterPort,
     LoadNat,
     RemoveAddress,
@@ -39,10 +43,11 @@ from neutrino.agent.roles.l3.actions import (
     RemoveNat,
     RemoveRoute,
     SetSysctl,
+    StopRadvd,
 )
 from neutrino.agent.roles.l3.config import L3Config
 from neutrino.agent.roles.l3.nat import NAT_FAMILY, NAT_TABLE
-from neutrino.agent.roles.l3.plan import L3KernelView, RouterView, plan_object
+from neutrino.agent.roles.l3.plan import FORWARDING, L3KernelView, RouterView, plan_object
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.errors import BusError
 from neutrino.contract import codec
@@ -51,11 +56,11 @@ from neutrino.contract.l3 import L3Router, L3State
 from neutrino.contract.names import DeviceRole, device_role, router_of_namespace
 from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.nftables import NftablesDriver, NftablesError
+from neutrino.dataplane.radvd import radvd_daemons
 
 __all__ = ["L3Config", "L3Kernel", "L3Role"]
 
 log = logging.getLogger(__name__)
-_FORWARDING_KEYS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
 
 
 class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
@@ -68,6 +73,7 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
         self._rpc = rpc
         self._driver = driver
         self._nft = nft
+        self._radvd = radvd_daemons(config.daemon_dir, netns_dir=driver.netns_dir)
 
     async def desired(self) -> Mapping[str, L3Router]:
         return l3_desired.keyed(codec.decode(L3State, await self._rpc.sync_state("l3")))
@@ -102,13 +108,15 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
                 addresses.setdefault(address.device, set()).add(address.cidr)
         routes = await self._driver.list_routes(netns=ns)
         sysctls = {}
-        for key in _FORWARDING_KEYS:
+        for key, _ in FORWARDING:
             with contextlib.suppress(OSError, NetlinkDriverError):
                 sysctls[key] = await self._driver.get_sysctl(key, netns=ns)
         digest = None
         with contextlib.suppress(NftablesError):
             digest = await self._nft.table_digest(NAT_FAMILY, NAT_TABLE, netns=ns)
-        return RouterView(links, {d: frozenset(c) for d, c in addresses.items()}, routes, sysctls, digest)
+        router_id = router_of_namespace(ns)
+        radvd = self._radvd.state(router_id).config_digest if router_id is not None else None
+        return RouterView(links, {d: frozenset(c) for d, c in addresses.items()}, routes, sysctls, digest, radvd)
 
     async def run(self, key: str, action: Action) -> None:
         d = self._driver
@@ -130,6 +138,12 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
                 await d.remove_address(device, cidr, netns=ns)
             case AddRoute(netns=ns, destination=destination, gateway=gateway, device=device):
                 await d.ensure_route(destination, gateway=gateway, device=device, netns=ns)
+            case AddMultipathRoute(netns=ns, destination=destination, gateways=gateways):
+                await d.ensure_multipath_route(destination, gateways, netns=ns)
+            case EnsureRadvd(netns=ns, router_id=router_id, config=config):
+                await self._radvd.ensure(router_id, ns, config)
+            case StopRadvd(router_id=router_id):
+                await self._radvd.stop(router_id)
             case RemoveRoute(netns=ns, destination=destination):
                 await d.remove_route(destination, netns=ns)
             case LoadNat(netns=ns, body=body):
@@ -146,12 +160,20 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
                 await d.remove_namespace(ns)
 
     async def settled(self, done: Round[str, Action], desired: Mapping[str, L3Router], actual: L3KernelView) -> None:
-        """Tell the server the status of the floating IPs of the routers this round looked at."""
+        """Tell the server the status of the routers this round looked at (ERROR while their wiring
+        fails: the reason is logged and in the heartbeat's ``reconciler.failed_objects``) and of
+        their floating IPs."""
         statuses: dict[str, str] = {}
+        router_statuses: dict[str, str] = {}
         for router_id, outcome in done.outcomes.items():
             router = desired.get(router_id)
             if router is None:
                 continue
+            if outcome.error is not None:
+                log.error("router %s could not be wired: %s", router_id, outcome.error)
+            router_status = "ERROR" if outcome.error is not None else "ACTIVE"
+            if router_status != router.status:
+                router_statuses[router_id] = router_status
             # NAT is missing when the namespace or the NAT table failed, or an earlier failure stopped it.
             broken = outcome.error is not None and any(
                 isinstance(a, EnsureNamespace | LoadNat) for a in outcome.planned[len(outcome.applied):])
@@ -168,11 +190,13 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
                     status = "ACTIVE"
                 if status != current:
                     statuses[fip_id] = status
-        if statuses:
-            try:
-                await self._rpc.update_floatingip_statuses(statuses)
-            except BusError as exc:
-                log.warning("could not report floating IP statuses: %s", exc)
+        for what, report, changed in (("router", self._rpc.update_router_statuses, router_statuses),
+                                      ("floating IP", self._rpc.update_floatingip_statuses, statuses)):
+            if changed:
+                try:
+                    await report(changed)
+                except BusError as exc:
+                    log.warning("could not report %s statuses: %s", what, exc)
 
 
 class L3Role(ReconcilingRole):
