@@ -170,6 +170,7 @@ NOT_FOUND_TYPES: dict[str, type[NotFound]] = {
     "policy": _make_not_found("QosPolicyNotFound", "QoS policy"),
     "qos_policy": _make_not_found("QosPolicyNotFound", "QoS policy"),
     "port_forwarding": _make_not_found("PortForwardingNotFound", "Port forwarding"),
+    "conntrack_helper": _make_not_found("ConntrackHelperNotFound", "Conntrack Helper"),
     "address_group": _make_not_found("AddressGroupNotFound", "Address group"),
     "availability_zone": _make_not_found("AvailabilityZoneNotFound", "AvailabilityZone"),
 }

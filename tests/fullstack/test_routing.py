@@ -352,9 +352,8 @@ def test_port_forwardings_hairpin_and_gratuitous_arp(
             for pf in api.request("GET", forwardings)["port_forwardings"]:
                 api.request("DELETE", f"{forwardings}/{pf['id']}", expect=(204,))
             qg = f"qg-{gateway['id'][:11]}"
-            wait_until("the forwarding address leaving the gateway", lambda: f"{address}/32" not in addresses(
-                f"qrouter-{router['id']}", qg))
-            assert "dport" not in nat_table(router["id"])
+            wait_until("the forwarding address and rules leaving the router", lambda: f"{address}/32" not in addresses(
+                f"qrouter-{router['id']}", qg) and "dport" not in nat_table(router["id"]))
             assert api.request("GET", f"/floatingips/{fip_pf['id']}")["floatingip"]["status"] == "DOWN"
             assert ask(outside, "tcp", address, 2223) is None
             assert answer_of(outside, "tcp", address_b, 7000) == "7000 203.0.113.1"
@@ -492,3 +491,42 @@ def test_an_extra_route_with_two_nexthops_spreads_flows_over_both(
 
     wait_until("all 32 flows arriving", lambda: counted(hop_a) + counted(hop_b) == 32)
     assert counted(hop_a) > 0 and counted(hop_b) > 0, (counted(hop_a), counted(hop_b))
+
+
+def test_a_conntrack_helper_lets_an_ftp_style_related_connection_through_snat(
+    deployment: Deployment, scenario: Scenario, routers: Routers, network_node: str
+) -> None:
+    outside = deployment.underlay.add_outside("cth-ext", "198.18.1.1/24")
+    try:
+        external = external_network(scenario, "cth-external", "198.18.1")
+        inside, inside_subnet = scenario.network("cth-inside", "10.84.0.0/24")
+        (a,) = scenario.instances_of([InstanceSpec("cth-a", inside["id"], "h1")])
+        router, _ = routers.wired_to("r-cth", external, inside_subnet)
+        helpers = f"/routers/{router['id']}/conntrack_helpers"
+        api = routers.api()
+
+        def ftp_data() -> str | None:
+            ran = in_netns(a.namespace, sys.executable, ECHO_PEER, "ftp-ask", "198.18.1.1", "21", a.ip_address,
+                           "40021")
+            return ran.stdout.strip() if ran.returncode == 0 else None
+
+        with echo_service(outside, "ftp:21"):
+            assert reaches(deployment, a, "198.18.1.1")
+            # Without a helper the server is told to connect to the private address, which it cannot reach.
+            assert ftp_data() is None
+            # A disallowed helper is refused and changes nothing.
+            with pytest.raises(ApiError, match="400"):
+                api.request("POST", helpers, json={"conntrack_helper": {"protocol": "tcp", "port": 21,
+                                                                         "helper": "tftp"}})
+            made = api.request("POST", helpers, json={"conntrack_helper": {
+                "protocol": "tcp", "port": 21, "helper": "ftp"}})["conntrack_helper"]
+            assert api.request("GET", f"/routers/{router['id']}")["router"]["conntrack_helpers"] == [
+                {"protocol": "tcp", "port": 21, "helper": "ftp"}]
+            wait_until("the helper in the router namespace", lambda: 'ct helper set "ftp-tcp"' in nat_table(router["id"]))
+            # With it the PORT command is rewritten to the gateway address and the data connection comes back in.
+            assert ftp_data() == "data"
+            api.request("DELETE", f"{helpers}/{made['id']}", expect=(204,))
+            wait_until("the helper leaving", lambda: "ct helper" not in nat_table(router["id"]))
+            assert ftp_data() is None
+    finally:
+        deployment.underlay.remove_outside(outside)

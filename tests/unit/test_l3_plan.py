@@ -22,7 +22,15 @@ from neutrino.agent.roles.l3.actions import (
 )
 from neutrino.agent.roles.l3.nat import nat_body
 from neutrino.agent.roles.l3.plan import FORWARDING, L3KernelView, RouterView, plan
-from neutrino.contract.l3 import FloatingIp, L3Router, L3State, PortForwarding, RouterAddress, RouterPort
+from neutrino.contract.l3 import (
+    ConntrackHelper,
+    FloatingIp,
+    L3Router,
+    L3State,
+    PortForwarding,
+    RouterAddress,
+    RouterPort,
+)
 from neutrino.dataplane.daemons import config_digest
 from neutrino.dataplane.netlink import Link, Route
 from neutrino.dataplane.nftables import body_digest
@@ -154,3 +162,14 @@ def test_an_ipv6_slaac_subnet_gets_router_advertisements_and_losing_it_stops_the
     assert StopRadvd(NS, ROUTER) in plan(STATE, L3KernelView({NS: running}, {}))
     assert plan(replace(STATE, routers=()), L3KernelView({NS: running}, {})) == [StopRadvd(NS, ROUTER),
                                                                                 RemoveNamespace(NS)]
+
+
+def test_conntrack_helpers_are_ct_helper_objects_assigned_by_port_even_without_a_gateway() -> None:
+    helpers = (ConntrackHelper("tcp", 21, "ftp"), ConntrackHelper("udp", 1719, "h323"), ConntrackHelper("tcp", 2121, "ftp"))
+    body = nat_body(replace(STATE.routers[0], gateway=None, floating_ips=(), conntrack_helpers=helpers), None)
+    assert body is not None and "snat" not in body
+    assert 'ct helper ftp-tcp {\n    type "ftp" protocol tcp' in body
+    assert 'type "RAS" protocol udp' in body  # the kernel's name of the H.323 helper over UDP
+    assert 'tcp dport 21 ct helper set "ftp-tcp"' in body and 'tcp dport 2121 ct helper set "ftp-tcp"' in body
+    assert 'udp dport 1719 ct helper set "h323-udp"' in body
+    assert nat_body(replace(STATE.routers[0], gateway=None), None) is None

@@ -77,6 +77,15 @@ class PortForwarding:
 
 
 @dataclass(frozen=True, slots=True)
+class ConntrackHelper:
+    """Traffic of ``protocol`` to ``port`` through the router gets the kernel's conntrack ``helper``."""
+
+    protocol: str
+    port: int
+    helper: str
+
+
+@dataclass(frozen=True, slots=True)
 class L3Router:
     router_id: str
     project_id: str = field(metadata=wire(absent=""))
@@ -91,6 +100,7 @@ class L3Router:
     port_forwardings: tuple[PortForwarding, ...] = ()
     # As the server holds it (ACTIVE/ERROR), so the agent reports only a change.
     status: str = "ACTIVE"
+    conntrack_helpers: tuple[ConntrackHelper, ...] = ()
 
     @property
     def floating_addresses(self) -> tuple[str, ...]:

@@ -354,6 +354,11 @@ _FLOATING_IPS = {
     "get_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_READER,
     "update_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_MEMBER,
     "delete_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_MEMBER,
+    # Conntrack helpers belong to their router: ext_parent is the router.
+    "create_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
+    "get_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_READER,
+    "update_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
+    "delete_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
 }
 
 _SECURITY_GROUPS = {

@@ -1,7 +1,9 @@
-"""The L3 service plugin's API contract: routers, floating IPs, their pools, port forwardings.
+"""The L3 service plugin's API contract: routers, floating IPs, their pools, port forwardings,
+conntrack helpers.
 
 Attribute maps follow neutron-lib's ``l3``, ``l3_ext_gw_mode``, ``extraroute(-atomic)``,
-``fip_port_details``, ``floatingip_pools`` and ``floating_ip_port_forwarding`` definitions.
+``fip_port_details``, ``floatingip_pools``, ``floating_ip_port_forwarding``,
+``l3_conntrack_helper`` and ``expose_l3_conntrack_helper`` definitions.
 ``ha`` and ``distributed`` are admin-only attributes (policy hides them from others) that the
 server stores but does not act on, which is why ``l3-ha`` and ``dvr`` are not advertised.
 """
@@ -112,6 +114,8 @@ ROUTER = Resource(
         # the zones of the L3 agents hosting the router.
         Attribute("availability_zone_hints", t.ListOf(t.String(255), unique=True), default=[], allow_post=True),
         Attribute("availability_zones", t.ListOf(t.String())),
+        # ``expose-l3-conntrack-helper``: the router's helpers (protocol, port, helper), read only.
+        Attribute("conntrack_helpers", t.Any_()),
         *standard_attrs(), tags_attr(),
     ),
     member_actions=(
@@ -186,6 +190,27 @@ PORT_FORWARDING = Resource(
 )
 
 
+# Protocols a conntrack helper may be set for (port-based ones).
+CTH_PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
+
+CONNTRACK_HELPER = Resource(
+    name="conntrack_helper", collection="conntrack_helpers", path="conntrack_helpers",
+    parent=Parent("router", "routers", "router_id"), policy_name="router_conntrack_helper",
+    extension="l3-conntrack-helper", standard_attrs=False, project_owned=False,
+    attributes=(
+        id_attr(),
+        # Neutron accepts (and ignores) the project on create; a helper is its router's.
+        Attribute("project_id", t.String(255), allow_post=True, visible=False),
+        Attribute("protocol", t.Enum(CTH_PROTOCOLS, lower=True), allow_post=True, allow_put=True, required=True,
+                  filterable=True, sortable=True, column="protocol"),
+        Attribute("port", t.Integer(1, 65535), allow_post=True, allow_put=True, required=True, filterable=True,
+                  sortable=True, column="port"),
+        Attribute("helper", t.String(64), allow_post=True, allow_put=True, required=True, filterable=True,
+                  sortable=True, column="helper"),
+    ),
+)
+
+
 def _ext(alias: str, name: str, description: str, updated: str) -> Extension:
     return Extension(alias, name, description, updated)
 
@@ -219,4 +244,8 @@ L3_EXTENSIONS: tuple[Extension, ...] = (
          "2015-01-01T10:00:00-00:00"),
     _ext("expose-port-forwarding-in-fip", "Expose Floating IP port forwardings", "Expose port forwarding fields in "
          "floating IP response", "2018-06-28T16:00:00-00:00"),
+    _ext("l3-conntrack-helper", "Router conntrack helpers", "Router conntrack helpers",
+         "2019-04-04T10:00:00-00:00"),
+    _ext("expose-l3-conntrack-helper", "Expose CT target rules for a router", "Expose CT target rules for a router",
+         "2019-07-31T10:00:00-00:00"),
 )

@@ -1,8 +1,8 @@
 """What L3 agents need from the database: the routers their host serves, and floating IP statuses.
 
 ``sync_state`` answers are complete (never diffs): every router bound to the host's L3 agent with
-its interface and gateway ports (addresses with their subnets), extra routes, floating IPs and
-the port forwardings of floating IPs that forward ports through it.
+its interface and gateway ports (addresses with their subnets), extra routes, floating IPs, the
+port forwardings of floating IPs that forward ports through it, and its conntrack helpers.
 As Neutron's ``sync_routers`` does, it first binds the routers' ports to the host
 (``binding:host_id``), so the host's L2 agent wires their taps and reports them up (ACTIVE).
 """
@@ -17,7 +17,15 @@ from sqlalchemy import Column, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
-from neutrino.contract.l3 import FloatingIp, L3Router, L3State, PortForwarding, RouterAddress, RouterPort
+from neutrino.contract.l3 import (
+    ConntrackHelper,
+    FloatingIp,
+    L3Router,
+    L3State,
+    PortForwarding,
+    RouterAddress,
+    RouterPort,
+)
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema import l3
@@ -100,6 +108,9 @@ class L3AgentService:
             fips = (await conn.execute(select(f).where(f.c.router_id.in_(router_ids),
                                                        f.c.fixed_ip_address.is_not(None))
                                        .order_by(f.c.floating_ip_address))).mappings().all()
+            ch = l3.conntrack_helpers
+            helpers = (await conn.execute(select(ch.c.router_id, ch.c.protocol, ch.c.port, ch.c.helper).where(
+                ch.c.router_id.in_(router_ids)).order_by(ch.c.protocol, ch.c.port, ch.c.helper))).all()
             pf = l3.portforwardings
             forwardings = (await conn.execute(
                 select(pf, f.c.router_id, f.c.floating_ip_address, f.c.status.label("floatingip_status"))
@@ -130,7 +141,8 @@ class L3AgentService:
                                      row["internal_ip_address"], row["internal_port_start"], row["internal_port_end"],
                                      row["external_port_start"], row["external_port_end"], row["floatingip_status"])
                       for row in forwardings if row["router_id"] == rid),
-                router["status"]))
+                router["status"],
+                tuple(ConntrackHelper(protocol, port, helper) for r, protocol, port, helper in helpers if r == rid)))
         return L3State(host=host, routers=tuple(out), generated_at=time.time())
 
     async def update_floatingip_statuses(self, host: str, statuses: Mapping[str, str]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import l3
-from neutrino.errors import BadRequest, InUse, not_found
+from neutrino.errors import BadRequest, InUse
+from neutrino.services.children import ChildReads
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.floating_ips import (
     FloatingIPPortAlreadyAssociated,
@@ -29,7 +30,7 @@ from neutrino.services.floating_ips import (
     ipv4_fixed_ips,
     subnet_of,
 )
-from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.listing import TableQuery
 from neutrino.services.routers import router_for_floating_ip
 from neutrino.services.standard import bump_revision, new_id
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
@@ -99,7 +100,11 @@ def _single(span: PortSpan) -> int | None:
     return span.start if span.width == 0 else None
 
 
-class PortForwardingService:
+class PortForwardingService(ChildReads):
+    resource, table = "port_forwarding", l3.portforwardings
+    parent_resource, parent_table, parent_column = "floatingip", l3.floatingips, "floatingip_id"
+    parent_visible = staticmethod(fip_visible)
+
     def __init__(self, database: Database, notifier: Notifier, rng: random.Random | None = None) -> None:
         self.db = database
         self.notifier = notifier
@@ -121,36 +126,6 @@ class PortForwardingService:
                 "external_port_range": str(external), "description": row["description"]}
 
     # ---- reading ---------------------------------------------------------------------------
-
-    async def _fip(self, conn: AsyncConnection, ctx: RequestContext, fip_id: str, *, for_update: bool = False) -> Any:
-        return await fetch_one(conn, l3.floatingips, "floatingip", fip_id, fip_visible(ctx), for_update=for_update)
-
-    async def _row(self, conn: AsyncConnection, fip_id: str, pf_id: str) -> Any:
-        pf = l3.portforwardings
-        row = (await conn.execute(select(pf).where(pf.c.id == pf_id, pf.c.floatingip_id == fip_id))).mappings().first()
-        if row is None:
-            raise not_found("port_forwarding", pf_id)
-        return row
-
-    async def list(self, ctx: RequestContext, fip_id: str, query: ListQuery) -> list[dict[str, Any]]:
-        async with self.db.read() as conn:
-            await self._fip(conn, ctx, fip_id)
-            rows = await select_rows(conn, self.table_query(), query, l3.portforwardings.c.floatingip_id == fip_id)
-            return [self.view(r) for r in rows]
-
-    async def get(self, ctx: RequestContext, fip_id: str, pf_id: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            await self._fip(conn, ctx, fip_id)
-            return self.view(await self._row(conn, fip_id, pf_id))
-
-    async def policy_target(self, ctx: RequestContext, target: dict[str, Any]) -> dict[str, Any]:
-        """Port forwarding rules look at the owner of the parent floating IP (``ext_parent``)."""
-        fip_id = target.get("floatingip_id")
-        if not fip_id:
-            return {}
-        async with self.db.read() as conn:
-            fip = await self._fip(conn, ctx, fip_id)
-        return {"ext_parent:project_id": fip["project_id"], "ext_parent:tenant_id": fip["project_id"]}
 
     # ---- checks --------------------------------------------------------------------------------
 
@@ -217,7 +192,7 @@ class PortForwardingService:
         return result
 
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, fip_id: str, item: Mapping[str, Any]) -> str:
-        fip = await self._fip(conn, ctx, fip_id, for_update=True)
+        fip = await self._parent(conn, ctx, fip_id, for_update=True)
         internal, external = decide_spans(item)
         values = {"protocol": item["protocol"], "internal_port_id": item["internal_port_id"],
                   "internal_ip_address": item["internal_ip_address"], "description": item.get("description") or ""}
@@ -238,7 +213,7 @@ class PortForwardingService:
                      if_revision: int | None = None) -> dict[str, Any]:
         async def work(tx: Transaction) -> dict[str, Any]:
             conn = tx.conn
-            fip = await self._fip(conn, ctx, fip_id, for_update=True)
+            fip = await self._parent(conn, ctx, fip_id, for_update=True)
             row = await self._row(conn, fip_id, pf_id)
             current = (PortSpan(row["internal_port_start"], row["internal_port_end"]),
                        PortSpan(row["external_port_start"], row["external_port_end"]))
@@ -263,7 +238,7 @@ class PortForwardingService:
     async def delete(self, ctx: RequestContext, fip_id: str, pf_id: str, if_revision: int | None = None) -> None:
         async def work(tx: Transaction) -> None:
             conn = tx.conn
-            await self._fip(conn, ctx, fip_id, for_update=True)
+            await self._parent(conn, ctx, fip_id, for_update=True)
             await self._row(conn, fip_id, pf_id)
             pf = l3.portforwardings
             await conn.execute(delete(pf).where(pf.c.id == pf_id))

@@ -168,14 +168,20 @@ class RouterService:
                 select(rr.c.router_id, rr.c.destination, rr.c.nexthop).where(rr.c.router_id.in_(ids))
                 .order_by(rr.c.destination, rr.c.nexthop)):
             routes.setdefault(router_id, []).append({"destination": dest, "nexthop": nexthop})
+        helpers: dict[str, list[dict[str, Any]]] = {}
+        ch = l3.conntrack_helpers
+        for router_id, protocol, port, helper in await conn.execute(
+                select(ch.c.router_id, ch.c.protocol, ch.c.port, ch.c.helper).where(ch.c.router_id.in_(ids))
+                .order_by(ch.c.protocol, ch.c.port, ch.c.helper)):
+            helpers.setdefault(router_id, []).append({"protocol": protocol, "port": port, "helper": helper})
         tag_map = await load_tags(conn, "router", ids)
         zones = await router_zones(conn, ids)
         return [self.view(r, gateways.get(r["gw_port_id"]), routes.get(r["id"], []), tag_map.get(r["id"], []),
-                          zones.get(r["id"], [])) for r in rows]
+                          zones.get(r["id"], []), helpers.get(r["id"], [])) for r in rows]
 
     @staticmethod
     def view(row: Any, gateway: Any, routes: Sequence[Mapping[str, str]], tags: Sequence[str],
-             zones: Sequence[str] = ()) -> dict[str, Any]:
+             zones: Sequence[str] = (), conntrack_helpers: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         gw_info = None
         if gateway is not None:
             gw_info = {"network_id": gateway["network_id"], "enable_snat": row["enable_snat"],
@@ -187,7 +193,7 @@ class RouterService:
             "external_gateway_info": gw_info, "routes": [dict(r) for r in routes],
             "distributed": row["distributed"], "ha": row["ha"],
             "availability_zone_hints": list(row["availability_zone_hints"] or []), "availability_zones": list(zones),
-            "tags": list(tags), **standard_view(row),
+            "conntrack_helpers": [dict(h) for h in conntrack_helpers], "tags": list(tags), **standard_view(row),
         }
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:

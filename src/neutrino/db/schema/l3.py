@@ -1,4 +1,5 @@
-"""Tables of the L3 service plugin: routers, their ports and routes, floating IPs, port forwardings.
+"""Tables of the L3 service plugin: routers, their ports, routes and conntrack helpers, floating IPs,
+port forwardings.
 
 Uniqueness that clients rely on is a constraint here, not only a check in code: one router per
 attached port, one floating IP per (external network, fixed port, fixed address), one port
@@ -89,4 +90,16 @@ portforwardings = Table(
                      "internal_port_end", name="uq_portforwardings_internal"),
 )
 
-__all__ = ["routers", "routerports", "router_routes", "floatingips", "portforwardings"]
+# Conntrack helpers of a router (``l3-conntrack-helper``): traffic of ``protocol`` to ``port`` through
+# the router gets the kernel's ``helper`` (ftp, tftp, sip...), so its related connections pass.
+conntrack_helpers = Table(
+    "conntrack_helpers", metadata,
+    id_column(),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("protocol", String(40), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("helper", String(64), nullable=False),
+    UniqueConstraint("router_id", "protocol", "port", "helper"),
+)
+
+__all__ = ["routers", "routerports", "router_routes", "floatingips", "portforwardings", "conntrack_helpers"]

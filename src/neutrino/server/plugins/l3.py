@@ -1,5 +1,5 @@
-"""The L3 service plugin (entry point ``router``): routers, floating IPs, floating IP pools and
-port forwardings, with the extensions they implement and their quotas.
+"""The L3 service plugin (entry point ``router``): routers, floating IPs, floating IP pools, port
+forwardings and conntrack helpers, with the extensions they implement and their quotas.
 
 It builds on the core plugin's network and port services (router and floating IP ports are
 ordinary ports made through them) and registers with the port service the hooks that release
@@ -18,8 +18,16 @@ from sqlalchemy import Table
 from neutrino.db.schema import l3 as db
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
-from neutrino.resources.l3 import FLOATINGIP, FLOATINGIP_POOL, L3_EXTENSIONS, PORT_FORWARDING, ROUTER
+from neutrino.resources.l3 import (
+    CONNTRACK_HELPER,
+    FLOATINGIP,
+    FLOATINGIP_POOL,
+    L3_EXTENSIONS,
+    PORT_FORWARDING,
+    ROUTER,
+)
 from neutrino.server.plugins import Components
+from neutrino.services.conntrack_helpers import ConntrackHelperService
 from neutrino.services.floating_ips import FloatingIpPoolService, FloatingIpService
 from neutrino.services.l3_agents import L3AgentService
 from neutrino.services.port_forwardings import PortForwardingService
@@ -30,7 +38,7 @@ class L3Plugin:
     name = "router"
 
     def resources(self) -> Sequence[Resource]:
-        return (ROUTER, FLOATINGIP, FLOATINGIP_POOL, PORT_FORWARDING)
+        return (ROUTER, FLOATINGIP, FLOATINGIP_POOL, PORT_FORWARDING, CONNTRACK_HELPER)
 
     def extensions(self) -> Sequence[Extension]:
         return L3_EXTENSIONS
@@ -66,5 +74,6 @@ class L3Plugin:
             "floatingip": floating_ips,
             "floatingip_pool": FloatingIpPoolService(c.db),
             "port_forwarding": PortForwardingService(c.db, c.notifier, rng=rng),
+            "conntrack_helper": ConntrackHelperService(c.db, c.notifier, rng=rng),
             "l3_agents": l3_agents,
         }

@@ -182,8 +182,8 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
             actions.append(RemoveRoute(ns, dest))
         actions.append(AddRoute(ns, dest, gateways[0], device) if len(gateways) == 1
                        else AddMultipathRoute(ns, dest, gateways))
-    body = (nat_body(router, router_gateway_name(router.gateway.port_id))
-            if router.gateway is not None and router.admin_state_up else None)
+    body = (nat_body(router, router_gateway_name(router.gateway.port_id) if router.gateway is not None else None)
+            if router.admin_state_up else None)
     if body is not None and actual.nat_digest != body_digest(body):
         actions.append(LoadNat(ns, router.router_id, body))
     elif body is None and actual.nat_digest is not None:
