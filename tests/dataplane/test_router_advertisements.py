@@ -20,9 +20,9 @@ import pytest
 from kernel_scratch import Scratch, ip
 
 from neutrino.agent.roles.l3.ra import radvd_config
-from neutrino.compute.processes import process_facts
 from neutrino.contract.l3 import L3Router, RouterAddress, RouterPort
 from neutrino.dataplane.daemons import NamespacedDaemons
+from neutrino.dataplane.processes import process_facts
 from neutrino.dataplane.radvd import radvd_daemons
 from tests.support.waiting import wait_until
 

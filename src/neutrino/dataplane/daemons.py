@@ -6,7 +6,7 @@ it (an agent restart must not disturb routers). ``ensure`` is idempotent: a runn
 configuration file already holds the wanted text is left alone (same pid), a changed one is
 rewritten and the daemon told to reload (SIGHUP), a missing one is started and waited for. A
 process is only signalled after its pid file's pid is checked to be this daemon (its ``comm``),
-through :mod:`neutrino.compute.processes`.
+through :mod:`neutrino.dataplane.processes`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from neutrino.compute.processes import process_facts, read_pid_file, terminate
 from neutrino.contract.names import checked_namespace_name
 from neutrino.dataplane.netlink import NETNS_DIR, NamespaceNotFound
+from neutrino.dataplane.processes import process_facts, read_pid_file, terminate
 
 Argv = Callable[[Path, Path], Sequence[str]]  # (config file, pid file) -> the daemon's arguments
 
