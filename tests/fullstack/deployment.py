@@ -60,7 +60,7 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _agent_time(text: str | None) -> dt.datetime | None:
+def agent_time(text: str | None) -> dt.datetime | None:
     return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S") if text else None
 
 
@@ -348,7 +348,7 @@ class Deployment:
             if not agent.running:
                 raise AssertionError(f"agent of {label} exited:\n{agent.log_tail()}")
             for row in self.api().agents(host=agent.host.name):
-                started = _agent_time(row.get("started_at"))
+                started = agent_time(row.get("started_at"))
                 if row["alive"] and started is not None and agent.started_at and started >= agent.started_at:
                     return row
             time.sleep(0.1)
@@ -360,7 +360,7 @@ class Deployment:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for row in self.api().agents(host=host):
-                beat = _agent_time(row.get("heartbeat_timestamp"))
+                beat = agent_time(row.get("heartbeat_timestamp"))
                 if row["alive"] and beat is not None and beat >= since.replace(microsecond=0):
                     return row
             time.sleep(0.2)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.fullstack.deployment import PHYSNET, Deployment, Instance
+from tests.fullstack.deployment import PHYSNET, Deployment, Instance, agent_time
 from tests.fullstack.networking_api import ApiError, NetworkingApi
 from tests.fullstack.scenario import InstanceSpec, Scenario
 from tests.fullstack.underlay import in_netns, ip, links, namespace_exists
@@ -451,6 +451,22 @@ def test_an_ipv6_slaac_instance_configures_itself_from_the_router_and_reaches_th
         assert reaches(deployment, a, "2001:db8:e::1")
         answer = in_netns(outside, "ping", "-n", "-c", "1", "-w", "5", a.ip_address)
         assert answer.returncode == 0, answer.stdout
+
+        # Restarting the agent leaves radvd alone: the same processes once the new agent has resynced.
+        before = sorted(radvd_pids(router["id"]))
+        agent = deployment.agents[NETWORK_NODE]
+        agent.stop()
+        agent.start()
+
+        def resynced() -> bool:
+            l3 = next(r for r in deployment.api().agents(host=network_node) if r["agent_type"] == "L3 agent")
+            beat = agent_time(l3.get("heartbeat_timestamp"))
+            reconciler = l3["configurations"]["reconciler"]
+            return (beat is not None and beat >= agent.started_at and reconciler["full_resyncs"] >= 1
+                    and reconciler["pending"] == 0)
+
+        wait_until("the restarted agent's first full resync", resynced, timeout=60)
+        assert sorted(radvd_pids(router["id"])) == before
 
         routers.close()
         wait_until("the router namespace going", lambda: not namespace_exists(namespace))

@@ -115,7 +115,7 @@ ROUTER = Resource(
         Attribute("availability_zone_hints", t.ListOf(t.String(255), unique=True), default=[], allow_post=True),
         Attribute("availability_zones", t.ListOf(t.String())),
         # ``expose-l3-conntrack-helper``: the router's helpers (protocol, port, helper), read only.
-        Attribute("conntrack_helpers", t.Any_()),
+        Attribute("conntrack_helpers", t.Any_(), extension="expose-l3-conntrack-helper"),
         *standard_attrs(), tags_attr(),
     ),
     member_actions=(
