@@ -147,7 +147,9 @@ async def test_a_hint_during_a_resync_is_not_lost() -> None:
         assert engine.running
         engine.put("b", "3")  # a change event for "b" while the resync holds the old desired state
         kernel.gates["a"].set()
-        while kernel.objects.get("b") != "3":
+        # Wait for the engine to record the outcome, not only for the kernel write: under load the
+        # write can be seen before the engine marks "b" done, and stopping then would lose the mark.
+        while kernel.objects.get("b") != "3" or engine.pending or engine.status("b").state is not State.DONE:  # type: ignore[union-attr]
             await asyncio.sleep(0.01)
     finally:
         await engine.stop()
