@@ -164,3 +164,47 @@ def test_extreme_counts_are_pages(adm_v2: httpx.Client, limit: str) -> None:
     assert isinstance(body["networks"], list)
     if limit != "0":
         assert "networks_links" in body
+
+
+# ---- request bodies: size and nesting (the server's body limits, docs/configuration.md) ---------------
+
+BODY_LIMIT = 112 * 1024  # Neutron's and Keystone's default (oslo.middleware max_request_body_size)
+
+
+def test_a_body_over_the_limit_is_413_without_being_read(live_server: LiveServer, token: str) -> None:
+    before = peak_memory_kib(live_server)
+    big = b'{"network": {"name": "' + b"x" * (10 * 1024 * 1024) + b'"}}'
+    for url, headers in (("/v2.0/networks", {"X-Auth-Token": token}), ("/identity/v3/auth/tokens", {})):
+        refused = httpx.post(live_server.url + url, content=big, timeout=60,
+                             headers={**headers, "Content-Type": "application/json"})
+        assert refused.status_code == 413, (url, refused.status_code, refused.text[:300])
+    grown = peak_memory_kib(live_server) - before
+    assert grown < 16 * 1024, f"the server's peak memory grew by {grown} KiB for two refused 10 MiB bodies"
+
+
+def test_a_body_under_the_limit_is_read(adm_v2: httpx.Client) -> None:
+    body = {"network": {"name": "n", "description": "d" * (BODY_LIMIT // 2)}}
+    neutron_error(adm_v2.post("/networks", json=body), 400, "HTTPBadRequest")  # read: the description is too long
+
+
+def nested_list(depth: int) -> str:
+    return "[" * depth + '"x"' + "]" * depth
+
+
+@pytest.mark.parametrize(("url", "body"), [
+    ("/v2.0/networks", '{"network": {"name": ' + nested_list(1000) + "}}"),
+    ("/v2.0/ports", '{"port": {"network_id": "x", "binding:profile": ' + '{"a": ' * 500 + "1" + "}" * 500 + "}}"),
+], ids=["list-1000-deep", "dict-500-deep"])
+def test_deeply_nested_bodies_are_400(live_server: LiveServer, token: str, url: str, body: str) -> None:
+    refused = httpx.post(live_server.url + url, content=body, timeout=60,
+                         headers={"X-Auth-Token": token, "Content-Type": "application/json"})
+    assert refused.status_code == 400, refused.text[:300]
+    assert set(refused.json()) == {"NeutronError"}, refused.text[:300]
+
+
+def test_a_deeply_nested_token_request_is_400(live_server: LiveServer) -> None:
+    # 50,000 levels stay under the body limit (a 100,000-deep one is refused for its size, 413).
+    refused = httpx.post(live_server.url + "/identity/v3/auth/tokens", content=nested_list(50_000),
+                         headers={"Content-Type": "application/json"}, timeout=60)
+    assert refused.status_code == 400, refused.text[:300]
+    assert set(refused.json()) == {"error"}, refused.text[:300]
