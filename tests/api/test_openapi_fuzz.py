@@ -11,7 +11,11 @@ schema: Keystone's error body for every error, never a 500.
 
 The fuzz gets a server of its own: as admin it creates, updates and deletes at random (shared and
 external networks, quota changes), which must not leak into the tests sharing the session server.
-Objects it made itself are offered as ids next to random ones, so operations get past "not found".
+Before the fuzz starts the server holds every resource type (:func:`populate`): dual-stack networks,
+a shared and an external network, RBAC policies between the projects, routers with gateways and
+interfaces, floating IPs and port forwardings, security groups and rules, address groups, QoS
+policies and rules, subnet pools and address scopes. Those objects are offered as ids next to
+random ones, so operations get past "not found" and work on a realistic state.
 
 Runs are deterministic (fixed seed) and bounded (about :data:`CASE_BUDGET` requests per role).
 ``NEUTRINO_FUZZ_CASES=5000`` digs deeper and ``NEUTRINO_FUZZ_BACKEND=postgresql`` (or ``mysql``)
@@ -127,9 +131,13 @@ class KnownIds:
     disposable: Mapping[str, list[str]]
     path_values: Mapping[str, list[str]]
     body_values: Mapping[str, list[str]]
+    parents: Mapping[str, list[str]] = field(default_factory=dict)  # "{parent_id}" values by URL prefix
 
     def for_path(self, method: str, path: str) -> dict[str, list[str]]:
         offered = {name: values for name, values in self.path_values.items() if f"{{{name}}}" in path}
+        for prefix, ids in self.parents.items():
+            if path.startswith(prefix):
+                offered["parent_id"] = ids
         deleting = method.upper() == "DELETE" and path.endswith("/{id}")
         for collection, ids in (self.disposable if deleting else self.stable).items():
             if path.startswith(collection + "/{id}"):
@@ -154,40 +162,114 @@ def create(http: httpx.Client, collection: str, key: str, **attrs: Any) -> str:
     return str(response.json()[key]["id"])
 
 
+def put(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
+    response = http.put(path, json=body)
+    assert response.status_code == 200, response.text
+
+
+@dataclass
+class Population:
+    """What the fuzz server holds before the fuzz starts: ids by collection URL, three of each (the
+    first stays, the others may be deleted), and by the body attribute that names them."""
+
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    body_values: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, collection: str, *ids: str, names: tuple[str, ...] = ()) -> list[str]:
+        self.ids.setdefault(f"/v2.0/{collection}", []).extend(ids)
+        for name in names:
+            self.body_values.setdefault(name, []).append(ids[0])
+        return list(ids)
+
+
+def populate(admin: httpx.Client, member: httpx.Client, callers: dict[str, Caller]) -> Population:
+    """Every resource type, as a cloud would hold them: the member's dual-stack network with ports,
+    its router (gateway on the external network, interfaces), floating IPs with and without a port,
+    port forwardings, security groups and rules, address groups; the admin's shared dual-stack and
+    external networks, QoS policies and rules, RBAC policies between the projects."""
+    pop = Population()
+    nets = pop.add("networks", *(create(member, "networks", "network", name=f"fuzz-net-{i}") for i in range(4)),
+                   names=("network_id",))
+    v4 = create(member, "subnets", "subnet", network_id=nets[0], ip_version=4, cidr="10.77.0.0/24")
+    v6 = create(member, "subnets", "subnet", network_id=nets[0], ip_version=6, cidr="fd00:77::/64",
+                ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+    pop.add("subnets", v4, v6, *(create(member, "subnets", "subnet", network_id=nets[1], ip_version=4,
+                                        cidr=f"10.78.{i}.0/24") for i in range(2)), names=("subnet_id",))
+    ports = pop.add("ports", *(create(member, "ports", "port", network_id=nets[0], name=f"fuzz-port-{i}")
+                               for i in range(4)), names=("port_id", "internal_port_id", "device_id"))
+    pop.add("rbac-policies", *(create(member, "rbac-policies", "rbac_policy", object_type="network",
+                                      object_id=nets[0], action="access_as_shared", target_tenant=target)
+                               for target in (callers["admin"].project_id, "fuzz-project-1", "fuzz-project-2")))
+    scopes = pop.add("address-scopes", *(create(member, "address-scopes", "address_scope", name=f"fuzz-scope-{i}",
+                                                ip_version=4) for i in range(3)), names=("address_scope_id",))
+    pools = pop.add("subnetpools", *(create(member, "subnetpools", "subnetpool", name=f"fuzz-pool-{i}",
+                                            prefixes=[f"10.{90 + i}.0.0/16"], default_prefixlen=24) for i in range(3)),
+                    names=("subnetpool_id",))
+
+    shared = create(admin, "networks", "network", name="fuzz-shared", shared=True)
+    create(admin, "subnets", "subnet", network_id=shared, ip_version=4, cidr="10.79.0.0/24")
+    create(admin, "subnets", "subnet", network_id=shared, ip_version=6, cidr="fd00:79::/64")
+    external = create(admin, "networks", "network", name="fuzz-external", **{"router:external": True})
+    create(admin, "subnets", "subnet", network_id=external, ip_version=4, cidr="198.51.100.0/24")
+    pop.add("networks", shared, external)
+    pop.body_values["floating_network_id"] = [external]
+    pop.add("rbac-policies", create(admin, "rbac-policies", "rbac_policy", object_type="network", object_id=shared,
+                                    action="access_as_shared", target_tenant=callers["member"].project_id))
+
+    routers = pop.add("routers", *(create(member, "routers", "router", name=f"fuzz-router-{i}") for i in range(3)),
+                      names=("router_id",))
+    put(member, f"/routers/{routers[0]}", {"router": {"external_gateway_info": {"network_id": external}}})
+    put(member, f"/routers/{routers[0]}/add_router_interface", {"subnet_id": v4})
+    fips = pop.add("floatingips", *(create(member, "floatingips", "floatingip", floating_network_id=external)
+                                    for _ in range(3)), names=("floatingip_id",))
+    put(member, f"/floatingips/{fips[1]}", {"floatingip": {"port_id": ports[1]}})
+    internal = member.get(f"/ports/{ports[0]}").json()["port"]["fixed_ips"][0]["ip_address"]
+    pop.add("floatingips/{parent_id}/port_forwardings", *(create(
+        member, f"floatingips/{fips[0]}/port_forwardings", "port_forwarding", protocol="tcp",
+        internal_port_id=ports[0], internal_ip_address=internal, internal_port=80 + i, external_port=8080 + i)
+        for i in range(3)))
+    pop.body_values["parent_id"] = [fips[0]]
+
+    groups = pop.add("security-groups", *(create(member, "security-groups", "security_group", name=f"fuzz-sg-{i}")
+                                          for i in range(3)), names=("security_group_id", "remote_group_id"))
+    pop.add("security-group-rules", *(create(member, "security-group-rules", "security_group_rule",
+                                             security_group_id=groups[0], direction="ingress", protocol="tcp",
+                                             port_range_min=22 + i, port_range_max=22 + i) for i in range(3)))
+    pop.add("address-groups", *(create(member, "address-groups", "address_group", name=f"fuzz-ag-{i}",
+                                       addresses=[f"10.80.{i}.0/24"]) for i in range(3)),
+            names=("remote_address_group_id", "address_group_id"))
+    policies = pop.add("qos/policies", *(create(admin, "qos/policies", "policy", name=f"fuzz-qos-{i}", shared=True)
+                                         for i in range(3)), names=("qos_policy_id", "policy_id"))
+    for kind, attrs in (("bandwidth_limit_rules", {"max_kbps": 1000}), ("dscp_marking_rules", {"dscp_mark": 10}),
+                        ("minimum_bandwidth_rules", {"min_kbps": 100})):
+        rule = create(admin, f"qos/policies/{policies[0]}/{kind}", kind.removesuffix("s"), **attrs)
+        pop.add(f"qos/policies/{{parent_id}}/{kind}", rule)
+        pop.add(f"qos/alias_{kind}", rule)
+    pop.body_values["object_id"] = [nets[0], scopes[0], pools[0], shared]
+    pop.body_values["target_tenant"] = [callers["admin"].project_id, callers["member"].project_id]
+    return pop
+
+
 @pytest.fixture(scope="module")
 def known_ids(fuzz_server: LiveServer, callers: dict[str, Caller]) -> KnownIds:
-    """A member's network with subnets and ports, RBAC policies on it, address scopes and subnet
-    pools, and spares of each to delete."""
-    member = callers["member"]
-    with httpx.Client(base_url=fuzz_server.url + "/v2.0", headers={"X-Auth-Token": member.token},
-                      timeout=10) as http:
-        nets = [create(http, "networks", "network", name=f"fuzz-net-{i}") for i in range(4)]
-        subnets = [create(http, "subnets", "subnet", network_id=nets[0], ip_version=4, cidr=f"10.77.{i}.0/24")
-                   for i in range(4)]
-        ports = [create(http, "ports", "port", network_id=nets[0], name=f"fuzz-port-{i}") for i in range(4)]
-        rbac = [create(http, "rbac-policies", "rbac_policy", object_type="network", object_id=nets[0],
-                       action="access_as_shared", target_tenant=target)
-                for target in (callers["admin"].project_id, "fuzz-project-1", "fuzz-project-2")]
-        scopes = [create(http, "address-scopes", "address_scope", name=f"fuzz-scope-{i}", ip_version=4)
-                  for i in range(3)]
-        pools = [create(http, "subnetpools", "subnetpool", name=f"fuzz-pool-{i}", prefixes=[f"10.{90 + i}.0.0/16"],
-                        default_prefixlen=24) for i in range(3)]
-        aliases = [e["alias"] for e in http.get("/extensions").json()["extensions"]]
+    """The populated server's objects (see :func:`populate`), offered to the fuzz."""
+    member, admin = callers["member"], callers["admin"]
+    with (httpx.Client(base_url=fuzz_server.url + "/v2.0", headers={"X-Auth-Token": member.token}, timeout=30) as m,
+          httpx.Client(base_url=fuzz_server.url + "/v2.0", headers={"X-Auth-Token": admin.token}, timeout=30) as a):
+        pop = populate(a, m, callers)
+        aliases = [e["alias"] for e in m.get("/extensions").json()["extensions"]]
     # Quota writes go to a project nobody uses, so the member's own limits stay as they are.
     spare_project = uuid.uuid4().hex
-    return KnownIds(
-        stable={"/v2.0/networks": nets[:1], "/v2.0/subnets": subnets[:1], "/v2.0/ports": ports[:1],
-                "/v2.0/rbac-policies": rbac[:1], "/v2.0/address-scopes": scopes[:1],
-                "/v2.0/subnetpools": pools[:1], "/v2.0/quotas": [member.project_id, spare_project]},
-        # The first network still has subnets and ports: deleting it is a 409.
-        disposable={"/v2.0/networks": nets, "/v2.0/subnets": subnets[1:], "/v2.0/ports": ports[1:],
-                    "/v2.0/rbac-policies": rbac[1:], "/v2.0/address-scopes": scopes[1:],
-                    "/v2.0/subnetpools": pools[1:], "/v2.0/quotas": [spare_project]},
-        path_values={"alias": aliases},
-        body_values={"network_id": nets[:2], "subnet_id": subnets[:1], "port_id": ports[:1],
-                     "object_id": [nets[0], scopes[0], pools[0]], "address_scope_id": scopes[:1],
-                     "subnetpool_id": pools[:1], "target_tenant": [callers["admin"].project_id]},
-    )
+    stable = {collection: ids[:1] for collection, ids in pop.ids.items()}
+    # The first network still has subnets and ports: deleting it is a 409.
+    disposable = {collection: ids[1:] or ids for collection, ids in pop.ids.items()}
+    disposable["/v2.0/networks"] = pop.ids["/v2.0/networks"]
+    stable["/v2.0/quotas"] = [member.project_id, spare_project]
+    disposable["/v2.0/quotas"] = [spare_project]
+    parents = {"/v2.0/floatingips/{parent_id}": pop.body_values.pop("parent_id"),
+               "/v2.0/qos/policies/{parent_id}": pop.body_values["policy_id"]}
+    return KnownIds(stable=stable, disposable=disposable, path_values={"alias": aliases}, parents=parents,
+                    body_values=pop.body_values)
 
 
 # ---- checks (schemathesis check functions: raise AssertionError to fail) ----------------------------
