@@ -59,6 +59,8 @@ def value_schema(typ: Any) -> dict[str, Any]:
         out = {"type": "boolean"}
     elif isinstance(typ, t.Integer):
         out = {"type": "integer", "minimum": typ.low, "maximum": typ.high}
+    elif isinstance(typ, t.Count):
+        out = {"type": "integer", "minimum": 0}
     elif isinstance(typ, t.Enum):
         out = {"enum": list(typ.values)}
         if all(isinstance(v, str) for v in typ.values):

@@ -14,8 +14,9 @@ NETWORK_IP_AVAILABILITY = Resource(
         Attribute("project_id", t.String(), filterable=True, sortable=True, column="project_id"),
         Attribute("tenant_id", t.String(), filterable=True, sortable=True, column="project_id"),
         Attribute("ip_version", t.Integer(), filterable=True, filter_type=t.Integer()),
-        Attribute("total_ips", t.Integer()),
-        Attribute("used_ips", t.Integer()),
+        # Exact counts as Neutron shows them: a /64 alone is beyond any 64-bit integer.
+        Attribute("total_ips", t.Integer(), view_type=t.Count()),
+        Attribute("used_ips", t.Integer(), view_type=t.Count()),
         Attribute("subnet_ip_availability", t.Any_()),
     ),
 )

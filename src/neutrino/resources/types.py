@@ -103,6 +103,17 @@ class Integer:
 
 
 @dataclass(frozen=True, slots=True)
+class Count:
+    """How many of something the server counted (addresses of an IPv6 subnet: up to 2**128): shown
+    exactly, never bounded by a column's integer size. Only ever in responses."""
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidValue(f"'{value}' is not a count")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
 class Uuid:
     nullable: bool = False
 
