@@ -162,7 +162,7 @@ class Bench:
     async def time_to_first_reply(self, role: FirewallRole, server: Server, state: FirewallState) -> float:
         """Seconds from the start of the reconcile to the kernel timestamp of the probe's first answer."""
         pinger = subprocess.Popen(["ip", "netns", "exec", self.netns_of["probe"], "ping", "-D", "-n", "-i", "0.01",
-                                   "-W", "1", "-w", "30", self.instances["a"].fixed_ips[0]],
+                                   "-W", "1", "-w", "180", self.instances["a"].fixed_ips[0]],
                                   stdout=subprocess.PIPE, text=True)
         try:
             await asyncio.sleep(0.3)  # the pinger is running (and getting no answer) before the change
