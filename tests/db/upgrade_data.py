@@ -61,6 +61,8 @@ def populate(server: LiveServer) -> dict[str, Any]:
     pool = _ok(a.post("/subnetpools", json={"subnetpool": {
         "name": "pool", "prefixes": ["10.90.0.0/16"], "default_prefixlen": 24, "address_scope_id": scope["id"]}}),
         "subnetpool")
+    _ok(a.post("/rbac-policies", json={"rbac_policy": {"object_type": "address_scope", "object_id": scope["id"],
+                                                       "action": "access_as_shared", "target_tenant": "*"}}))
     _ok(a.post("/rbac-policies", json={"rbac_policy": {"object_type": "subnetpool", "object_id": pool["id"],
                                                        "action": "access_as_shared", "target_tenant": "*"}}))
     public = _ok(a.post("/networks", json={"network": {"name": "public", "router:external": True,
