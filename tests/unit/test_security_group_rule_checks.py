@@ -82,13 +82,6 @@ def test_bulk_requests_are_one_group_one_project_and_without_repeats() -> None:
         checks.check_no_duplicates_in_request([rule(protocol="tcp"), rule(protocol="6")])
 
 
-def test_default_group_has_egress_everywhere_and_ingress_from_itself() -> None:
-    rules = checks.default_group_rules("g")
-    assert sorted((r.direction, r.ethertype, r.remote_group_id) for r in rules) == [
-        ("egress", "IPv4", None), ("egress", "IPv6", None), ("ingress", "IPv4", "g"), ("ingress", "IPv6", "g")]
-    assert len({r.fingerprint for r in rules}) == 4
-
-
 def test_protocol_filter_spellings() -> None:
     assert set(checks.protocol_equivalents("tcp")) == {"tcp", "6"}
     assert set(checks.protocol_equivalents("58")) == {"58", "ipv6-icmp", "icmpv6"}

@@ -41,10 +41,15 @@ AGENT = Resource(
                   column="admin_state_up"),
         Attribute("description", t.String(255, nullable=True), allow_put=True, filterable=True, sortable=True,
                   column="description"),
-        Attribute("alive", t.Boolean(), filterable=True),
-        Attribute("availability_zone", t.String(nullable=True), filterable=True, column="availability_zone"),
+        # agent_sort_key: every attribute but ``configurations`` sorts (``alive`` by heartbeat age).
+        Attribute("alive", t.Boolean(), filterable=True, sortable=True),
+        Attribute("availability_zone", t.String(nullable=True), filterable=True, sortable=True,
+                  column="availability_zone"),
         Attribute("configurations", t.Any_()),
-        Attribute("resources_synced", t.Boolean(nullable=True)),
+        # Whether the agent's last report of its resources reached placement (agent-resources-synced):
+        # as the agent says in report_state; None until it says.
+        Attribute("resources_synced", t.Boolean(nullable=True), sortable=True, column="resources_synced",
+                  extension="agent-resources-synced"),
         Attribute("heartbeat_timestamp", t.String(), sortable=True, column="heartbeat_timestamp"),
         Attribute("started_at", t.String(), sortable=True, column="started_at"),
         Attribute("created_at", t.String(), sortable=True, column="created_at"),

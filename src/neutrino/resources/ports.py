@@ -21,6 +21,9 @@ from neutrino.resources.definition import (
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
               "vdpa", "accelerator-direct", "accelerator-direct-physical", "remote-managed")
 
+# ``socket`` comes with port-numa-affinity-policy-socket, listed together with the base extension.
+NUMA_POLICIES = ("required", "preferred", "legacy", "socket")
+
 PORT = Resource(
     name="port", collection="ports", path="ports", taggable=True,
     attributes=(
@@ -65,7 +68,15 @@ PORT = Resource(
         Attribute("qos_policy_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True, extension="qos"),
         Attribute("qos_network_policy_id", t.Uuid(nullable=True), extension="qos-port-network-policy"),
         Attribute("resource_request", t.Any_(), extension="port-resource-request"),
-        Attribute("propagate_uplink_status", t.Boolean(), default=False, allow_post=True, allow_put=True, extension="uplink-status-propagation"),
+        # Set at create only: ``uplink-status-propagation-updatable`` (not offered) makes it writable.
+        Attribute("propagate_uplink_status", t.Boolean(), default=False, allow_post=True, extension="uplink-status-propagation"),
+        # Kept in binding:profile["trusted"] as Neutron does (Nova reads it there); None when unset.
+        Attribute("trusted", t.Boolean(), default=MISSING, allow_post=True, allow_put=True, enforce_policy=True,
+                  view_type=t.Boolean(nullable=True), extension="port-trusted-vif"),
+        Attribute("device_profile", t.String(255, nullable=True), default=None, allow_post=True,
+                  extension="port-device-profile"),
+        Attribute("numa_affinity_policy", t.Enum(NUMA_POLICIES, nullable=True), default=None, allow_post=True,
+                  allow_put=True, extension="port-numa-affinity-policy"),
         *standard_attrs(), tags_attr(allow_post=True),
     ),
 )

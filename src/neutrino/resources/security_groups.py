@@ -76,3 +76,31 @@ SECURITY_GROUP_RULE = Resource(
         *standard_attrs(),
     ),
 )
+
+
+def _rule_template_attrs() -> tuple[Attribute, ...]:
+    """The rule attributes a default-rule template shares with rules (all set at create only)."""
+    return tuple(Attribute(a.name, a.type, default=a.default, allow_post=True, required=a.required,
+                           filterable=True, sortable=True,
+                           column=a.column, filter_type=a.filter_type, view_type=a.view_type)
+                 for a in SECURITY_GROUP_RULE.attributes
+                 if a.name in ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
+                               "remote_ip_prefix", "remote_group_id", "remote_address_group_id"))
+
+
+# ``security-groups-default-rules``: the admin-managed template of the rules new groups get.
+# ``remote_group_id`` may be ``PARENT``: the group being made. Templates are made and deleted,
+# never changed.
+DEFAULT_SECURITY_GROUP_RULE = Resource(
+    name="default_security_group_rule", collection="default_security_group_rules",
+    path="default-security-group-rules", extension="security-groups-default-rules", standard_attrs=False,
+    project_owned=False, allow_update=False,
+    attributes=(
+        id_attr(), *_rule_template_attrs(),
+        Attribute("description", t.String(255), default="", allow_post=True, filterable=True, column="description"),
+        Attribute("used_in_default_sg", t.Boolean(), allow_post=True, required=True, filterable=True,
+                  column="used_in_default_sg"),
+        Attribute("used_in_non_default_sg", t.Boolean(), allow_post=True, required=True, filterable=True,
+                  column="used_in_non_default_sg"),
+    ),
+)

@@ -47,7 +47,10 @@ class AgentService:
 
     def table_query(self) -> TableQuery:
         cols = {a: a for a in ("id", "agent_type", "binary", "topic", "host", "admin_state_up", "description",
-                               "availability_zone", "heartbeat_timestamp", "started_at", "created_at")}
+                               "availability_zone", "heartbeat_timestamp", "started_at", "created_at",
+                               "resources_synced")}
+        # Sorting by ``alive`` orders by the last heartbeat: dead agents (oldest) come first ascending.
+        cols["alive"] = "heartbeat_timestamp"
         special = {"alive": lambda values: or_(*[self.alive_clause(bool(v)) for v in values])}
         return TableQuery("agent", agents, cols, special)
 
@@ -115,6 +118,8 @@ class AgentService:
             values = {"binary": state.get("binary", "neutrino-agent"), "topic": state.get("topic", "N/A"),
                       "availability_zone": state.get("availability_zone"),
                       "configurations": state.get("configurations") or {}, "heartbeat_timestamp": now}
+            if isinstance(state.get("resources_synced"), bool):
+                values["resources_synced"] = state["resources_synced"]
             if row is None:
                 agent_id = new_id()
                 await conn.execute(insert(agents).values(id=agent_id, agent_type=agent_type, host=host,

@@ -160,6 +160,11 @@ class NoSecurityGroups:
             raise not_found("security_group", group_ids[0])
 
 
+def with_trusted(profile: Mapping[str, Any], trusted: bool | None) -> dict[str, Any]:
+    """The binding profile carrying ``trusted`` (port-trusted-vif), unchanged when it is not given."""
+    return dict(profile) if trusted is None else {**profile, "trusted": trusted}
+
+
 def dns_assignment(fixed_ips: Sequence[Mapping[str, str]], dns_name: str, domain: str) -> list[dict[str, str]]:
     out = []
     for ip in fixed_ips:
@@ -253,6 +258,8 @@ class PortService:
             "dns_assignment": dns_assignment(fixed_ips, row["dns_name"], self.settings.dns_domain),
             "qos_policy_id": row["qos_policy_id"], "qos_network_policy_id": network_policy, "resource_request": None,
             "propagate_uplink_status": row["propagate_uplink_status"], "tags": list(tags),
+            "trusted": (row["binding_profile"] or {}).get("trusted"),
+            "numa_affinity_policy": row["numa_affinity_policy"], "device_profile": row["device_profile"],
             "created_at": format_time(row["created_at"]), "updated_at": format_time(row["updated_at"]),
             "revision_number": row["revision_number"],
         }
@@ -446,7 +453,9 @@ class PortService:
             mac_address=mac, admin_state_up=item.get("admin_state_up", True), status="DOWN",
             device_id=item.get("device_id", ""), device_owner=device_owner, port_security_enabled=port_security,
             binding_host_id=item.get("binding:host_id", ""), binding_vnic_type=item.get("binding:vnic_type", "normal"),
-            binding_profile=item.get("binding:profile") or {}, binding_vif_type=UNBOUND, binding_vif_details={},
+            binding_profile=with_trusted(item.get("binding:profile") or {}, item.get("trusted")),
+            binding_vif_type=UNBOUND, binding_vif_details={},
+            numa_affinity_policy=item.get("numa_affinity_policy"), device_profile=item.get("device_profile"),
             allowed_address_pairs=pairs, extra_dhcp_opts=self._dhcp_opts(item.get("extra_dhcp_opts", [])),
             ip_allocation="none" if requested == [] else "immediate",
             dns_name=self._dns_name(item.get("dns_name", "")), dns_domain=item.get("dns_domain", ""),
@@ -519,9 +528,13 @@ class PortService:
                          ("device_id", "device_id"), ("device_owner", "device_owner"),
                          ("qos_policy_id", "qos_policy_id"), ("dns_domain", "dns_domain"),
                          ("propagate_uplink_status", "propagate_uplink_status"),
+                         ("numa_affinity_policy", "numa_affinity_policy"),
                          ("binding:profile", "binding_profile")):
             if key in changes:
                 values[col] = changes[key] if changes[key] is not None or key != "binding:profile" else {}
+        if "trusted" in changes:
+            values["binding_profile"] = with_trusted(values.get("binding_profile", row["binding_profile"]) or {},
+                                                     changes["trusted"])
         if "dns_name" in changes:
             values["dns_name"] = self._dns_name(changes["dns_name"])
         bound = row["binding_vif_type"] not in (UNBOUND, BINDING_FAILED)

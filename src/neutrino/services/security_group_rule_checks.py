@@ -303,13 +303,3 @@ def check_no_duplicates_in_request(specs: list[RuleSpec]) -> None:
     fingerprints = [s.fingerprint for s in specs]
     if len(set(fingerprints)) != len(fingerprints):
         raise DuplicateSecurityGroupRuleInPost()
-
-
-def default_group_rules(group_id: str) -> list[RuleSpec]:
-    """A project's default group: all egress, and ingress from members of the same group."""
-    return [*egress_rules(), *(RuleSpec("ingress", eth, None, None, None, None, group_id, None) for eth in ETHERTYPES)]
-
-
-def egress_rules() -> list[RuleSpec]:
-    """Every new group starts with these two: all egress traffic allowed."""
-    return [RuleSpec("egress", eth, None, None, None, None, None, None) for eth in ETHERTYPES]

@@ -33,6 +33,7 @@ from neutrino.db.schema.security_groups import (
 from neutrino.errors import InUse, not_found
 from neutrino.services import rbac
 from neutrino.services.address_groups import AddressGroupService
+from neutrino.services.default_security_group_rules import template_rules
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, among, fetch_one, select_rows
 from neutrino.services.quotas import QuotaService
@@ -42,8 +43,6 @@ from neutrino.services.security_group_rule_checks import (
     SecurityGroupRuleExists,
     check_no_duplicates_in_request,
     check_single_group_and_project,
-    default_group_rules,
-    egress_rules,
     normalise_rule,
     protocol_equivalents,
 )
@@ -242,7 +241,8 @@ class SecurityGroupService:
             id=group_id, project_id=project_id, name=DEFAULT_NAME, description=DEFAULT_DESCRIPTION,
             created_at=now, updated_at=now, revision_number=0, stateful=True))
         await conn.execute(insert(defaults).values(project_id=project_id, security_group_id=group_id))
-        await insert_rules(conn, group_id, project_id, default_group_rules(group_id), now=now)
+        await insert_rules(conn, group_id, project_id, await template_rules(conn, group_id, default_group=True),
+                           now=now)
         await bump_revision(conn, sg, group_id, now=now)
         return group_id
 
@@ -293,7 +293,8 @@ class SecurityGroupService:
         group_id = new_id()
         await conn.execute(insert(sg).values(id=group_id, project_id=project, **new_standard_values(item, now),
                                              stateful=item.get("stateful", True)))
-        await insert_rules(conn, group_id, project, egress_rules(), now=now)
+        await insert_rules(conn, group_id, project, await template_rules(conn, group_id, default_group=False),
+                           now=now)
         await bump_revision(conn, sg, group_id, now=now)
         return group_id
 

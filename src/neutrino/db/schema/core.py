@@ -112,6 +112,8 @@ ports = Table(
     Column("dns_domain", String(255), nullable=False, default=""),
     Column("qos_policy_id", String(36), nullable=True),
     bool_column("propagate_uplink_status", False),
+    Column("numa_affinity_policy", String(16), nullable=True),
+    Column("device_profile", String(255), nullable=True),
     # Copy of this port's IP allocations in API shape, so listing thousands of ports needs no join;
     # the ipallocations table stays the source of truth and carries the uniqueness constraint.
     Column("fixed_ips", JSON, nullable=False),

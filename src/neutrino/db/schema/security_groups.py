@@ -34,6 +34,19 @@ from neutrino.db.schema.base import (
     standard_columns,
 )
 
+
+def match_columns() -> tuple[Column, ...]:
+    """What a rule matches, shared by rules and the default-rule template."""
+    return (
+        Column("direction", String(16), nullable=False),
+        Column("ethertype", String(8), nullable=False),
+        Column("protocol", String(40), nullable=True),
+        Column("port_range_min", Integer, nullable=True),
+        Column("port_range_max", Integer, nullable=True),
+        Column("remote_ip_prefix", String(64), nullable=True),
+    )
+
+
 securitygroups = Table(
     "securitygroups", metadata,
     id_column(), project_column(), *standard_columns(),
@@ -56,15 +69,24 @@ securitygrouprules = Table(
     # No cascade: deleting an address group a rule uses is refused (AddressGroupInUse).
     Column("remote_address_group_id", String(UUID_LEN), ForeignKey("address_groups.id"), nullable=True,
            index=True),
-    Column("direction", String(16), nullable=False),
-    Column("ethertype", String(8), nullable=False),
-    Column("protocol", String(40), nullable=True),
-    Column("port_range_min", Integer, nullable=True),
-    Column("port_range_max", Integer, nullable=True),
-    Column("remote_ip_prefix", String(64), nullable=True),
+    *match_columns(),
     Column("normalized_cidr", String(64), nullable=True),
     Column("fingerprint", String(255), nullable=False),
     UniqueConstraint("security_group_id", "fingerprint"),
+)
+
+# The admin-managed template new groups take their rules from (``security-groups-default-rules``).
+# ``remote_group_id`` is ``PARENT`` (the new group itself) or null; the legacy four rows are seeded
+# by the migration that makes the table.
+default_security_group_rules = Table(
+    "default_security_group_rules", metadata,
+    id_column(),
+    Column("description", String(255), nullable=False, default=""),
+    *match_columns(),
+    Column("remote_group_id", String(UUID_LEN), nullable=True),
+    Column("remote_address_group_id", String(UUID_LEN), nullable=True),
+    bool_column("used_in_default_sg", True),
+    bool_column("used_in_non_default_sg", True),
 )
 
 securitygroupportbindings = Table(

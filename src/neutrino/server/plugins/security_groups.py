@@ -19,9 +19,14 @@ from neutrino.db.schema.security_groups import securitygrouprules, securitygroup
 from neutrino.resources.address_groups import ADDRESS_GROUP, ADDRESS_GROUP_EXTENSIONS
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
-from neutrino.resources.security_groups import SECURITY_GROUP, SECURITY_GROUP_RULE
+from neutrino.resources.security_groups import (
+    DEFAULT_SECURITY_GROUP_RULE,
+    SECURITY_GROUP,
+    SECURITY_GROUP_RULE,
+)
 from neutrino.server.plugins import Components
 from neutrino.services.address_groups import AddressGroupService
+from neutrino.services.default_security_group_rules import DefaultSecurityGroupRuleService
 from neutrino.services.firewall_agents import FirewallAgentService
 from neutrino.services.security_groups import (
     PortSecurityGroupBindings,
@@ -45,6 +50,9 @@ EXTENSIONS: tuple[Extension, ...] = (
               "2023-05-23T10:00:00-00:00"),
     Extension("port-security-groups-filtering", "Port filtering on security groups",
               "Provides security groups filtering when listing ports", "2018-01-09T09:00:00-00:00"),
+    Extension("security-groups-default-rules", "Default rules for security groups",
+              "Configure set of security group rules used as default rules for every new security group",
+              "2022-12-19T10:00:00-00:00"),
 )
 
 
@@ -52,7 +60,7 @@ class SecurityGroupPlugin:
     name = "security_group"
 
     def resources(self) -> Sequence[Resource]:
-        return (SECURITY_GROUP, SECURITY_GROUP_RULE, ADDRESS_GROUP)
+        return (SECURITY_GROUP, SECURITY_GROUP_RULE, DEFAULT_SECURITY_GROUP_RULE, ADDRESS_GROUP)
 
     def extensions(self) -> Sequence[Extension]:
         return (*EXTENSIONS, *ADDRESS_GROUP_EXTENSIONS)
@@ -78,4 +86,5 @@ class SecurityGroupPlugin:
             "address_group": AddressGroupService(c.db, c.notifier),
             "security_group": groups,
             "security_group_rule": SecurityGroupRuleService(c.db, c.notifier, c.quotas, groups),
+            DEFAULT_SECURITY_GROUP_RULE.service_key: DefaultSecurityGroupRuleService(c.db, c.notifier),
         }
