@@ -2,8 +2,8 @@
 default security group rules: the template new groups take their rules from
 (security-groups-default-rules), seeded with Neutron's four legacy rules
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-04 21:30:00
 """
 
@@ -12,8 +12,8 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
