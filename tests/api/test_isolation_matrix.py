@@ -97,6 +97,9 @@ VALUES: dict[str, Callable[[World, str], Any]] = {
     "min_kbps": lambda w, o: 1000,
     "dscp_mark": lambda w, o: 10,
     "floating_network_id": lambda w, o: w.external["id"],
+    # A router's conntrack helper: ftp over tcp is on every allowed list, on a port of its own.
+    "helper": lambda w, o: "ftp",
+    "port": lambda w, o: 2100 + next(_numbers),
 }
 # Beyond the required attributes: what makes an object useful to the rest of the matrix.
 EXTRA: dict[str, tuple[str, ...]] = {

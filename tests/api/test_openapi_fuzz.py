@@ -496,8 +496,11 @@ def test_linked_sequences_never_fail_with_500(fuzz_server: LiveServer, callers: 
     assert not report.failures, report.explain()
     # Not vacuous: objects were made and reached through their links (random bodies often fail
     # validation, so not in every collection of a bounded run).
-    assert 201 in report.statuses["POST /v2.0/networks"], report.statuses
-    assert "/v2.0/networks" in followed and len(followed) >= 3, (sorted(followed), report.statuses)
+    # Which collections' random bodies happen to validate varies from run to run (schemathesis
+    # draws some choices from true randomness), so the check is over the run, not one collection.
+    created = sorted(label for label, codes in report.statuses.items() if label.startswith("POST ") and 201 in codes)
+    assert len(created) >= 3, (created, report.statuses)
+    assert len(followed) >= 3, (sorted(followed), report.statuses)
 
 
 # ---- the embedded identity, from a hand-written schema -----------------------------------------------
