@@ -35,34 +35,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole  # noqa: E402
 from neutrino.contract import codec  # noqa: E402
 from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState  # noqa: E402
 from neutrino.contract.names import bridge_name, tap_name  # noqa: E402
+from tests.support import throughput  # noqa: E402
 
-RECEIVE = """
-import socket, sys, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 5201)); s.listen(1)
-print("ready", flush=True)
-c, _ = s.accept(); total = 0; start = None; t0 = time.monotonic()
-while True:
-    d = c.recv(262144)
-    if not d:
-        break
-    now = time.monotonic()
-    if start is None and now - t0 >= 0.5:
-        start, total = now, 0
-    total += len(d)
-print(total * 8 / (time.monotonic() - start) / 1e6, flush=True)
-"""
-SEND = """
-import socket, sys, time
-c = socket.create_connection((sys.argv[1], 5201), timeout=5); buf = b"x" * 262144; end = time.monotonic() + 3
-while time.monotonic() < end:
-    c.sendall(buf)
-c.close()
-"""
+RECEIVE = throughput.receiver(262144)
+SEND = throughput.sender(262144, connect_timeout=5)
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:

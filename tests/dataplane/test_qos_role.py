@@ -22,31 +22,12 @@ from neutrino.agent.reconciler import Round
 from neutrino.agent.roles.qos.role import QosConfig, QosRole
 from neutrino.contract import codec
 from neutrino.contract.qos import BandwidthLimit, QosPort, QosState
+from tests.support import throughput  # noqa: E402
 
 pytestmark = pytest.mark.kernel
 
-RECEIVE = """
-import socket, sys, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 5201)); s.listen(1)
-print("ready", flush=True)
-c, _ = s.accept(); total = 0; start = None; t0 = time.monotonic()
-while True:
-    d = c.recv(65536)
-    if not d:
-        break
-    now = time.monotonic()
-    if start is None and now - t0 >= 0.5:
-        start, total = now, 0
-    total += len(d)
-print(total * 8 / (time.monotonic() - start) / 1e6, flush=True)
-"""
-SEND = """
-import socket, sys, time
-c = socket.create_connection((sys.argv[1], 5201)); buf = b"x" * 65536; end = time.monotonic() + 3
-while time.monotonic() < end:
-    c.sendall(buf)
-c.close()
-"""
+RECEIVE = throughput.receiver(65536)
+SEND = throughput.sender(65536)
 
 
 class QosServer:

@@ -1,0 +1,40 @@
+"""A TCP throughput probe run inside namespaces: ``receiver(buffer)`` prints "ready", then the
+Mbit/s it received after a 0.5 s warm-up; ``sender(buffer)`` sends for 3 s. Both take the
+receiver's address as their one argument (``python -c SCRIPT ADDRESS``)."""
+
+from __future__ import annotations
+
+
+def receiver(buffer: int) -> str:
+    return RECEIVE.replace("65536", str(buffer))
+
+
+def sender(buffer: int, *, connect_timeout: float | None = None) -> str:
+    script = SEND.replace("65536", str(buffer))
+    if connect_timeout is not None:
+        script = script.replace("(sys.argv[1], 5201))", f"(sys.argv[1], 5201), timeout={connect_timeout})")
+    return script
+
+
+RECEIVE = """
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 5201)); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept(); total = 0; start = None; t0 = time.monotonic()
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    now = time.monotonic()
+    if start is None and now - t0 >= 0.5:
+        start, total = now, 0
+    total += len(d)
+print(total * 8 / (time.monotonic() - start) / 1e6, flush=True)
+"""
+SEND = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 5201)); buf = b"x" * 65536; end = time.monotonic() + 3
+while time.monotonic() < end:
+    c.sendall(buf)
+c.close()
+"""
