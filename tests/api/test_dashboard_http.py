@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
 import threading
 import uuid
 
 import httpx
+import pytest
 
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, start_server
 from tests.support.tenants import IdentityAdmin
 
 
@@ -178,3 +180,68 @@ def test_a_user_with_two_projects_switches_between_them(live_server: LiveServer,
         assert client.http.get("/dashboard/session").json()["project"]["id"] == second_id
     finally:
         client.close()
+
+
+def test_login_against_an_external_keystone(live_server: LiveServer, live_identity: IdentityAdmin,
+                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A server that validates tokens at an external Keystone logs dashboard users in there too.
+
+    The session server's embedded identity stands in for the external Keystone: the second server
+    has no identity of its own in play (its users are not the session server's).
+    """
+    service = live_server.cloud("neutrino-compute")["auth"]
+    config = (f'[identity]\nstrategy = "keystone"\nkeystone_url = "{live_server.url}/identity"\n'
+              f'keystone_username = "{service["username"]}"\nkeystone_password = "{service["password"]}"\n'
+              f'keystone_project = "{service["project_name"]}"\n')
+    server = start_server(tmp_path_factory.mktemp("dash-keystone") / "state", extra_config=config)
+    user = live_identity.persona("member", prefix="dashk")
+    client = Browserish(server)
+    try:
+        assert client.login(user.username, "wrong", user.project_name).status_code == 401
+        done = client.login(user.username, user.password, user.project_name)
+        assert done.status_code == 200, done.text
+        assert done.json()["project"]["id"] == user.project_id
+        assert {p["id"] for p in done.json()["projects"]} == {user.project_id}
+        assert client.http.get("/dashboard/session").json()["user"]["id"] == user.user_id
+
+        made = client.post("v2.0/networks", {"network": {"name": "via-keystone"}})
+        assert made.status_code == 201 and made.json()["network"]["project_id"] == user.project_id
+        projects = client.http.get("/dashboard/api/identity/v3/auth/projects")
+        assert projects.status_code == 200 and [p["id"] for p in projects.json()["projects"]] == [user.project_id]
+        assert client.http.delete(f"/dashboard/api/v2.0/networks/{made.json()['network']['id']}",
+                                  headers={"x-csrf-token": client.csrf}).status_code == 204
+
+        assert client.http.delete("/dashboard/session", headers={"x-csrf-token": client.csrf}).status_code == 200
+        assert client.http.get("/dashboard/session").json() == {"logged_in": False}
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_open_event_streams_do_not_hold_up_a_shutdown(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SIGTERM ends every open event stream at once; uvicorn never has to give up on one."""
+    server = start_server(tmp_path_factory.mktemp("dash-shutdown") / "state")
+    demo = server.cloud("neutrino-demo")["auth"]
+    client = Browserish(server)
+    received: queue.Queue = queue.Queue()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            _read_stream(client.http, received, threading.Event())
+            received.put(("ended", None))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+            received.put(("failed", None))
+
+    try:
+        assert client.login(demo["username"], demo["password"], demo["project_name"]).status_code == 200
+        threading.Thread(target=read, daemon=True).start()
+        assert received.get(timeout=60)[0] == "ready"
+        server.process.send_signal(signal.SIGTERM)
+        assert received.get(timeout=60)[0] == "ended", errors  # the server closed the stream, cleanly
+        assert server.process.wait(timeout=60) == 0
+        assert "timeout graceful shutdown exceeded" not in server.log_path.read_text()
+    finally:
+        client.close()
+        server.stop()

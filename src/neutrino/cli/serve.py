@@ -101,6 +101,7 @@ async def run_uvicorn(server: Server, settings: Settings, listeners: Listeners,
     def stop() -> None:
         for http, _ in servers:
             http.should_exit = True
+        server.dashboard.hub.close()  # open event streams would hold the shutdown for its whole grace time
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)

@@ -104,6 +104,12 @@ class NoAuthStrategy:
         return None
 
 
+def keystone_v3_root(url: str) -> str:
+    """Keystone's v3 root from ``keystone_url``, which operators give as the root or the v3 root."""
+    base = url.rstrip("/")
+    return base if base.endswith("/v3") else base + "/v3"
+
+
 class KeystoneStrategy:
     """Validates tokens against an external Keystone (``keystone_url`` is its v3 root or its root).
 
@@ -117,8 +123,7 @@ class KeystoneStrategy:
                  clock: Clock = utc_now) -> None:
         if not settings.keystone_url:
             raise ConfigError("[identity] keystone_url is required with strategy = \"keystone\"")
-        base = settings.keystone_url.rstrip("/")
-        self._v3 = base if base.endswith("/v3") else base + "/v3"
+        self._v3 = keystone_v3_root(settings.keystone_url)
         self._settings = settings
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self._owns_client = client is None

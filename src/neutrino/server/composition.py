@@ -27,7 +27,7 @@ from neutrino.db.engine import Database
 from neutrino.db.migrate import ensure_current
 from neutrino.identity.app import build_identity_app
 from neutrino.identity.store import build_identity_store
-from neutrino.identity.strategy import build_token_strategy
+from neutrino.identity.strategy import build_token_strategy, keystone_v3_root
 from neutrino.policy.engine import PolicyEngine
 from neutrino.resources.extensions import DNS_EXTENSIONS
 from neutrino.server.agent_rpc import (
@@ -145,7 +145,9 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None, role
     openapi_doc = build_openapi(resources, extensions, public_url)
     identity_app = (build_identity_app(db, settings, public_url=public_url, store=identity_store)
                     if settings.identity.strategy == "embedded" else None)
-    dashboard = Dashboard()
+    # The dashboard logs users in wherever the API validates their tokens.
+    dashboard = Dashboard(identity_v3=keystone_v3_root(settings.identity.keystone_url)
+                          if settings.identity.strategy == "keystone" else None)
     if isinstance(bus, MemoryBus):  # one process: its own commits are all there is
         notifier.add_listener(dashboard.listener)
     metrics = ApiMetrics(route_labeller(controller))

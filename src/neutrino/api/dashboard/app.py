@@ -6,7 +6,8 @@ Routes (all under the mount point):
 * ``POST /session`` (log in), ``GET /session`` (who am I, my projects), ``PUT /session`` (switch
   project), ``DELETE /session`` (log out): the identity API's tokens, kept in an HttpOnly cookie.
 * ``/api/v2.0/...`` and ``/api/identity/v3/...`` -- the public API, called in-process with the
-  session's token; the page never holds the token.
+  session's token (the identity calls go to the external Keystone instead when the server
+  validates tokens there, ``[identity] strategy = "keystone"``); the page never holds the token.
 * ``GET /events`` -- server-sent events of committed changes, filtered per viewer (events.py).
 
 Everything goes through the public API (the same ASGI application clients use), so policy,
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",
                ".ico": "image/x-icon", ".txt": "text/plain"}
-PROXIED_PREFIXES = ("v2.0/", "identity/v3/")
+NETWORK_PREFIX = "v2.0/"
+IDENTITY_PREFIX = "identity/v3/"
 # Token issue/validation goes through /session only: the page must never see a token.
 BLOCKED_PREFIXES = ("identity/v3/auth/tokens",)
 FORWARDED_HEADERS = ("content-type", "accept", "if-match")
@@ -62,7 +64,9 @@ def _secure(request: Request) -> bool:
 class Dashboard:
     """Build once in the composition root; ``bind`` the public API app, ``listener`` to the Notifier."""
 
-    def __init__(self) -> None:
+    def __init__(self, identity_v3: str | None = None) -> None:
+        """``identity_v3``: an external Keystone's v3 root; None means the embedded identity."""
+        self._identity_v3 = identity_v3.rstrip("/") if identity_v3 else None
         self.hub = EventHub()
         self.known = KnownIds()
         self._upstream: ASGIApp | None = None
@@ -88,21 +92,35 @@ class Dashboard:
     # ---- plumbing ------------------------------------------------------------------------------
 
     def _client(self, request: Request) -> httpx.AsyncClient:
+        """The networking API, in-process."""
         if self._upstream is None:
             raise RuntimeError("dashboard used before bind()")
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self._upstream), base_url=_own_origin(request),
                                  timeout=60)
 
-    async def _token_info(self, client: httpx.AsyncClient, token: str) -> dict[str, Any] | None:
-        resp = await client.get("/identity/v3/auth/tokens?nocatalog",
-                                headers={"x-auth-token": token, "x-subject-token": token})
+    def _identity(self, request: Request) -> httpx.AsyncClient:
+        """The identity API's v3 root: the embedded one in-process, or the external Keystone."""
+        if self._identity_v3 is not None:
+            return httpx.AsyncClient(base_url=self._identity_v3, timeout=30)
+        if self._upstream is None:
+            raise RuntimeError("dashboard used before bind()")
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self._upstream),
+                                 base_url=_own_origin(request) + "/identity/v3", timeout=60)
+
+    async def _token_info(self, identity: httpx.AsyncClient, token: str) -> dict[str, Any] | None:
+        try:
+            resp = await identity.get("/auth/tokens?nocatalog",
+                                      headers={"x-auth-token": token, "x-subject-token": token})
+        except httpx.HTTPError as exc:
+            log.warning("dashboard: the identity service is unreachable: %s", type(exc).__name__)
+            return None
         return resp.json()["token"] if resp.status_code == 200 else None
 
-    async def _session_view(self, client: httpx.AsyncClient, token: str) -> dict[str, Any] | None:
-        info = await self._token_info(client, token)
+    async def _session_view(self, identity: httpx.AsyncClient, token: str) -> dict[str, Any] | None:
+        info = await self._token_info(identity, token)
         if info is None:
             return None
-        projects = await client.get("/identity/v3/auth/projects", headers={"x-auth-token": token})
+        projects = await identity.get("/auth/projects", headers={"x-auth-token": token})
         roles = sorted(r["name"] for r in info.get("roles", []))
         return {"user": {"id": info["user"]["id"], "name": info["user"]["name"],
                          "domain": info["user"].get("domain", {}).get("name", "Default")},
@@ -147,14 +165,14 @@ class Dashboard:
         if not verdict.ok:
             return _error(403, verdict.reason, "CsrfFailure")
         token = request.cookies.get(sess.TOKEN_COOKIE, "")
-        async with self._client(request) as client:
+        async with self._identity(request) as client:
             if request.method == "GET":
                 view = await self._session_view(client, token) if token else None
                 # Not logged in is an answer, not an error: the page asks before showing the login form.
                 return JSONResponse(view or {"logged_in": False}, headers=sess.SECURITY_HEADERS)
             if request.method == "DELETE":
                 if token:
-                    await client.delete("/identity/v3/auth/tokens",
+                    await client.delete("/auth/tokens",
                                         headers={"x-auth-token": token, "x-subject-token": token})
                     self.known.forget(sess.session_key(token))
                 response = JSONResponse({}, headers=sess.SECURITY_HEADERS)
@@ -174,7 +192,10 @@ class Dashboard:
                     return _error(401, "Not logged in.", "Unauthenticated")
                 auth = {"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
                                  "scope": {"project": {"id": str(body.get("project_id", ""))}}}}
-            resp = await client.post("/identity/v3/auth/tokens?nocatalog", json=auth)
+            try:
+                resp = await client.post("/auth/tokens?nocatalog", json=auth)
+            except httpx.HTTPError:
+                return _error(503, "The identity service is unreachable.", "ServiceUnavailable")
             if resp.status_code != 201:
                 message = resp.json().get("error", {}).get("message", "Login failed.")
                 return _error(resp.status_code, message, "Unauthenticated")
@@ -196,7 +217,8 @@ class Dashboard:
 
     async def proxy(self, request: Request) -> Response:
         path = request.path_params["path"]
-        if not path.startswith(PROXIED_PREFIXES) or path.startswith(BLOCKED_PREFIXES) or ".." in path:
+        if (not path.startswith((NETWORK_PREFIX, IDENTITY_PREFIX)) or path.startswith(BLOCKED_PREFIXES)
+                or ".." in path):
             return _error(404, "The resource could not be found.", "HTTPNotFound")
         verdict = sess.check_csrf(request.method, request.headers, request.cookies, _own_origin(request))
         if not verdict.ok:
@@ -206,14 +228,21 @@ class Dashboard:
             return _error(401, "Not logged in.", "Unauthenticated")
         headers = {k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k)) is not None}
         headers["x-auth-token"] = token
-        url = "/" + path + (("?" + request.url.query) if request.url.query else "")
-        async with self._client(request) as client:
-            resp = await client.request(request.method, url, headers=headers, content=await request.body())
+        query = ("?" + request.url.query) if request.url.query else ""
+        if path.startswith(IDENTITY_PREFIX):
+            client, url = self._identity(request), "/" + path.removeprefix(IDENTITY_PREFIX) + query
+        else:
+            client, url = self._client(request), "/" + path + query
+        async with client:
+            try:
+                resp = await client.request(request.method, url, headers=headers, content=await request.body())
+            except httpx.HTTPError:
+                return _error(503, "The identity service is unreachable.", "ServiceUnavailable")
         out_headers = dict(sess.SECURITY_HEADERS)
         for name in ("content-type", "x-openstack-request-id"):
             if name in resp.headers:
                 out_headers[name] = resp.headers[name]
-        if request.method == "GET" and resp.status_code == 200 and path.startswith("v2.0/"):
+        if request.method == "GET" and resp.status_code == 200 and path.startswith(NETWORK_PREFIX):
             try:
                 self.known.add(sess.session_key(token), ids_in_body(resp.json()))
             except ValueError:
@@ -224,10 +253,10 @@ class Dashboard:
         token = request.cookies.get(sess.TOKEN_COOKIE)
         if not token:
             return _error(401, "Not logged in.", "Unauthenticated")
+        async with self._identity(request) as identity:
+            if await self._token_info(identity, token) is None:
+                return _error(401, "Not logged in.", "Unauthenticated")
         client = self._client(request)
-        if await self._token_info(client, token) is None:
-            await client.aclose()
-            return _error(401, "Not logged in.", "Unauthenticated")
         known = self.known.of(sess.session_key(token))
 
         async def fetch(resource: str, ids: Sequence[str]) -> tuple[int, dict[str, dict[str, Any]]]:

@@ -121,6 +121,7 @@ def sse(event: str, data: Any) -> str:
 class _Subscriber:
     queue: asyncio.Queue[Sequence[ChangeEvent]]
     overflowed: bool = False
+    closed: bool = False
 
 
 class EventHub:
@@ -129,6 +130,20 @@ class EventHub:
     def __init__(self, queue_size: int = 1024) -> None:
         self._subscribers: set[_Subscriber] = set()
         self.queue_size = queue_size
+        self._closed = False
+
+    def close(self) -> None:
+        """End every open stream now: the server is shutting down and must not wait for viewers.
+
+        A browser's EventSource reconnects by itself (``retry``) once the server is back.
+        """
+        self._closed = True
+        for sub in self._subscribers:
+            sub.closed = True
+            try:
+                sub.queue.put_nowait(())  # wakes a stream waiting for its next batch
+            except asyncio.QueueFull:
+                pass  # a full queue means the stream is busy and sees ``closed`` on its next turn
 
     async def __call__(self, events: Sequence[ChangeEvent]) -> None:
         for sub in self._subscribers:
@@ -144,16 +159,18 @@ class EventHub:
 
     async def stream(self, fetch: Fetch, known: set[str], *, keepalive: float = 15.0) -> AsyncIterator[str]:
         """Server-sent events for one viewer until it goes away or its token stops working."""
-        sub = _Subscriber(asyncio.Queue(self.queue_size))
+        sub = _Subscriber(asyncio.Queue(self.queue_size), closed=self._closed)
         self._subscribers.add(sub)
         try:
             yield "retry: 2000\n\n" + sse("ready", {})
-            while True:
+            while not sub.closed:
                 try:
                     batch = await asyncio.wait_for(sub.queue.get(), keepalive)
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
+                if sub.closed:
+                    return
                 if sub.overflowed:
                     sub.overflowed = False
                     while not sub.queue.empty():
