@@ -376,12 +376,14 @@ def test_gateway_is_readdressed_in_place_and_new_external_subnets_follow_neutron
 
         before = gateway_port()
         [first] = before["fixed_ips"]
-        moved = ok(set_gateway({"ip_address": "203.0.113.77"}), "router")
+        # Somewhere the random first address is not (else the move would be no move at all).
+        target = "203.0.113.77" if first["ip_address"] != "203.0.113.77" else "203.0.113.78"
+        moved = ok(set_gateway({"ip_address": target}), "router")
         assert moved["external_gateway_info"]["external_fixed_ips"] == [
-            {"subnet_id": v4["id"], "ip_address": "203.0.113.77"}]
+            {"subnet_id": v4["id"], "ip_address": target}]
         after = gateway_port()
         assert after["id"] == before["id"] and after["mac_address"] == before["mac_address"]
-        assert after["fixed_ips"] == [{"subnet_id": v4["id"], "ip_address": "203.0.113.77"}]
+        assert after["fixed_ips"] == [{"subnet_id": v4["id"], "ip_address": target}]
         # The old address is free again; an address another port holds is refused, nothing changes.
         holder = created(w.adm.post("/ports", json={"port": {"network_id": ext["id"], "fixed_ips": [
             {"ip_address": first["ip_address"]}]}}), "port")

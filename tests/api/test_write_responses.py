@@ -61,7 +61,8 @@ def shown(client: httpx.Client, collection: str, key: str, obj_id: str) -> Any:
 def test_created_ports_equal_their_show(made: Made) -> None:
     net = made.post("networks", "network", {"name": unique("wr")})
     made.post("subnets", "subnet", {"network_id": net["id"], "ip_version": 4, "cidr": "10.77.0.0/24"})
-    bodies = [
+    bodies = [  # the fixed address first: a port made before it could have drawn 10.77.0.50 at random
+        {"network_id": net["id"], "fixed_ips": [{"ip_address": "10.77.0.50"}], "tags": ["b", "a"]},
         {"network_id": net["id"]},
         {"network_id": net["id"], "name": unique("p"), "description": "d", "admin_state_up": False,
          "device_owner": "compute:nova", "device_id": str(uuid.uuid4()),
@@ -69,7 +70,6 @@ def test_created_ports_equal_their_show(made: Made) -> None:
                                    {"ip_address": "10.77.1.0/24", "mac_address": "fa:16:3e:11:22:33"}],
          "extra_dhcp_opts": [{"opt_name": "bootfile-name", "opt_value": "pxe.0"}]},
         {"network_id": net["id"], "port_security_enabled": False},
-        {"network_id": net["id"], "fixed_ips": [{"ip_address": "10.77.0.50"}], "tags": ["b", "a"]},
     ]
     for body in bodies:
         port = made.post("ports", "port", body)
