@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from neutrino.bus.envelope import Envelope
@@ -102,31 +103,53 @@ def changes_from_message(envelope: Envelope) -> list[ChangeEvent]:
             if isinstance(c, list) and len(c) == 4]
 
 
+Audience = Callable[[Sequence[ChangeEvent]], Awaitable[list[frozenset[str] | None]]]
+"""Which hosts each event concerns (``None``: every host); see ``services/event_routing.py``."""
+
+
 class EventPublisher:
     """Committed changes become bus events; agents treat them as hints to resync.
 
+    ``audience``: where each event goes, one message per concerned host on
+    ``event.<resource>.<host>``; without it (or for an event whose audience is unknown) the event
+    goes to every host on ``event.<resource>.all`` and to its ``host`` hint's topic.
     ``changes``: also publish each batch on :data:`CHANGES_TOPIC` for the server processes.
     """
 
-    def __init__(self, bus: Bus, *, changes: bool = False) -> None:
+    def __init__(self, bus: Bus, *, changes: bool = False, audience: Audience | None = None) -> None:
         self.bus = bus
         self.changes = changes
+        self.audience = audience
+        # Messages published per resource (routed and to every host), for benchmarks and /metrics.
+        self.published: Counter[str] = Counter()
 
     async def __call__(self, events: Sequence[ChangeEvent]) -> None:
+        audiences: Sequence[frozenset[str] | None] = [None] * len(events)
+        if self.audience is not None and events:
+            try:
+                audiences = await self.audience(events)
+            except Exception:  # noqa: BLE001 - the commit stands; tell everyone rather than no one
+                log.exception("could not resolve the audience of %d events; publishing to every host", len(events))
         messages: list[tuple[ChangeEvent, str, dict[str, Any]]] = []
-        for ev in events:
+        for ev, hosts in zip(events, audiences, strict=True):
             hints = dict(ev.hints)
-            # Additive: where the change is (a port's host and network), so agents can skip what
-            # cannot concern them instead of fetching their whole state again.
+            # Additive: where the change is (a port's host, network and groups), so agents can skip
+            # what cannot concern them instead of fetching their whole state again.
             host, network_id = (hints.get(key) for key in ("host", "network_id"))
+            groups = _groups(hints)
             payload = codec.encode(ChangeHint(
                 ev.resource, ev.id, ev.op, ev.revision, host=host if isinstance(host, str) else None,
-                network_id=network_id if isinstance(network_id, str) else None))
+                network_id=network_id if isinstance(network_id, str) else None, security_group_ids=groups))
+            if hosts is not None:
+                messages.extend((ev, event_topic(ev.resource, h), payload) for h in sorted(hosts))
+                continue
             # A status-only change (a port going ACTIVE) concerns its own host alone.
             if not (hints.get("status_only") is True and hints.get("host")):
                 messages.append((ev, event_topic(ev.resource), payload))
             if hints.get("host"):
                 messages.append((ev, event_topic(ev.resource, hints["host"]), payload))
+        for _, topic, _ in messages:
+            self.published[topic.split(".")[1]] += 1
         # All at once: each publish waits for the broker's confirm, and one commit's events (a batch
         # of status reports: one per port) need no order among themselves; the caller's reply and
         # the API response wait for the slowest confirm instead of the sum of them.
@@ -139,6 +162,13 @@ class EventPublisher:
                 log.warning("could not publish %s event for %s: %s", ev.resource, ev.id, result)
             elif isinstance(result, BaseException):
                 raise result
+
+
+def _groups(hints: Mapping[str, Any]) -> tuple[str, ...] | None:
+    if "security_group_ids" not in hints:
+        return None
+    now, before = hints.get("security_group_ids") or (), hints.get("previous_security_group_ids") or ()
+    return tuple(dict.fromkeys([*now, *before]))
 
 
 async def serve_agents(bus: Bus, handlers: AgentRpcHandlers) -> Subscription:

@@ -39,6 +39,7 @@ from neutrino.server.agent_rpc import (
 )
 from neutrino.server.plugins import AgentCall, Components, DesiredStateProvider, load_service_plugins
 from neutrino.server.plugins.core import CorePlugin
+from neutrino.services.event_routing import EventAudience
 from neutrino.services.events import Notifier
 from neutrino.services.leases import BACKGROUND_JOBS, BackgroundJob, Lease, LeasedJobs
 from neutrino.services.quotas import QuotaService
@@ -109,7 +110,7 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None, role
     db = Database(settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo)
     notifier = Notifier()
     bus = build_bus(settings.bus.url, sender=f"server.{socket.gethostname()}", broker=broker)
-    notifier.add_listener(EventPublisher(bus, changes=not isinstance(bus, MemoryBus)))
+    notifier.add_listener(EventPublisher(bus, changes=not isinstance(bus, MemoryBus), audience=EventAudience(db)))
     quotas = QuotaService(db, settings.quotas)
     components = Components(settings=settings, db=db, notifier=notifier, quotas=quotas)
 

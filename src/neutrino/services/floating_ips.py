@@ -286,10 +286,13 @@ class FloatingIpService:
 
     async def update(self, ctx: RequestContext, fip_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
+        previous: list[str | None] = []
+
         async def work(tx: Transaction) -> dict[str, Any]:
             conn = tx.conn
             row = await fetch_one(conn, l3.floatingips, "floatingip", fip_id, fip_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
+            previous[:] = [row["router_id"]]  # the router that translated it hears that it no longer does
             values: dict[str, Any] = {}
             if "description" in changes:
                 values["description"] = changes["description"] or ""
@@ -314,7 +317,8 @@ class FloatingIpService:
 
         result = await self.uow.run(work, rng=self.rng,
             events=lambda result: [ChangeEvent("floatingip", fip_id, "update", result["revision_number"],
-                                               (("router_id", result["router_id"]),))])
+                                               (("router_id", result["router_id"]),
+                                                ("previous_router_id", previous[0] if previous else None)))])
         return result
 
     async def _has_forwardings(self, conn: AsyncConnection, fip_id: str) -> bool:

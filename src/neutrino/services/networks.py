@@ -16,6 +16,7 @@ from neutrino.errors import Conflict, InUse, InvalidInput, not_found
 from neutrino.services import rbac
 from neutrino.services.address_scopes import network_address_scopes
 from neutrino.services.availability_zones import check_zone_hints, network_zones
+from neutrino.services.event_routing import HOSTS_HINT, hosts_of
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, among, fetch_one, select_rows
 from neutrino.services.quotas import QuotaService
@@ -432,6 +433,8 @@ class NetworkService:
                 raise NetworkInUse(f"Unable to complete operation on network {network_id}. There are one or "
                                    f"more ports still in use on the network, id for these ports is: {ids}.")
             auto = [r[0] for r in await conn.execute(select(p.c.id).where(p.c.network_id == network_id))]
+            # Who served the network (its DHCP agents, the hosts of its last ports): gone after commit.
+            hosts = (HOSTS_HINT, await hosts_of(conn, "network", network_id))
             await self._delete_dependents(conn, network_id, auto)
             await conn.execute(delete(db.ipallocations).where(db.ipallocations.c.network_id == network_id))
             if auto:
@@ -445,7 +448,8 @@ class NetworkService:
             await rbac.remove_grants(conn, "network", network_id)
             await delete_tags(conn, "network", network_id)
             await conn.execute(delete(db.networks).where(db.networks.c.id == network_id))
-            tx.emit(*(ChangeEvent("port", pid, "delete") for pid in auto), ChangeEvent("network", network_id, "delete"))
+            tx.emit(*(ChangeEvent("port", pid, "delete", 0, (("network_id", network_id), hosts)) for pid in auto),
+                    ChangeEvent("network", network_id, "delete", 0, (hosts,)))
 
         await self.uow.run(work)
 

@@ -24,6 +24,7 @@ from neutrino.errors import (
     not_found,
 )
 from neutrino.services import allocations
+from neutrino.services.event_routing import port_groups
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
 from neutrino.services.ipam.fixed_ips import (
@@ -402,7 +403,8 @@ class PortService:
                 by_id = {r["id"]: r for r in rows}
                 views = await self._views(conn, [by_id[i] for i in ids])
             tx.emit(*(ChangeEvent("port", p["id"], "create", p["revision_number"],
-                                  (("network_id", p["network_id"]), ("host", p["binding:host_id"])))
+                                  (("network_id", p["network_id"]), ("host", p["binding:host_id"]),
+                                   ("security_group_ids", tuple(p["security_groups"]))))
                       for p in views))
             return views
 
@@ -504,11 +506,16 @@ class PortService:
             conn = tx.conn
             row = await fetch_one(conn, db.ports, "port", port_id, port_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
+            # Where the port was and which groups it was in: those hosts must hear that it left.
+            before = await port_groups(conn, port_id)
             related = await self.update_in(conn, ctx, row, changes)
             new = await fetch_one(conn, db.ports, "port", port_id)
             view = (await self._views(conn, [new]))[0]
             tx.emit(ChangeEvent("port", port_id, "update", view["revision_number"],
-                                (("network_id", view["network_id"]), ("host", view["binding:host_id"]))),
+                                (("network_id", view["network_id"]), ("host", view["binding:host_id"]),
+                                 ("security_group_ids", tuple(view["security_groups"])),
+                                 ("previous_host", row["binding_host_id"]),
+                                 ("previous_security_group_ids", before))),
                     *related)
             return view
 
@@ -635,9 +642,11 @@ class PortService:
             related: list[ChangeEvent] = []
             for hook in self.before_delete:
                 related.extend(await hook(conn, row))
+            groups = await port_groups(conn, port_id)
             await self.delete_in(conn, port_id)
             tx.emit(ChangeEvent("port", port_id, "delete", 0,
-                                (("network_id", row["network_id"]), ("host", row["binding_host_id"]))), *related)
+                                (("network_id", row["network_id"]), ("host", row["binding_host_id"]),
+                                 ("security_group_ids", groups))), *related)
 
         await self.uow.run(work)
 

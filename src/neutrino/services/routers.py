@@ -32,6 +32,7 @@ from neutrino.resources.l3 import Routes
 from neutrino.resources.types import InvalidValue, Uuid
 from neutrino.services import allocations, rbac
 from neutrino.services.availability_zones import check_zone_hints, router_zones
+from neutrino.services.event_routing import HOSTS_HINT, hosts_of
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
@@ -451,6 +452,7 @@ class RouterService:
 
     async def delete(self, ctx: RequestContext, router_id: str, if_revision: int | None = None) -> None:
         events: list[ChangeEvent] = []
+        captured: list[tuple[str, Any]] = []
 
         async def work(tx: Transaction) -> None:
             conn = tx.conn
@@ -461,13 +463,14 @@ class RouterService:
                           if p["port_type"] != owners.ROUTER_GATEWAY]
             if interfaces:
                 raise RouterInUse(router_id=router_id, reason="has ports still attached: " + ", ".join(interfaces))
+            captured[:] = [(HOSTS_HINT, await hosts_of(conn, "router", router_id))]  # its L3 agents
             await self._remove_gateway(conn, row, events)
             await conn.execute(delete(l3.router_routes).where(l3.router_routes.c.router_id == router_id))
             await delete_tags(conn, "router", router_id)
             await conn.execute(delete(l3.routers).where(l3.routers.c.id == router_id))
 
         await self.uow.run(work, rng=self.rng,
-            events=lambda _: events + [ChangeEvent("router", router_id, "delete")])
+            events=lambda _: events + [ChangeEvent("router", router_id, "delete", 0, tuple(captured))])
 
     # ---- member actions: interfaces ----------------------------------------------------------
 

@@ -34,6 +34,7 @@ from neutrino.errors import InUse, not_found
 from neutrino.services import rbac
 from neutrino.services.address_groups import AddressGroupService
 from neutrino.services.default_security_group_rules import template_rules
+from neutrino.services.event_routing import HOSTS_HINT, hosts_of
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, among, fetch_one, select_rows
 from neutrino.services.quotas import QuotaService
@@ -326,6 +327,8 @@ class SecurityGroupService:
         return found.first() is not None
 
     async def delete(self, ctx: RequestContext, group_id: str, if_revision: int | None = None) -> None:
+        captured: list[tuple[str, Any]] = []
+
         async def work(tx: Transaction) -> None:
             conn = tx.conn
             row = await fetch_one(conn, sg, OBJECT_TYPE, group_id, group_visible(ctx), for_update=True)
@@ -334,7 +337,8 @@ class SecurityGroupService:
                 raise SecurityGroupInUse(id=group_id)
             if not ctx.is_admin and await self.default_id(conn, row["project_id"]) == group_id:
                 raise SecurityGroupCannotRemoveDefault()
-            # Rules of other groups that name this one as their remote go with it.
+            # Rules of other groups that name this one as their remote go with it: their hosts hear.
+            captured[:] = [(HOSTS_HINT, await hosts_of(conn, OBJECT_TYPE, group_id))]
             await conn.execute(delete(rules).where(or_(rules.c.security_group_id == group_id,
                                                        rules.c.remote_group_id == group_id)))
             await conn.execute(delete(defaults).where(defaults.c.security_group_id == group_id))
@@ -342,7 +346,7 @@ class SecurityGroupService:
             await delete_tags(conn, OBJECT_TYPE, group_id)
             await conn.execute(delete(sg).where(sg.c.id == group_id))
 
-        await self.uow.run(work, events=lambda _: [ChangeEvent(OBJECT_TYPE, group_id, "delete")])
+        await self.uow.run(work, events=lambda _: [ChangeEvent(OBJECT_TYPE, group_id, "delete", 0, tuple(captured))])
 
     # ---- RBAC ------------------------------------------------------------------------------
 
