@@ -2,7 +2,8 @@
 
 All of its files live in the instance's runtime directory under the state directory (pid file,
 lease file, configuration, the hook script that points at :mod:`neutrino.compute.lease_hook`), so
-nothing is written to /etc or /run, and ``neutrino cleanup`` finds the process by its pid file.
+nothing is written to /etc or /run, and ``neutrino cleanup`` finds the process by its pid file
+(run by :class:`~neutrino.dataplane.daemons.DaemonRunner`).
 The client keeps running after ``start`` (as a VM's would), renewing the lease and retrying every
 few seconds while no server answers, so an instance created before its network's DHCP server
 exists still gets its address once the server is there.
@@ -17,15 +18,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from neutrino.dataplane.netlink import IPInterface, NamespaceNotFound, NetlinkDriver
+from neutrino.dataplane.daemons import DaemonError, DaemonRunner, Program
+from neutrino.dataplane.netlink import NETNS_DIR, IPInterface, NamespaceNotFound, NetlinkDriver
 from neutrino.dataplane.ownership import OwnerTag
-from neutrino.dataplane.processes import (
-    ProcessFacts,
-    namespace_identity,
-    process_facts,
-    read_pid_file,
-    terminate,
-)
+from neutrino.dataplane.processes import ProcessFacts
 
 DHCLIENT = "dhclient"
 
@@ -42,7 +38,7 @@ backoff-cutoff 2;
 """
 
 
-class DhcpClientError(Exception):
+class DhcpClientError(DaemonError):
     """dhclient could not be started."""
 
 
@@ -50,13 +46,15 @@ class DhcpClient:
     """dhclient for one interface of one instance namespace."""
 
     def __init__(self, runtime_dir: Path, namespace: str, owner: OwnerTag, *, interface: str = "eth0",
-                 netns_dir: Path = Path("/run/netns"), python: str = sys.executable) -> None:
+                 netns_dir: Path = NETNS_DIR, python: str = sys.executable) -> None:
         self.runtime_dir = runtime_dir
         self.namespace = namespace
         self.owner = owner
         self.interface = interface
         self.netns_dir = netns_dir
         self.python = python
+        # -nw: dhclient forks into the background at once; the launcher returns when it has.
+        self._runner = DaemonRunner(Program((DHCLIENT,), comm=DHCLIENT, start_timeout=5.0), netns_dir=netns_dir)
 
     @property
     def pid_file(self) -> Path:
@@ -76,14 +74,7 @@ class DhcpClient:
 
     def running(self) -> ProcessFacts | None:
         """The dhclient of this instance if its pid file names a live dhclient inside the namespace."""
-        pid = read_pid_file(self.pid_file)
-        if pid is None:
-            return None
-        facts = process_facts(pid)
-        inside = namespace_identity(self.netns_dir / self.namespace)
-        if facts is None or facts.comm != DHCLIENT or inside is None or facts.namespace != inside:
-            return None
-        return facts
+        return self._runner.find(self.pid_file, self.namespace)
 
     def _write_files(self) -> None:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -97,39 +88,19 @@ class DhcpClient:
         current = self.running()
         if current is not None:
             return current
-        if namespace_identity(self.netns_dir / self.namespace) is None:
+        if not (self.netns_dir / self.namespace).exists():
             raise NamespaceNotFound(self.namespace)
         self._write_files()
-        command = [
-            "ip", "netns", "exec", self.namespace, DHCLIENT, "-4", "-nw",
-            "-pf", str(self.pid_file), "-lf", str(self.lease_file),
-            "-cf", str(self.config_file), "-sf", str(self.script_file), self.interface,
-        ]
-        process = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        # -nw: dhclient forks into the background at once; the command returns when it has.
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-        if process.returncode != 0:
-            raise DhcpClientError(f"dhclient failed in {self.namespace}: {stderr.decode().strip()}")
-        # The daemon writes its pid file after the fork; give it a moment to appear.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while (started := self.running()) is None:
-            if loop.time() >= deadline:
-                raise DhcpClientError(f"dhclient in {self.namespace} did not stay running")
-            await asyncio.sleep(0.05)
-        return started
+        try:
+            return await self._runner.start(self.namespace, [
+                "-4", "-nw", "-pf", str(self.pid_file), "-lf", str(self.lease_file),
+                "-cf", str(self.config_file), "-sf", str(self.script_file), self.interface], self.pid_file)
+        except DaemonError as e:
+            raise DhcpClientError(f"dhclient in {self.namespace}: {e}") from e
 
     async def stop(self) -> bool:
         """Stop the client (no DHCPRELEASE: a VM that is destroyed does not send one). True if it ran."""
-        current = self.running()
-        self.pid_file.unlink(missing_ok=True)
-        if current is None:
-            return False
-        await terminate([current])
-        return True
+        return await self._runner.stop(self.pid_file, self.namespace)
 
     async def wait_for_lease(self, driver: NetlinkDriver, timeout: float) -> IPInterface | None:
         """The IPv4 address a lease put on the interface, waiting up to ``timeout`` s; None if none came."""

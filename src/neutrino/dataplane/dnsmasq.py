@@ -13,31 +13,24 @@ Two halves, as every driver here:
   SIGHUP, which makes dnsmasq re-read exactly these files (dnsmasq(8), SIGHUP) without dropping a
   lease or a PID. :meth:`DnsmasqDriver.remove` stops it and deletes its files; absent is success.
 
-The process is found again by its pid file and checked against /proc (its ``comm`` and network
-namespace) before anything is signalled, so an agent restart adopts the running dnsmasq with the
-same PID, and a reused PID is never signalled. All files live in one directory per network under
+The process is run by :class:`~neutrino.dataplane.daemons.DaemonRunner`: found again by its pid file
+and checked against /proc (its ``comm``, command line and network namespace) before anything is
+signalled, so an agent restart adopts the running dnsmasq with the same PID, and a reused PID is
+never signalled. All files live in one directory per network under
 the agent's state directory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
-import os
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neutrino.dataplane.processes import (
-    NamespaceIdentity,
-    ProcessFacts,
-    namespace_identity,
-    process_facts,
-    read_pid_file,
-    terminate,
-)
+from neutrino.dataplane.daemons import DaemonError, DaemonRunner, Program
+from neutrino.dataplane.netlink import NETNS_DIR, NamespaceNotFound
+from neutrino.dataplane.processes import ProcessFacts
 
 DNSMASQ = "dnsmasq"
 LEASE_SECONDS = 86400
@@ -49,7 +42,7 @@ _DHCPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")
 FILES = ("host", "addn_hosts", "opts")
 
 
-class DnsmasqError(Exception):
+class DnsmasqError(DaemonError):
     """dnsmasq could not be started or did not stay running."""
 
 
@@ -252,21 +245,14 @@ def write_if_changed(path: Path, content: str) -> bool:
     return True
 
 
-def _cmdline(pid: int) -> tuple[str, ...]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ()
-    return tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-
-
 class DnsmasqDriver:
     """dnsmasq processes of one agent: files under ``state_dir/<network>``, processes in namespaces."""
 
-    def __init__(self, state_dir: Path, *, netns_dir: Path = Path("/run/netns"), program: str = DNSMASQ) -> None:
+    def __init__(self, state_dir: Path, *, netns_dir: Path = NETNS_DIR, program: str = DNSMASQ) -> None:
         self.state_dir = state_dir
         self.netns_dir = netns_dir
-        self.program = program
+        # dnsmasq forks into the background once it has bound its sockets; the launcher returns then.
+        self.runner = DaemonRunner(Program((program,), comm=DNSMASQ, start_timeout=5.0), netns_dir=netns_dir)
 
     def directory(self, network_id: str) -> Path:
         return self.state_dir / network_id
@@ -276,21 +262,11 @@ class DnsmasqDriver:
 
     def running(self, network_id: str, netns: str | None = None) -> ProcessFacts | None:
         """The network's dnsmasq if its pid file names a live dnsmasq (in ``netns`` when given)."""
-        pid = read_pid_file(self._pid_file(network_id))
-        if pid is None:
-            return None
-        facts = process_facts(pid)
-        if facts is None or facts.comm != DNSMASQ:
-            return None
-        if netns is not None:
-            inside = namespace_identity(self.netns_dir / netns)
-            if inside is None or facts.namespace != inside:
-                return None
-        return facts
+        return self.runner.find(self._pid_file(network_id), netns)
 
     def status(self, network_id: str, netns: str | None = None) -> DnsmasqStatus:
         facts = self.running(network_id, netns)
-        return DnsmasqStatus(network_id, facts, _cmdline(facts.pid)[1:] if facts else ())
+        return DnsmasqStatus(network_id, facts, self.runner.arguments(facts) if facts else ())
 
     def networks(self) -> tuple[str, ...]:
         """Networks this driver has a directory for (served now, or left over to remove)."""
@@ -306,51 +282,28 @@ class DnsmasqDriver:
         written = tuple(name for name, content in rendered.files.items()
                         if write_if_changed(directory / name, content))
         current = self.running(spec.network_id, netns)
-        if current is not None and _cmdline(current.pid)[1:] == rendered.arguments:
+        if current is not None and self.runner.arguments(current) == rendered.arguments:
             if written:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(current.pid, signal.SIGHUP)
+                self.runner.reload(current)
             return EnsureOutcome(reloaded=bool(written), files_written=written)
         if current is not None:
-            await terminate([current])
-        await self._start(netns, rendered.arguments, spec.network_id)
+            await self.runner.stop(self._pid_file(spec.network_id), netns)
+        try:
+            await self.runner.start(netns, rendered.arguments, self._pid_file(spec.network_id))
+        except (DaemonError, NamespaceNotFound) as e:
+            raise DnsmasqError(f"dnsmasq for network {spec.network_id}: {e}") from e
         return EnsureOutcome(started=current is None, restarted=current is not None, files_written=written)
-
-    async def _start(self, netns: str, arguments: Sequence[str], network_id: str) -> ProcessFacts:
-        if namespace_identity(self.netns_dir / netns) is None:
-            raise DnsmasqError(f"namespace {netns} does not exist")
-        self._pid_file(network_id).unlink(missing_ok=True)
-        process = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", netns, self.program, *arguments,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        # dnsmasq forks into the background once it has bound its sockets; the command returns then.
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-        if process.returncode != 0:
-            raise DnsmasqError(f"dnsmasq for network {network_id} failed in {netns}: {stderr.decode().strip()}")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while (started := self.running(network_id, netns)) is None:
-            if loop.time() >= deadline:
-                raise DnsmasqError(f"dnsmasq for network {network_id} in {netns} did not stay running")
-            await asyncio.sleep(0.02)
-        return started
 
     async def remove(self, network_id: str) -> bool:
         """Stop the network's dnsmasq (wherever it runs) and delete its files; True if it ran."""
-        current = self.running(network_id)
-        if current is not None:
-            await terminate([current])
+        ran = await self.runner.stop(self._pid_file(network_id))
         directory = self.directory(network_id)
         if directory.is_dir():
             for entry in directory.iterdir():
                 entry.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 directory.rmdir()
-        return current is not None
-
-
-def identity_of(netns_dir: Path, netns: str) -> NamespaceIdentity | None:
-    return namespace_identity(netns_dir / netns)
+        return ran
 
 
 __all__ = ["DnsmasqDriver", "DnsmasqError", "DnsmasqSpec", "DnsmasqStatus", "EnsureOutcome", "HostSpec",

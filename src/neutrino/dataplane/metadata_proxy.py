@@ -11,7 +11,8 @@ Nova's metadata API, over HTTP), as Neutron's metadata agent does. A caller the 
 gets 404 and nothing is forwarded.
 
 :class:`MetadataProxyDriver` starts, finds (pid file checked against /proc: the program and the
-namespace) and stops one proxy per namespace; everything it writes lives in one directory.
+namespace) and stops one proxy per namespace through
+:class:`~neutrino.dataplane.daemons.DaemonRunner`; everything it writes lives in one directory.
 """
 
 from __future__ import annotations
@@ -29,13 +30,9 @@ from typing import Any
 import httpx
 
 from neutrino.contract.metadata import sign
-from neutrino.dataplane.processes import (
-    ProcessFacts,
-    namespace_identity,
-    process_facts,
-    read_pid_file,
-    terminate,
-)
+from neutrino.dataplane.daemons import DaemonRunner, Program
+from neutrino.dataplane.netlink import NETNS_DIR
+from neutrino.dataplane.processes import ProcessFacts
 
 MODULE = "neutrino.dataplane.metadata_proxy"
 # Headers only the proxy may set; whatever the instance sent under these names is dropped.
@@ -149,12 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class MetadataProxyDriver:
-    """One proxy per namespace; its files (pid, map) in ``state_dir/<namespace>/``."""
+    """One proxy per namespace; its files (pid, map, log) in ``state_dir/<namespace>/``."""
 
-    def __init__(self, state_dir: Path, *, netns_dir: Path = Path("/run/netns"), python: str = sys.executable) -> None:
+    def __init__(self, state_dir: Path, *, netns_dir: Path = NETNS_DIR, python: str = sys.executable) -> None:
         self.state_dir = state_dir
         self.netns_dir = netns_dir
-        self.python = python
+        # The proxy stays in the foreground and writes its pid file once it listens.
+        self.runner = DaemonRunner(Program((python, "-m", MODULE), mark=MODULE, daemonizes=False, start_timeout=15.0),
+                                   netns_dir=netns_dir)
 
     def directory(self, netns: str) -> Path:
         return self.state_dir / netns
@@ -162,27 +161,18 @@ class MetadataProxyDriver:
     def map_file(self, netns: str) -> Path:
         return self.directory(netns) / "map.json"
 
+    def _pid_file(self, netns: str) -> Path:
+        return self.directory(netns) / "pid"
+
     def namespaces(self) -> tuple[str, ...]:
         if not self.state_dir.is_dir():
             return ()
         return tuple(sorted(p.name for p in self.state_dir.iterdir() if p.is_dir()))
 
     def running(self, netns: str, *, inside: bool = True) -> ProcessFacts | None:
-        """The namespace's proxy if its pid file names one (serving this namespace's map, and with
-        ``inside`` running in the namespace: a removed namespace's proxy is found without it)."""
-        pid = read_pid_file(self.directory(netns) / "pid")
-        facts = process_facts(pid) if pid is not None else None
-        if facts is None:
-            return None
-        try:
-            cmdline = Path(f"/proc/{facts.pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        if MODULE.encode() not in cmdline or str(self.map_file(netns)).encode() not in cmdline:
-            return None
-        if inside and facts.namespace != namespace_identity(self.netns_dir / netns):
-            return None
-        return facts
+        """The namespace's proxy if its pid file names one (with ``inside``, running in the namespace:
+        a removed namespace's proxy is found without it)."""
+        return self.runner.find(self._pid_file(netns), netns if inside else None)
 
     def read_map(self, netns: str) -> str | None:
         try:
@@ -204,29 +194,13 @@ class MetadataProxyDriver:
             return current
         directory = self.directory(netns)
         directory.mkdir(parents=True, exist_ok=True)
-        pid_file = directory / "pid"
-        pid_file.unlink(missing_ok=True)
-        log = open(directory / "log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", netns, self.python, "-m", MODULE, "--port", str(port),
-                "--map", str(self.map_file(netns)), "--backend", backend, "--secret-file", str(secret_file),
-                "--pid-file", str(pid_file), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
-        finally:
-            log.close()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while (started := self.running(netns)) is None:
-            if loop.time() >= deadline:
-                raise RuntimeError(f"metadata proxy in {netns} did not start: {(directory / 'log').read_text()[-500:]}")
-            await asyncio.sleep(0.05)
-        return started
+        return await self.runner.start(netns, [
+            "--port", str(port), "--map", str(self.map_file(netns)), "--backend", backend,
+            "--secret-file", str(secret_file), "--pid-file", str(self._pid_file(netns))],
+            self._pid_file(netns), log_file=directory / "log")
 
     async def remove(self, netns: str) -> None:
-        current = self.running(netns, inside=False)
-        if current is not None:
-            await terminate([current])
+        await self.runner.stop(self._pid_file(netns))
         directory = self.directory(netns)
         if directory.is_dir():
             for entry in directory.iterdir():
