@@ -12,9 +12,14 @@ group). Nothing leaves namespaces the benchmark creates; they are removed at the
     .venv/bin/python bench/firewall_bench.py --ports 200 --rules 2000 --repeat 3 --json out.json
 
 "Takes effect" is measured with probe packets, not logs: ``ping -D -i 0.01`` runs from the probe
-instance towards ``a`` while the role reconciles the changed state; the time is from the start of
-the reconcile to the kernel timestamp of the first reply. A rule add rewrites the chains of every
-port in the group (one ``nft -f`` per port object); a membership change is one set element.
+instance towards ``a`` while the role (started, as the agent runs it) receives a change hint; the
+time is from the hint to the kernel timestamp of the first reply. A rule add rewrites one group
+chain; a membership change is one set element. The stand-in server encodes each state once, when
+the benchmark sets it, so the times are the agent's (fetch, decode, compile, plan, ``nft``), not
+the server's cost of building ``sync_state`` from its database.
+
+``--src DIR`` runs another checkout's ``src`` (e.g. an older worktree) under this same script, so
+old and new code are measured alternately under the same load.
 Throughput: a Python TCP sender and receiver (3 s) from ``a`` to ``b``, with the group's rules and
 with the tables removed.
 """
@@ -36,9 +41,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--src" in sys.argv:  # before anything of ours is imported
+    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--src") + 1]).resolve()))
 
 from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole  # noqa: E402
 from neutrino.contract import codec  # noqa: E402
+from neutrino.contract.events import ChangeHint  # noqa: E402
 from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState  # noqa: E402
 from neutrino.contract.names import bridge_name, tap_name  # noqa: E402
 from tests.support import throughput  # noqa: E402
@@ -55,8 +63,17 @@ class Server:
     def __init__(self) -> None:
         self.state = FirewallState("bench")
 
+    @property
+    def state(self) -> FirewallState:
+        return self._state
+
+    @state.setter
+    def state(self, state: FirewallState) -> None:
+        self._state = state
+        self._payload = codec.encode(state)  # a fresh dict per state, as off the wire
+
     async def sync_state(self, role: str) -> dict[str, Any]:
-        return codec.encode(self.state)
+        return self._payload
 
     async def provisioning_complete(self, role: str, devices: Any) -> dict[str, Any]:
         return {}
@@ -142,7 +159,7 @@ class Bench:
         return FirewallState("bench", tuple(ports), tuple(groups), {k: tuple(v) for k, v in members.items()}, {})
 
     async def time_to_first_reply(self, role: FirewallRole, server: Server, state: FirewallState) -> float:
-        """Seconds from the start of the reconcile to the kernel timestamp of the probe's first answer."""
+        """Seconds from the change hint to the kernel timestamp of the probe's first answer."""
         pinger = subprocess.Popen(["ip", "netns", "exec", self.netns_of["probe"], "ping", "-D", "-n", "-i", "0.01",
                                    "-W", "1", "-w", "180", self.instances["a"].fixed_ips[0]],
                                   stdout=subprocess.PIPE, text=True)
@@ -150,7 +167,7 @@ class Bench:
             await asyncio.sleep(0.3)  # the pinger is running (and getting no answer) before the change
             server.state = state
             started = time.time()
-            await role.resync()
+            role.on_change(ChangeHint("security_group_rule", str(uuid.uuid4()), "update"))
             assert pinger.stdout is not None
             while True:
                 line = await asyncio.to_thread(pinger.stdout.readline)
@@ -182,6 +199,7 @@ class Bench:
         server.state = self.state()
         started = time.monotonic()
         await role.resync()
+        await role.start()
         done = role.reconciler.last_round
         assert done is not None and not done.failed, done and done.failed
         results["cold_load_s"] = time.monotonic() - started
@@ -189,10 +207,19 @@ class Bench:
 
         resyncs = []
         for _ in range(args.repeat):
-            started = time.monotonic()
-            await role.resync()
-            resyncs.append(time.monotonic() - started)
+            monitor = subprocess.Popen(["ip", "netns", "exec", self.host, "nft", "monitor"],
+                                       stdout=subprocess.PIPE, text=True)
+            try:
+                await asyncio.sleep(0.3)  # nft monitor is listening
+                started = time.monotonic()
+                await role.resync()
+                resyncs.append(time.monotonic() - started)
+                await asyncio.sleep(0.3)
+            finally:
+                monitor.terminate()
+                events, _ = monitor.communicate()
             assert role.reconciler.last_round is not None and role.reconciler.last_round.actions == ()
+            results["resync_kernel_events"] = results.get("resync_kernel_events", 0) + len(events.splitlines())
         results["resync_nothing_to_change_s"] = statistics.median(resyncs)
 
         rule_add, member_add = [], []
@@ -203,6 +230,7 @@ class Bench:
             member_add.append(await self.time_to_first_reply(role, server, self.state(probe_member=True)))
             server.state = self.state()
             await role.resync()
+        await asyncio.sleep(0.5)  # the last hint's round is done before the tables go
         results["rule_add_effect_p50_s"] = statistics.median(rule_add)
         results["membership_add_effect_p50_s"] = statistics.median(member_add)
         results["rule_add_samples_s"] = rule_add
@@ -226,6 +254,7 @@ def main() -> int:
     parser.add_argument("--rules", type=int, default=10000, help="rules in all groups together")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--src", type=Path, help="import neutrino from this src directory instead")
     args = parser.parse_args()
     bench = Bench(args)
     try:

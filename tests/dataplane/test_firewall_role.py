@@ -23,6 +23,7 @@ from neutrino.agent.roles.firewall.desired import Key
 from neutrino.agent.roles.firewall.plan import NftScript
 from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole
 from neutrino.contract import codec
+from neutrino.contract.events import ChangeHint
 from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState
 from neutrino.contract.names import bridge_name, tap_name
 
@@ -396,3 +397,58 @@ async def test_address_group_rule_admits_its_cidrs_and_follows_their_changes(hos
     assert await reaches(c, a)
     await agent.apply(state(("192.0.2.0/24",)))
     assert await blocked(c, a)
+
+
+async def settle(role: FirewallRole, refreshes: int) -> Round[Key, NftScript]:
+    """Wait until the refresh after a hint ran and the reconciler applied what it handed over."""
+    reconciler = role.reconciler
+    while role.refreshes <= refreshes or reconciler.pending or reconciler.running or reconciler.full_pending:
+        await asyncio.sleep(0.01)
+    assert reconciler.last_round is not None and not reconciler.last_round.failed, reconciler.last_round
+    return reconciler.last_round
+
+
+async def test_change_hints_apply_only_what_changed_without_listing_the_tables(host: Host) -> None:
+    a, b, c = host.add_instance("a", 1), host.add_instance("b", 2), host.add_instance("c", 3)
+    icmp = FirewallRule("icmp", "ingress", "IPv4", 1, remote_group_id="peers")
+    web = FirewallGroup("web", True, (*EGRESS_ANY, icmp))
+    peers = FirewallGroup("peers", True, EGRESS_ANY)
+    ports = {"a": replace(a.port, security_group_ids=("web",)), "b": replace(b.port, security_group_ids=("web",)),
+             "c": replace(c.port, security_group_ids=("peers",))}
+    agent = agent_for(host)
+    role = agent.role
+    await agent.apply(host.state([web, peers], {"peers": ()}, **ports))
+    await role.start()
+    try:
+        listings = role.target.listings
+        assert await blocked(c, a)
+
+        # A member joins: one set element, no listing.
+        agent.server.state = host.state([web, peers], {"peers": (c.port.fixed_ips[0],)}, **ports)
+        role.on_change(ChangeHint("port", c.port.port_id, "update"))
+        done = await settle(role, role.refreshes)
+        assert done.actions == (NftScript(f"add element inet neutrino-fw sg-peers-4 {{ {c.port.fixed_ips[0]} }}\n"),)
+        assert await reaches(c, a)
+
+        # A rule goes: one group chain rewritten (shared by a and b), and the set it named, now
+        # unused, goes; the member is shut out again.
+        agent.server.state = host.state([replace(web, rules=EGRESS_ANY), peers], {"peers": (c.port.fixed_ips[0],)},
+                                        **ports)
+        role.on_change(ChangeHint("security_group_rule", icmp.rule_id, "delete"))
+        done = await settle(role, role.refreshes)
+        assert set(done.outcomes) == {("group", "web"), ("set", "sg-peers-4")}
+        assert await blocked(c, a) and await blocked(c, b)
+
+        # A port leaves the host: its objects go, the others stay as they are.
+        ports.pop("b")
+        host.instances.pop("b")
+        agent.server.state = host.state([replace(web, rules=EGRESS_ANY), peers], {"peers": (c.port.fixed_ips[0],)},
+                                        **ports)
+        role.on_change(ChangeHint("port", b.port.port_id, "delete"))
+        done = await settle(role, role.refreshes)
+        assert set(done.outcomes) == {("port", b.port.device)}
+        assert role.target.listings == listings  # all of it planned against the view of what was applied
+    finally:
+        await role.stop()
+    # And the view was the truth: a full resync (which lists the kernel) finds nothing to do.
+    assert (await agent.apply(agent.server.state)).actions == ()

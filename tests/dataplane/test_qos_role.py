@@ -12,6 +12,7 @@ import asyncio
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from test_firewall_role import Host, Instance
 
 from neutrino.agent.reconciler import Round
 from neutrino.agent.roles.qos.role import QosConfig, QosRole
+from neutrino.cli import cleanup as cleanup_cli
 from neutrino.contract import codec
 from neutrino.contract.qos import BandwidthLimit, QosPort, QosState
 from tests.support import throughput  # noqa: E402
@@ -122,3 +124,33 @@ async def test_dscp_mark_is_seen_on_the_wire(host: Host) -> None:
     assert "tos 0x68" in out, out  # DSCP 26 (AF31) << 2
     await agent.apply()
     assert (await agent.apply()).actions == ()
+
+
+def ifbs(host: Host) -> str:
+    return ip("-n", host.netns, "-d", "link", "show", "type", "ifb").stdout
+
+
+async def test_a_deleted_port_leaves_no_ifb_and_cleanup_removes_what_a_stopped_role_left(host: Host,
+                                                                                          tmp_path: Path) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    server = QosServer()
+    owner = f"qos-{host.netns}"  # this test's own host mark: cleanup --host touches nothing else
+    agent = QosAgent(QosRole(QosConfig(owner, netns=host.netns), server), server)  # type: ignore[arg-type]
+    limit = BandwidthLimit(10_000)
+    await agent.apply(port(a, egress=limit), port(b, egress=limit))
+    ifb_a, ifb_b = "ifb" + a.port.device[3:], "ifb" + b.port.device[3:]
+    assert ifb_a in ifbs(host) and ifb_b in ifbs(host)
+
+    # The instance goes (its tap with it) and the server no longer lists the port.
+    ip("-n", host.netns, "link", "del", a.port.device)
+    await agent.apply(port(b, egress=limit))
+    assert ifb_a not in ifbs(host) and ifb_b in ifbs(host)
+
+    # A stopped role leaves shaping in place (a restart must not disturb traffic)...
+    await agent.role.stop()
+    assert ifb_b in ifbs(host)
+    # ...and `neutrino cleanup --host` takes the IFB, its qdiscs and the tap's redirect away.
+    removed = await cleanup_cli.cleanup(tmp_path, owner)
+    assert any(ifb_b in line for line in removed), removed
+    assert ifbs(host) == ""
+    assert "4e51:" not in ip("netns", "exec", host.netns, "tc", "qdisc", "show").stdout
