@@ -17,8 +17,8 @@ import pytest
 
 from tests.api.test_rbac_quotas_cli import OPENSTACK, unique
 from tests.support.live_server import LiveServer
-from tests.support.neutron_http import api, created, neutron_error, ok
-from tests.support.tenants import two_member_projects
+from tests.support.neutron_http import created, neutron_error, ok
+from tests.support.project_network import projects_with_network
 
 EXTENSIONS = {"port-trusted-vif", "port-numa-affinity-policy", "port-numa-affinity-policy-socket",
               "port-device-profile", "uplink-status-propagation"}
@@ -43,20 +43,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    identity, member, other, clouds = two_member_projects(
-        live_server, tmp_path_factory.mktemp("pext") / "clouds.yaml", "pext")
-    clients = [api(live_server, p) for p in (member, other, identity.admin)]
-    a, b, adm = clients
-    net = created(a.post("/networks", json={"network": {"name": unique("pext")}}), "network")
-    try:
-        yield World(a, b, adm, {**live_server.env(), "OS_CLIENT_CONFIG_FILE": str(clouds)}, net["id"])
-    finally:
-        for port in adm.get("/ports", params={"network_id": net["id"]}).json()["ports"]:
-            adm.delete(f"/ports/{port['id']}")
-        adm.delete(f"/networks/{net['id']}")
-        for client in clients:
-            client.close()
-        identity.retire(member, other)
+    with projects_with_network(live_server, tmp_path_factory.mktemp("pext") / "clouds.yaml", "pext") as w:
+        yield World(w.a, w.b, w.adm, {**live_server.env(), "OS_CLIENT_CONFIG_FILE": str(w.clouds)}, w.network_id)
 
 
 def test_the_extensions_are_listed(world: World) -> None:

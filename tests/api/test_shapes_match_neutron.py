@@ -27,11 +27,7 @@ EXAMPLES = Path(__file__).parent / "neutron_examples"
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|([0-9a-f]{2}:){5}[0-9a-f]{2}")
 
 # (example, key path, "missing" | "extra") -> why Neutrino differs today.
-_RESOURCE_REQUEST = "port-resource-request is not implemented (placement requests from QoS minimum rules)"
 KNOWN_GAPS: dict[tuple[str, str, str], str] = {
-    **{(name, f"{key}.resource_request", "missing"): _RESOURCE_REQUEST for name, key in (
-        ("10-port-create", "port"), ("11-port-show", "port"), ("12-port-update-name", "port"),
-        ("13-port-create-fixed-ip", "port"), ("15-port-list-filter-device", "ports[]"))},
     # The captured Neutron ran without the ML2 extension drivers that fill these in (it listed the
     # NUMA and device-profile aliases all the same); neutron-tempest-plugin's gate job enables them,
     # and Neutrino always serves them.

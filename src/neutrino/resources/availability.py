@@ -18,5 +18,7 @@ NETWORK_IP_AVAILABILITY = Resource(
         Attribute("total_ips", t.Integer(), view_type=t.Count()),
         Attribute("used_ips", t.Integer(), view_type=t.Count()),
         Attribute("subnet_ip_availability", t.Any_()),
+        # Sizes and use of the CIDRs and of the allocation pools apart (each subnet has its own too).
+        Attribute("ip_availability_details", t.Any_(), extension="network-ip-availability-details"),
     ),
 )

@@ -61,6 +61,8 @@ CORE_EXTENSIONS: tuple[Extension, ...] = (
     _ext("ip_allocation", "IP Allocation", "IP allocation extension."),
     _ext("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
     _ext("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
+    _ext("aap-reject-multicast", "Allowed address pairs reject multicast extension",
+         "Reject multicast addresses in Allowed Address Pairs"),
     _ext("extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"),
     # Listed only with the "dns" extension driver ([ml2] extension_drivers), as in Neutron (see
     # DNS_EXTENSIONS): the DHCP agent's dnsmasq answers <dns_name or host-<ip>>.<dns_domain>.
@@ -89,4 +91,6 @@ CORE_EXTENSIONS: tuple[Extension, ...] = (
     _ext("agent-resources-synced", "Agent's Resource View Synced to Placement",
          "Stores success/failure of last sync to Placement"),
     _ext("network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and subnet."),
+    _ext("network-ip-availability-details", "Network IP Availability Details Extension",
+         "Add ip_availability_details attribute to network-ip-availabilities resource."),
 )

@@ -17,6 +17,7 @@ from neutrino.resources.definition import (
     standard_attrs,
     tags_attr,
 )
+from neutrino.resources.extensions import Extension
 
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
               "vdpa", "accelerator-direct", "accelerator-direct-physical", "remote-managed")
@@ -47,7 +48,8 @@ PORT = Resource(
                   enforce_policy=True),
         Attribute("allowed_address_pairs",
                   t.ListOf(t.Dict(required=("ip_address",), optional=("mac_address",),
-                                  types=(("ip_address", t.IpOrCidr()), ("mac_address", t.MacAddress())))),
+                                  types=(("ip_address", t.IpOrCidr(reject_multicast=True)),
+                                         ("mac_address", t.MacAddress(reject_multicast=True))))),
                   default=[], allow_post=True, allow_put=True, enforce_policy=True),
         Attribute("extra_dhcp_opts", t.ListOf(t.Dict(required=("opt_name",), optional=("opt_value", "ip_version"),
                                                      types=(("opt_name", t.String(255)),))),
@@ -79,4 +81,14 @@ PORT = Resource(
                   allow_put=True, extension="port-numa-affinity-policy"),
         *standard_attrs(), tags_attr(allow_post=True),
     ),
+)
+
+# Listed by the QoS plugin, as in Neutron: the request comes from a policy's minimum rules
+# (services/resource_requests.py); ``-groups`` is its shape (request groups and same_subtree).
+PORT_RESOURCE_REQUEST_EXTENSIONS: tuple[Extension, ...] = (
+    Extension("port-resource-request", "Port Resource Request", "Expose resource request to Port",
+              "2018-05-08T10:00:00-00:00"),
+    Extension("port-resource-request-groups", "Port Resource Request Groups",
+              "Support requesting multiple groups of resources and traits from the same RP subtree in "
+              "resource_request", "2021-08-02T10:00:00-00:00"),
 )

@@ -193,16 +193,40 @@ class Cidr:
 
 @dataclass(frozen=True, slots=True)
 class IpOrCidr:
+    # aap-reject-multicast: an allowed address pair may not hold or overlap a multicast range
+    # (nothing forwards multicast by address pair, so accepting one only hid the fact).
+    reject_multicast: bool = False
+
     def convert(self, value: Any) -> Any:
         if not isinstance(value, str):
             raise InvalidValue(f"'{value}' is neither a valid IP address, nor is it a valid IP subnet")
         try:
             if "/" in value:
-                ipaddress.ip_network(value, strict=False)
+                net = ipaddress.ip_network(value, strict=False)
+                if self.reject_multicast and _overlaps_multicast(net):
+                    mcast = _MULTICAST[net.version]
+                    raise InvalidValue(f"Subnet {value} overlaps with multicast range {mcast}, which is not supported")
                 return value
-            return str(ipaddress.ip_address(value))
+            addr = ipaddress.ip_address(value)
         except ValueError as exc:
+            if isinstance(exc, InvalidValue):
+                raise
             raise InvalidValue(f"'{value}' is neither a valid IP address, nor is it a valid IP subnet") from exc
+        if self.reject_multicast and addr.is_multicast:
+            raise InvalidValue(f"IP {value} is a multicast address, which is not supported")
+        return str(addr)
+
+
+_MULTICAST = {4: ipaddress.ip_network("224.0.0.0/4"), 6: ipaddress.ip_network("ff00::/8")}
+
+
+def _overlaps_multicast(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """CIDRs never overlap partially: one holds the other, or they are apart. As in Neutron,
+    0.0.0.0/0 (any IPv4 source) stays allowed; ::/0 does not."""
+    return net != _ANY_V4 and net.overlaps(_MULTICAST[net.version])
+
+
+_ANY_V4 = ipaddress.ip_network("0.0.0.0/0")
 
 
 _MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
@@ -211,6 +235,7 @@ _MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
 @dataclass(frozen=True, slots=True)
 class MacAddress:
     nullable: bool = False
+    reject_multicast: bool = False  # aap-reject-multicast: the group bit of the first octet
 
     def convert(self, value: Any) -> Any:
         if value is None and self.nullable:
@@ -220,6 +245,8 @@ class MacAddress:
         mac = value.lower().replace("-", ":")
         if mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
             raise InvalidValue(f"'{value}' is not a valid MAC address")
+        if self.reject_multicast and int(mac[:2], 16) & 1:
+            raise InvalidValue(f"MAC address {value} is a multicast address, which is not supported")
         return mac
 
 

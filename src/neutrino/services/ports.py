@@ -40,6 +40,7 @@ from neutrino.services.ipam.records import UNSET, FixedIp
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
 from neutrino.services.networks import NetworkService
 from neutrino.services.quotas import QuotaService
+from neutrino.services.resource_requests import port_resource_requests
 from neutrino.services.standard import (
     bump_revision,
     check_revision,
@@ -269,8 +270,13 @@ class PortService:
         tag_map = await load_tags(conn, "port", [r["id"] for r in rows])
         groups = await self.security_groups.of_ports(conn, [r["id"] for r in rows])
         net_policies = await self._network_policies(conn, {r["network_id"] for r in rows})
-        return [self.view(r, tag_map.get(r["id"], []), groups.get(r["id"], ()), net_policies.get(r["network_id"]))
-                for r in rows]
+        views = [self.view(r, tag_map.get(r["id"], []), groups.get(r["id"], ()), net_policies.get(r["network_id"]))
+                 for r in rows]
+        requests = await port_resource_requests(conn, rows, net_policies)
+        if requests:
+            for out in views:
+                out["resource_request"] = requests.get(out["id"])
+        return views
 
     @staticmethod
     async def _network_policies(conn: AsyncConnection, network_ids: set[str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from sqlalchemy import Table
 from neutrino.db.schema.qos import qos_policies
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import Extension
+from neutrino.resources.ports import PORT_RESOURCE_REQUEST_EXTENSIONS
 from neutrino.resources.qos import (
     ALIAS_RESOURCES,
     QOS_EXTENSIONS,
@@ -40,7 +41,7 @@ class QosPlugin:
         return (QOS_POLICY, *RULE_RESOURCES, *ALIAS_RESOURCES, RULE_TYPE)
 
     def extensions(self) -> Sequence[Extension]:
-        return QOS_EXTENSIONS
+        return (*QOS_EXTENSIONS, *PORT_RESOURCE_REQUEST_EXTENSIONS)
 
     def taggable_tables(self) -> Mapping[str, Table]:
         return {QOS_POLICY.name: qos_policies}
