@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -165,10 +164,6 @@ def summary_markdown(results: list[Outcome], *, seconds: float, concurrency: int
     return "\n".join(out) + "\n"
 
 
-def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clouds", type=Path, help="clouds.yaml of a running Neutrino (default: a fresh neutrino up)")
@@ -182,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3 * 3600.0, help="seconds tempest may run")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.OPTION=VALUE")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupted)
+    interop.unwind_on_signals()
 
     started = time.monotonic()
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())

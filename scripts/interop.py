@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,33 @@ EXTERNAL_CIDR = "172.24.4.0/24"
 
 def log(msg: str) -> None:
     print(f"interop: {msg}", flush=True)
+
+
+# ---- interruption -----------------------------------------------------------------------------------------
+
+# Signals that end a run: each unwinds like Ctrl-C, so the server is still stopped and cleaned up.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def unwind_on_signals() -> None:
+    """SIGTERM (CI timeouts, kill) and SIGHUP (a closed terminal) raise KeyboardInterrupt as Ctrl-C does."""
+    for signum in STOP_SIGNALS[1:]:
+        signal.signal(signum, _interrupted)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ignore the stop signals for the duration (clean-up must finish once it has begun)."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # ---- tempest installation ---------------------------------------------------------------------------------
@@ -113,7 +142,14 @@ class Server:
         raise RuntimeError(f"neutrino up not healthy after {timeout}s; see {self.log_path}")
 
     def stop(self) -> None:
-        """SIGTERM (then SIGKILL if it hangs) the server, and remove the kernel objects of its host."""
+        """SIGTERM (then SIGKILL if it hangs) the server, and remove the kernel objects of its host.
+
+        A second Ctrl-C or SIGTERM while this runs is ignored: interrupting it would leave the
+        server's namespaces, bridge and root-namespace ``neutrino-fw`` tables behind."""
+        with signals_deferred():
+            self._stop()
+
+    def _stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -239,8 +275,15 @@ def run_tempest(tempest: Path, workspace: Path, selection: list[str], concurrenc
                OS_TEST_TIMEOUT="300")
     cmd = [str(tempest), "run", *selection, "--concurrency", str(concurrency)]
     log(" ".join(cmd))
-    proc = subprocess.Popen(cmd, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    watchdog = threading.Timer(timeout, proc.kill)  # a hung run must still end (and be cleaned up)
+    # Its own process group: stestr's workers are killed with it when the run is interrupted or hangs.
+    proc = subprocess.Popen(cmd, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+    def kill_group() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    watchdog = threading.Timer(timeout, kill_group)  # a hung run must still end (and be cleaned up)
     watchdog.start()
     lines: list[str] = []
     assert proc.stdout is not None
@@ -251,7 +294,7 @@ def run_tempest(tempest: Path, workspace: Path, selection: list[str], concurrenc
     finally:
         watchdog.cancel()
         if proc.poll() is None:
-            proc.kill()
+            kill_group()
     rc = proc.wait()
     totals: dict[str, int] = {}
     text = "".join(lines)
@@ -260,10 +303,6 @@ def run_tempest(tempest: Path, workspace: Path, selection: list[str], concurrenc
         found = re.findall(pattern, text, re.MULTILINE)
         totals[key] = int(found[-1]) if found else 0
     return rc, totals
-
-
-def _interrupted(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.OPTION=VALUE",
                         help="a further tempest.conf setting (repeatable)")
     args = parser.parse_args(argv)
-    # SIGTERM (CI timeouts, kill) unwinds like Ctrl-C, so the server is still stopped and cleaned up.
-    signal.signal(signal.SIGTERM, _interrupted)
+    unwind_on_signals()
 
     started = time.monotonic()
     tempest = ensure_tempest(args.tempest_venv)

@@ -122,6 +122,9 @@ def wipe_project(client: httpx.Client, project_id: str) -> None:
     """Delete what a project made here: port forwardings, floating IPs, router attachments,
     routers, ports and networks (best effort, in dependency order)."""
     for fip in client.get("/floatingips", params={"project_id": project_id}).json().get("floatingips", []):
+        forwardings = f"/floatingips/{fip['id']}/port_forwardings"
+        for pf in client.get(forwardings).json().get("port_forwardings", []):
+            client.delete(f"{forwardings}/{pf['id']}")
         client.delete(f"/floatingips/{fip['id']}")
     for router in client.get("/routers", params={"project_id": project_id}).json().get("routers", []):
         client.put(f"/routers/{router['id']}", json={"router": {"routes": []}})
@@ -547,7 +550,15 @@ def test_floating_ip_association_rules(clean: World) -> None:
                   409, "RouterExternalGatewayInUseByFloatingIp")
     neutron_error(w.a.put(f"/routers/{fabric.router['id']}/remove_router_interface",
                           json={"subnet_id": fabric.subnet["id"]}), 409, "RouterInterfaceInUseByFloatingIP")
-    # Disassociate, and association through an update, then deleting the port disassociates.
+    # A description update keeps the association; an empty update (the oldest clients' way) clears it.
+    described = ok(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"description": "d2"}}), "floatingip")
+    assert (described["description"], described["port_id"]) == ("d2", fabric.port["id"])
+    freed = ok(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {}}), "floatingip")
+    assert (freed["port_id"], freed["fixed_ip_address"], freed["router_id"], freed["port_details"]) == \
+        (None, None, None, None)
+    assert (freed["description"], freed["revision_number"] > described["revision_number"]) == ("d2", True)
+    # Disassociate explicitly, and association through an update, then deleting the port disassociates.
+    ok(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"port_id": fabric.port["id"]}}))
     freed = ok(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"port_id": None}}), "floatingip")
     assert (freed["port_id"], freed["fixed_ip_address"], freed["router_id"], freed["port_details"]) == \
         (None, None, None, None)
@@ -587,6 +598,10 @@ def test_port_forwarding_rules(clean: World) -> None:
                                                           "external_port_range": "9000:9009"}}), "port_forwarding")
     assert (web["internal_port"], web["external_port"]) == (None, None)
     assert ok(w.a.get(f"/floatingips/{fip['id']}"), "floatingip")["router_id"] == fabric.router["id"]
+    # The forwardings are the owner's to remove: the floating IP cannot go while it has any.
+    neutron_error(w.a.delete(f"/floatingips/{fip['id']}"), 409, "FipInUseByPortForwarding",
+                  f"Floating IP {fip['id']} in use by Port Forwarding resources.")
+    assert ok(w.a.get(url), "port_forwardings")
     msg = neutron_error(w.a.post(url, json={"port_forwarding": {**base, "internal_port": 23,
                                                                 "external_port": 2022}}), 400, "BadRequest")
     assert "port collision with the external_port_range" in msg

@@ -277,6 +277,27 @@ def test_pagination_errors_and_forwarded_scheme(demo: httpx.Client, nets: Networ
     assert body["networks_links"] and all(link["href"].startswith("https://") for link in body["networks_links"])
 
 
+def test_a_marker_the_caller_cannot_see_restarts_object_listed_collections(demo: httpx.Client,
+                                                                            adm: httpx.Client) -> None:
+    # Neutron lists QoS policies, security groups, subnet pools, address scopes and floating IPs
+    # through versioned objects whose pager drops a marker it cannot load: the first page, not 404
+    # (neutron-tempest-plugin's QoS href-link walk ends with a member following the admin's marker).
+    hidden = created(adm.post("/qos/policies", json={"policy": {"name": unique("hidden")}}), "policy")
+    tag = unique("marker-restart")
+    mine = created(adm.post("/qos/policies", json={"policy": {"name": tag, "description": tag, "shared": True}}),
+                   "policy")
+    try:
+        for path, plural in (("/qos/policies", "policies"), ("/security-groups", "security_groups"),
+                             ("/subnetpools", "subnetpools"), ("/address-scopes", "address_scopes"),
+                             ("/floatingips", "floatingips")):
+            assert plural in ok(demo.get(path, params={"limit": "1", "marker": hidden["id"]})), path
+        page = ok(demo.get("/qos/policies", params={"description": tag, "limit": "1", "marker": hidden["id"]}))
+        assert [p["id"] for p in page["policies"]] == [mine["id"]]
+    finally:
+        adm.delete(f"/qos/policies/{mine['id']}")
+        adm.delete(f"/qos/policies/{hidden['id']}")
+
+
 def test_openstacksdk_pages_through_25_networks_ten_at_a_time(any_backend_server: LiveServer,
                                                              nets_any: Networks) -> None:
     tag = unique("sdkpage")

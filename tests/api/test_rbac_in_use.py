@@ -3,7 +3,7 @@
 As neutron-tempest-plugin checks: the external entry of a network carrying another project's router
 gateway and floating IP, the shared entry of a network with another project's port, of a subnet
 pool with another project's subnet, and of an address scope with another project's subnet pool.
-Deleting such an entry, or retargeting it to a project that does not own the dependents, is 409
+Deleting such an entry, or retargeting it (even to the project that owns the dependents), is 409
 ``RbacPolicyInUse`` and changes nothing; once the dependents are covered or gone it succeeds.
 """
 
@@ -155,3 +155,25 @@ def test_shared_address_scope_entry_in_use_by_another_projects_pool(clients: Cli
         if pool_id:
             b.delete(f"/subnetpools/{pool_id}")
         admin.delete(f"/address-scopes/{scope['id']}")
+
+
+def test_qos_policy_wildcard_cannot_move_to_the_project_using_it(clients: Clients) -> None:
+    # neutron-tempest-plugin's test_network_presence_prevents_policy_rbac_policy_deletion: the entries
+    # as stored decide, so retargeting the only (wildcard) entry to the network's own project is 409.
+    admin, b = clients.admin, clients.member
+    policy = created(admin.post("/qos/policies", json={"policy": {"name": _name("rbac-qos")}}), "policy")
+    net_id = None
+    try:
+        entry = _rbac(admin, "qos_policy", policy["id"], "access_as_shared", clients.member_project)
+        net_id = created(b.post("/networks", json={"network": {"name": _name("rbac-qos-net"),
+                                                               "qos_policy_id": policy["id"]}}), "network")["id"]
+        _in_use(admin.delete(f"/rbac-policies/{entry}"))
+        wildcard = _rbac(admin, "qos_policy", policy["id"], "access_as_shared", "*")
+        assert admin.delete(f"/rbac-policies/{entry}").status_code == 204
+        _in_use(admin.delete(f"/rbac-policies/{wildcard}"))
+        _in_use(admin.put(f"/rbac-policies/{wildcard}", json={"rbac_policy": {"target_tenant": clients.member_project}}))
+        assert ok(admin.get(f"/rbac-policies/{wildcard}"), "rbac_policy")["target_tenant"] == "*"
+    finally:
+        if net_id:
+            b.delete(f"/networks/{net_id}")
+        admin.delete(f"/qos/policies/{policy['id']}")

@@ -62,8 +62,8 @@ def routed(live_server: LiveServer, live_identity: IdentityAdmin) -> Iterator[Ro
         yield Routed(tag, external, inner, router, port, fip, dhcp)
     finally:
         api.delete(f"/ports/{dhcp['id']}")
+        api.delete(f"/ports/{port['id']}")  # first: its port forwardings go with it, freeing the floating IP
         api.delete(f"/floatingips/{fip['id']}")
-        api.delete(f"/ports/{port['id']}")
         api.put(f"/routers/{router['id']}/remove_router_interface", json={"subnet_id": inner_subnet["id"]})
         api.delete(f"/routers/{router['id']}")
         api.delete(f"/networks/{inner['id']}")

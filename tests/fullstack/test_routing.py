@@ -95,6 +95,11 @@ class Routers:
         admin = self.api("neutrino-admin")
         for fip_id in self.floating_ips:
             with contextlib.suppress(ApiError):
+                # A floating IP with port forwardings cannot be deleted (409), as in Neutron.
+                forwardings = f"/floatingips/{fip_id}/port_forwardings"
+                for pf in admin.request("GET", forwardings)["port_forwardings"]:
+                    admin.request("DELETE", f"{forwardings}/{pf['id']}", expect=(204, 404))
+            with contextlib.suppress(ApiError):
                 admin.request("DELETE", f"/floatingips/{fip_id}", expect=(204, 404))
         for router_id, _ in self.made:
             with contextlib.suppress(ApiError):

@@ -75,7 +75,7 @@ class AddressScopeService:
         special = {"shared": lambda values: or_(*[shared if v else ~shared for v in values])}
         return TableQuery(OBJECT_TYPE, a, {
             "id": "id", "name": "name", "project_id": "project_id", "tenant_id": "project_id",
-            "ip_version": "ip_version", "shared": "shared"}, special)
+            "ip_version": "ip_version", "shared": "shared"}, special, unseen_marker_ignored=True)
 
     # ---- reading ---------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ class FloatingIpService:
                                "fixed_ip_address", "router_id", "status", "revision_number", "created_at",
                                "updated_at")}
         cols.update({"tenant_id": "project_id", "port_id": "fixed_port_id"})
-        return TableQuery("floatingip", l3.floatingips, cols, tag_type="floatingip")
+        return TableQuery("floatingip", l3.floatingips, cols, tag_type="floatingip", unseen_marker_ignored=True)
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -215,8 +215,7 @@ class FloatingIpService:
             raise FloatingIPPortAlreadyAssociated(
                 port_id=port_id, fip_id=fip["id"], floating_ip_address=fip["floating_ip_address"],
                 fixed_ip=chosen["ip_address"], net_id=fip["floating_network_id"])
-        pf = l3.portforwardings
-        if (await conn.execute(select(pf.c.id).where(pf.c.floatingip_id == fip["id"]).limit(1))).first():
+        if await self._has_forwardings(conn, fip["id"]):
             raise FipInUseByPortForwarding(id=fip["id"])
         return port_id, chosen["ip_address"], router_id, port
 
@@ -286,6 +285,10 @@ class FloatingIpService:
 
     async def update(self, ctx: RequestContext, fip_id: str, changes: dict[str, Any],
                      if_revision: int | None = None) -> dict[str, Any]:
+        if not changes:
+            # A floating IP once had no attribute but its association, so an empty update is still
+            # how old clients disassociate it (Neutron keeps that meaning).
+            changes = {"port_id": None}
         previous: list[str | None] = []
 
         async def work(tx: Transaction) -> dict[str, Any]:
@@ -334,9 +337,11 @@ class FloatingIpService:
             conn = tx.conn
             row = await fetch_one(conn, l3.floatingips, "floatingip", fip_id, fip_visible(ctx), for_update=True)
             check_revision(row["revision_number"], if_revision)
+            if await self._has_forwardings(conn, fip_id):
+                # Neutron refuses too: the forwardings are the owner's to remove, not a side effect.
+                raise FipInUseByPortForwarding(id=fip_id)
             info.update(port_id=row["floating_port_id"], network_id=row["floating_network_id"],
                         router_id=row["router_id"])
-            await conn.execute(delete(l3.portforwardings).where(l3.portforwardings.c.floatingip_id == fip_id))
             await delete_tags(conn, "floatingip", fip_id)
             await conn.execute(delete(l3.floatingips).where(l3.floatingips.c.id == fip_id))
             await self.ports.delete_in(conn, row["floating_port_id"])

@@ -47,6 +47,10 @@ class TableQuery:
     columns: Mapping[str, str]                       # attribute -> column name
     special_filters: Mapping[str, FilterBuilder] = field(default_factory=dict)
     tag_type: str | None = None                      # tags.resource_type, when taggable
+    # A marker the caller cannot see: NotFound (Neutron's core resources look it up by id), or
+    # ignored, the page starting from the beginning (the resources Neutron lists through its
+    # versioned objects, whose pager drops a marker it cannot load).
+    unseen_marker_ignored: bool = False
 
     def column(self, attr: str) -> Any:
         return self.table.c[self.columns[attr]]
@@ -153,9 +157,10 @@ async def select_rows(conn: AsyncConnection, tq: TableQuery, query: ListQuery,
         if scope is not None:
             marker_stmt = marker_stmt.where(scope)
         marker_row = (await conn.execute(marker_stmt)).mappings().first()
-        if marker_row is None:
+        if marker_row is not None:
+            where.append(_keyset(spec, marker_row, before=query.page_reverse))
+        elif not tq.unseen_marker_ignored:
             raise not_found(tq.resource, query.marker)
-        where.append(_keyset(spec, marker_row, before=query.page_reverse))
     if where:
         stmt = stmt.where(and_(*where))
     flip = query.paginated and query.page_reverse

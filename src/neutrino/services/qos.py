@@ -215,7 +215,8 @@ class QosPolicyService:
         return TableQuery("policy", policies, {
             "id": "id", "name": "name", "description": "description", "project_id": "project_id",
             "tenant_id": "project_id", "revision_number": "revision_number", "created_at": "created_at",
-            "updated_at": "updated_at"}, {"shared": shared, "is_default": is_default}, tag_type=TAG_TYPE)
+            "updated_at": "updated_at"}, {"shared": shared, "is_default": is_default}, tag_type=TAG_TYPE,
+            unseen_marker_ignored=True)
 
     # ---- reading ---------------------------------------------------------------------------
 

@@ -168,7 +168,8 @@ class SecurityGroupService:
         return TableQuery("security_group", sg, {
             "id": "id", "name": "name", "description": "description", "project_id": "project_id",
             "tenant_id": "project_id", "stateful": "stateful", "revision_number": "revision_number",
-            "created_at": "created_at", "updated_at": "updated_at"}, {"shared": shared}, tag_type=OBJECT_TYPE)
+            "created_at": "created_at", "updated_at": "updated_at"}, {"shared": shared}, tag_type=OBJECT_TYPE,
+            unseen_marker_ignored=True)
 
     # ---- reading ---------------------------------------------------------------------------
 

@@ -112,7 +112,7 @@ class SubnetPoolService:
                                "max_prefixlen", "default_prefixlen", "default_quota", "address_scope_id",
                                "shared", "is_default", "revision_number", "created_at", "updated_at")}
         cols["tenant_id"] = "project_id"
-        return TableQuery(OBJECT_TYPE, p, cols, special, tag_type=OBJECT_TYPE)
+        return TableQuery(OBJECT_TYPE, p, cols, special, tag_type=OBJECT_TYPE, unseen_marker_ignored=True)
 
     # ---- reading ---------------------------------------------------------------------------
 
