@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import String, any_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.db.schema import core as db
@@ -136,8 +137,8 @@ async def choose_free_address(conn: AsyncConnection, candidates: Sequence[Subnet
 
     ``chosen`` are addresses already picked for the same port, not yet inserted. Lowest free
     address when ``prefer_lowest``. Raises ``IpAddressGenerationFailure`` when every candidate is
-    full. A concurrent writer may take the same address first: the (subnet, address) key then
-    fails the insert and ``Database.write`` reruns the transaction, which probes again.
+    full. A concurrent writer may take the same address first: :func:`claim` then reports it lost
+    and the caller chooses again, in the same transaction.
     """
     for subnet in candidates:
         also_taken = {ip.ip_address for ip in chosen if ip.subnet_id == subnet.id}
@@ -178,6 +179,35 @@ async def add(conn: AsyncConnection, port_id: str, network_id: str, ips: Iterabl
             for ip in ips]
     if rows:
         await conn.execute(insert(db.ipallocations), rows)
+
+
+async def claim(conn: AsyncConnection, port_id: str, network_id: str, ips: Sequence[FixedIp]) -> list[FixedIp]:
+    """Insert the allocation rows of ``port_id``; return those a concurrent transaction holds.
+
+    The (subnet, address) key still decides, but a taken address skips its row instead of failing
+    the statement (PostgreSQL ``ON CONFLICT DO NOTHING``, MySQL ``INSERT IGNORE``, SQLite ``INSERT
+    OR IGNORE``), so the transaction lives on and the caller picks another address: two creates
+    colliding on a dense subnet cost one more probe, not a rerun of everything. The insert waits
+    for an uncommitted holder of the same key, so a lost address is committed (visible to the next
+    probe) or free again.
+    """
+    rows = [{"ip_address": ip.ip_address, "subnet_id": ip.subnet_id, "network_id": network_id, "port_id": port_id}
+            for ip in ips]
+    if not rows:
+        return []
+    a = db.ipallocations
+    if conn.dialect.name == "postgresql":
+        stmt = pg_insert(a).values(rows).on_conflict_do_nothing(
+            index_elements=[a.c.subnet_id, a.c.ip_address]).returning(a.c.subnet_id, a.c.ip_address)
+        inserted = {(subnet, ip) for subnet, ip in await conn.execute(stmt)}
+    else:
+        # MySQL's IGNORE would also pass other errors as warnings; the only other key is the port's
+        # foreign key, and the port row is already there.
+        await conn.execute(insert(a).prefix_with("IGNORE" if conn.dialect.name in ("mysql", "mariadb")
+                                                 else "OR IGNORE"), rows)
+        inserted = {(subnet, ip) for subnet, ip in await conn.execute(
+            select(a.c.subnet_id, a.c.ip_address).where(a.c.port_id == port_id))}
+    return [ip for ip in ips if (ip.subnet_id, ip.ip_address) not in inserted]
 
 
 async def remove(conn: AsyncConnection, port_id: str, ips: Iterable[FixedIp]) -> None:

@@ -6,7 +6,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, delete, exists, insert, or_, select
+from sqlalchemy import ColumnElement, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.config import MechanismSettings
@@ -21,6 +21,7 @@ from neutrino.errors import (
     IpAddressAlreadyAllocated,
     MacAddressInUse,
     NetworkMacAddressGenerationFailure,
+    RetryableConflict,
     not_found,
 )
 from neutrino.services import allocations
@@ -29,6 +30,7 @@ from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
 from neutrino.services.ipam.fixed_ips import (
     AddressPlan,
+    AddressRequest,
     AnyAddress,
     SpecificAddress,
     plan_fixed_ips_update,
@@ -55,6 +57,8 @@ from neutrino.services.standard import (
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 MAC_ATTEMPTS = 16
+# Rounds of choosing again for addresses concurrent creates took first, before rerunning everything.
+CLAIM_ATTEMPTS = 8
 UNBOUND, BINDING_FAILED = "unbound", "binding_failed"
 NO_ADDRESS_OPTIONS = ("router", "classless-static-route")
 # Ports the cloud itself owns (DHCP, routers): no security groups, as Neutron's "trusted" ports.
@@ -323,9 +327,10 @@ class PortService:
     # ---- addresses -------------------------------------------------------------------------
 
     async def _realise(self, conn: AsyncConnection, plan: AddressPlan, subnets: Sequence[Any],
-                       network_id: str) -> list[FixedIp]:
-        """Turn an address plan into concrete addresses; the (subnet, address) key settles races."""
-        chosen: list[FixedIp] = []
+                       network_id: str) -> list[tuple[AddressRequest, FixedIp]]:
+        """Turn an address plan into concrete addresses (each with the request it fills); :meth:`_claim`
+        then takes them."""
+        chosen: list[tuple[AddressRequest, FixedIp]] = []
         a = db.ipallocations
         for req in plan.requests:
             if isinstance(req, SpecificAddress):
@@ -333,13 +338,39 @@ class PortService:
                     a.c.subnet_id == req.subnet_id, a.c.ip_address == req.ip_address))
                 if taken.first() is not None:
                     raise IpAddressAlreadyAllocated(ip=req.ip_address, subnet_id=req.subnet_id)
-                chosen.append(FixedIp(req.subnet_id, req.ip_address))
+                chosen.append((req, FixedIp(req.subnet_id, req.ip_address)))
             elif isinstance(req, AnyAddress):
-                cands = [s for s in subnets if s.id in req.candidate_subnet_ids]
-                cands.sort(key=lambda s: req.candidate_subnet_ids.index(s.id))
-                chosen.append(await allocations.choose_free_address(
-                    conn, cands, chosen, network_id=network_id, rng=self.rng, prefer_lowest=plan.prefer_lowest))
+                chosen.append((req, await self._choose(conn, req, subnets, [ip for _, ip in chosen], network_id,
+                                                       plan.prefer_lowest)))
         return chosen
+
+    async def _choose(self, conn: AsyncConnection, req: AnyAddress, subnets: Sequence[Any], others: Sequence[FixedIp],
+                      network_id: str, prefer_lowest: bool) -> FixedIp:
+        cands = [s for s in subnets if s.id in req.candidate_subnet_ids]
+        cands.sort(key=lambda s: req.candidate_subnet_ids.index(s.id))
+        return await allocations.choose_free_address(conn, cands, others, network_id=network_id, rng=self.rng,
+                                                     prefer_lowest=prefer_lowest)
+
+    async def _claim(self, conn: AsyncConnection, port_id: str, network_id: str,
+                     realised: Sequence[tuple[AddressRequest, FixedIp]], subnets: Sequence[Any],
+                     prefer_lowest: bool) -> list[FixedIp]:
+        """Insert the port's allocation rows; an address a concurrent create took first is chosen
+        again here, in this transaction (a specific one asked for is a 409), rather than rerunning
+        the whole transaction. Returns the addresses the port holds, in plan order."""
+        final = [ip for _, ip in realised]
+        todo = list(range(len(final)))
+        for _ in range(CLAIM_ATTEMPTS):
+            lost = set(await allocations.claim(conn, port_id, network_id, [final[i] for i in todo]))
+            todo = [i for i in todo if final[i] in lost]
+            if not todo:
+                return final
+            for i in todo:
+                req = realised[i][0]
+                if not isinstance(req, AnyAddress):
+                    raise IpAddressAlreadyAllocated(ip=final[i].ip_address, subnet_id=final[i].subnet_id)
+                others = [ip for j, ip in enumerate(final) if j != i]
+                final[i] = await self._choose(conn, req, subnets, others, network_id, prefer_lowest)
+        raise RetryableConflict("addresses kept being taken by concurrent creates")
 
     async def _check_subnets_exist(self, conn: AsyncConnection, requested: Any, subnets: Sequence[Any]) -> None:
         for sid in subnet_ids_off_network(requested, subnets):
@@ -439,7 +470,8 @@ class PortService:
         await self._check_subnets_exist(conn, requested, subnets)
         plan = plan_port_addresses(requested, subnets=subnets, network_id=net["id"], device_owner=device_owner,
                                    mac_address=mac)
-        ips = await self._realise(conn, plan, subnets, net["id"])
+        realised = await self._realise(conn, plan, subnets, net["id"])
+        ips = [ip for _, ip in realised]
         port_security = item.get("port_security_enabled", net["port_security_enabled"])
         pairs = self._address_pairs(item.get("allowed_address_pairs", []))
         if pairs and not port_security:
@@ -473,7 +505,10 @@ class PortService:
             values["binding_vif_type"], values["binding_vif_details"] = await self.binder.bind(
                 conn, values, values["binding_host_id"])
         await conn.execute(insert(db.ports).values(**values))
-        await allocations.add(conn, port_id, net["id"], ips)
+        held = await self._claim(conn, port_id, net["id"], realised, subnets, plan.prefer_lowest)
+        if held != ips:  # an address went to a concurrent create: the port shows the one it got
+            values["fixed_ips"] = [ip.as_dict() for ip in sorted(held, key=allocations.address_order)]
+            await conn.execute(update(db.ports).where(db.ports.c.id == port_id).values(fixed_ips=values["fixed_ips"]))
         await self.security_groups.bind(conn, ctx, port_id, project, groups, new_port=True,
                                         checked=[default_group] if default_group else [])
         if item.get("tags"):
@@ -624,8 +659,8 @@ class PortService:
                                        mac_changed=mac_changed,
                                        ip_change_forbidden=await self._owned_by_router(conn, row))
         await allocations.remove(conn, row["id"], change.release)
-        new_ips = await self._realise(conn, change.allocate, subnets, row["network_id"])
-        await allocations.add(conn, row["id"], row["network_id"], new_ips)
+        realised = await self._realise(conn, change.allocate, subnets, row["network_id"])
+        await self._claim(conn, row["id"], row["network_id"], realised, subnets, change.allocate.prefer_lowest)
         await allocations.refresh_ports(conn, [row["id"]])
 
     async def _owned_by_router(self, conn: AsyncConnection, row: Any) -> bool:
