@@ -8,6 +8,7 @@ runs never meet. Instances use the default addressing (DHCP: their subnets have 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -58,6 +59,8 @@ class Cloud:
     state: Path
     demo: Any
     admin: Any
+    # Run the firewall role too (its tables live in the host namespace the test made).
+    firewall: bool = False
 
     def neutrino(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "neutrino.cli.main", *args], capture_output=True, text=True,
@@ -89,7 +92,8 @@ class Cloud:
         vni = 100000 + secrets.randbelow(15_000_000)
         config = (f'[agent]\nhost = "{self.host}"\nnetns = "{self.host_ns}"\nnamespace_prefix = "{self.prefix}"\n'
                   f'[ml2]\nvni_ranges = ["{vni}:{vni + 50}"]\nextension_drivers = ["dns"]\n'
-                  "[all_in_one]\npublic_network = false\nl3_agent = true\ndhcp_agent = true\n")
+                  "[all_in_one]\npublic_network = false\nl3_agent = true\ndhcp_agent = true\n"
+                  f"firewall_agent = {str(self.firewall).lower()}\n")
         # A restart keeps the port, so the clients (and their tokens) go on working.
         port = int(self.server.url.rsplit(":", 1)[1]) if self.server is not None else None
         self.server = start_server(self.state, extra_config=config, agent_host=self.host, port=port)
@@ -97,6 +101,13 @@ class Cloud:
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    with running_cloud(tmp_path_factory) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def running_cloud(tmp_path_factory: pytest.TempPathFactory, *, firewall: bool = False) -> Iterator[Cloud]:
+    """A ``neutrino up`` whose agent plays a host in a namespace of its own; all of it goes afterwards."""
     if os.geteuid() != 0:
         pytest.skip("DHCP needs root (namespaces, dnsmasq)")
     suffix = secrets.token_hex(3)
@@ -104,7 +115,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     ip("netns", "add", host_ns)
     ip("-n", host_ns, "link", "set", "lo", "up")
     state = tmp_path_factory.mktemp("dhcp-e2e")
-    the_cloud = Cloud(None, suffix, host, host_ns, prefix, state, None, None)  # type: ignore[arg-type]
+    the_cloud = Cloud(None, suffix, host, host_ns, prefix, state, None, None, firewall)  # type: ignore[arg-type]
     try:
         the_cloud.start()
         clouds = OpenStackConfig(config_files=[str(the_cloud.server.clouds_yaml)], load_envvars=False)

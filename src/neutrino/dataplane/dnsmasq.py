@@ -36,6 +36,9 @@ DNSMASQ = "dnsmasq"
 LEASE_SECONDS = 86400
 # The link-local address Neutron's metadata service answers on.
 METADATA_ADDRESS = "169.254.169.254"
+# Its IPv6 form (neutron-lib's METADATA_V6_CIDR): the link-local fe80::a9fe:a9fe on the DHCP port, so an
+# instance reaches http://[fe80::a9fe:a9fe%eth0]/ without a route.
+METADATA_V6_CIDR = "fe80::a9fe:a9fe/64"
 # What dnsmasq needs to serve DHCPv6 from a subnet with static leases: a /64 or longer (Neutron skips others).
 _MIN_V6_PREFIX = 64
 _DHCPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")
@@ -307,4 +310,4 @@ class DnsmasqDriver:
 
 
 __all__ = ["DnsmasqDriver", "DnsmasqError", "DnsmasqSpec", "DnsmasqStatus", "EnsureOutcome", "HostSpec",
-           "Rendered", "SubnetSpec", "METADATA_ADDRESS", "render", "served_subnets", "write_if_changed"]
+           "Rendered", "SubnetSpec", "METADATA_ADDRESS", "METADATA_V6_CIDR", "render", "served_subnets", "write_if_changed"]

@@ -1,7 +1,7 @@
 """The metadata proxy: an HTTP server inside a ``qdhcp-``/``qrouter-`` namespace, and its driver.
 
 The program (``python -m neutrino.dataplane.metadata_proxy``) answers instances on
-``http://169.254.169.254/``. It identifies the caller by its source address in the map file the
+``http://169.254.169.254/`` and ``http://[fe80::a9fe:a9fe]/``. It identifies the caller by its source address in the map file the
 metadata role writes for this namespace (address -> port, instance, project; it rests on
 anti-spoofing, as in Neutron), removes whatever ``X-Instance-ID``, ``X-Tenant-ID``,
 ``X-Forwarded-For`` and ``X-Instance-ID-Signature`` the caller sent, adds its own (the signature is
@@ -92,7 +92,8 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
         length = int(next((v for k, v in headers if k.lower() == "content-length"), "0") or 0)
         body = await reader.readexactly(length) if length > 0 else b""
         peer = writer.get_extra_info("peername")
-        caller = str(peer[0]) if peer else ""
+        # An IPv6 link-local caller comes with its zone ("fe80::...%ns-..."); the map has the address only.
+        caller = str(peer[0]).split("%", 1)[0] if peer else ""
         who = addresses.get(caller)
         if who is None:
             await _respond(writer, 404, "Not Found", b"Not Found")
@@ -123,7 +124,9 @@ async def serve(port: int, map_file: Path, backend: str, secret_file: Path, pid_
     addresses = _Map(map_file)
     async with _client(backend) as client:
         server = await asyncio.start_server(
-            lambda r, w: _handle(r, w, addresses=addresses, client=client, secret=secret), "0.0.0.0", port,
+            lambda r, w: _handle(r, w, addresses=addresses, client=client, secret=secret),
+            # Both families: instances call 169.254.169.254 and fe80::a9fe:a9fe (asyncio sets IPV6_V6ONLY).
+            ["0.0.0.0", "::"], port,
             limit=_MAX_HEAD, reuse_address=True)
         pid_file.write_text(f"{os.getpid()}\n")
         async with server:

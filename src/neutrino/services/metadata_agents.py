@@ -22,13 +22,19 @@ from neutrino.db.schema import core as db
 from neutrino.db.schema.agents import agents, networkdhcpagentbindings, routerl3agentbindings
 from neutrino.services.availability_zones import DHCP_AGENT_TYPE, L3_AGENT_TYPE
 from neutrino.services.ipam import owners
+from neutrino.services.ipam.addresses import eui64_address
 
 COMPUTE_OWNER_PREFIX = "compute:"
+LINK_LOCAL_PREFIX = "fe80::/64"
 
 
 def _instances(rows: Sequence[Any]) -> tuple[MetadataInstance, ...]:
-    return tuple(MetadataInstance(ip["ip_address"], row["id"], row["device_id"], row["project_id"])
-                 for row in rows for ip in row["fixed_ips"])
+    """Every address a port may send from: its fixed IPs and the EUI-64 link-local address of its MAC,
+    which is what an instance calls ``fe80::a9fe:a9fe`` from (anti-spoofing allows exactly these)."""
+    return tuple(MetadataInstance(address, row["id"], row["device_id"], row["project_id"])
+                 for row in rows
+                 for address in (*(ip["ip_address"] for ip in row["fixed_ips"]),
+                                 eui64_address(LINK_LOCAL_PREFIX, row["mac_address"])))
 
 
 class MetadataAgentService:
@@ -39,7 +45,8 @@ class MetadataAgentService:
         if not network_ids:
             return []
         p = db.ports
-        return list((await conn.execute(select(p.c.id, p.c.network_id, p.c.device_id, p.c.project_id, p.c.fixed_ips)
+        return list((await conn.execute(select(p.c.id, p.c.network_id, p.c.device_id, p.c.project_id, p.c.fixed_ips,
+                                                   p.c.mac_address)
                                         .where(p.c.network_id.in_(list(network_ids)),
                                                p.c.device_owner.startswith(COMPUTE_OWNER_PREFIX))
                                         .order_by(p.c.id))).mappings().all())

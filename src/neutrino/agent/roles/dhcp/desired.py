@@ -13,7 +13,14 @@ from pathlib import Path
 from neutrino.agent.roles.dhcp.config import DhcpConfig
 from neutrino.contract.dhcp import DhcpHost, DhcpNetwork, DhcpState
 from neutrino.contract.names import dhcp_interface_name, dhcp_namespace, tap_name
-from neutrino.dataplane.dnsmasq import METADATA_ADDRESS, DnsmasqSpec, HostSpec, SubnetSpec, served_subnets
+from neutrino.dataplane.dnsmasq import (
+    METADATA_ADDRESS,
+    METADATA_V6_CIDR,
+    DnsmasqSpec,
+    HostSpec,
+    SubnetSpec,
+    served_subnets,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +64,8 @@ def network_wish(network: DhcpNetwork, config: DhcpConfig) -> NetworkWish | None
                  for s, ip in server.items()}
     if spec.metadata_route:
         # Instances route 169.254.169.254 via the DHCP port (option 121); the metadata proxy here answers it.
-        addresses.add(f"{METADATA_ADDRESS}/32")
+        # And fe80::a9fe:a9fe, which needs no route (link-local), as Neutron's DHCP agent adds it.
+        addresses |= {f"{METADATA_ADDRESS}/32", METADATA_V6_CIDR}
     return NetworkWish(network.network_id, dhcp_namespace(network.network_id, prefix=config.namespace_prefix),
                        port.port_id, device, tap_name(port.port_id), port.mac_address.lower(), network.mtu,
                        frozenset(addresses), spec, config.state_dir / network.network_id)

@@ -34,7 +34,7 @@ class NetworkView:
     network_id: str
     netns: str
     links: Mapping[str, Link] = field(default_factory=dict)
-    addresses: Mapping[str, frozenset[str]] = field(default_factory=dict)  # global-scope, per device
+    addresses: Mapping[str, frozenset[str]] = field(default_factory=dict)  # global-scope (and fe80::a9fe:a9fe), per device
     dnsmasq_pid: int | None = None
     arguments: tuple[str, ...] = ()
     files: Mapping[str, str] = field(default_factory=dict)

@@ -43,7 +43,7 @@ from neutrino.contract import codec
 from neutrino.contract.dhcp import DhcpState
 from neutrino.contract.events import ChangeHint
 from neutrino.contract.names import DHCP_NAMESPACE_PREFIX, DeviceRole, device_role
-from neutrino.dataplane.dnsmasq import FILES, DnsmasqDriver
+from neutrino.dataplane.dnsmasq import FILES, METADATA_V6_CIDR, DnsmasqDriver
 from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
 
 __all__ = ["DhcpConfig", "DhcpRole", "DhcpTarget"]
@@ -105,7 +105,8 @@ class DhcpTarget(Target[str, NetworkWish, DhcpKernelView, Action]):
         links = {link.name: link for link in await self.driver.list_links(netns=ns)}
         addresses: dict[str, set[str]] = {}
         for address in await self.driver.list_addresses(netns=ns):
-            if address.scope == "global":
+            # Link-scope addresses are the kernel's own (fe80::/64 from the MAC), except the metadata one.
+            if address.scope == "global" or address.cidr == METADATA_V6_CIDR:
                 addresses.setdefault(address.device, set()).add(address.cidr)
         status = self.dnsmasq.status(network_id, ns)
         directory = self.dnsmasq.directory(network_id)
