@@ -143,7 +143,8 @@ def test_qos_policy_with_rules_made_and_read_with_the_cli(rig: Rig) -> None:
                 (10000, 800, "egress")
             assert dscp_rule["dscp_mark"] == 26
             # Only what the qos role enforces (minimum_bandwidth is accepted, not enforced).
-            assert sorted(t["Type"] for t in Cli.json(types)) == ["bandwidth_limit", "dscp_marking"]
+            assert sorted(t["Type"] for t in Cli.json(types)) == ["bandwidth_limit", "dscp_marking",
+                                                                   "packet_rate_limit"]
 
             again, ingress = cli.run_all([
                 ("neutrino-admin", "network", "qos", "rule", "create", "--type", "bandwidth-limit",

@@ -13,7 +13,7 @@ from typing import Any
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.contract import codec
 from neutrino.contract.names import tap_name
-from neutrino.contract.qos import BandwidthLimit, QosState
+from neutrino.contract.qos import BandwidthLimit, PacketRateLimit, QosState
 from tests.api.test_device_status_rpc import Rig
 from tests.api.test_firewall_rpc import _as_host, rig  # noqa: F401 - the module's server and bus
 from tests.support.neutron_http import api, created, neutron_error, ok
@@ -60,7 +60,7 @@ def test_sync_state_resolves_port_and_network_policies_into_limits(rig: Rig) -> 
 def test_rule_types_list_what_is_enforced_and_unenforceable_policies_are_refused(rig: Rig) -> None:  # noqa: F811
     adm = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
     listed = ok(adm.get("/qos/rule-types"), "rule_types")
-    assert sorted(t["type"] for t in listed) == ["bandwidth_limit", "dscp_marking"]
+    assert sorted(t["type"] for t in listed) == ["bandwidth_limit", "dscp_marking", "packet_rate_limit"]
     everything = ok(adm.get("/qos/rule-types", params={"all_rules": "true"}), "rule_types")
     assert "minimum_bandwidth" in {t["type"] for t in everything}
     detail = ok(adm.get("/qos/rule-types/minimum_bandwidth"), "rule_type")
@@ -74,3 +74,59 @@ def test_rule_types_list_what_is_enforced_and_unenforceable_policies_are_refused
     neutron_error(adm.put(f"/ports/{port['id']}", json={"port": {"qos_policy_id": minimum}}), 409,
                   "QosRuleNotSupported")
     assert ok(adm.get(f"/ports/{port['id']}"), "port")["qos_policy_id"] is None
+
+
+def test_packet_rate_rules_are_neutrons_and_limits_reach_the_agent(rig: Rig) -> None:  # noqa: F811
+    adm = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
+    aliases = {e["alias"] for e in ok(adm.get("/extensions"), "extensions")}
+    assert {"qos-pps", "qos-pps-minimum", "qos-pps-minimum-rule-alias"} <= aliases
+    policy = _policy(adm, ("packet_rate_limit", {"max_kpps": 10, "max_burst_kpps": 2}))
+    base = f"/qos/policies/{policy}"
+    rule = created(adm.post(f"{base}/packet_rate_limit_rules",
+                            json={"packet_rate_limit_rule": {"max_kpps": 20, "direction": "ingress"}}),
+                   "packet_rate_limit_rule")
+    assert (rule["max_kpps"], rule["max_burst_kpps"], rule["direction"]) == (20, 0, "ingress")
+    neutron_error(adm.post(f"{base}/packet_rate_limit_rules", json={"packet_rate_limit_rule": {"max_kpps": 5}}),
+                  409, "QoSRulesConflict")
+    neutron_error(adm.post(f"{base}/packet_rate_limit_rules", json={"packet_rate_limit_rule": {}}), 400,
+                  "HTTPBadRequest")
+    neutron_error(adm.post(f"{base}/packet_rate_limit_rules",
+                           json={"packet_rate_limit_rule": {"max_kpps": 1, "direction": "any"}}), 400, "HTTPBadRequest")
+    updated = ok(adm.put(f"{base}/packet_rate_limit_rules/{rule['id']}",
+                         json={"packet_rate_limit_rule": {"max_burst_kpps": 4}}), "packet_rate_limit_rule")
+    assert (updated["max_kpps"], updated["max_burst_kpps"]) == (20, 4)
+    shown = ok(adm.get(base), "policy")
+    assert {(r["type"], r["direction"]) for r in shown["rules"]} == {
+        ("packet_rate_limit", "egress"), ("packet_rate_limit", "ingress")}
+    details = ok(adm.get("/qos/rule-types/packet_rate_limit"), "rule_type")
+    assert [d["enforced"] for d in details["drivers"]] == [True]
+    assert {p["parameter_name"] for p in details["drivers"][0]["supported_parameters"]} == \
+        {"max_kpps", "max_burst_kpps", "direction"}
+
+    # qos-pps-minimum: "any" is a direction of its own and does not mix with the others.
+    minimum = _policy(adm, ("minimum_packet_rate", {"min_kpps": 1000, "direction": "any"}))
+    neutron_error(adm.post(f"/qos/policies/{minimum}/minimum_packet_rate_rules",
+                           json={"minimum_packet_rate_rule": {"min_kpps": 10}}), 409, "QoSRuleParameterConflict")
+    held = ok(adm.get(f"/qos/policies/{minimum}/minimum_packet_rate_rules"), "minimum_packet_rate_rules")
+    assert [(r["min_kpps"], r["direction"]) for r in held] == [(1000, "any")]
+    alias = ok(adm.get(f"/qos/alias_minimum_packet_rate_rules/{held[0]['id']}"), "alias_minimum_packet_rate_rule")
+    assert alias["min_kpps"] == 1000
+    assert "minimum_packet_rate" not in {t["type"] for t in ok(adm.get("/qos/rule-types"), "rule_types")}
+    network = created(adm.post("/networks", json={"network": {"name": f"q-{uuid.uuid4().hex[:6]}"}}), "network")
+    neutron_error(adm.put(f"/networks/{network['id']}", json={"network": {"qos_policy_id": minimum}}), 409,
+                  "QosRuleNotSupported")
+
+    host = f"{rig.host}-pps"
+    compute = api(rig.server, cloud_persona(rig.server, "neutrino-compute"))
+
+    async def work(rpc: AgentRpcClient) -> tuple[QosState, str]:
+        created(adm.post("/subnets", json={"subnet": {"network_id": network["id"], "cidr": "10.94.0.0/24",
+                                                      "ip_version": 4}}), "subnet")
+        port = created(adm.post("/ports", json={"port": {"network_id": network["id"], "qos_policy_id": policy}}),
+                       "port")
+        ok(compute.put(f"/ports/{port['id']}", json={"port": {"binding:host_id": host}}), "port")
+        return codec.decode(QosState, await rpc.sync_state("qos")), port["id"]
+
+    state, port_id = asyncio.run(_as_host(rig, host, ("l2",), work))
+    [limited] = [p for p in state.ports if p.port_id == port_id]
+    assert (limited.egress_pps, limited.ingress_pps) == (PacketRateLimit(10, 2), PacketRateLimit(20, 4))

@@ -23,7 +23,7 @@ from neutrino.agent.reconciler import Round
 from neutrino.agent.roles.qos.role import QosConfig, QosRole
 from neutrino.cli import cleanup as cleanup_cli
 from neutrino.contract import codec
-from neutrino.contract.qos import BandwidthLimit, QosPort, QosState
+from neutrino.contract.qos import BandwidthLimit, PacketRateLimit, QosPort, QosState
 from tests.support import throughput  # noqa: E402
 
 pytestmark = pytest.mark.kernel
@@ -154,3 +154,68 @@ async def test_a_deleted_port_leaves_no_ifb_and_cleanup_removes_what_a_stopped_r
     assert any(ifb_b in line for line in removed), removed
     assert ifbs(host) == ""
     assert "4e51:" not in ip("netns", "exec", host.netns, "tc", "qdisc", "show").stdout
+
+
+# A receiver that counts UDP datagrams and reports the rate in the two seconds after the first
+# second (when the token bucket's burst is long spent); a sender that sends as fast as it can.
+PPS_RECEIVE = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 7007)); s.settimeout(1.5)
+print("ready", flush=True); times = []
+try:
+    while True:
+        s.recv(64); times.append(time.monotonic())
+except socket.timeout:
+    pass
+first = times[0] if times else 0.0
+print(sum(1 for t in times if first + 1.0 <= t < first + 3.0) / 2.0)
+"""
+PPS_SEND = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); end = time.monotonic() + 4.0; sent = 0
+while time.monotonic() < end:
+    s.sendto(b"x", (sys.argv[1], 7007)); sent += 1
+print(sent / 4.0)
+"""
+
+
+async def packets_per_s(sender: Instance, receiver: Instance) -> tuple[float, float]:
+    """(received, sent) datagrams per second from ``sender`` to ``receiver``."""
+    address = receiver.port.fixed_ips[0]
+    recv = subprocess.Popen(["ip", "netns", "exec", receiver.netns, sys.executable, "-c", PPS_RECEIVE, address],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert recv.stdout is not None and await asyncio.to_thread(recv.stdout.readline) == "ready\n"
+        sent = await asyncio.to_thread(subprocess.run, ["ip", "netns", "exec", sender.netns, sys.executable, "-c",
+                                                        PPS_SEND, address], capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        out, _ = await asyncio.to_thread(recv.communicate, timeout=30)
+        return float(out.strip()), float(sent.stdout.strip())
+    finally:
+        recv.kill()
+
+
+async def test_packet_rate_limits_both_ways_within_20_percent_and_removal_lifts_them(host: Host) -> None:
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    agent = agent_for(host)
+    await agent.apply(port(a, egress_pps=PacketRateLimit(1)), port(b, ingress_pps=PacketRateLimit(2, 1)))
+    # Warm the neighbour caches: ARP is a frame like any other, and the limit counts it too.
+    ip("netns", "exec", a.netns, "ping", "-c", "1", "-W", "2", b.port.fixed_ips[0])
+
+    received, sent = await packets_per_s(a, b)  # a's egress limit: 1000/s
+    assert sent > 5_000, sent  # the sender offered far more than the limit
+    assert 800 <= received <= 1200, received
+    received, sent = await packets_per_s(b, a)  # a receives unlimited, b sends unlimited
+    assert received > 5_000 or received > 0.5 * sent, (received, sent)
+
+    await agent.apply(port(b, ingress_pps=PacketRateLimit(2, 1)))  # a's limit goes, b's ingress stays
+    received, sent = await packets_per_s(a, b)
+    assert sent > 10_000, sent
+    assert 1600 <= received <= 2400, received
+
+    restarted = agent_for(host)  # a restarted role finds the chains right
+    assert (await restarted.apply(port(b, ingress_pps=PacketRateLimit(2, 1)))).actions == ()
+    await restarted.apply()
+    assert "neutrino-pps" not in ip("netns", "exec", host.netns, "nft", "list", "tables").stdout
+    received, sent = await packets_per_s(a, b)
+    assert received > 5_000 or received > 0.5 * sent, (received, sent)

@@ -18,6 +18,12 @@ class BandwidthLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class PacketRateLimit:
+    max_kpps: int
+    max_burst_kpps: int = 0  # 0: the backend chooses (see the qos role)
+
+
+@dataclass(frozen=True, slots=True)
 class QosPort:
     port_id: str
     device: str
@@ -26,6 +32,8 @@ class QosPort:
     ingress: BandwidthLimit | None = None
     dscp_mark: int | None = None
     revision: int = 0
+    egress_pps: PacketRateLimit | None = None  # additive (qos-pps): older servers leave them out
+    ingress_pps: PacketRateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,4 +44,4 @@ class QosState:
     role: str = field(default="qos", init=False)
 
 
-__all__ = ["BandwidthLimit", "QosPort", "QosState"]
+__all__ = ["BandwidthLimit", "PacketRateLimit", "QosPort", "QosState"]

@@ -56,6 +56,8 @@ class RuleKind:
     type: str
     attributes: tuple[Attribute, ...]
     directions: tuple[str, ...] = ()
+    extension: str = "qos"  # the extension that brings the kind's collection
+    alias_extension: str | None = "qos-rules-alias"  # the one that brings ``alias_<kind>_rules`` (None: none)
 
     @property
     def collection(self) -> str:
@@ -89,7 +91,20 @@ MINIMUM_BANDWIDTH = RuleKind("minimum_bandwidth", (
     _param("direction", t.Enum(("egress",)), default="egress"),
 ), directions=("egress",))
 
-RULE_KINDS: tuple[RuleKind, ...] = (BANDWIDTH_LIMIT, DSCP_MARKING, MINIMUM_BANDWIDTH)
+# qos-pps: packet rate limits, either direction (Neutron has no alias URL for them).
+PACKET_RATE_LIMIT = RuleKind("packet_rate_limit", (
+    _param("max_kpps", KBPS, required=True),
+    _param("max_burst_kpps", KBPS, default=0),
+    _param("direction", t.Enum(DIRECTIONS), default="egress"),
+), directions=DIRECTIONS, extension="qos-pps", alias_extension=None)
+# qos-pps-minimum: a placement guarantee in Neutron ("any" direction: one pool for both ways).
+MINIMUM_PACKET_RATE = RuleKind("minimum_packet_rate", (
+    _param("min_kpps", KBPS, required=True),
+    _param("direction", t.Enum(("any", *DIRECTIONS)), default="egress"),
+), directions=("any", *DIRECTIONS), extension="qos-pps-minimum", alias_extension="qos-pps-minimum-rule-alias")
+
+RULE_KINDS: tuple[RuleKind, ...] = (BANDWIDTH_LIMIT, DSCP_MARKING, MINIMUM_BANDWIDTH, PACKET_RATE_LIMIT,
+                                    MINIMUM_PACKET_RATE)
 RULE_KIND_BY_TYPE = {k.type: k for k in RULE_KINDS}
 
 QOS_POLICY = Resource(
@@ -112,7 +127,7 @@ def rule_resource(kind: RuleKind) -> Resource:
     return Resource(
         name=kind.name, collection=kind.collection, path=kind.collection, service=f"qos_{kind.name}",
         parent=Parent("policy", "qos/policies", "qos_policy_id"), policy_name=f"policy_{kind.name}",
-        standard_attrs=False, project_owned=False, extension="qos",
+        standard_attrs=False, project_owned=False, extension=kind.extension,
         attributes=(id_attr(), *kind.attributes),
     )
 
@@ -123,7 +138,7 @@ def alias_resource(kind: RuleKind) -> Resource:
     return Resource(
         name=f"alias_{kind.name}", collection=f"alias_{kind.collection}", path=f"qos/alias_{kind.collection}",
         service=f"qos_alias_{kind.name}", policy_name=f"alias_{kind.name}", standard_attrs=False, project_owned=False,
-        allow_create=False, allow_bulk=False, extension="qos-rules-alias",
+        allow_create=False, allow_bulk=False, extension=kind.alias_extension or "qos-rules-alias",
         attributes=(id_attr(), *(_put_only(a) for a in kind.attributes)),
     )
 
@@ -146,7 +161,8 @@ RULE_TYPE = Resource(
 )
 
 RULE_RESOURCES: tuple[Resource, ...] = tuple(rule_resource(k) for k in RULE_KINDS)
-ALIAS_RESOURCES: tuple[Resource, ...] = tuple(alias_resource(k) for k in RULE_KINDS)
+ALIASED_KINDS: tuple[RuleKind, ...] = tuple(k for k in RULE_KINDS if k.alias_extension)
+ALIAS_RESOURCES: tuple[Resource, ...] = tuple(alias_resource(k) for k in ALIASED_KINDS)
 
 
 def _ext(alias: str, name: str, description: str, updated: str) -> Extension:
@@ -171,4 +187,11 @@ QOS_EXTENSIONS: tuple[Extension, ...] = (
          "2022-02-02T10:00:00-00:00"),
     _ext("qos-port-network-policy", "QoS port network policy ID",
          "Adds a the QoS network ID to the port definition", "2019-11-01T10:00:00-00:00"),
+    _ext("qos-pps", "QoS Rule Type Packet per Second Extension", "Add QoS Rule Type Packet per Second",
+         "2021-05-12T10:00:00-00:00"),
+    _ext("qos-pps-minimum", "QoS minimum packet rate rule", "Allow to configure QoS minimum packet rate rule.",
+         "2021-07-14T10:00:00-00:00"),
+    _ext("qos-pps-minimum-rule-alias", "QoS minimum packet rate rule alias",
+         "API to enable GET, PUT and DELETE operations on QoS minimum packet rate rule without specifying policy ID",
+         "2021-10-22T10:00:00-00:00"),
 )

@@ -11,10 +11,14 @@ should get.
   The checks that need no database are pure functions here (:func:`rule_conflict`).
 - :class:`QosRuleTypeService` answers ``qos/rule-types``.
 
-The qos agent role enforces ``bandwidth_limit`` (tc) and ``dscp_marking`` (nftables)
+The qos agent role enforces ``bandwidth_limit`` (tc), ``dscp_marking`` and ``packet_rate_limit`` (nftables)
 (:data:`~neutrino.services.qos_agents.ENFORCED`): ``qos/rule-types`` lists exactly those (``all_rules``
 lists every kind the API accepts), and attaching a policy that holds another kind (``minimum_bandwidth``)
-to a port or network is refused with 409 ``QosRuleNotSupported``.
+to a port or network is refused with 409 ``QosRuleNotSupported``. ``minimum_packet_rate`` (qos-pps-minimum)
+is, in Neutron, a Placement guarantee only (no agent enforces it; it shows in the port's
+``resource_request``); with no Placement here, its rules are accepted and stored like
+``minimum_bandwidth`` ones, and attaching them is refused the same way, so no port ever claims a
+guarantee nothing provides.
 """
 
 from __future__ import annotations
@@ -134,6 +138,11 @@ def rule_conflict(new: Rule, others: Sequence[Rule]) -> Conflict | None:
     for rule in others:
         if rule.id != new.id and rule.type == new.type and rule.direction == new.direction:
             return QoSRulesConflict(new_rule_type=new.type, rule_id=rule.id, policy_id=new.policy_id)
+    if new.type == "minimum_packet_rate":  # "any" and a direction do not mix (Neutron's qos-pps-minimum)
+        for rule in others:
+            if rule.id != new.id and rule.type == new.type and "any" in (rule.direction, new.direction):
+                return QoSRuleParameterConflict(rule_value=new.direction, policy_id=new.policy_id,
+                                                existing_rule=rule.type, existing_value=rule.direction)
     return None
 
 
@@ -564,7 +573,9 @@ class QosRuleTypeService:
                     "one cannot be attached to a port or network (409 QosRuleNotSupported).")
     ENFORCED_BY = {"bandwidth_limit": "Enforced by the qos agent role with tc: tbf on the tap (ingress) and on "
                                       "an IFB device the tap's ingress is redirected to (egress).",
-                   "dscp_marking": "Enforced by the qos agent role with nftables (bridge family)."}
+                   "dscp_marking": "Enforced by the qos agent role with nftables (bridge family).",
+                   "packet_rate_limit": "Enforced by the qos agent role with nftables (bridge family): a per-port "
+                                        "'limit rate over' drop, in the direction the rule names."}
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         """The types the backend enforces; ``all_rules=true`` every type the API accepts."""

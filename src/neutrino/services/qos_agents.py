@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from neutrino.contract.qos import BandwidthLimit, QosPort, QosState
+from neutrino.contract.qos import BandwidthLimit, PacketRateLimit, QosPort, QosState
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema.qos import qos_rules
@@ -22,6 +22,7 @@ from neutrino.services.l2_agents import L2AgentService
 ENFORCED: dict[str, tuple[str, ...]] = {
     "bandwidth_limit": ("max_kbps", "max_burst_kbps", "direction"),
     "dscp_marking": ("dscp_mark",),
+    "packet_rate_limit": ("max_kpps", "max_burst_kpps", "direction"),
 }
 
 
@@ -54,8 +55,10 @@ class QosAgentService:
             limits = {r["direction"]: BandwidthLimit(int(r["max_kbps"]), int(r["max_burst_kbps"] or 0))
                       for r in rules if r["rule_type"] == "bandwidth_limit" and r["max_kbps"]}
             dscp = next((int(r["dscp_mark"]) for r in rules if r["rule_type"] == "dscp_marking"), None)
+            pps = {r["direction"]: PacketRateLimit(int(r["max_kpps"]), int(r["max_burst_kpps"] or 0))
+                   for r in rules if r["rule_type"] == "packet_rate_limit" and r["max_kpps"]}
             out.append(QosPort(port.port_id, port.device, str(policy), limits.get("egress"), limits.get("ingress"),
-                               dscp, port.revision))
+                               dscp, port.revision, pps.get("egress"), pps.get("ingress")))
         return QosState(host, tuple(out), time.time())
 
 

@@ -27,14 +27,17 @@ qos_rules = Table(
     id_column(),
     Column("qos_policy_id", String(UUID_LEN), ForeignKey("qos_policies.id", ondelete="CASCADE"),
            nullable=False, index=True),
-    # bandwidth_limit | dscp_marking | minimum_bandwidth
+    # bandwidth_limit | dscp_marking | minimum_bandwidth | packet_rate_limit | minimum_packet_rate
     Column("rule_type", String(32), nullable=False),
-    # ingress | egress; "" for rule types without a direction (dscp_marking).
+    # ingress | egress (| any: minimum_packet_rate); "" for rule types without a direction (dscp_marking).
     Column("direction", String(16), nullable=False, default=""),
     Column("max_kbps", Integer, nullable=True),
     Column("max_burst_kbps", Integer, nullable=True),
     Column("dscp_mark", Integer, nullable=True),
     Column("min_kbps", Integer, nullable=True),
+    Column("max_kpps", Integer, nullable=True),
+    Column("max_burst_kpps", Integer, nullable=True),
+    Column("min_kpps", Integer, nullable=True),
     UniqueConstraint("qos_policy_id", "rule_type", "direction"),
 )
 

@@ -55,8 +55,11 @@ class QosPlugin:
         c.desired_state["qos"] = qos_agents.sync_state
         services: dict[str, Any] = {"qos_agents": qos_agents, QOS_POLICY.service_key: policies,
                                     RULE_TYPE.service_key: QosRuleTypeService()}
-        for kind, rule_res, alias_res in zip(RULE_KINDS, RULE_RESOURCES, ALIAS_RESOURCES, strict=True):
+        aliases = {res.name: res for res in ALIAS_RESOURCES}
+        for kind, rule_res in zip(RULE_KINDS, RULE_RESOURCES, strict=True):
             rule_service = QosRuleService(c.db, c.notifier, policies, kind)
             services[rule_res.service_key] = rule_service
-            services[alias_res.service_key] = QosRuleAliasService(c.db, rule_service)
+            alias_res = aliases.get(f"alias_{kind.name}")
+            if alias_res is not None:
+                services[alias_res.service_key] = QosRuleAliasService(c.db, rule_service)
         return services

@@ -1,9 +1,17 @@
 """One object of the qos role: what the kernel holds -> the actions that make it right (pure).
 
 Objects: ``("table", "bridge")`` (the ``neutrino-qos`` bridge table whose prerouting chain jumps,
-per tap, to the chain that sets its DSCP mark) and ``("port", tap)`` (the tap's tbf root qdisc:
-what the instance receives; its IFB with a tbf and the tap's ingress redirect: what the instance
-sends; its DSCP element). Directions are the instance's, as in the API.
+per tap, to the chain that sets its DSCP mark), ``("table", "pps")`` (the ``neutrino-pps`` bridge
+table: packet rate limits) and ``("port", tap)`` (the tap's tbf root qdisc: what the instance
+receives; its IFB with a tbf and the tap's ingress redirect: what the instance sends; its DSCP
+element; its packet rate chains). Directions are the instance's, as in the API.
+
+Packet rate limits (qos-pps): this kernel has no tc police action (kernel.md), but nftables'
+``limit rate over N/second burst B packets drop`` works on bridged frames (docs/kernel-probes.md).
+A limit's token bucket lives in its rule, so every port has its own chains: ``pps-out-<tap>``,
+entered from ``prerouting`` by the frame's input tap (what the instance sends), and
+``pps-in-<tap>``, entered from ``postrouting`` by its output tap (what it receives). The rule's
+comment carries rate and burst, so a read tells whether the chain is right.
 """
 
 from __future__ import annotations
@@ -11,12 +19,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from neutrino.contract.qos import BandwidthLimit, QosPort
+from neutrino.contract.qos import BandwidthLimit, PacketRateLimit, QosPort
 from neutrino.dataplane.tc import DeviceShaping, Tbf
 
 TABLE = "neutrino-qos"
+PPS_TABLE = "neutrino-pps"
 Key = tuple[str, str]
 MIN_BURST_KBIT = 16  # a tbf burst below one full frame would stall: at least a 1500-byte MTU
+MIN_BURST_PACKETS = 10
+# (API direction, chain prefix, map, hook, the frame's device match)
+PPS_DIRECTIONS = (("egress", "pps-out-", "pps_from", "prerouting", "iifname"),
+                  ("ingress", "pps-in-", "pps_to", "postrouting", "oifname"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +38,9 @@ class QosKernel:
     ifbs: frozenset[str] = frozenset()
     table: bool = False
     dscp: Mapping[str, str] = field(default_factory=dict)  # tap -> "goto dscp-<mark>"
+    pps_table: bool = False
+    pps_chains: Mapping[str, str | None] = field(default_factory=dict)  # chain -> its last rule's comment
+    pps_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # map -> tap -> "jump <chain>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +81,14 @@ class NftScript:
     text: str
 
 
-Action = SetTbf | ClearRoot | EnsureIfb | Redirect | ClearIngress | RemoveIfb | NftScript
+@dataclass(frozen=True, slots=True)
+class PpsScript:
+    """An ``nft -f`` script of the ``neutrino-pps`` table (run only while that table exists)."""
+
+    text: str
+
+
+Action = SetTbf | ClearRoot | EnsureIfb | Redirect | ClearIngress | RemoveIfb | NftScript | PpsScript
 
 
 def ifb_of(tap: str) -> str:
@@ -106,8 +129,61 @@ def dscp_script(tap: str, mark: int | None, current: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pps_burst(limit: PacketRateLimit) -> int:
+    """Packets the bucket holds: the rule's burst, else 80% of a second's packets (as the bandwidth
+    default), never fewer than a few packets."""
+    return max(MIN_BURST_PACKETS, limit.max_burst_kpps * 1000 or int(limit.max_kpps * 1000 * 0.8))
+
+
+def pps_comment(limit: PacketRateLimit) -> str:
+    return f"pps:{limit.max_kpps * 1000}:{pps_burst(limit)}"
+
+
+def pps_table_script(owner: str) -> str:
+    p = f"bridge {PPS_TABLE}"
+    lines = [f"table {p}", f"delete table {p}", f'add table {p} {{ comment "{owner}"; }}']
+    for _, _, map_name, hook, match in PPS_DIRECTIONS:
+        lines += [f"add map {p} {map_name} {{ type ifname : verdict; }}",
+                  f"add chain {p} {hook} {{ type filter hook {hook} priority -160; policy accept; }}",
+                  f"add rule {p} {hook} {match} vmap @{map_name}"]
+    return "\n".join(lines) + "\n"
+
+
+def pps_script(tap: str, port: QosPort | None, actual: QosKernel) -> str:
+    """What makes the tap's packet rate chains and elements right ("" when they are)."""
+    p = f"bridge {PPS_TABLE}"
+    lines: list[str] = []
+    for direction, prefix, map_name, _, _ in PPS_DIRECTIONS:
+        limit = (port.egress_pps if direction == "egress" else port.ingress_pps) if port else None
+        chain = prefix + tap
+        element = (actual.pps_maps.get(map_name) or {}).get(tap)
+        if limit is None:
+            if element is not None:
+                lines.append(f'delete element {p} {map_name} {{ "{tap}" }}')
+            if chain in actual.pps_chains:
+                lines.append(f"delete chain {p} {chain}")
+            continue
+        comment = pps_comment(limit)
+        if chain not in actual.pps_chains:
+            lines.append(f"add chain {p} {chain}")
+        if actual.pps_chains.get(chain) != comment:
+            lines += [f"flush chain {p} {chain}",
+                      f"add rule {p} {chain} limit rate over {limit.max_kpps * 1000}/second burst "
+                      f'{pps_burst(limit)} packets drop comment "{comment}"']
+        if element != f"jump {chain}":
+            if element is not None:
+                lines.append(f'delete element {p} {map_name} {{ "{tap}" }}')
+            lines.append(f'add element {p} {map_name} {{ "{tap}" : jump {chain} }}')
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def plan(key: Key, desired: QosPort | str | None, actual: QosKernel) -> tuple[Action, ...]:
     kind, name = key
+    if kind == "table" and name == "pps":
+        if desired is None:
+            return (PpsScript(f"table bridge {PPS_TABLE}\ndelete table bridge {PPS_TABLE}\n"),) \
+                if actual.pps_table else ()
+        return () if actual.pps_table else (PpsScript(pps_table_script(str(desired))),)
     if kind == "table":
         if desired is None:
             return (NftScript(f"table bridge {TABLE}\ndelete table bridge {TABLE}\n"),) if actual.table else ()
@@ -139,6 +215,9 @@ def plan(key: Key, desired: QosPort | str | None, actual: QosKernel) -> tuple[Ac
     current = actual.dscp.get(tap)
     if current != (f"goto dscp-{mark}" if mark is not None else None):
         actions.append(NftScript(dscp_script(tap, mark, current)))
+    pps = pps_script(tap, port, actual)
+    if pps:
+        actions.append(PpsScript(pps))
     return tuple(actions)
 
 
@@ -146,10 +225,14 @@ def owned(actual: QosKernel) -> set[Key]:
     keys: set[Key] = {("port", dev) for dev, s in actual.shaping.items() if dev.startswith("tap") and s.root}
     keys |= {("port", "tap" + ifb[3:]) for ifb in actual.ifbs}
     keys |= {("port", tap) for tap in actual.dscp}
+    keys |= {("port", tap) for elements in actual.pps_maps.values() for tap in elements}
+    keys |= {("port", chain.split("-", 2)[2]) for chain in actual.pps_chains if chain.startswith(("pps-out-", "pps-in-"))}
     if actual.table:
         keys.add(("table", "bridge"))
+    if actual.pps_table:
+        keys.add(("table", "pps"))
     return keys
 
 
-__all__ = ["Action", "ClearIngress", "ClearRoot", "EnsureIfb", "Key", "NftScript", "QosKernel", "Redirect",
-           "RemoveIfb", "SetTbf", "TABLE", "burst_kbit", "ifb_of", "owned", "plan"]
+__all__ = ["Action", "ClearIngress", "ClearRoot", "EnsureIfb", "Key", "NftScript", "PPS_TABLE", "PpsScript", "QosKernel",
+           "Redirect", "RemoveIfb", "SetTbf", "TABLE", "burst_kbit", "ifb_of", "owned", "plan", "pps_burst"]

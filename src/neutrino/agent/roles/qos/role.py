@@ -17,6 +17,7 @@ from neutrino.agent.config import HostScoped
 from neutrino.agent.reconciler import Reconciler, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.qos.plan import (
+    PPS_TABLE,
     TABLE,
     Action,
     ClearIngress,
@@ -24,6 +25,7 @@ from neutrino.agent.roles.qos.plan import (
     EnsureIfb,
     Key,
     NftScript,
+    PpsScript,
     QosKernel,
     Redirect,
     RemoveIfb,
@@ -41,7 +43,7 @@ from neutrino.dataplane.ownership import OwnerTag
 from neutrino.dataplane.tc import TcDriver
 
 _RESOURCES = ("port", "network", "qos_policy", "bandwidth_limit_rule", "dscp_marking_rule",
-              "minimum_bandwidth_rule")
+              "minimum_bandwidth_rule", "packet_rate_limit_rule", "minimum_packet_rate_rule")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +72,18 @@ class QosTarget(Target[Key, "QosPort | str", QosKernel, Action]):
         wanted: dict[Key, QosPort | str] = {("port", p.device): p for p in state.ports}
         if any(p.dscp_mark is not None for p in state.ports):
             wanted[("table", "bridge")] = self.config.owner_tag.alias
+        if any(p.egress_pps is not None or p.ingress_pps is not None for p in state.ports):
+            wanted[("table", "pps")] = self.config.owner_tag.alias
         return wanted
 
     async def read(self, keys: Collection[Key] | None) -> QosKernel:
         netns = self.config.netns
         table = await self._nft.read_table("bridge", TABLE, netns=netns)
+        pps = await self._nft.read_table("bridge", PPS_TABLE, netns=netns)
         return QosKernel(await self._tc.shaping(netns=netns), frozenset(await self._tc.owned_ifbs(netns=netns)),
-                         table is not None, dict((table.maps.get("dscp_ports") or {}) if table else {}))
+                         table is not None, dict((table.maps.get("dscp_ports") or {}) if table else {}),
+                         pps is not None, {n: c.last_comment for n, c in pps.chains.items()} if pps else {},
+                         dict(pps.maps) if pps else {})
 
     def owned(self, actual: QosKernel) -> Iterable[Key]:
         return owned(actual)
@@ -106,6 +113,8 @@ class QosTarget(Target[Key, "QosPort | str", QosKernel, Action]):
                 if key[0] == "port" and not (await self.read(None)).table:
                     raise RuntimeError(f"table bridge {TABLE} is missing")
                 await self._nft.apply_script(text, netns=netns)
+            case PpsScript(text):  # a port's script fails as a whole while its table is missing
+                await self._nft.apply_script(text, netns=netns)
 
 
 class QosRole(ReconcilingRole):
@@ -125,7 +134,7 @@ class QosRole(ReconcilingRole):
 
     def role_configurations(self) -> Mapping[str, Any]:
         return {"qos_driver": "tc+nftables", "devices": self.target.ports,
-                "supported_rule_types": ["bandwidth_limit", "dscp_marking"]}
+                "supported_rule_types": ["bandwidth_limit", "dscp_marking", "packet_rate_limit"]}
 
     def on_change(self, hint: ChangeHint) -> None:
         if hint.resource in _RESOURCES:
