@@ -158,12 +158,24 @@ def plan_cleanup(inventory: KernelInventory, host: str | None) -> CleanupPlan:
 # ---- reading the kernel ----------------------------------------------------------------------------------------
 
 
+_NFT_TIMEOUT = 30.0
+_TIMED_OUT = 124  # the exit status timeout(1) uses
+
+
 async def _nft(netns: str | None, *args: str) -> tuple[int, str, str]:
     command = ["nft", *args] if netns is None else ["ip", "netns", "exec", netns, "nft", *args]
     process = await asyncio.create_subprocess_exec(
         *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=_NFT_TIMEOUT)
+    except TimeoutError:
+        # A namespace holding a huge ruleset (another program's benchmark, say) can take minutes to
+        # list; cleanup must still finish. The process is killed, not left behind as an orphan.
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        return _TIMED_OUT, "", f"nft {' '.join(args)} in {_where(netns)} timed out after {_NFT_TIMEOUT}s"
     return process.returncode or 0, out.decode(), err.decode()
 
 
@@ -181,7 +193,9 @@ def _table_comment(listing: str) -> str | None:
 
 
 async def _tables(netns: str | None) -> list[TableFacts]:
-    status, out, _ = await _nft(netns, "-j", "list", "tables")
+    status, out, err = await _nft(netns, "-j", "list", "tables")
+    if status == _TIMED_OUT:
+        print(f"neutrino: {err}; its tables are left alone", file=sys.stderr)
     if status != 0:
         return []
     found = []
@@ -230,22 +244,28 @@ class _NamespaceContents:
     identity: NamespaceIdentity | None
 
 
-async def _inspect(driver: NetlinkDriver, name: str, tables: bool) -> _NamespaceContents | None:
+async def _inspect(driver: NetlinkDriver, name: str, tables: bool, host: str | None) -> _NamespaceContents | None:
     try:
         links = await driver.list_links(netns=name)
     except NetlinkDriverError:
         return None  # not a namespace binding (a stale file), or removed meanwhile
     loopback = next((link for link in links if link.name == "lo"), None)
+    alias = loopback.alias if loopback else None
+    owner = owner_of(alias)
+    # Tables inside a namespace another host owns are never this host's: not worth an nft run each.
+    foreign = host is not None and owner is not None and owner.host != host
     return _NamespaceContents(
-        NamespaceFacts(name, loopback.alias if loopback else None),
+        NamespaceFacts(name, alias),
         tuple(DeviceFacts(name, link.name, link.kind, link.alias) for link in links),
-        tuple(await _tables(name)) if tables else (),
+        tuple(await _tables(name)) if tables and not foreign else (),
         namespace_identity(driver.netns_dir / name),
     )
 
 
-async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool = True) -> KernelInventory:
-    """Read namespaces, devices, nftables tables and relevant processes from the kernel."""
+async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool = True,
+                         host: str | None = None) -> KernelInventory:
+    """Read namespaces, devices, nftables tables and relevant processes from the kernel (with
+    ``host``, tables only where that host's may be)."""
     devices: list[DeviceFacts] = [
         DeviceFacts(None, link.name, link.kind, link.alias) for link in await driver.list_links()
     ]
@@ -254,7 +274,7 @@ async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool
 
     async def inspect(name: str) -> _NamespaceContents | None:
         async with gate:
-            return await _inspect(driver, name, tables)
+            return await _inspect(driver, name, tables, host)
 
     contents = [c for c in await asyncio.gather(*map(inspect, await driver.list_namespaces())) if c]
     identities: dict[NamespaceIdentity, str] = {}
@@ -320,7 +340,7 @@ async def cleanup(state_dir: Path, host: str | None, *, dry_run: bool = False,
                   driver: NetlinkDriver | None = None) -> list[str]:
     """Inventory, plan and (unless ``dry_run``) apply; returns one line per object."""
     driver = driver or NetlinkDriver(OwnerTag(host) if host else _READER)
-    inventory = await take_inventory(driver, state_dir, tables=shutil.which("nft") is not None)
+    inventory = await take_inventory(driver, state_dir, tables=shutil.which("nft") is not None, host=host)
     plan = plan_cleanup(inventory, host)
     if dry_run:
         return [f"would remove: {line}" for line in _describe_plan(plan)]

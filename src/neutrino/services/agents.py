@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
@@ -51,7 +51,13 @@ class AgentService:
                                "resources_synced")}
         # Sorting by ``alive`` orders by the last heartbeat: dead agents (oldest) come first ascending.
         cols["alive"] = "heartbeat_timestamp"
-        special = {"alive": lambda values: or_(*[self.alive_clause(bool(v)) for v in values])}
+        special = {
+            "alive": lambda values: or_(*[self.alive_clause(bool(v)) for v in values]),
+            # Neutron's reference deployments keep agents in MySQL, whose default collation
+            # compares case-insensitively: tempest asks for agent_type "DHCP Agent" and finds the
+            # "DHCP agent" rows. The same answer on every backend here.
+            "agent_type": lambda values: func.lower(agents.c.agent_type).in_([str(v).lower() for v in values]),
+        }
         return TableQuery("agent", agents, cols, special)
 
     def view(self, row: Any) -> dict[str, Any]:

@@ -21,5 +21,7 @@ ROUTER_INTERFACE_OWNERS_SNAT = ROUTER_INTERFACE_OWNERS + (ROUTER_CENTRALIZED_SNA
 ROUTER_PORT_OWNERS = ROUTER_INTERFACE_OWNERS_SNAT + (ROUTER_GATEWAY,)
 # Ports that take the lowest free address instead of a random one (stable DHCP server addresses).
 LOWEST_ADDRESS_OWNERS = (DHCP, DISTRIBUTED)
-# Prefixes a subnet ``service_types`` entry must start with.
-SERVICE_TYPE_PREFIXES = ("network:", "neutron:", "compute:")
+# Prefixes a subnet ``service_types`` entry must start with. Neutron-lib adds the compute prefix to
+# its list with ``+=`` on a string, i.e. each of its characters, so any type starting with one of
+# "compute:"'s letters is accepted too; neutron-tempest-plugin relies on it (``test:type_1``).
+SERVICE_TYPE_PREFIXES = ("network:", "neutron:", "compute:", *"compute:")
