@@ -29,12 +29,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState
 from neutrino.contract.names import bridge_name
 
+T = TypeVar("T")
 TABLE = "neutrino-fw"
 MARK_TAG = 0x4E460000  # "NF": marks of this table, so foreign marks never jump into our chains
 MARK_MAX = 0xFFFF
@@ -203,9 +205,12 @@ def _pairs(port: FirewallPort) -> list[tuple[str, ipaddress.IPv4Network | ipaddr
     return out
 
 
-@functools.lru_cache(maxsize=_MEMO)
 def spoof_chain(port: FirewallPort, mark: int) -> ChainSpec:
     """What a filtered port may send at all, before any security group is asked."""
+    return _SPOOF_CHAINS.get(port.device, (port, mark), lambda: _spoof_chain(port, mark))
+
+
+def _spoof_chain(port: FirewallPort, mark: int) -> ChainSpec:
     pairs = _pairs(port)
     macs = sorted({port.mac_address.lower(), *(m for m, _ in pairs)})
     v4 = sorted({f"{m} . {element(n)}" for m, n in pairs if n.version == 4})
@@ -270,8 +275,31 @@ def rule_match(rule: FirewallRule) -> str:
     return " ".join(parts)
 
 
-@functools.lru_cache(maxsize=_MEMO)
+class _ById:
+    """A memo of one value per id (a group's, a port's tap), reused while its input is the same
+    record: an identity check first (the role's decoder hands back the records of unchanged groups
+    and ports), where an lru_cache would hash a group of 200 rules on every compile."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, tuple[object, object]] = {}
+
+    def get(self, key: str, given: object, make: Callable[[], T]) -> T:
+        held = self._memo.get(key)
+        if held is not None and (held[0] is given or held[0] == given):
+            return held[1]  # type: ignore[return-value]
+        value = make()
+        self._memo[key] = (given, value)
+        return value
+
+
+_GROUP_CHAINS, _GROUP_SETS, _OWN_ADDRESSES, _SPOOF_CHAINS = _ById(), _ById(), _ById(), _ById()
+
+
 def group_chains(group: FirewallGroup) -> tuple[ChainSpec, ChainSpec]:
+    return _GROUP_CHAINS.get(group.group_id, group, lambda: _group_chains(group))
+
+
+def _group_chains(group: FirewallGroup) -> tuple[ChainSpec, ChainSpec]:
     """``grp-<group>-in`` and ``grp-<group>-out``: the group's rules, shared by every port in the
     group (a rule change rewrites one chain, whatever the number of ports); a packet no rule
     accepts returns to the port's chain."""
@@ -318,9 +346,12 @@ def _port_chains(device: str, groups: tuple[tuple[str, bool], ...]) -> tuple[Cha
     return ChainSpec(f"in-{device}", tuple(ingress)), ChainSpec(f"out-{device}", tuple(egress)), stateful
 
 
-@functools.lru_cache(maxsize=_MEMO)
 def group_sets(group: FirewallGroup) -> frozenset[tuple[str, str, int]]:
     """The named sets a group's rules match: ``(kind, group id, IP version)``."""
+    return _GROUP_SETS.get(group.group_id, group, lambda: _group_sets(group))
+
+
+def _group_sets(group: FirewallGroup) -> frozenset[tuple[str, str, int]]:
     out: set[tuple[str, str, int]] = set()
     for rule in group.rules:
         version = 4 if rule.ethertype == "IPv4" else 6
@@ -392,9 +423,8 @@ def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mappin
             rules = group_rules[group_key] = tuple(r for g in port_groups for r in g.rules)
             for group in port_groups:
                 referenced |= group_sets(group)
-        own = [str(n) for _, n in _pairs(port)]
-        policies[port.device] = PortPolicy(port.device, zones[port_bridge[port.device]], frozenset(own),
-                                           stateful, rules)
+        own = _OWN_ADDRESSES.get(port.device, port, lambda p=port: frozenset(str(n) for _, n in _pairs(p)))
+        policies[port.device] = PortPolicy(port.device, zones[port_bridge[port.device]], own, stateful, rules)
     i_chains["raw"] = ChainSpec("raw", ("ct zone set iifname map @zones",), "filter prerouting -300")
     # One of our marks without its chain (an element removed by hand) fails closed, not open.
     ours = f"meta mark and {~MARK_MAX & 0xFFFFFFFF:#x} == {MARK_TAG:#x} drop"

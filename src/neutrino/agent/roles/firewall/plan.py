@@ -9,8 +9,8 @@ one transaction. ``()`` means the object is already right: a restarted agent wri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from neutrino.agent.roles.firewall.compile import TABLE, ChainSpec, MapSpec, SetSpec
 from neutrino.agent.roles.firewall.desired import FAMILIES, PORT_MAPS, Key, Piece
@@ -32,13 +32,37 @@ class NftScript:
 
 @dataclass(frozen=True, slots=True)
 class KernelTables:
-    """Both ``neutrino-fw`` tables as read back (None: absent)."""
+    """Both ``neutrino-fw`` tables as read back (None: absent). Treat as immutable: the index of
+    port elements is built once, on first use (planning every port of a host must not scan the
+    maps once per port: at 1000 ports that was ten seconds of a full resync)."""
 
     bridge: NftTable | None = None
     inet: NftTable | None = None
+    _by_port: dict[str, list[tuple[str, str, str, str]]] = field(default_factory=dict, compare=False, repr=False)
 
     def table(self, family: str) -> NftTable | None:
         return self.bridge if family == "bridge" else self.inet
+
+    def port_elements(self, device: str) -> list[tuple[str, str, str, str]]:
+        """(family, map, key, delete line) of every element the tables hold for a port."""
+        index = self._by_port
+        if not index:
+            index[""] = []  # built, even when empty
+            for family in FAMILIES:
+                have = self.table(family)
+                if have is None:
+                    continue
+                for map_name in PORT_MAPS[family]:
+                    for key, value in (have.maps.get(map_name) or {}).items():
+                        if family == "bridge":
+                            owner = key
+                        elif value.startswith(("jump in-", "jump out-")):
+                            owner = value.split("-", 1)[1]
+                        else:
+                            continue
+                        index.setdefault(owner, []).append(
+                            (family, map_name, key, f"delete element {_prefix(family)} {map_name} {{ {_key(key)} }}"))
+        return index.get(device, []) if device else []
 
 
 def _prefix(family: str) -> str:
@@ -164,16 +188,9 @@ def _create(family: str, desired: Piece, regular: list[ChainSpec], base: list[Ch
     return lines
 
 
-def _port_elements(device: str, actual: KernelTables) -> Iterator[tuple[str, str, str, str]]:
+def _port_elements(device: str, actual: KernelTables) -> list[tuple[str, str, str, str]]:
     """(family, map, key, delete line) of every element the kernel holds for a port."""
-    for family in FAMILIES:
-        have = actual.table(family)
-        if have is None:
-            continue
-        for map_name in PORT_MAPS[family]:
-            for key, value in (have.maps.get(map_name) or {}).items():
-                if key == device or value in (f"jump in-{device}", f"jump out-{device}"):
-                    yield family, map_name, key, f"delete element {_prefix(family)} {map_name} {{ {_key(key)} }}"
+    return actual.port_elements(device)
 
 
 def _plan_removal(kind: str, name: str, actual: KernelTables) -> tuple[NftScript, ...]:

@@ -51,6 +51,8 @@ class AppliedView:
         self._snapshot: KernelTables | None = None
 
     def tables(self) -> KernelTables:
+        """The tables as a round plans against them (a new snapshot after any advance, so its
+        lazily built index of port elements is never stale)."""
         if self._snapshot is None:
             frozen = {f: t.frozen(f) for f, t in self._tables.items()}
             self._snapshot = KernelTables(frozen.get("bridge"), frozen.get("inet"))
@@ -67,8 +69,8 @@ class AppliedView:
     def advance(self, key: Key, piece: Piece | None) -> None:
         """The kernel now holds ``piece`` for ``key`` (None: the object was removed)."""
         kind, name = key
+        self._snapshot = None
         if kind == "table":
-            self._snapshot = None  # a table came or went: the snapshot's tables change, not only their dicts
             if piece is None:
                 self._tables.pop(name, None)
                 return
@@ -90,7 +92,7 @@ class AppliedView:
                 for direction in ("in", "out"):
                     inet.chains.pop(f"grp-{name}-{direction}", None)
         if kind == "port":  # its old elements go whatever comes (plan deletes them likewise)
-            self._drop_port_elements(name)
+            self._drop_port_elements(name, piece)
             if piece is None:
                 for family, prefix in PORT_CHAINS:
                     table = self._tables.get(family)
@@ -109,16 +111,24 @@ class AppliedView:
             if table is not None:
                 table.maps.setdefault(map_name, {})[element_key] = value
 
-    def _drop_port_elements(self, device: str) -> None:
+    def _drop_port_elements(self, device: str, piece: Piece | None) -> None:
+        """The port's elements: keyed by its tap (bridge maps) or by its mark, old or new, jumping to
+        its chains (inet maps). Looked up, not scanned: a round may advance a thousand ports."""
         jumps = (f"jump in-{device}", f"jump out-{device}")
-        for family in FAMILIES:
-            table = self._tables.get(family)
-            if table is None:
-                continue
-            for map_name in PORT_MAPS[family]:
-                elements = table.maps.get(map_name) or {}
-                for element_key in [k for k, v in elements.items() if k == device or v in jumps]:
-                    del elements[element_key]
+        bridge, inet = self._tables.get("bridge"), self._tables.get("inet")
+        marks = {k for f, _, k, _ in (piece.elements if piece else ()) if f == "inet"}
+        if bridge is not None:
+            old = (bridge.maps.get("port_marks") or {}).get(device)
+            if old is not None:
+                marks.add(old)
+            for map_name in PORT_MAPS["bridge"]:
+                (bridge.maps.get(map_name) or {}).pop(device, None)
+        if inet is not None:
+            for map_name in PORT_MAPS["inet"]:
+                elements = inet.maps.get(map_name) or {}
+                for mark in marks:
+                    if elements.get(mark) in jumps:
+                        del elements[mark]
 
 
 __all__ = ["AppliedView"]
