@@ -416,7 +416,10 @@ class Controller:
         404 if it may not (so the existence of others' objects never leaks)."""
         res = route.resource
         if res.member_is_project:
-            target = {"id": route.member_id, "project_id": route.member_id, "tenant_id": route.member_id}
+            # Clients that name no project send the string "None" (tempest's, neutronclient's):
+            # Neutron takes it for the caller's own project, before its policy check too.
+            project = ctx.project_id if route.member_id == "None" else route.member_id
+            target = {"id": project, "project_id": project, "tenant_id": project}
             self.policy.enforce_attributes(ctx, action, target, request or {})
             return target
         service = self.service(res)
