@@ -503,12 +503,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with running_deployment(workdir, host_labels=("h1", "h2"), extra_server_config=extra,
                                 agent_log_level=args.agent_log_level) as deployment:
             result = asyncio.run(run(deployment, sizes, args.resync_ports, args.warm_runs))
+            # Before the teardown: a teardown that fails under load (nft calls timing out) must not
+            # lose the numbers.
+            print_report(result)
+            if args.json:
+                Path(args.json).write_text(json.dumps({"result": result, "sizes": sizes, **asdict(Meta())},
+                                                      indent=2))
     finally:
         if not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
-    print_report(result)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"result": result, "sizes": sizes, **asdict(Meta())}, indent=2))
     return 0
 
 

@@ -26,6 +26,7 @@ from kernel_scratch import Scratch, ip, next_event, ping, run_in_namespace
 
 from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.l2 import LinuxBridgeRole
+from neutrino.agent.roles.l2.actions import ConvergeTap
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig
 from neutrino.agent.roles.l2.kernel_features import detect_kernel_features
 from neutrino.agent.rpc_client import AgentRpcClient
@@ -626,6 +627,7 @@ async def test_a_second_reconcile_makes_no_kernel_writes(scratch: Scratch) -> No
 
         assert driver.writes == []
         assert role.last_reconcile is not None and role.last_reconcile.actions == ()
+        assert role.reconciler.last_round is not None and role.reconciler.last_round.drift == 0
         # The kernel's own notifications (IPv6 autoconfiguration on links that came up) may show up
         # as "changed" events; none may change what the role manages.
         rewired = [
@@ -718,9 +720,11 @@ async def test_configurations_report_mappings_tunnel_and_kernel_features(scratch
         host = h.add_host()
         role, _ = await h.start_role(host, bridge_mappings={"physnet1": "nic1"})
 
-        reported = role.configurations()
+        reported = dict(role.configurations())
+        reconciler = reported.pop("reconciler")
 
         features = detect_kernel_features()
+        assert reconciler["objects"] == 0 and reconciler["errors"] == 0 and "drift_actions" in reconciler
         assert reported == {
             "bridge_mappings": {"physnet1": "nic1"},
             "tunnel_types": ["vxlan"],
@@ -856,3 +860,64 @@ async def test_the_echo_of_its_own_report_arriving_before_the_answer_costs_no_re
             assert h.server.count("up", a.device) == 1 and h.server.count("up", b.device) == 1
         finally:
             await agent.stop()
+
+
+# ---- the l2 role on the shared reconciler: drift, per-object errors, retries ----------------------
+
+
+async def test_a_tap_taken_out_of_its_bridge_behind_the_agents_back_is_put_back_and_counted_as_drift(
+    scratch: Scratch,
+) -> None:
+    async with harness(scratch) as h:
+        host = h.add_host()
+        network_id = str(uuid.uuid4())
+        a, b = new_port(scratch, network_id, 1), new_port(scratch, network_id, 2)
+        h.plug(host, a, "10.66.0.1/24")
+        h.plug(host, b, "10.66.0.2/24")
+        h.server.states[host.name] = vxlan_state(host, [a, b])
+        role, _ = await h.start_role(host)
+        await role.resync()
+        assert role.configurations()["reconciler"]["drift_actions"] == 0
+
+        # No event asks the role about this (it does not act on its taps' "changed" events).
+        ip("-n", host.netns, "link", "set", b.device, "nomaster")
+        await role.resync()
+
+        done = role.reconciler.last_round
+        assert done is not None and done.full
+        assert done.drift == 1 and list(done.outcomes[("tap", b.device)].applied) == [
+            ConvergeTap(network_id, b.device, bridge=bridge_name(network_id))]
+        assert_wired(host.netns, b.device, bridge_name(network_id), VXLAN_MTU)
+        state = role.configurations()["reconciler"]
+        assert (state["drift_actions"], state["drift_objects"], state["errors"]) == (1, 1, 0)
+
+
+async def test_a_device_that_cannot_be_made_shows_its_reason_keeps_its_ports_down_and_is_retried(
+    scratch: Scratch,
+) -> None:
+    async with harness(scratch) as h:
+        host = h.add_host()
+        network_id = str(uuid.uuid4())
+        a = new_port(scratch, network_id, 1)
+        h.plug(host, a, "10.66.0.1/24")
+        h.server.states[host.name] = vxlan_state(host, [a])
+        bridge = bridge_name(network_id)
+        # Someone else's device holds the bridge's name: the driver refuses to touch it.
+        ip("-n", host.netns, "link", "add", bridge, "type", "veth", "peer", "name", "squat1")
+        role, _ = await h.start_role(host)
+
+        await role.resync()
+
+        failed = role.configurations()["reconciler"]["failed_objects"]
+        assert "not a bridge" in failed[str(("bridge", bridge))], failed
+        assert failed[str(("tap", a.device))].startswith("waiting for ('bridge'"), failed
+        assert h.server.last_status(a.device) is None, "a port whose bridge failed is not reported up"
+        assert role.configurations()["devices"] == 0
+        syncs = len(h.server.sync_calls)
+
+        ip("-n", host.netns, "link", "del", bridge)
+        await wait_until(lambda: h.server.last_status(a.device) == "up", timeout=15)
+
+        assert_wired(host.netns, a.device, bridge, VXLAN_MTU)
+        assert len(h.server.sync_calls) == syncs, "repaired without a full resync"
+        assert role.configurations()["reconciler"]["errors"] == 0

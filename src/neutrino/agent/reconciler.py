@@ -113,6 +113,9 @@ class Target(abc.ABC, Generic[K, D, V, A]):
     """What a role tells the engine about its part of the kernel (see the module)."""
 
     name: str = "role"
+    # True: ``desired()`` may run while a round runs (it only asks the server), so hints are not held
+    # up by the fetch of a full state; False: it runs under the round lock (it reads the kernel too).
+    fetch_unlocked: bool = False
 
     @abc.abstractmethod
     async def desired(self) -> Mapping[K, D]:
@@ -266,9 +269,14 @@ class Reconciler(Generic[K, D, V, A]):
 
     async def full(self) -> Round[K, A]:
         """Fetch the full desired state and reconcile every object, desired or owned; counts drift."""
+        fetched: dict[K, D] | None = None
+        if self.target.fetch_unlocked:
+            self._full_wanted = False  # a request while the state travels may predate it: it counts again
+            fetched = dict(await self.target.desired())
         async with self._lock:
-            self._full_wanted = False
-            fresh = dict(await self.target.desired())
+            if fetched is None:
+                self._full_wanted = False
+            fresh = fetched if fetched is not None else dict(await self.target.desired())
             changed = {k for k in fresh.keys() | self._desired.keys() if fresh.get(k) != self._desired.get(k)}
             self._desired = fresh
             taken, self._hinted = self._hinted, set()
@@ -306,18 +314,23 @@ class Reconciler(Generic[K, D, V, A]):
         updates = sorted((k for k in plans if k in desired), key=target.rank)
         removals = sorted((k for k in plans if k not in desired), key=target.rank, reverse=True)
 
+        def blocked(key: K) -> str | None:
+            """Why an object cannot be made right now: something it requires failed (this round or before)."""
+            wanted = desired.get(key)
+            if wanted is None:
+                return None
+            for needed in target.requires(key, wanted):
+                blocker = outcomes.get(needed)
+                status = self._status.get(needed)
+                reason = blocker.error if blocker is not None else (
+                    status.reason if status is not None and status.state is State.ERROR else None)
+                if reason is not None:
+                    return f"waiting for {needed}: {reason}"
+            return None
+
         async def run_object(key: K) -> None:
             planned = plans[key]
-            wanted = desired.get(key)
-            if wanted is not None:
-                for needed in target.requires(key, wanted):
-                    blocker = outcomes.get(needed)
-                    status = self._status.get(needed)
-                    reason = blocker.error if blocker is not None else (
-                        status.reason if status is not None and status.state is State.ERROR else None)
-                    if reason is not None:
-                        outcomes[key] = Outcome(planned, (), f"waiting for {needed}: {reason}")
-                        return
+            removed = key not in desired
             applied: list[A] = []
             async with self._gate:
                 for action in planned:
@@ -328,13 +341,23 @@ class Reconciler(Generic[K, D, V, A]):
                     except Exception as exc:  # noqa: BLE001 - recorded on the object; retried with backoff
                         log.warning("%s: %r failed: %s", target.name, action, exc)
                         outcomes[key] = Outcome(planned, tuple(applied), f"{_describe(action)}: {exc}",
-                                                removed=wanted is None)
+                                                removed=removed)
                         return
                     applied.append(action)
-            outcomes[key] = Outcome(planned, tuple(applied), removed=wanted is None)
+            outcomes[key] = Outcome(planned, tuple(applied), removed=removed)
 
         for batch in (*_by_rank(updates, target.rank), *_by_rank(removals, target.rank)):
-            await asyncio.gather(*(run_object(key) for key in batch))
+            busy = []
+            for key in batch:
+                reason = blocked(key)
+                if reason is not None:
+                    outcomes[key] = Outcome(plans[key], (), reason)
+                elif plans[key]:
+                    busy.append(key)
+                else:  # already right: no task to run (a settled host has thousands of these)
+                    outcomes[key] = Outcome((), (), removed=key not in desired)
+            if busy:
+                await asyncio.gather(*(run_object(key) for key in busy))
 
         drift = self._account(outcomes, full=full, asked=asked)
         done = Round(full, outcomes, drift, self._clock() - started)

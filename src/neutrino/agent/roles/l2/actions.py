@@ -1,8 +1,8 @@
 """The kernel changes the l2 planner asks for, as frozen data.
 
-``plan`` returns these; ``apply`` is the only code that turns them into driver calls. Every
-action names the network it serves (None for clean-up of what no network needs any more) so the
-role can tell which ports' wiring failed and withhold their ``update_device_up``.
+``plan`` returns these per device; the role's ``L2Kernel.run`` is the only code that turns them
+into driver calls. Every action names the network it serves, for logs and the reconciler's
+per-object errors.
 """
 
 from __future__ import annotations
@@ -85,27 +85,3 @@ class RemoveFdbEntry:
 
 Action = EnsureBridge | EnsureVxlan | AttachUplink | AddFdbEntry | ConvergeTap | RemoveFdbEntry | RemoveDevice
 
-# The order phases run in: bridges exist before anything joins them; uplinks and FDB before taps so
-# the first packet of an instance finds its way; clean-up last, after everything wanted is in place.
-PHASES: tuple[tuple[type, ...], ...] = (
-    (EnsureBridge,),
-    (EnsureVxlan, AttachUplink),
-    (AddFdbEntry,),
-    (ConvergeTap,),
-    (RemoveFdbEntry,),
-    (RemoveDevice,),
-)
-
-
-def phase_of(action: Action) -> int:
-    for index, kinds in enumerate(PHASES):
-        if isinstance(action, kinds):
-            return index
-    raise TypeError(f"not an l2 action: {action!r}")
-
-
-def subject_of(action: Action) -> str:
-    """The kernel object an action changes; actions on one subject must run in plan order."""
-    if isinstance(action, EnsureBridge | EnsureVxlan | RemoveDevice):
-        return action.name
-    return action.device

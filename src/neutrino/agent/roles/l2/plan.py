@@ -32,6 +32,7 @@ from neutrino.agent.roles.l2.actions import (
     RemoveFdbEntry,
 )
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig
+from neutrino.agent.roles.l2.desired import BRIDGE, VXLAN, Key, Wish, keyed, port_network, rank
 from neutrino.agent.roles.l2.kernel_view import KernelView
 from neutrino.contract.l2 import L2Network, L2Port, L2State
 from neutrino.contract.names import DeviceRole, bridge_name, device_role, vxlan_name
@@ -141,104 +142,104 @@ def _lay_out_flat(
     return _with(base, uplink=device)
 
 
+def plan_object(key: Key, wish: Wish | None, actual: KernelView, config: LinuxBridgeConfig) -> tuple[Action, ...]:
+    """The actions that make one device right; empty when it already is (or cannot be wired here).
+
+    Not desired: a bridge or VXLAN device of ours is removed (a mapping's device never: it is the
+    host's plumbing, even when ``neutrino up`` marked its br-ex as ours); an uplink or a tap is left
+    alone (taps belong to the instance plumbing).
+    """
+    kind, name = key
+    if wish is None:
+        link = actual.links.get(name)
+        if (kind in (BRIDGE, VXLAN) and link is not None and config.owner_tag.owns(link.alias)
+                and name not in config.bridge_mappings.values()
+                and device_role(name) in (DeviceRole.BRIDGE, DeviceRole.VXLAN)):
+            return (RemoveDevice(name),)
+        return ()
+    if isinstance(wish, L2Port):
+        layout = _lay_out(port_network(wish), actual.links, config)
+        tap = actual.links.get(name)
+        if not layout.wireable or tap is None:
+            return ()
+        action = _converge_tap(wish, tap, layout.bridge)
+        return () if action is None else (action,)
+    layout = _lay_out(wish.network, actual.links, config)
+    if not layout.wireable:
+        return ()
+    if kind == BRIDGE:
+        if not layout.owns_bridge:
+            return ()
+        bridge = actual.links.get(layout.bridge)
+        if (bridge is not None and bridge.kind == "bridge" and bridge.mtu == layout.mtu and bridge.admin_up
+                and config.owner_tag.owns(bridge.alias)):
+            return ()
+        return (EnsureBridge(layout.network_id, layout.bridge, layout.mtu),)
+    if kind == VXLAN:
+        return _plan_vxlan(layout, actual, config, prune=not wish.partial)
+    if layout.uplink is None:
+        return ()  # the mapping names a bridge: the network's taps join it directly
+    link = actual.links[layout.uplink]
+    if link.master != layout.bridge or not link.admin_up:
+        return (AttachUplink(layout.network_id, layout.uplink, layout.bridge, up=True),)
+    return ()
+
+
+def owned(actual: KernelView, config: LinuxBridgeConfig) -> list[Key]:
+    """Our bridges and VXLAN devices (never a mapping's device): a full resync removes those nobody desires."""
+    mapped = set(config.bridge_mappings.values())
+    found: list[Key] = []
+    for name, link in actual.links.items():
+        if name in mapped or not config.owner_tag.owns(link.alias):
+            continue
+        role = device_role(name)
+        if role is DeviceRole.BRIDGE:
+            found.append((BRIDGE, name))
+        elif role is DeviceRole.VXLAN:
+            found.append((VXLAN, name))
+    return found
+
+
 def plan(
     desired: L2State, actual: KernelView, config: LinuxBridgeConfig, *, prune: bool = True
 ) -> tuple[Action, ...]:
-    """The ordered actions that make ``actual`` match ``desired``; empty when it already does.
+    """Every action a full reconcile of the host plans, in the order the reconciler runs them.
 
-    Order: bridges, then VXLAN devices and uplink attachments, then FDB additions, then taps
-    (MTU, bridge, up/down), then stale FDB entries, then devices no network needs. With
-    ``prune=False`` (wiring one newly seen tap against a partial desired state) nothing is removed.
+    Devices by rank (bridges; VXLAN devices with their FDB, uplinks; taps), then devices no network
+    needs (VXLAN devices before bridges). With ``prune=False`` (a scope smaller than the host)
+    nothing is removed, FDB entries included.
     """
-    owner = config.owner_tag
-    layouts = lay_out_networks(desired, actual.links, config)
-    bridges: list[Action] = []
-    uplinks: list[Action] = []
-    fdb_added: list[Action] = []
-    taps: list[Action] = []
-    fdb_removed: list[Action] = []
-    removed: list[Action] = []
-
-    for network_id in sorted(layouts):
-        layout = layouts[network_id]
-        if not layout.wireable:
-            continue
-        if layout.owns_bridge:
-            bridge = actual.links.get(layout.bridge)
-            if not (
-                bridge is not None
-                and bridge.kind == "bridge"
-                and bridge.mtu == layout.mtu
-                and bridge.admin_up
-                and owner.owns(bridge.alias)
-            ):
-                bridges.append(EnsureBridge(network_id, layout.bridge, layout.mtu))
-        if layout.vxlan is not None:
-            _plan_vxlan(layout, actual, config, uplinks, fdb_added, fdb_removed if prune else None)
-        if layout.uplink is not None:
-            link = actual.links[layout.uplink]
-            if link.master != layout.bridge or not link.admin_up:
-                uplinks.append(AttachUplink(network_id, layout.uplink, layout.bridge, up=True))
-
-    for port in sorted(desired.ports, key=lambda p: p.device):
-        layout = layouts[port.network_id]
-        tap = actual.links.get(port.device)
-        if layout.wireable and tap is not None:
-            action = _converge_tap(port, tap, layout.bridge)
-            if action is not None:
-                taps.append(action)
-
-    if prune:
-        needed = set()
-        for layout in layouts.values():
-            needed.add(layout.bridge)
-            if layout.vxlan is not None:
-                needed.add(layout.vxlan)
-        # A mapping's device is the host's plumbing (``neutrino up`` marks its br-ex as ours so
-        # cleanup removes it): never pruned, whatever its name.
-        needed.update(config.bridge_mappings.values())
-        stale = [
-            name
-            for name, link in actual.links.items()
-            if name not in needed
-            and owner.owns(link.alias)
-            and device_role(name) in (DeviceRole.BRIDGE, DeviceRole.VXLAN)
-        ]
-        # VXLAN devices first: a bridge taken away first would briefly leave them unattached.
-        stale.sort(key=lambda name: (device_role(name) is DeviceRole.BRIDGE, name))
-        removed.extend(RemoveDevice(name) for name in stale)
-
-    return (*bridges, *uplinks, *fdb_added, *taps, *fdb_removed, *removed)
+    wishes = keyed(desired, config, partial=not prune)
+    updates = sorted(wishes, key=lambda k: (rank(k), k))
+    removals = sorted((k for k in owned(actual, config) if k not in wishes) if prune else (),
+                      key=lambda k: (-rank(k), k))
+    return tuple(a for key in (*updates, *removals) for a in plan_object(key, wishes.get(key), actual, config))
 
 
 def _plan_vxlan(
-    layout: NetworkLayout,
-    actual: KernelView,
-    config: LinuxBridgeConfig,
-    uplinks: list[Action],
-    fdb_added: list[Action],
-    fdb_removed: list[Action] | None,
-) -> None:
+    layout: NetworkLayout, actual: KernelView, config: LinuxBridgeConfig, *, prune: bool
+) -> tuple[Action, ...]:
     assert layout.vxlan is not None and layout.vni is not None and layout.local_ip is not None
     network_id, name = layout.network_id, layout.vxlan
     link = actual.links.get(name)
     want = VxlanSettings(layout.vni, ipaddress.ip_address(layout.local_ip), VXLAN_DEFAULT_PORT, False, None)
+    actions: list[Action] = []
     present: frozenset[tuple[str, str]]
     if link is None or link.vxlan != want:
-        uplinks.append(EnsureVxlan(network_id, name, layout.vni, layout.local_ip, layout.mtu, fresh=True))
-        uplinks.append(AttachUplink(network_id, name, layout.bridge))
+        actions.append(EnsureVxlan(network_id, name, layout.vni, layout.local_ip, layout.mtu, fresh=True))
+        actions.append(AttachUplink(network_id, name, layout.bridge))
         present = frozenset()
     else:
         if link.mtu != layout.mtu or not link.admin_up or not config.owner_tag.owns(link.alias):
-            uplinks.append(EnsureVxlan(network_id, name, layout.vni, layout.local_ip, layout.mtu))
+            actions.append(EnsureVxlan(network_id, name, layout.vni, layout.local_ip, layout.mtu))
         if link.master != layout.bridge:
-            uplinks.append(AttachUplink(network_id, name, layout.bridge))
+            actions.append(AttachUplink(network_id, name, layout.bridge))
         present = actual.fdb.get(name, frozenset())
-    for mac, dst in sorted(layout.fdb - present):
-        fdb_added.append(AddFdbEntry(network_id, name, mac, dst))
-    if fdb_removed is not None:
-        for mac, dst in sorted(present - layout.fdb):
-            fdb_removed.append(RemoveFdbEntry(network_id, name, mac, dst))
+    # Added before removed: a remote host moving is never without a flood entry.
+    actions.extend(AddFdbEntry(network_id, name, mac, dst) for mac, dst in sorted(layout.fdb - present))
+    if prune:
+        actions.extend(RemoveFdbEntry(network_id, name, mac, dst) for mac, dst in sorted(present - layout.fdb))
+    return tuple(actions)
 
 
 def _converge_tap(port: L2Port, tap: Link, bridge: str) -> ConvergeTap | None:
