@@ -190,6 +190,21 @@ class NetworkService:
         """The network row as the caller sees it (NetworkNotFound otherwise), inside a transaction."""
         return await fetch_one(conn, db.networks, "network", network_id, rbac.network_visible(ctx))
 
+    async def get_with_facts_in(self, conn: AsyncConnection, ctx: RequestContext,
+                                network_id: str) -> tuple[Any, dict[str, Any]]:
+        """The network row as the caller sees it (NetworkNotFound otherwise) and its
+        :meth:`owner_facts`, in one statement inside the caller's transaction."""
+        n = db.networks
+        shared = rbac.granted("network", n.c.id, ctx, (rbac.SHARED,)).label("shared_with_caller")
+        stmt = select(n, shared).where(n.c.id == network_id)
+        scope = rbac.network_visible(ctx)
+        if scope is not None:
+            stmt = stmt.where(scope)
+        row = (await conn.execute(stmt)).mappings().first()
+        if row is None:
+            raise not_found("network", network_id)
+        return row, _owner_facts(row["project_id"], row["router_external"], row["shared_with_caller"])
+
     async def policy_target(self, ctx: RequestContext, obj: dict[str, Any]) -> dict[str, Any]:
         return {}
 
@@ -209,8 +224,7 @@ class NetworkService:
                 if scope is not None:
                     stmt = stmt.where(scope)
                 for net_id, owner, external, is_shared in await conn.execute(stmt):
-                    facts[net_id] = {"network:project_id": owner, "network:tenant_id": owner,
-                                     "network:shared": bool(is_shared), "network:router:external": external}
+                    facts[net_id] = _owner_facts(owner, external, is_shared)
         return facts
 
     # ---- writing ---------------------------------------------------------------------------
@@ -465,3 +479,9 @@ class NetworkService:
         fips = db.metadata.tables.get("floatingips")
         if fips is not None:
             await conn.execute(delete(fips).where(fips.c.floating_network_id == network_id))
+
+
+def _owner_facts(owner: str, external: Any, shared: Any) -> dict[str, Any]:
+    """What port and subnet rules see of a network (``network:*`` in their policy targets)."""
+    return {"network:project_id": owner, "network:tenant_id": owner, "network:shared": bool(shared),
+            "network:router:external": external}

@@ -63,6 +63,8 @@ UNBOUND, BINDING_FAILED = "unbound", "binding_failed"
 NO_ADDRESS_OPTIONS = ("router", "classless-static-route")
 # Ports the cloud itself owns (DHCP, routers): no security groups, as Neutron's "trusted" ports.
 TRUSTED_OWNER_PREFIX = "network:"
+# A caller's policy check of one item to create, given the facts its rules know of the item's network.
+Authorize = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
 class PortBound(Conflict):
@@ -426,13 +428,20 @@ class PortService:
 
     # ---- create ----------------------------------------------------------------------------
 
-    async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # The API layer may leave the policy check of a create to ``authorize``: the network its target
+    # needs is read once, in the write's transaction (not once for the check and again here).
+    checks_create_in_write = True
+
+    async def create_many(self, ctx: RequestContext, items: list[dict[str, Any]],
+                          authorize: Authorize | None = None) -> list[dict[str, Any]]:
+        """``authorize(item, network_facts)``: the caller's policy check of each item, given what its
+        rules know of the item's network (:meth:`NetworkService.owner_facts`); raising refuses it."""
         async def work(tx: Transaction) -> list[dict[str, Any]]:
             conn = tx.conn
             if len(items) > 1:
                 await allocations.serialise_bulk_allocation(conn, [i["network_id"] for i in items if i.get("network_id")])
             known: dict[str, dict[str, Any]] = {}
-            ids = [await self.create_in(conn, ctx, item, known) for item in items]
+            ids = [await self.create_in(conn, ctx, item, known, authorize=authorize) for item in items]
             if len(known) == len(ids):
                 views = [known[i] for i in ids]
             else:
@@ -448,10 +457,16 @@ class PortService:
         return await self.uow.run(work, rng=self.rng)
 
     async def create_in(self, conn: AsyncConnection, ctx: RequestContext, item: dict[str, Any],
-                        views: dict[str, dict[str, Any]] | None = None) -> str:
+                        views: dict[str, dict[str, Any]] | None = None, *,
+                        authorize: Authorize | None = None) -> str:
         """Create one port in the caller's transaction; returns its id. With ``views``, its view is
-        put there too, made from what was just written instead of read back (not for tagged ports)."""
-        net = await self.networks.get_in(conn, ctx, item["network_id"])
+        put there too, made from what was just written instead of read back (not for tagged ports).
+        ``authorize`` is checked first, right after the (visible) network is read."""
+        if authorize is None:
+            net = await self.networks.get_in(conn, ctx, item["network_id"])
+        else:
+            net, facts = await self.networks.get_with_facts_in(conn, ctx, item["network_id"])
+            authorize(item, facts)
         project = item.get("project_id") or ctx.project_id
         device_owner = item.get("device_owner", "")
         await self._check_device_ownership(conn, ctx, device_owner, item.get("device_id", ""))
