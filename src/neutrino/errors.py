@@ -173,6 +173,14 @@ NOT_FOUND_TYPES: dict[str, type[NotFound]] = {
     "conntrack_helper": _make_not_found("ConntrackHelperNotFound", "Conntrack Helper"),
     "address_group": _make_not_found("AddressGroupNotFound", "Address group"),
     "availability_zone": _make_not_found("AvailabilityZoneNotFound", "AvailabilityZone"),
+    "flavor": _make_not_found("FlavorNotFound", "Flavor"),
+    "service_profile": _make_not_found("ServiceProfileNotFound", "Service Profile"),
+    "metering_label": type("MeteringLabelNotFound", (NotFound,), {"message": "Metering label '%(id)s' does not exist."}),
+    "metering_label_rule": type("MeteringLabelRuleNotFound", (NotFound,),
+                                {"message": "Metering label rule '%(id)s' does not exist."}),
+    "log": _make_not_found("LogResourceNotFound", "Log resource"),
+    "local_ip": _make_not_found("LocalIPNotFound", "Local IP"),
+    "ndp_proxy": _make_not_found("NDPProxyNotFound", "Ndp proxy"),
 }
 
 

@@ -461,6 +461,13 @@ _MISCELLANEOUS = {
     "delete_flavor_service_profile": ADMIN,
     "get_auto_allocated_topology": ADMIN_OR_PROJECT_READER,
     "delete_auto_allocated_topology": ADMIN_OR_PROJECT_MEMBER,
+    # Metering labels and rules: the admin's to make; their project reads them.
+    "create_metering_label": ADMIN,
+    "get_metering_label": ADMIN_OR_PROJECT_READER,
+    "delete_metering_label": ADMIN,
+    "create_metering_label_rule": ADMIN,
+    "get_metering_label_rule": ADMIN_OR_PROJECT_READER,
+    "delete_metering_label_rule": ADMIN,
     "create_trunk": ADMIN_OR_PROJECT_MEMBER,
     "get_trunk": ADMIN_OR_PROJECT_READER,
     "update_trunk": ADMIN_OR_PROJECT_MEMBER,

@@ -15,6 +15,9 @@ class Extension:
     name: str
     description: str
     updated: str = "2013-01-01T10:00:00-00:00"
+    # Aliases that must be listed too (Neutron's REQUIRED_EXTENSIONS): without them, this one is
+    # not listed either (``qos-fip`` needs the QoS plugin beside the router's).
+    requires: tuple[str, ...] = ()
 
     def view(self) -> dict[str, object]:
         return {"name": self.name, "alias": self.alias, "description": self.description,
@@ -27,6 +30,17 @@ def _ext(alias: str, name: str, description: str) -> Extension:
 
 # What Neutron's "dns" ML2 extension driver brings; with it off (Neutron's default, and what the
 # captured Neutron shapes show) networks, subnets and ports carry no dns_* attributes.
+def with_requirements(extensions: list[Extension]) -> list[Extension]:
+    """``extensions`` less those whose required extensions are missing (transitively)."""
+    out = list(extensions)
+    while True:
+        listed = {e.alias for e in out}
+        kept = [e for e in out if all(r in listed for r in e.requires)]
+        if len(kept) == len(out):
+            return kept
+        out = kept
+
+
 DNS_EXTENSIONS = frozenset({"dns-integration", "dns-domain-ports", "subnet-dns-publish-fixed-ip"})
 
 

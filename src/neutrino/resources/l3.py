@@ -39,8 +39,8 @@ _RANGE = re.compile(r"^(\d+)(?::(\d+))?$")
 
 
 _GATEWAY_KEYS = t.Dict(
-    required=("network_id",), optional=("enable_snat", "external_fixed_ips"),
-    types=(("network_id", t.Uuid()), ("enable_snat", t.Boolean()),
+    required=("network_id",), optional=("enable_snat", "external_fixed_ips", "qos_policy_id"),
+    types=(("network_id", t.Uuid()), ("enable_snat", t.Boolean()), ("qos_policy_id", t.Uuid(nullable=True)),
            ("external_fixed_ips", t.ListOf(t.Dict(optional=("subnet_id", "ip_address"),
                                                   types=(("subnet_id", t.Uuid()), ("ip_address", t.IpAddress())))))))
 
@@ -107,8 +107,16 @@ ROUTER = Resource(
         Attribute("external_gateway_info", GatewayInfo(), default=None, allow_post=True, allow_put=True,
                   enforce_policy=True),
         Attribute("routes", Routes(), default=MISSING, allow_put=True),
+        # ``dvr``: accepted and stored; the L3 role serves distributed routers centralized (it says
+        # so in its reported configuration).
         Attribute("distributed", t.Boolean(), default=False, allow_post=True, allow_put=True,
                   enforce_policy=True),
+        # ``l3-flavors``: set on create only; the flavor's driver decides ``ha`` and ``distributed``.
+        Attribute("flavor_id", t.Uuid(nullable=True), default=MISSING, allow_post=True, sortable=True,
+                  column="flavor_id", extension="l3-flavors"),
+        # ``l3-ext-ndp-proxy``: whether the router's NDP proxies answer on its gateway.
+        Attribute("enable_ndp_proxy", t.Boolean(), default=MISSING, allow_post=True, allow_put=True,
+                  filterable=True, column="enable_ndp_proxy", extension="l3-ext-ndp-proxy"),
         Attribute("ha", t.Boolean(), default=False, allow_post=True, allow_put=True, enforce_policy=True),
         # ``router_availability_zone``: zones asked for on create (each must exist for routers), and
         # the zones of the L3 agents hosting the router.
@@ -143,8 +151,13 @@ FLOATINGIP = Resource(
                   filterable=True, column="fixed_port_id"),
         Attribute("fixed_ip_address", t.IpAddress(nullable=True), default=None, allow_post=True, allow_put=True,
                   filterable=True, sortable=True, column="fixed_ip_address"),
-        Attribute("router_id", t.Uuid(nullable=True), filterable=True, sortable=True, column="router_id"),
+        # ``floating-ip-router-writable``: a floating IP without a port may name the router that is
+        # to serve it (one with a gateway on its network); with a port, the router is the port's.
+        Attribute("router_id", t.Uuid(nullable=True), default=MISSING, allow_post=True, allow_put=True,
+                  filterable=True, sortable=True, column="router_id"),
         Attribute("status", t.String(), filterable=True, sortable=True, column="status"),
+        Attribute("qos_policy_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True,
+                  filterable=True, column="qos_policy_id", enforce_policy=True, extension="qos-fip"),
         Attribute("port_details", t.Any_()),
         Attribute("port_forwardings", t.Any_()),
         *standard_attrs(), tags_attr(),
@@ -246,6 +259,14 @@ L3_EXTENSIONS: tuple[Extension, ...] = (
          "floating IP response", "2018-06-28T16:00:00-00:00"),
     _ext("l3-conntrack-helper", "Router conntrack helpers", "Router conntrack helpers",
          "2019-04-04T10:00:00-00:00"),
+    _ext("dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers.",
+         "2014-06-1T10:00:00-00:00"),
+    _ext("floating-ip-router-writable", "Floating IP Router (writable)",
+         "Provides a writable router_id attribute for a floating IP resource.", "2026-08-05T00:00:00-00:00"),
+    Extension("qos-fip", "Floating IP QoS", "The floating IP Quality of Service extension",
+              "2017-07-20T00:00:00-00:00", requires=("router", "qos")),
+    Extension("qos-gateway-ip", "Router gateway IP QoS", "The Router gateway IP Quality of Service extension",
+              "2018-02-24T00:00:00-00:00", requires=("router", "qos", "ext-gw-mode")),
     _ext("expose-l3-conntrack-helper", "Expose CT target rules for a router", "Expose CT target rules for a router",
          "2019-07-31T10:00:00-00:00"),
 )

@@ -85,11 +85,11 @@ BANDWIDTH_LIMIT = RuleKind("bandwidth_limit", (
 DSCP_MARKING = RuleKind("dscp_marking", (
     _param("dscp_mark", DscpMark(), required=True),
 ))
-# Ingress minimums need ``qos-bw-minimum-ingress``, which is not offered.
+# Ingress minimums come with ``qos-bw-minimum-ingress``.
 MINIMUM_BANDWIDTH = RuleKind("minimum_bandwidth", (
     _param("min_kbps", KBPS, required=True),
-    _param("direction", t.Enum(("egress",)), default="egress"),
-), directions=("egress",))
+    _param("direction", t.Enum(DIRECTIONS), default="egress"),
+), directions=DIRECTIONS)
 
 # qos-pps: packet rate limits, either direction (Neutron has no alias URL for them).
 PACKET_RATE_LIMIT = RuleKind("packet_rate_limit", (
@@ -185,6 +185,8 @@ QOS_EXTENSIONS: tuple[Extension, ...] = (
          'Allows to filter the QoS rule type list adding two new flags. "all_rules" prints all implemented QoS '
          'rule types. "all_supported" prints only those QoS rule types supported by all loaded drivers.',
          "2022-02-02T10:00:00-00:00"),
+    _ext("qos-bw-minimum-ingress", "Ingress direction for QoS minimum bandwidth rule",
+         "Allow to configure QoS minumum bandwidth rule with ingress direction.", "2018-07-09T10:00:00-00:00"),
     _ext("qos-port-network-policy", "QoS port network policy ID",
          "Adds a the QoS network ID to the port definition", "2019-11-01T10:00:00-00:00"),
     _ext("qos-pps", "QoS Rule Type Packet per Second Extension", "Add QoS Rule Type Packet per Second",

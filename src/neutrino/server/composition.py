@@ -29,7 +29,7 @@ from neutrino.identity.app import build_identity_app
 from neutrino.identity.store import build_identity_store
 from neutrino.identity.strategy import build_token_strategy, keystone_v3_root
 from neutrino.policy.engine import PolicyEngine
-from neutrino.resources.extensions import DNS_EXTENSIONS
+from neutrino.resources.extensions import DNS_EXTENSIONS, with_requirements
 from neutrino.server.agent_rpc import (
     CHANGES_TOPIC,
     AgentRpcHandlers,
@@ -115,10 +115,12 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None, role
     components = Components(settings=settings, db=db, notifier=notifier, quotas=quotas)
 
     plugins = [CorePlugin(), *load_service_plugins(settings.server.service_plugins)]
+    components.plugin_names = tuple(p.name for p in plugins)
     resources = [r for p in plugins for r in p.resources()]
-    extensions = [e for p in plugins for e in p.extensions()
-                  if e.alias not in DNS_EXTENSIONS or "dns" in settings.ml2.extension_drivers]
+    extensions = with_requirements([e for p in plugins for e in p.extensions()
+                                    if e.alias not in DNS_EXTENSIONS or "dns" in settings.ml2.extension_drivers])
     listed = {e.alias for e in extensions}
+    components.extensions = frozenset(listed)
     resources = [r.with_extensions(listed) for r in resources]
     taggable = {name: table for p in plugins for name, table in p.taggable_tables().items()}
     for plugin in plugins:

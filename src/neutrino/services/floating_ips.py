@@ -31,7 +31,7 @@ from neutrino.services.listing import ListQuery, TableQuery, among, fetch_one, s
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService, port_visible
 from neutrino.services.quotas import QuotaService
-from neutrino.services.routers import elevated, router_for_floating_ip
+from neutrino.services.routers import elevated, router_for_floating_ip, router_visible
 from neutrino.services.standard import (
     bump_revision,
     check_revision,
@@ -105,7 +105,7 @@ class FloatingIpService:
     def table_query(self) -> TableQuery:
         cols = {a: a for a in ("id", "description", "project_id", "floating_ip_address", "floating_network_id",
                                "fixed_ip_address", "router_id", "status", "revision_number", "created_at",
-                               "updated_at")}
+                               "updated_at", "qos_policy_id")}
         cols.update({"tenant_id": "project_id", "port_id": "fixed_port_id"})
         return TableQuery("floatingip", l3.floatingips, cols, tag_type="floatingip", unseen_marker_ignored=True)
 
@@ -147,7 +147,7 @@ class FloatingIpService:
         return {
             "id": row["id"], **project_view(row["project_id"]), "description": row["description"],
             "floating_ip_address": row["floating_ip_address"], "floating_network_id": row["floating_network_id"],
-            "router_id": row["router_id"], "port_id": row["fixed_port_id"],
+            "router_id": row["router_id"], "port_id": row["fixed_port_id"], "qos_policy_id": row["qos_policy_id"],
             "fixed_ip_address": row["fixed_ip_address"], "status": row["status"], "port_details": details,
             "port_forwardings": [dict(f) for f in forwardings], "tags": list(tags), **standard_view(row),
         }
@@ -274,9 +274,13 @@ class FloatingIpService:
         if item.get("port_id"):
             fixed_port_id, fixed_ip, router_id, _ = await self._association(
                 conn, ctx, fip, item["port_id"], item.get("fixed_ip_address"))
+        router_id = await self._chosen_router(conn, ctx, network_id, item, router_id)
+        if item.get("qos_policy_id"):
+            await self.networks.qos_policies.check(conn, ctx, item["qos_policy_id"])
         await conn.execute(insert(l3.floatingips).values(
             **fip, **new_standard_values(item, now), floating_port_id=port_id, fixed_port_id=fixed_port_id,
-            fixed_ip_address=fixed_ip, router_id=router_id, status=STATUS_DOWN))
+            fixed_ip_address=fixed_ip, router_id=router_id, status=STATUS_DOWN,
+            qos_policy_id=item.get("qos_policy_id")))
         await self.quotas.check(conn, ctx, {"floatingip": 0}, project_id=project)
         events.append(ChangeEvent("port", port_id, "create", 0, (("network_id", network_id), ("host", ""))))
         return fip_id
@@ -312,6 +316,14 @@ class FloatingIpService:
                 if not await self._has_forwardings(conn, fip_id):
                     # No router translates it any more, so no agent would ever report it DOWN.
                     values.update(router_id=None, status=STATUS_DOWN)
+            if "router_id" in changes:
+                kept = values["router_id"] if "router_id" in values else (
+                    row["router_id"] if row["fixed_port_id"] and "port_id" not in changes else None)
+                values["router_id"] = await self._chosen_router(conn, ctx, row["floating_network_id"], changes, kept)
+            if "qos_policy_id" in changes:
+                if changes["qos_policy_id"]:
+                    await self.networks.qos_policies.check(conn, ctx, changes["qos_policy_id"])
+                values["qos_policy_id"] = changes["qos_policy_id"]
             now = utcnow()
             await bump_revision(conn, l3.floatingips, fip_id, values, now=now)
             # The row is locked for this transaction: its new state is known without reading it.
@@ -323,6 +335,28 @@ class FloatingIpService:
                                                (("router_id", result["router_id"]),
                                                 ("previous_router_id", previous[0] if previous else None)))])
         return result
+
+    @staticmethod
+    async def _chosen_router(conn: AsyncConnection, ctx: RequestContext, network_id: str,
+                             item: Mapping[str, Any], associated: str | None) -> str | None:
+        """``floating-ip-router-writable``: the router a request names (it must be the caller's and
+        have its gateway on the floating IP's network); with a port, it must be the port's router."""
+        if "router_id" not in item:
+            return associated
+        wanted = item["router_id"]
+        if associated is not None:
+            if wanted not in (None, associated):
+                raise fip_error(f"Router {wanted} is not the router {associated} that connects the port to the "
+                                f"external network {network_id}")
+            return associated
+        if wanted is None:
+            return None
+        router = await fetch_one(conn, l3.routers, "router", wanted, router_visible(ctx))
+        gw = router["gw_port_id"] and (await conn.execute(select(db.ports.c.network_id).where(
+            db.ports.c.id == router["gw_port_id"]))).scalar()
+        if gw != network_id:
+            raise fip_error(f"Router {wanted} has no gateway on the external network {network_id}")
+        return str(wanted)
 
     async def _has_forwardings(self, conn: AsyncConnection, fip_id: str) -> bool:
         pf = l3.portforwardings

@@ -34,6 +34,7 @@ from neutrino.services import allocations, rbac
 from neutrino.services.availability_zones import check_zone_hints, router_zones
 from neutrino.services.event_routing import HOSTS_HINT, hosts_of
 from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.flavors import router_flavor
 from neutrino.services.ipam import owners
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
 from neutrino.services.networks import NetworkService
@@ -135,8 +136,11 @@ def _subnet_ref(row: Any) -> SubnetRef:
 
 class RouterService:
     def __init__(self, database: Database, notifier: Notifier, quotas: QuotaService, networks: NetworkService,
-                 ports: PortService, *, max_routes: int = MAX_ROUTES, rng: random.Random | None = None) -> None:
+                 ports: PortService, *, max_routes: int = MAX_ROUTES, rng: random.Random | None = None,
+                 gateway_qos: bool = False) -> None:
         self.db = database
+        # ``qos-gateway-ip`` listed: the gateway info shows (and takes) its QoS policy.
+        self.gateway_qos = gateway_qos
         self.notifier = notifier
         self.uow = UnitOfWork(self.db, notifier)
         self.quotas = quotas
@@ -147,7 +151,7 @@ class RouterService:
 
     def table_query(self) -> TableQuery:
         cols = {a: a for a in ("id", "name", "description", "project_id", "admin_state_up", "status",
-                               "revision_number", "created_at", "updated_at")}
+                               "revision_number", "created_at", "updated_at", "flavor_id", "enable_ndp_proxy")}
         cols["tenant_id"] = "project_id"
         return TableQuery("router", l3.routers, cols, tag_type="router")
 
@@ -180,19 +184,21 @@ class RouterService:
         return [self.view(r, gateways.get(r["gw_port_id"]), routes.get(r["id"], []), tag_map.get(r["id"], []),
                           zones.get(r["id"], []), helpers.get(r["id"], [])) for r in rows]
 
-    @staticmethod
-    def view(row: Any, gateway: Any, routes: Sequence[Mapping[str, str]], tags: Sequence[str],
+    def view(self, row: Any, gateway: Any, routes: Sequence[Mapping[str, str]], tags: Sequence[str],
              zones: Sequence[str] = (), conntrack_helpers: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         gw_info = None
         if gateway is not None:
             gw_info = {"network_id": gateway["network_id"], "enable_snat": row["enable_snat"],
                        "external_fixed_ips": [{"subnet_id": ip["subnet_id"], "ip_address": ip["ip_address"]}
                                               for ip in gateway["fixed_ips"]]}
+            if self.gateway_qos:
+                gw_info["qos_policy_id"] = row["qos_policy_id"]
         return {
             "id": row["id"], "name": row["name"], "description": row["description"],
             **project_view(row["project_id"]), "admin_state_up": row["admin_state_up"], "status": row["status"],
             "external_gateway_info": gw_info, "routes": [dict(r) for r in routes],
-            "distributed": row["distributed"], "ha": row["ha"],
+            "distributed": row["distributed"], "ha": row["ha"], "flavor_id": row["flavor_id"],
+            "enable_ndp_proxy": row["enable_ndp_proxy"],
             "availability_zone_hints": list(row["availability_zone_hints"] or []), "availability_zones": list(zones),
             "conntrack_helpers": [dict(h) for h in conntrack_helpers], "tags": list(tags), **standard_view(row),
         }
@@ -293,7 +299,8 @@ class RouterService:
         gw = await fetch_one(conn, db.ports, "port", gw_id)
         if await self._fip_router_in_use(conn, router["id"]):
             raise RouterExternalGatewayInUseByFloatingIp(router_id=router["id"], net_id=gw["network_id"])
-        await conn.execute(update(l3.routers).where(l3.routers.c.id == router["id"]).values(gw_port_id=None))
+        await conn.execute(update(l3.routers).where(l3.routers.c.id == router["id"]).values(
+            gw_port_id=None, qos_policy_id=None))
         await self._drop_port(conn, gw_id)
         events.append(ChangeEvent("port", gw_id, "delete", 0, (("network_id", gw["network_id"]), ("host", ""))))
 
@@ -326,6 +333,11 @@ class RouterService:
             if ip.get("ip_address") in gateways:
                 raise router_error(f"External IP {ip['ip_address']} is the same as the gateway IP")
         enable_snat = info.get("enable_snat", True)
+        if "qos_policy_id" in info and self.gateway_qos:
+            if info["qos_policy_id"]:
+                await self.networks.qos_policies.check(conn, ctx, info["qos_policy_id"])
+            await conn.execute(update(l3.routers).where(l3.routers.c.id == router["id"]).values(
+                qos_policy_id=info["qos_policy_id"]))
         if current is not None and current["network_id"] == network_id:
             if self._addresses_change(current, ext_ips):
                 await self._readdress_gateway(conn, ctx, current, ext_ips, events)
@@ -412,11 +424,14 @@ class RouterService:
         await check_zone_hints(conn, "router", hints)
         now = utcnow()
         router_id = new_id()
+        ha, distributed = bool(item.get("ha", False)), bool(item.get("distributed", False))
+        if item.get("flavor_id"):
+            ha, distributed = await router_flavor(conn, item["flavor_id"], item)
         await conn.execute(insert(l3.routers).values(
             id=router_id, project_id=project, **new_standard_values(item, now),
             admin_state_up=item.get("admin_state_up", True), status="ACTIVE", gw_port_id=None, enable_snat=True,
-            ha=bool(item.get("ha", False)), distributed=bool(item.get("distributed", False)),
-            availability_zone_hints=hints))
+            ha=ha, distributed=distributed, availability_zone_hints=hints, flavor_id=item.get("flavor_id"),
+            enable_ndp_proxy=bool(item.get("enable_ndp_proxy", False))))
         await self.quotas.check(conn, ctx, {"router": 0}, project_id=project)
         if item.get("external_gateway_info"):
             router = await fetch_one(conn, l3.routers, "router", router_id)
@@ -442,8 +457,8 @@ class RouterService:
 
     async def update_in(self, conn: AsyncConnection, ctx: RequestContext, row: Any, changes: Mapping[str, Any],
                         events: list[ChangeEvent]) -> None:
-        values = {k: changes[k] for k in ("name", "description", "admin_state_up", "ha", "distributed")
-                  if k in changes}
+        values = {k: changes[k] for k in ("name", "description", "admin_state_up", "ha", "distributed",
+                                          "enable_ndp_proxy") if k in changes}
         if "external_gateway_info" in changes:
             await self._set_gateway(conn, ctx, row, changes["external_gateway_info"], events)
         if "routes" in changes:

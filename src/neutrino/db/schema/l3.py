@@ -34,6 +34,12 @@ routers = Table(
     bool_column("distributed", False),
     # Zones the router's L3 agents should be in (``router_availability_zone``); [] = anywhere.
     Column("availability_zone_hints", JSON, nullable=False),
+    # ``l3-flavors``: the flavor the router was made with (never changed); None = the default.
+    Column("flavor_id", String(36), ForeignKey("flavors.id"), nullable=True, index=True),
+    # ``qos-gateway-ip``: the QoS policy of the gateway's external addresses.
+    Column("qos_policy_id", String(36), ForeignKey("qos_policies.id"), nullable=True, index=True),
+    # ``l3-ext-ndp-proxy``: whether the router answers neighbour solicitations for its NDP proxies.
+    bool_column("enable_ndp_proxy", False),
 )
 
 routerports = Table(
@@ -67,6 +73,8 @@ floatingips = Table(
     Column("fixed_ip_address", String(64), nullable=True),
     Column("router_id", String(36), ForeignKey("routers.id"), nullable=True, index=True),
     Column("status", String(16), nullable=False, default="DOWN"),
+    # ``qos-fip``: the QoS policy of the floating address's traffic.
+    Column("qos_policy_id", String(36), ForeignKey("qos_policies.id"), nullable=True, index=True),
     UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address", name="uq_floatingips_fixed"),
 )
 
@@ -102,4 +110,16 @@ conntrack_helpers = Table(
     UniqueConstraint("router_id", "protocol", "port", "helper"),
 )
 
-__all__ = ["routers", "routerports", "router_routes", "floatingips", "portforwardings", "conntrack_helpers"]
+# NDP proxies (``l3-ndp-proxy``): the router answers neighbour solicitations on its gateway for one
+# IPv6 address of an internal port, so that address is reachable from the external network unrouted.
+ndp_proxies = Table(
+    "ndp_proxies", metadata,
+    id_column(), project_column(), *standard_columns(),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("ip_address", String(64), nullable=False),
+    UniqueConstraint("router_id", "ip_address"),
+)
+
+__all__ = ["routers", "routerports", "router_routes", "floatingips", "portforwardings", "conntrack_helpers",
+           "ndp_proxies"]

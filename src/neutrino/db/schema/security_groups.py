@@ -121,5 +121,14 @@ default_security_groups = Table(
     PrimaryKeyConstraint("project_id"),
 )
 
-__all__ = ["securitygroups", "securitygrouprules", "securitygroupportbindings", "default_security_groups",
+# ``security-groups-default-statefulness``: the ``stateful`` value new groups get when the request
+# does not say, per project (``project_id``) or for the whole cloud (``project_id`` NULL, one row).
+sg_default_statefulness = Table(
+    "sg_default_statefulness", metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("project_id", String(255), nullable=True, unique=True),
+    bool_column("stateful", True),
+)
+
+__all__ = ["sg_default_statefulness", "securitygroups", "securitygrouprules", "securitygroupportbindings", "default_security_groups",
            "address_groups", "address_associations"]

@@ -41,6 +41,10 @@ class Components:
     desired_state: dict[str, DesiredStateProvider] = field(default_factory=dict)
     # Agent RPC methods a plugin serves (a role's status reports), by method name.
     agent_calls: dict[str, AgentCall] = field(default_factory=dict)
+    # The aliases ``/v2.0/extensions`` lists: a service shows an extension's nested keys only then.
+    extensions: frozenset[str] = frozenset()
+    # Names of the enabled plugins (``[server] service_plugins`` and the core).
+    plugin_names: tuple[str, ...] = ()
 
 
 class Plugin(Protocol):

@@ -54,7 +54,8 @@ class L3Plugin:
         floating_ips = FloatingIpService(c.db, c.notifier, c.quotas, networks, ports, rng=rng)
         ports.before_delete.append(floating_ips.release_port)
         ports.after_addresses_change.append(floating_ips.port_addresses_changed)
-        routers = RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng)
+        routers = RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng,
+                                gateway_qos="qos-gateway-ip" in c.extensions)
         c.services["subnet"].on_created.append(routers.subnet_created)
         l3_agents = L3AgentService(c.db, c.notifier, ports)
         c.desired_state["l3"] = l3_agents.sync_state

@@ -219,6 +219,9 @@ class L3Role(ReconcilingRole):
         routers = self.reconciler.desired.values()
         return {"agent_mode": "legacy", "interface_driver": "linuxbridge", "handle_internal_only_routers": True,
                 "gateway_external_network_id": "", "external_network_bridge": "", "log_agent_heartbeats": False,
+                # ``dvr``: no per-compute-host router data plane here; distributed routers are
+                # served like the others, centralized on this agent.
+                "distributed_routers": "served centralized (no DVR data plane)",
                 "routers": len(routers), "interfaces": sum(len(r.interfaces) for r in routers),
                 "floating_ips": sum(len(r.floating_addresses) for r in routers),
                 "ex_gw_ports": sum(r.gateway is not None for r in routers)}

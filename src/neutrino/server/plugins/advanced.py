@@ -1,0 +1,66 @@
+"""Advanced-service plugins: flavors (entry point ``flavors``), with the service providers list and
+router flavors; metering labels and rules (``metering``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+
+from neutrino.resources.definition import Resource
+from neutrino.resources.extensions import Extension
+from neutrino.resources.flavors import (
+    FLAVOR,
+    FLAVOR_EXTENSIONS,
+    FLAVOR_SERVICE_PROFILE,
+    SERVICE_PROFILE,
+    SERVICE_PROVIDER,
+)
+from neutrino.resources.metering import METERING_EXTENSIONS, METERING_LABEL, METERING_LABEL_RULE
+from neutrino.server.plugins import Components
+from neutrino.services.flavors import (
+    SERVICE_TYPES,
+    FlavorService,
+    FlavorServiceProfileService,
+    ServiceProfileService,
+    ServiceProviderService,
+)
+from neutrino.services.metering import MeteringLabelRuleService, MeteringLabelService
+
+
+class FlavorsPlugin:
+    name = "flavors"
+
+    def resources(self) -> Sequence[Resource]:
+        return (FLAVOR, SERVICE_PROFILE, FLAVOR_SERVICE_PROFILE, SERVICE_PROVIDER)
+
+    def extensions(self) -> Sequence[Extension]:
+        return FLAVOR_EXTENSIONS
+
+    def taggable_tables(self) -> Mapping[str, Table]:
+        return {}
+
+    def build_services(self, c: Components) -> Mapping[str, Any]:
+        types = [SERVICE_TYPES[n] for n in c.plugin_names if n in SERVICE_TYPES]
+        flavors = FlavorService(c.db, c.notifier, service_types=types)
+        return {"flavor": flavors, "service_profile": ServiceProfileService(c.db, c.notifier),
+                "flavor_service_profile": FlavorServiceProfileService(flavors),
+                "service_provider": ServiceProviderService(c.plugin_names)}
+
+
+class MeteringPlugin:
+    name = "metering"
+
+    def resources(self) -> Sequence[Resource]:
+        return (METERING_LABEL, METERING_LABEL_RULE)
+
+    def extensions(self) -> Sequence[Extension]:
+        return METERING_EXTENSIONS
+
+    def taggable_tables(self) -> Mapping[str, Table]:
+        return {}
+
+    def build_services(self, c: Components) -> Mapping[str, Any]:
+        return {"metering_label": MeteringLabelService(c.db, c.notifier),
+                "metering_label_rule": MeteringLabelRuleService(c.db, c.notifier)}
