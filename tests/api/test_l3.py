@@ -697,4 +697,4 @@ def test_extensions_advertise_the_l3_aliases_that_are_implemented(world: World) 
     aliases = {e["alias"] for e in ok(world.a.get("/extensions"), "extensions")}
     assert {"router", "ext-gw-mode", "extraroute", "extraroute-atomic", "fip-port-details", "floatingip-pools",
             "floating-ip-port-forwarding", "l3-port-ip-change-not-allowed", "router_availability_zone"} <= aliases
-    assert not {"l3-ha", "dvr", "l3-flavors", "qos-fip"} & aliases
+    assert {"dvr", "l3-flavors", "qos-fip", "qos-gateway-ip", "floating-ip-router-writable"} <= aliases

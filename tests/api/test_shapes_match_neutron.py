@@ -35,13 +35,9 @@ KNOWN_GAPS: dict[tuple[str, str, str], str] = {
        for name, key in (("10-port-create", "port"), ("11-port-show", "port"), ("12-port-update-name", "port"),
                          ("13-port-create-fixed-ip", "port"), ("15-port-list-filter-device", "ports[]"))
        for attr in ("numa_affinity_policy", "device_profile", "propagate_uplink_status", "trusted")},
-    **{(name, "router.flavor_id", "missing"): "l3-flavors is not implemented"
-       for name in ("23-router-create-with-gateway", "25-router-show")},
     **{(name, "router.conntrack_helpers", "extra"): "expose-l3-conntrack-helper is listed here; the captured "
        "Neutron ran without the conntrack_helper service plugin" for name in ("23-router-create-with-gateway",
                                                                                "25-router-show")},
-    **{(name, "floatingip.qos_policy_id", "missing"): "qos-fip is not implemented"
-       for name in ("26-floatingip-create-associated", "27-floatingip-show", "28-floatingip-disassociate")},
 }
 
 

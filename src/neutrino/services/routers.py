@@ -191,7 +191,8 @@ class RouterService:
             gw_info = {"network_id": gateway["network_id"], "enable_snat": row["enable_snat"],
                        "external_fixed_ips": [{"subnet_id": ip["subnet_id"], "ip_address": ip["ip_address"]}
                                               for ip in gateway["fixed_ips"]]}
-            if self.gateway_qos:
+            if self.gateway_qos and row["qos_policy_id"]:
+                # Shown once set, as the captured Neutron 29 shows the gateway (spec example 25).
                 gw_info["qos_policy_id"] = row["qos_policy_id"]
         return {
             "id": row["id"], "name": row["name"], "description": row["description"],
