@@ -327,7 +327,10 @@ def test_ip_availability_counts_pools_and_allocations_for_admins_only(admin: htt
         (net, v4["project_id"], v4["project_id"])
     by_subnet = {s["subnet_id"]: s for s in report["subnet_ip_availability"]}
     assert by_subnet[v4["id"]] == {"subnet_id": v4["id"], "subnet_name": "v4", "cidr": "10.160.0.0/28",
-                                   "ip_version": 4, "total_ips": 13, "used_ips": 1}
+                                   "ip_version": 4, "total_ips": 13, "used_ips": 1,
+                                   "ip_availability_details": {  # network-ip-availability-details
+                                       "total_ips_in_subnet": 14, "total_ips_in_allocation_pool": 13,
+                                       "used_ips_in_subnet": 1, "used_ips_in_allocation_pool": 1}}
     assert (by_subnet[v6["id"]]["total_ips"], by_subnet[v6["id"]]["used_ips"]) == (16, 1)
     assert (report["total_ips"], report["used_ips"]) == (29, 2)
 
