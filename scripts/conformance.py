@@ -215,7 +215,8 @@ def skip_verdict(reason: str) -> str:
     return f"the gate job does not enable `{alias}` either"
 
 
-def summary_markdown(results: list[Outcome], *, seconds: float, concurrency: int, load: str) -> str:
+def summary_markdown(results: list[Outcome], *, seconds: float, concurrency: int, load: str,
+                     commit: str, started_at: dt.datetime) -> str:
     counts = Counter("passed" if r.status in ("success", "xfail") else
                      "skipped" if r.status == "skip" else "failed" for r in results)
     per_module: dict[str, Counter[str]] = defaultdict(Counter)
@@ -233,7 +234,7 @@ def summary_markdown(results: list[Outcome], *, seconds: float, concurrency: int
         "`[network-feature-enabled]` and `[neutron_plugin_options]`), runs `tempest.api.network` and "
         f"`neutron_tempest_plugin.api` with {concurrency} workers, and rewrites this page.",
         "",
-        f"Last run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {git_commit()}, "
+        f"Last run: started {started_at:%Y-%m-%d %H:%M} UTC, commit {commit}, "
         f"{platform.node() or 'this machine'} ({os.cpu_count()} CPUs), load average at start {load}, "
         f"{seconds / 60:.0f} minutes.",
         "",
@@ -284,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     interop.unwind_on_signals()
 
     started = time.monotonic()
+    started_at, commit = dt.datetime.now(dt.UTC), git_commit()  # what is measured: the tree at the start
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     tempest = interop.ensure_tempest(args.tempest_venv, (PLUGIN,))
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="neutrino-conformance-"))
@@ -309,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         results = expand_class_skips(read_results(args.tempest_venv, workspace),
                                      list_tests(args.tempest_venv, workspace, args.regex))
         args.summary.write_text(summary_markdown(results, seconds=time.monotonic() - started,
-                                                 concurrency=args.concurrency, load=load))
+                                                 concurrency=args.concurrency, load=load, commit=commit,
+                                                 started_at=started_at))
         failed = rc != 0 or any(r.status in ("fail", "uxsuccess") for r in results)
         interop.log(f"conformance: {len(results)} tests, tempest totals {totals}, summary in {args.summary}")
     finally:
