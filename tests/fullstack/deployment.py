@@ -400,13 +400,17 @@ class Deployment:
     # -- instances --
 
     def create_instance(self, label: str, network_id: str, host_label: str, *, cloud: str = "neutrino-demo",
-                        fixed_ip: str | None = None, wait_active: bool = True, dhcp: bool = False) -> Instance:
-        """``dhcp``: the instance asks a DHCP agent for its address; otherwise it is static (``--static``)."""
+                        fixed_ip: str | None = None, wait_active: bool = True, dhcp: bool = False,
+                        security_groups: Sequence[str] = ()) -> Instance:
+        """``dhcp``: the instance asks a DHCP agent for its address; otherwise it is static (``--static``).
+        ``security_groups``: ``--security-group`` ids (none: the project's default group)."""
         name = self.unique(label)
         host = self.host(host_label)
+        groups = [arg for group in security_groups for arg in ("--security-group", group)]
         self.instance_command("create", name, "--state-dir", str(self.instance_state_dir), "--os-cloud", cloud,
                               "--network", network_id, "--host", host.name, "--host-netns", host.netns,
-                              *(["--fixed-ip", fixed_ip] if fixed_ip else []), "--dhcp" if dhcp else "--static")
+                              *(["--fixed-ip", fixed_ip] if fixed_ip else []), "--dhcp" if dhcp else "--static",
+                              *groups)
         record = json.loads((self.instance_state_dir / "instances" / f"{name}.json").read_text())
         port = self.api().port(record["port_id"])
         assert port is not None, f"port of {name} vanished"

@@ -1,0 +1,169 @@
+"""Security groups and QoS across two hosts: the firewall and qos roles of each host's agent, fed by
+the server's events, enforce a remote group whose members live on the other host (over VXLAN) and a
+bandwidth limit on a port of the other host. Proven with real TCP connections and transfers between
+instance namespaces.
+
+The hosts of this module run ``l2,firewall,qos`` (the session's shared hosts run ``l2`` only), so
+the module brings up a deployment of its own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fullstack.conftest import why_fullstack_cannot_run
+from tests.fullstack.deployment import Deployment, Instance, running_deployment
+from tests.fullstack.scenario import Scenario
+from tests.fullstack.underlay import in_netns
+from tests.support import throughput
+
+pytestmark = [
+    pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.xdist_group("fullstack"),
+]
+
+RECEIVE = throughput.receiver(65536)
+SEND = throughput.sender(65536, connect_timeout=5)
+LISTEN = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 8080)); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept(); c.sendall(b"hello"); c.close()
+"""
+CONNECT = """
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], 8080), timeout=2); print(c.recv(16).decode())
+except OSError as e:
+    print("failed", type(e).__name__)
+"""
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    reason = why_fullstack_cannot_run()
+    if reason:
+        pytest.skip(reason)
+    with running_deployment(tmp_path_factory.mktemp("fullstack-secured"), host_labels=()) as running:
+        for label in ("s1", "s2"):
+            running.add_host(label, roles="l2,firewall,qos")
+        yield running
+
+
+@pytest.fixture
+def scenario(secured: Deployment) -> Iterator[Scenario]:
+    made = Scenario(secured)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+class Listener:
+    """A TCP server in an instance that greets every connection."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.process = subprocess.Popen(["ip", "netns", "exec", instance.namespace, sys.executable, "-c", LISTEN,
+                                         instance.ip_address], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None and self.process.stdout.readline() == "ready\n"
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def connects(source: Instance, target: Instance) -> bool:
+    ran = in_netns(source.namespace, sys.executable, "-c", CONNECT, target.ip_address, timeout=30)
+    out = ran.stdout.strip()
+    assert out == "hello" or out.startswith("failed"), (out, ran.stderr)  # a probe that ran, either way
+    return out == "hello"
+
+
+def eventually(check: object, *, attempts: int = 60) -> bool:
+    """True once ``check()`` is; each attempt is a real probe (a TCP connect with its own timeout)."""
+    for _ in range(attempts):
+        if check():  # type: ignore[operator]
+            return True
+    return False
+
+
+def mbit_per_s(sender: Instance, receiver: Instance) -> float:
+    recv = subprocess.Popen(["ip", "netns", "exec", receiver.namespace, sys.executable, "-c", RECEIVE,
+                             receiver.ip_address], stdout=subprocess.PIPE, text=True)
+    try:
+        assert recv.stdout is not None and recv.stdout.readline() == "ready\n"
+        sent = in_netns(sender.namespace, sys.executable, "-c", SEND, receiver.ip_address, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        out, _ = recv.communicate(timeout=30)
+        return float(out.strip())
+    finally:
+        recv.kill()
+        recv.wait()
+
+
+def test_a_remote_group_across_hosts_admits_its_members_and_a_limit_holds_on_the_other_host(
+    secured: Deployment, scenario: Scenario
+) -> None:
+    api = secured.api("neutrino-demo")
+    web = api.request("POST", "/security-groups", json={"security_group": {"name": secured.unique("web")}})[
+        "security_group"]
+    other = api.request("POST", "/security-groups", json={"security_group": {"name": secured.unique("other")}})[
+        "security_group"]
+    # Members of web may open TCP 8080 on each other; nobody else may (egress is open by default).
+    api.request("POST", "/security-group-rules", json={"security_group_rule": {
+        "security_group_id": web["id"], "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+        "port_range_min": 8080, "port_range_max": 8080, "remote_group_id": web["id"]}})
+    api.request("POST", "/security-group-rules", json={"security_group_rule": {
+        "security_group_id": web["id"], "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+        "port_range_min": 5201, "port_range_max": 5201, "remote_group_id": web["id"]}})
+    net, _ = scenario.network("sec", "10.87.0.0/24")
+    a = secured.create_instance("sec-a", net["id"], "s1", security_groups=[web["id"]])
+    b = secured.create_instance("sec-b", net["id"], "s2", security_groups=[web["id"]])
+    c = secured.create_instance("sec-c", net["id"], "s2", security_groups=[other["id"]])
+    scenario.instances += [a, b, c]
+    listener = Listener(a)
+    try:
+        # b (on s2) is in web: s1's firewall has b's address in web's set, learnt from the server.
+        assert eventually(lambda: connects(b, a))
+        assert not connects(c, a)  # c (also on s2) is not
+
+        # c joins web: its address reaches s1's set by an event, and the connect passes.
+        api.request("PUT", f"/ports/{c.port_id}", json={"port": {"security_groups": [web["id"], other["id"]]}})
+        assert eventually(lambda: connects(c, a))
+        # ...and leaves again: new connections are refused once more.
+        api.request("PUT", f"/ports/{c.port_id}", json={"port": {"security_groups": [other["id"]]}})
+        assert eventually(lambda: not connects(c, a))
+
+        # A 10 Mbit/s egress limit on b, a port of s2: what b sends to a on s1 is shaped at s2.
+        admin = secured.api("neutrino-admin")
+        policy = admin.request("POST", "/qos/policies", json={"policy": {"name": secured.unique("lim"),
+                                                                          "shared": True}})["policy"]
+        admin.request("POST", f"/qos/policies/{policy['id']}/bandwidth_limit_rules",
+                      json={"bandwidth_limit_rule": {"max_kbps": 10_000, "direction": "egress"}})
+        api.request("PUT", f"/ports/{b.port_id}", json={"port": {"qos_policy_id": policy["id"]}})
+        ifb = f"ifb{b.port_id[:11]}"
+        for _ in range(300):  # the qos role of s2 made b's IFB (read back from the kernel)
+            if ifb in in_netns(b.host.netns, "ip", "link", "show", "type", "ifb").stdout:
+                break
+            time.sleep(0.1)
+        shaped = mbit_per_s(b, a)
+        assert 8.0 <= shaped <= 12.0, shaped
+        api.request("PUT", f"/ports/{b.port_id}", json={"port": {"qos_policy_id": None}})
+        for _ in range(300):
+            if ifb not in in_netns(b.host.netns, "ip", "link", "show", "type", "ifb").stdout:
+                break
+            time.sleep(0.1)
+        assert mbit_per_s(b, a) > 30.0
+        admin.request("DELETE", f"/qos/policies/{policy['id']}")
+    finally:
+        listener.close()
+        for instance in (a, b, c):
+            secured.forget_instance(instance)
+        scenario.instances.clear()
+        for group in (web, other):
+            api.request("DELETE", f"/security-groups/{group['id']}", expect=(204, 404, 409))
