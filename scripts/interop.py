@@ -159,6 +159,25 @@ class Server:
                 self.process.wait()
         subprocess.run([str(NEUTRINO), "cleanup", "--host", self.host, "--state-dir", str(self.state_dir)],
                        stdout=subprocess.DEVNULL, check=False)
+        self._stop_strays()
+
+    def _stop_strays(self) -> None:
+        """SIGTERM whatever still runs with this server's state directory on its command line: a
+        helper (a metadata proxy, say) left inside a namespace that is no longer bound under
+        /run/netns is out of ``neutrino cleanup``'s sight, and would outlive the run. The state
+        directory is this run's own temporary directory, so nothing else names it."""
+        marker = re.compile(re.escape(str(self.state_dir.resolve())) + r"(/|\s|$)")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker.search(cmdline):
+                log(f"stopping stray process {entry.name}: {cmdline[:120]}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGTERM)
 
 
 # ---- the cloud as an operator prepares it -------------------------------------------------------------------
