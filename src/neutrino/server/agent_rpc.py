@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -120,8 +119,6 @@ class EventPublisher:
         self.bus = bus
         self.changes = changes
         self.audience = audience
-        # Messages published per resource (routed and to every host), for benchmarks and /metrics.
-        self.published: Counter[str] = Counter()
 
     async def __call__(self, events: Sequence[ChangeEvent]) -> None:
         audiences: Sequence[frozenset[str] | None] = [None] * len(events)
@@ -148,8 +145,6 @@ class EventPublisher:
                 messages.append((ev, event_topic(ev.resource), payload))
             if hints.get("host"):
                 messages.append((ev, event_topic(ev.resource, hints["host"]), payload))
-        for _, topic, _ in messages:
-            self.published[topic.split(".")[1]] += 1
         # All at once: each publish waits for the broker's confirm, and one commit's events (a batch
         # of status reports: one per port) need no order among themselves; the caller's reply and
         # the API response wait for the slowest confirm instead of the sum of them.
