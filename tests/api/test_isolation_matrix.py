@@ -96,6 +96,8 @@ VALUES: dict[str, Callable[[World, str], Any]] = {
     "max_kbps": lambda w, o: 1000,
     "min_kbps": lambda w, o: 1000,
     "dscp_mark": lambda w, o: 10,
+    "max_kpps": lambda w, o: 1000,
+    "min_kpps": lambda w, o: 1000,
     "floating_network_id": lambda w, o: w.external["id"],
     # A router's conntrack helper: ftp over tcp is on every allowed list, on a port of its own.
     "helper": lambda w, o: "ftp",
