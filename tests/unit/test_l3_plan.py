@@ -11,8 +11,8 @@ from neutrino.agent.roles.l3.actions import (
     AddRoute,
     AnnounceAddress,
     EnsureNamespace,
+    EnsurePortDevice,
     EnsureRadvd,
-    EnsureRouterPort,
     LoadNat,
     RemoveDevice,
     RemoveNamespace,
@@ -71,7 +71,7 @@ def test_a_new_router_is_built_in_order() -> None:
     assert actions[0] == EnsureNamespace(NS)
     assert [type(a) for a in actions[1:1 + len(FORWARDING)]] == [SetSysctl] * len(FORWARDING)
     kinds = [type(a) for a in actions]
-    assert kinds.index(EnsureRouterPort) < kinds.index(AddAddress) < kinds.index(AddRoute) < kinds.index(LoadNat)
+    assert kinds.index(EnsurePortDevice) < kinds.index(AddAddress) < kinds.index(AddRoute) < kinds.index(LoadNat)
     assert AddAddress(NS, "qg-d0bf28bd-6b", "172.24.4.93/32") in actions
     assert AddRoute(NS, "0.0.0.0/0", "172.24.4.1", "qg-d0bf28bd-6b") in actions
     assert AddRoute(NS, "10.99.0.0/16", "10.0.0.50", None) in actions
@@ -94,7 +94,7 @@ def test_gone_interfaces_and_routers_are_removed() -> None:
 def test_an_admin_down_router_keeps_its_ports_but_forwards_nothing() -> None:
     down = replace(STATE.routers[0], admin_state_up=False)
     actions = plan(replace(STATE, routers=(down,)), L3KernelView({}, {}))
-    ports = [a for a in actions if isinstance(a, EnsureRouterPort)]
+    ports = [a for a in actions if isinstance(a, EnsurePortDevice)]
     assert len(ports) == 2 and not any(p.up for p in ports)
     assert not any(isinstance(a, AddRoute | LoadNat) for a in actions)
 

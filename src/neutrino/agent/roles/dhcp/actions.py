@@ -1,44 +1,15 @@
-"""The dhcp role's kernel changes, as data (the planner returns them, ``role.run`` carries them out)."""
+"""The dhcp role's kernel changes, as data (the planner returns them, ``role.run`` carries them out);
+those the l3 role plans too are the agent's shared ones (``neutrino.agent.actions``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from neutrino.agent.actions import AddAddress, EnsureNamespace, EnsurePortDevice, RemoveAddress, RemoveDevice
 from neutrino.dataplane.dnsmasq import DnsmasqSpec
 
-
-@dataclass(frozen=True, slots=True)
-class EnsureNamespace:
-    netns: str
-
-
-@dataclass(frozen=True, slots=True)
-class EnsurePortDevice:
-    netns: str
-    device: str
-    tap: str
-    mac: str
-    mtu: int
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveDevice:
-    netns: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class AddAddress:
-    netns: str
-    device: str
-    cidr: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveAddress:
-    netns: str
-    device: str
-    cidr: str
+__all__ = ["Action", "AddAddress", "EnsureDnsmasq", "EnsureNamespace", "EnsurePortDevice", "RemoveAddress",
+           "RemoveDevice", "RemoveNetwork"]
 
 
 @dataclass(frozen=True, slots=True)

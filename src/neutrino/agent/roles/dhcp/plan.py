@@ -69,7 +69,7 @@ def plan_network(wish: NetworkWish, view: NetworkView | None, host_links: Mappin
     actions: list[Action] = []
     if view is None or view.netns != ns:
         actions.append(EnsureNamespace(ns))
-    actions.extend(RemoveDevice(ns, name) for name in sorted(actual.links)
+    actions.extend(RemoveDevice(name, ns) for name in sorted(actual.links)
                    if name != wish.device and device_role(name) is DeviceRole.DHCP_INTERFACE)
     if not _port_ok(actual, host_links, wish):
         actions.append(EnsurePortDevice(ns, wish.device, wish.tap, wish.mac, wish.mtu))

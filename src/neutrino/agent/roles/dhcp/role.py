@@ -23,16 +23,12 @@ import os
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from neutrino.agent.actions import carry_out
 from neutrino.agent.reconciler import Reconciler, Round, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.dhcp.actions import (
     Action,
-    AddAddress,
     EnsureDnsmasq,
-    EnsureNamespace,
-    EnsurePortDevice,
-    RemoveAddress,
-    RemoveDevice,
     RemoveNetwork,
 )
 from neutrino.agent.roles.dhcp.config import DhcpConfig
@@ -125,17 +121,9 @@ class DhcpTarget(Target[str, NetworkWish, DhcpKernelView, Action]):
 
     async def run(self, key: str, action: Action) -> None:
         d = self.driver
+        if await carry_out(d, action, host_netns=self.config.netns):
+            return  # the namespace, the DHCP port's veth, its addresses, device removal
         match action:
-            case EnsureNamespace(netns=ns):
-                await d.ensure_namespace(ns)
-            case RemoveDevice(netns=ns, name=name):
-                await d.remove_link(name, netns=ns)
-            case EnsurePortDevice(netns=ns, device=device, tap=tap, mac=mac, mtu=mtu):
-                await d.ensure_veth(tap, device, netns=self.config.netns, peer_netns=ns, mtu=mtu, peer_mac=mac)
-            case AddAddress(netns=ns, device=device, cidr=cidr):
-                await d.ensure_address(device, cidr, netns=ns, nodad=True)
-            case RemoveAddress(netns=ns, device=device, cidr=cidr):
-                await d.remove_address(device, cidr, netns=ns)
             case EnsureDnsmasq(netns=ns, spec=spec):
                 outcome = await self.dnsmasq.ensure(spec, ns)
                 log.debug("dnsmasq of %s: %s", spec.network_id, outcome)

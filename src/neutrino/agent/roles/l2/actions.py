@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from neutrino.agent.actions import RemoveDevice  # a bridge or VXLAN device no network here needs
 
+__all__ = ["Action", "AddFdbEntry", "AttachUplink", "ConvergeTap", "EnsureBridge", "EnsureVxlan", "RemoveDevice",
+           "RemoveFdbEntry"]
+
 
 @dataclass(frozen=True, slots=True)
 class EnsureBridge:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from neutrino.agent.actions import carry_out
 from neutrino.agent.link_watch import SharedLinkWatch
 from neutrino.agent.reconciler import Reconciler, Round, Target
 from neutrino.agent.roles.base import ReconcilingRole
@@ -198,8 +199,8 @@ class L2Kernel(Target[Key, Wish, KernelView, Action]):
                 await d.converge_port(device, netns=netns, mtu=mtu, bridge=bridge, up=up)
             case RemoveFdbEntry(device=device, mac=mac, dst=dst):
                 await d.fdb_remove(device, mac, dst, netns=netns)
-            case RemoveDevice(name=name):
-                await d.remove_link(name, netns=netns)
+            case RemoveDevice():
+                await carry_out(d, action, host_netns=netns)
 
     async def settled(self, done: Round[Key, Action], desired: Mapping[Key, Wish], actual: KernelView) -> None:
         """Decide the status reports of the round's ports and hand them to the reporter (not awaited:

@@ -1,19 +1,19 @@
 """The kernel changes the l3 planner asks for, as frozen data; ``role.L3Kernel.run`` carries them out.
 
-Every action names the router namespace it changes (``RemoveDevice`` is the agent's shared one,
-with the router namespace as its ``netns``).
+Every action names the router namespace it changes. The namespace, the router ports' veths
+(``EnsurePortDevice``), their addresses and device removal are the agent's shared actions
+(``neutrino.agent.actions``), as the dhcp role builds the same in its namespaces.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neutrino.agent.actions import RemoveDevice
+from neutrino.agent.actions import AddAddress, EnsureNamespace, EnsurePortDevice, RemoveAddress, RemoveDevice
 
-
-@dataclass(frozen=True, slots=True)
-class EnsureNamespace:
-    netns: str
+__all__ = ["Action", "AddAddress", "AddMultipathRoute", "AddRoute", "AnnounceAddress", "EnsureNamespace",
+           "EnsurePortDevice", "EnsureRadvd", "LoadNat", "RemoveAddress", "RemoveDevice", "RemoveNamespace",
+           "RemoveNat", "RemoveRoute", "SetSysctl", "StopRadvd"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,33 +21,6 @@ class SetSysctl:
     netns: str
     key: str
     value: str
-
-
-@dataclass(frozen=True, slots=True)
-class EnsureRouterPort:
-    """A veth: ``tap`` in the host namespace, ``device`` (MAC, MTU) in the router's."""
-
-    netns: str
-    device: str
-    tap: str
-    mac: str
-    mtu: int
-    port_id: str
-    up: bool = True  # the router end; the tap end is always up (the L2 role wires it)
-
-
-@dataclass(frozen=True, slots=True)
-class AddAddress:
-    netns: str
-    device: str
-    cidr: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveAddress:
-    netns: str
-    device: str
-    cidr: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +89,6 @@ class RemoveNamespace:
     netns: str
 
 
-Action = (EnsureNamespace | SetSysctl | RemoveDevice | EnsureRouterPort | AddAddress | RemoveAddress | AddRoute
+Action = (EnsureNamespace | SetSysctl | RemoveDevice | EnsurePortDevice | AddAddress | RemoveAddress | AddRoute
           | AddMultipathRoute | RemoveRoute | LoadNat | RemoveNat | AnnounceAddress | EnsureRadvd | StopRadvd
           | RemoveNamespace)

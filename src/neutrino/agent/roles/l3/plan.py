@@ -21,8 +21,8 @@ from neutrino.agent.roles.l3.actions import (
     AddRoute,
     AnnounceAddress,
     EnsureNamespace,
+    EnsurePortDevice,
     EnsureRadvd,
-    EnsureRouterPort,
     LoadNat,
     RemoveAddress,
     RemoveDevice,
@@ -158,7 +158,7 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
                    and device_role(name) in (DeviceRole.ROUTER_INTERFACE, DeviceRole.ROUTER_GATEWAY))
     for device, port in ports:
         if not _port_ok(actual, host_links, device, port, router.admin_state_up):
-            actions.append(EnsureRouterPort(ns, device, tap_name(port.port_id), port.mac_address, port.mtu,
+            actions.append(EnsurePortDevice(ns, device, tap_name(port.port_id), port.mac_address, port.mtu,
                                             port.port_id, router.admin_state_up))
     addresses = desired_addresses(router)
     announce: list[Action] = []

@@ -24,21 +24,18 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
+from neutrino.agent.actions import carry_out
 from neutrino.agent.reconciler import Reconciler, Round, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.l3 import desired as l3_desired
 from neutrino.agent.roles.l3.actions import (
     Action,
-    AddAddress,
     AddMultipathRoute,
     AddRoute,
     AnnounceAddress,
     EnsureNamespace,
     EnsureRadvd,
-    EnsureRouterPort,
     LoadNat,
-    RemoveAddress,
-    RemoveDevice,
     RemoveNamespace,
     RemoveNat,
     RemoveRoute,
@@ -120,22 +117,11 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
 
     async def run(self, key: str, action: Action) -> None:
         d = self._driver
+        if await carry_out(d, action, host_netns=self.config.netns):
+            return  # the namespace, router ports' veths, addresses, device removal
         match action:
-            case EnsureNamespace(netns=ns):
-                await d.ensure_namespace(ns)
             case SetSysctl(netns=ns, key=sysctl, value=value):
                 await d.set_sysctl(sysctl, value, netns=ns)
-            case RemoveDevice(netns=ns, name=name):
-                await d.remove_link(name, netns=ns)
-            case EnsureRouterPort(netns=ns, device=device, tap=tap, mac=mac, mtu=mtu, up=up):
-                # The router end gets the port's MAC; the tap end is the host's (the L2 role wires it).
-                await d.ensure_veth(tap, device, netns=self.config.netns, peer_netns=ns, mtu=mtu, peer_mac=mac)
-                if not up:
-                    await d.set_down(device, netns=ns)
-            case AddAddress(netns=ns, device=device, cidr=cidr):
-                await d.ensure_address(device, cidr, netns=ns, nodad=True)
-            case RemoveAddress(netns=ns, device=device, cidr=cidr):
-                await d.remove_address(device, cidr, netns=ns)
             case AddRoute(netns=ns, destination=destination, gateway=gateway, device=device):
                 await d.ensure_route(destination, gateway=gateway, device=device, netns=ns)
             case AddMultipathRoute(netns=ns, destination=destination, gateways=gateways):
