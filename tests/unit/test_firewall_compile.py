@@ -111,10 +111,13 @@ def test_allowed_address_pairs_extend_what_a_port_may_send() -> None:
 
 def test_stateless_group_has_no_conntrack_shortcut() -> None:
     rules = (FirewallRule("r", "ingress", "IPv4", 1),)
-    stateful = compile_host(state(port(1), rules=rules), Ids()).inet.chains["in-tap00000001-aa"].rules
+    chains = compile_host(state(port(1), rules=rules), Ids()).inet.chains
+    stateful = chains["in-tap00000001-aa"].rules
     stateless = compile_host(state(port(1), rules=rules, stateful=False), Ids()).inet.chains["in-tap00000001-aa"].rules
-    assert stateful[0] == "ct state established,related accept"
-    assert not any(r.startswith("ct state") for r in stateless)
+    assert stateful[0] == "jump common-in-stateful"
+    assert chains["common-in-stateful"].rules[0] == "ct state established,related accept"
+    assert stateless[0] == "jump common-in-stateless"
+    assert not any(r.startswith("ct state") for r in chains["common-in-stateless"].rules)
     assert stateless[-2:] == (f"jump grp-{WEB}-in", "drop")
     group = compile_host(state(port(1), rules=rules, stateful=False), Ids()).inet.chains[f"grp-{WEB}-in"].rules
     assert group == ("meta nfproto ipv4 meta l4proto 1 accept", "return")

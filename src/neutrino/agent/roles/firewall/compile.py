@@ -210,6 +210,30 @@ def spoof_chain(port: FirewallPort, mark: int) -> ChainSpec:
     return _SPOOF_CHAINS.get(port.device, (port, mark), lambda: _spoof_chain(port, mark))
 
 
+def _one_or_set(values: list[str]) -> str:
+    # An anonymous set costs nft 1.0.6 a netlink round trip per set on every listing: one value
+    # is compared plainly.
+    return values[0] if len(values) == 1 else f"{{ {', '.join(values)} }}"
+
+
+# What every filtered port's chains share, in chains of their own: constant anonymous sets repeated
+# in a chain per port made listing the tables (the full resync) several times slower.
+SPOOF_SHARED = (
+    ChainSpec("spoof-head", (
+        # No DHCP or DHCPv6 server answers and no router advertisements or redirects from instances.
+        f"ether type ip udp sport {DHCP_V4[1]} drop",
+        f"ether type ip6 udp sport {DHCP_V6[1]} drop",
+        "ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } drop",
+        # An instance's DHCP client always passes (it has no address yet: source 0.0.0.0).
+        f"ether type ip udp sport {DHCP_V4[0]} udp dport {DHCP_V4[1]} accept",
+        "ether type arp arp saddr ip 0.0.0.0 accept",  # ARP probe (RFC 5227)
+        "return")),
+    ChainSpec("spoof-unspecified", (
+        f"ether type ip6 ip6 saddr :: icmpv6 type {{ {UNSPECIFIED_SOURCE_TYPES} }} accept", "return")),
+    ChainSpec("spoof-tail", ("ether type != { ip, ip6, arp } drop", "accept")),
+)
+
+
 def _spoof_chain(port: FirewallPort, mark: int) -> ChainSpec:
     pairs = _pairs(port)
     macs = sorted({port.mac_address.lower(), *(m for m, _ in pairs)})
@@ -218,24 +242,17 @@ def _spoof_chain(port: FirewallPort, mark: int) -> ChainSpec:
                 | {f"{m} . {eui64_link_local(m)}" for m in macs})
     rules = [
         f"meta mark set {mark:#x}",
-        f"ether saddr != {{ {', '.join(macs)} }} drop",
-        # No DHCP or DHCPv6 server answers and no router advertisements or redirects from instances.
-        f"ether type ip udp sport {DHCP_V4[1]} drop",
-        f"ether type ip6 udp sport {DHCP_V6[1]} drop",
-        "ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } drop",
-        # An instance's DHCP client always passes (it has no address yet: source 0.0.0.0).
-        f"ether type ip udp sport {DHCP_V4[0]} udp dport {DHCP_V4[1]} accept",
-        "ether type arp arp saddr ip 0.0.0.0 accept",  # ARP probe (RFC 5227)
+        f"ether saddr != {_one_or_set(macs)} drop",
+        "jump spoof-head",
     ]
     if v4:
         rules += [f"ether type arp arp saddr ether . arp saddr ip != {{ {', '.join(v4)} }} drop",
                   f"ether type ip ether saddr . ip saddr != {{ {', '.join(v4)} }} drop"]
     else:
         rules += ["ether type arp drop", "ether type ip drop"]
-    rules += [f"ether type ip6 ip6 saddr :: icmpv6 type {{ {UNSPECIFIED_SOURCE_TYPES} }} accept",
+    rules += ["jump spoof-unspecified",
               f"ether type ip6 ether saddr . ip6 saddr != {{ {', '.join(v6)} }} drop",
-              "ether type != { ip, ip6, arp } drop",
-              "accept"]
+              "goto spoof-tail"]
     return ChainSpec(f"from-{port.device}", tuple(rules))
 
 
@@ -328,16 +345,9 @@ def port_chains(port: FirewallPort, groups: Iterable[FirewallGroup]) -> tuple[Ch
 @functools.lru_cache(maxsize=_MEMO)
 def _port_chains(device: str, groups: tuple[tuple[str, bool], ...]) -> tuple[ChainSpec, ChainSpec, bool]:
     stateful = all(s for _, s in groups)
-    head_ct = ("ct state established,related accept",) if stateful else ()
-    tail_ct = ("ct state invalid drop",) if stateful else ()
-    ingress = [*head_ct,
-               f"meta nfproto ipv4 udp sport {DHCP_V4[1]} udp dport {DHCP_V4[0]} accept",
-               f"meta nfproto ipv6 udp sport {DHCP_V6[1]} udp dport {DHCP_V6[0]} accept",
-               f"icmpv6 type {{ {ND_INGRESS} }} accept", *tail_ct]
-    egress = [*head_ct,
-              f"meta nfproto ipv4 udp sport {DHCP_V4[0]} udp dport {DHCP_V4[1]} accept",
-              f"meta nfproto ipv6 udp sport {DHCP_V6[0]} udp dport {DHCP_V6[1]} accept",
-              f"icmpv6 type {{ {ND_EGRESS} }} accept", *tail_ct]
+    kind = "stateful" if stateful else "stateless"
+    ingress = [f"jump common-in-{kind}"]
+    egress = [f"jump common-out-{kind}"]
     for group_id in dict.fromkeys(g for g, _ in groups):
         ingress.append(f"jump grp-{group_id}-in")
         egress.append(f"jump grp-{group_id}-out")
@@ -360,6 +370,29 @@ def _group_sets(group: FirewallGroup) -> frozenset[tuple[str, str, int]]:
         elif rule.remote_address_group_id:
             out.add(("ag", rule.remote_address_group_id, version))
     return frozenset(out)
+
+
+def _common_chains() -> tuple[ChainSpec, ...]:
+    """What every port's ``in-``/``out-`` chain asks first (see ``port_chains``)."""
+    out = []
+    for stateful in (True, False):
+        head_ct = ("ct state established,related accept",) if stateful else ()
+        tail_ct = ("ct state invalid drop",) if stateful else ()
+        kind = "stateful" if stateful else "stateless"
+        out.append(ChainSpec(f"common-in-{kind}", (
+            *head_ct,
+            f"meta nfproto ipv4 udp sport {DHCP_V4[1]} udp dport {DHCP_V4[0]} accept",
+            f"meta nfproto ipv6 udp sport {DHCP_V6[1]} udp dport {DHCP_V6[0]} accept",
+            f"icmpv6 type {{ {ND_INGRESS} }} accept", *tail_ct, "return")))
+        out.append(ChainSpec(f"common-out-{kind}", (
+            *head_ct,
+            f"meta nfproto ipv4 udp sport {DHCP_V4[0]} udp dport {DHCP_V4[1]} accept",
+            f"meta nfproto ipv6 udp sport {DHCP_V6[0]} udp dport {DHCP_V6[1]} accept",
+            f"icmpv6 type {{ {ND_EGRESS} }} accept", *tail_ct, "return")))
+    return tuple(out)
+
+
+COMMON_CHAINS = _common_chains()
 
 
 # ---- the whole host ---------------------------------------------------------------------------
@@ -392,6 +425,7 @@ def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mappin
             from_port[port.device] = "goto trusted"
             port_marks[port.device] = "0"
     b_chains["trusted"] = ChainSpec("trusted", ("meta mark set 0x0", "accept"))
+    b_chains.update((c.name, c) for c in SPOOF_SHARED)
     b_chains["prerouting"] = ChainSpec("prerouting", (
         "iifname vmap @from_port", 'iifname "tap*" drop'), "filter prerouting -200")
     b_chains["forward"] = ChainSpec("forward", (
@@ -425,6 +459,7 @@ def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mappin
                 referenced |= group_sets(group)
         own = _OWN_ADDRESSES.get(port.device, port, lambda p=port: frozenset(str(n) for _, n in _pairs(p)))
         policies[port.device] = PortPolicy(port.device, zones[port_bridge[port.device]], own, stateful, rules)
+    i_chains.update((c.name, c) for c in COMMON_CHAINS)
     i_chains["raw"] = ChainSpec("raw", ("ct zone set iifname map @zones",), "filter prerouting -300")
     # One of our marks without its chain (an element removed by hand) fails closed, not open.
     ours = f"meta mark and {~MARK_MAX & 0xFFFFFFFF:#x} == {MARK_TAG:#x} drop"
