@@ -3,8 +3,9 @@
 As neutron-tempest-plugin checks: the external entry of a network carrying another project's router
 gateway and floating IP, the shared entry of a network with another project's port, of a subnet
 pool with another project's subnet, and of an address scope with another project's subnet pool.
-Deleting such an entry, or retargeting it (even to the project that owns the dependents), is 409
-``RbacPolicyInUse`` and changes nothing; once the dependents are covered or gone it succeeds.
+Deleting such an entry, or retargeting it (for shared entries even to the project that owns the
+dependents; an external entry may move to it) is 409 ``RbacPolicyInUse`` and changes nothing; once
+the dependents are covered or gone it succeeds.
 """
 
 from __future__ import annotations
@@ -177,3 +178,26 @@ def test_qos_policy_wildcard_cannot_move_to_the_project_using_it(clients: Client
         if net_id:
             b.delete(f"/networks/{net_id}")
         admin.delete(f"/qos/policies/{policy['id']}")
+
+
+def test_external_wildcard_may_move_to_the_only_project_using_it(clients: Clients) -> None:
+    # neutron-tempest-plugin's test_external_update_policy_from_wildcard_to_specific_project.
+    admin, b = clients.admin, clients.member
+    net = created(admin.post("/networks", json={"network": {"name": _name("rbac-ext-move")}}), "network")
+    router_id = None
+    try:
+        created(admin.post("/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
+                                                        "cidr": f"10.{random.randint(100, 250)}.9.0/24"}}), "subnet")
+        wildcard = _rbac(admin, "network", net["id"], "access_as_external", "*")
+        router_id = created(b.post("/routers", json={"router": {"name": _name("rbac-ext-move-r"),
+                                                                "external_gateway_info": {"network_id": net["id"]}}}),
+                            "router")["id"]
+        _in_use(admin.put(f"/rbac-policies/{wildcard}", json={"rbac_policy": {"target_tenant": clients.other_project}}))
+        moved = ok(admin.put(f"/rbac-policies/{wildcard}",
+                             json={"rbac_policy": {"target_tenant": clients.member_project}}), "rbac_policy")
+        assert moved["target_tenant"] == clients.member_project
+    finally:
+        if router_id:
+            b.put(f"/routers/{router_id}", json={"router": {"external_gateway_info": {}}})
+            b.delete(f"/routers/{router_id}")
+        admin.delete(f"/networks/{net['id']}")

@@ -248,7 +248,7 @@ class RbacService:
             row = await self._row(conn, ctx, rbac_id)
             new_target = changes.get("target_tenant", row["target_project"])
             if new_target != row["target_project"]:
-                await self._check_in_use(conn, row, removing_target=row["target_project"])
+                await self._check_in_use(conn, row, removing_target=row["target_project"], new_target=new_target)
                 await self._check_scope_reaches(conn, row["object_type"], row["object_id"], row["action"],
                                                 new_target)
                 await conn.execute(update(db.rbac_policies).where(db.rbac_policies.c.id == rbac_id)
@@ -278,19 +278,23 @@ class RbacService:
 
         await self.uow.run(work, events=lambda _: [ChangeEvent("rbac_policy", rbac_id, "delete")])
 
-    async def _check_in_use(self, conn: AsyncConnection, row: Any, removing_target: str) -> None:
+    async def _check_in_use(self, conn: AsyncConnection, row: Any, removing_target: str,
+                            new_target: str | None = None) -> None:
         """Refuse to delete (or retarget) a policy whose removal would strand another project's
         objects: ports and subnets on a shared network, router gateways and floating IPs on an
         external one, subnets of a shared subnet pool, subnet pools of a shared address scope (and,
         through a plugin's check, ports in a shared security group...). Objects stay covered by
         the policy's other entries and (except for external networks, as in Neutron) by owning the
-        object. A retarget counts as removing the old target: the new one does not cover anything
-        yet (Neutron checks the entries as stored, so moving a wildcard to the very project that
-        uses the object is refused too)."""
+        object. A retarget counts as removing the old target, and only an external network's entry
+        counts its ``new_target`` as covering (Neutron's external-network check adds it; every other
+        check reads the entries as stored, so moving a shared wildcard to the very project that uses
+        the object is refused)."""
         otype, oid, action = row["object_type"], row["object_id"], row["action"]
         r = db.rbac_policies
         still = {t for (t,) in await conn.execute(select(r.c.target_project).where(
             r.c.object_type == otype, r.c.object_id == oid, r.c.action == action, r.c.id != row["id"]))}
+        if new_target is not None and otype == "network" and action == EXTERNAL:
+            still.add(new_target)
         if otype == "network" and action == EXTERNAL and removing_target == "*" and "*" not in still:
             default = await conn.execute(select(db.networks.c.id).where(db.networks.c.id == oid,
                                                                         db.networks.c.is_default.is_(True)))
