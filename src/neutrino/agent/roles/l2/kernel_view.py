@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from neutrino.dataplane.netlink import Link, LinkNotFound, NetlinkDriver
 
@@ -31,6 +32,9 @@ class KernelView:
 
     links: Mapping[str, Link]
     fdb: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    # The planner's memo of how each network lies on these links (a thousand taps of one network
+    # are planned against one layout, not a thousand equal ones).
+    layouts: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 async def read_links(driver: NetlinkDriver, *, netns: str | None) -> dict[str, Link]:

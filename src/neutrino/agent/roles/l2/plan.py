@@ -158,7 +158,10 @@ def plan_object(key: Key, wish: Wish | None, actual: KernelView, config: LinuxBr
             return (RemoveDevice(name),)
         return ()
     if isinstance(wish, L2Port):
-        layout = _lay_out(port_network(wish), actual.links, config)
+        memo = (wish.network_id, wish.segment, wish.mtu)
+        layout = actual.layouts.get(memo)
+        if layout is None:
+            layout = actual.layouts[memo] = _lay_out(port_network(wish), actual.links, config)
         tap = actual.links.get(name)
         if not layout.wireable or tap is None:
             return ()
@@ -188,15 +191,13 @@ def plan_object(key: Key, wish: Wish | None, actual: KernelView, config: LinuxBr
 def owned(actual: KernelView, config: LinuxBridgeConfig) -> list[Key]:
     """Our bridges and VXLAN devices (never a mapping's device): a full resync removes those nobody desires."""
     mapped = set(config.bridge_mappings.values())
+    owner = config.owner_tag
     found: list[Key] = []
     for name, link in actual.links.items():
-        if name in mapped or not config.owner_tag.owns(link.alias):
-            continue
         role = device_role(name)
-        if role is DeviceRole.BRIDGE:
-            found.append((BRIDGE, name))
-        elif role is DeviceRole.VXLAN:
-            found.append((VXLAN, name))
+        if role not in (DeviceRole.BRIDGE, DeviceRole.VXLAN) or name in mapped or not owner.owns(link.alias):
+            continue
+        found.append((BRIDGE if role is DeviceRole.BRIDGE else VXLAN, name))
     return found
 
 

@@ -60,7 +60,7 @@ from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.errors import BusError
 from neutrino.contract import codec
 from neutrino.contract.events import ChangeHint
-from neutrino.contract.l2 import L2Port, L2State
+from neutrino.contract.l2 import L2Port, L2State, SegmentInfo
 from neutrino.contract.names import DeviceRole, device_role, tap_name
 from neutrino.dataplane.netlink import VXLAN_DEFAULT_PORT, LinkEvent, NetlinkDriver
 
@@ -110,6 +110,7 @@ class L2Kernel(Target[Key, Wish, KernelView, Action]):
         self._passes_since_dump = 0
         self._links_from = "mirror"
         self._logged_problems: dict[str, str] = {}
+        self._requires: dict[tuple[str, SegmentInfo], tuple[Key, ...]] = {}
 
     # ---- Target ----------------------------------------------------------------------------------
 
@@ -121,6 +122,7 @@ class L2Kernel(Target[Key, Wish, KernelView, Action]):
         self.fetched = {tap: (port, seen) for tap, (port, seen) in self.fetched.items()
                         if tap not in named and seen >= self.full_passes - 1}
         self.full_passes += 1
+        self._requires.clear()  # (networks come and go)
         extra = [port for port, _ in self.fetched.values()]
         self.port_networks = {*(n.network_id for n in state.networks), *(p.network_id for p in state.ports),
                               *(p.network_id for p in extra)}
@@ -159,6 +161,12 @@ class L2Kernel(Target[Key, Wish, KernelView, Action]):
         return l2_desired.rank(key)
 
     def requires(self, key: Key, desired: Wish) -> Iterable[Key]:
+        if isinstance(desired, L2Port):  # a thousand taps of one network need the same devices
+            memo = (desired.network_id, desired.segment)
+            found = self._requires.get(memo)
+            if found is None:
+                found = self._requires[memo] = l2_desired.requires(key, desired, self.config)
+            return found
         return l2_desired.requires(key, desired, self.config)
 
     async def run(self, key: Key, action: Action) -> None:
