@@ -59,18 +59,24 @@ def _in_use(resp: httpx.Response) -> None:
     neutron_error(resp, 409, "RbacPolicyInUse")
 
 
+def _external_with_member_gateway(clients: Clients, net_id: str, third: int) -> tuple[str, str]:
+    """A subnet on ``net_id``, its wildcard external entry, and the member's router gateway on it:
+    (entry id, router id)."""
+    created(clients.admin.post("/subnets", json={"subnet": {"network_id": net_id, "ip_version": 4,
+                                                            "cidr": f"10.{random.randint(100, 250)}.{third}.0/24"}}),
+            "subnet")
+    wildcard = _rbac(clients.admin, "network", net_id, "access_as_external", "*")
+    router = created(clients.member.post("/routers", json={"router": {
+        "name": _name("rbac-ext-r"), "external_gateway_info": {"network_id": net_id}}}), "router")
+    return wildcard, router["id"]
+
+
 def test_external_entry_in_use_by_another_projects_gateway_and_floating_ip(clients: Clients) -> None:
     admin, b = clients.admin, clients.member
     net = created(admin.post("/networks", json={"network": {"name": _name("rbac-ext")}}), "network")
     router_id = fip_id = None
     try:
-        created(admin.post("/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
-                                                        "cidr": f"10.{random.randint(100, 250)}.7.0/24"}}), "subnet")
-        wildcard = _rbac(admin, "network", net["id"], "access_as_external", "*")
-        router = created(b.post("/routers", json={"router": {"name": _name("rbac-ext-r"),
-                                                             "external_gateway_info": {"network_id": net["id"]}}}),
-                         "router")
-        router_id = router["id"]
+        wildcard, router_id = _external_with_member_gateway(clients, net["id"], 7)
         fip_id = created(b.post("/floatingips", json={"floatingip": {"floating_network_id": net["id"]}}),
                          "floatingip")["id"]
 
@@ -186,12 +192,7 @@ def test_external_wildcard_may_move_to_the_only_project_using_it(clients: Client
     net = created(admin.post("/networks", json={"network": {"name": _name("rbac-ext-move")}}), "network")
     router_id = None
     try:
-        created(admin.post("/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
-                                                        "cidr": f"10.{random.randint(100, 250)}.9.0/24"}}), "subnet")
-        wildcard = _rbac(admin, "network", net["id"], "access_as_external", "*")
-        router_id = created(b.post("/routers", json={"router": {"name": _name("rbac-ext-move-r"),
-                                                                "external_gateway_info": {"network_id": net["id"]}}}),
-                            "router")["id"]
+        wildcard, router_id = _external_with_member_gateway(clients, net["id"], 9)
         _in_use(admin.put(f"/rbac-policies/{wildcard}", json={"rbac_policy": {"target_tenant": clients.other_project}}))
         moved = ok(admin.put(f"/rbac-policies/{wildcard}",
                              json={"rbac_policy": {"target_tenant": clients.member_project}}), "rbac_policy")
