@@ -355,7 +355,7 @@ class Reconciler(Generic[K, D, V, A]):
                 elif plans[key]:
                     busy.append(key)
                 else:  # already right: no task to run (a settled host has thousands of these)
-                    outcomes[key] = Outcome((), (), removed=key not in desired)
+                    outcomes[key] = _NOTHING if key in desired else _NOTHING_REMOVED
             if busy:
                 await asyncio.gather(*(run_object(key) for key in busy))
 
@@ -395,7 +395,7 @@ class Reconciler(Generic[K, D, V, A]):
             elif outcome.removed:
                 self._status.pop(key, None)
             else:
-                self._status[key] = Status(State.DONE)
+                self._status[key] = _DONE
         c.drift_actions += drift
         return drift
 
@@ -445,6 +445,12 @@ class Reconciler(Generic[K, D, V, A]):
                 log.warning("%s: round failed (%d in a row): %s", self.target.name, self._failed_rounds, exc)
                 self._full_wanted = True
                 await asyncio.sleep(self._backoff.delay(self._failed_rounds, self._rng))
+
+
+# Shared by the many objects a round finds already right (frozen, so one instance serves all).
+_DONE = Status(State.DONE)
+_NOTHING: Outcome[Any] = Outcome((), ())
+_NOTHING_REMOVED: Outcome[Any] = Outcome((), (), removed=True)
 
 
 def _by_rank(keys: Sequence[K], rank: Callable[[K], int]) -> list[list[K]]:
