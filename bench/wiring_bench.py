@@ -7,6 +7,7 @@ the benchmark creates; everything is removed at the end, also on failure or Ctrl
 
     .venv/bin/python bench/wiring_bench.py                      # 1, 50, 200 instances; resync at 1000
     .venv/bin/python bench/wiring_bench.py --sizes 1,50 --resync-ports 300 --json out.json
+    .venv/bin/python bench/wiring_bench.py --sizes "" --resync-ports 0 --dhcp-sizes 1,50,200   # DHCP only
 
 Phase "burst of N instances on one host": N instances are built the way Nova builds them, 8 at a
 time: create the port (as the project's user), bind it to the host (as the compute service), plug
@@ -27,6 +28,17 @@ reads the links with a fresh dump every time (the periodic safety net); each mus
 and a netlink watch plus a before/after read of links (ifindex, master) and FDB entries prove that
 the kernel was not touched. Last, the agent process is started again and the time until it reports
 all its devices wired is measured (1 s heartbeat granularity).
+
+Phase "DHCP" (``--dhcp-sizes``, a host ``d1`` running ``neutrino agent --roles l2,dhcp`` and a network
+with DHCP on): N instances are built as above but without static addresses; as Nova boots a guest
+after the vif-plugged event, each asks for its lease once the ACTIVE event reached the bus
+subscription, with ``bench/dhcp_probe.py`` (a DHCP client that sends at once: dhclient first waits a
+random 0-1 s, as RFC 2131 asks, which would swamp the server's part). Wall-clock spans:
+
+* active_to_lease: ACTIVE event -> DHCPACK in the instance (the issue's target: p50 <= 150 ms); the
+  probe is started when the VIF is plugged and sends when the event arrives (if the port was ACTIVE
+  before the probe was ready, the wait counts: ``probe_ready_after_active`` says how often);
+* discover_to_ack: the probe's first DHCPDISCOVER -> its DHCPACK (the DHCP server's part).
 """
 
 from __future__ import annotations
@@ -68,6 +80,8 @@ from tests.support.tenants import password_auth  # noqa: E402
 
 BUILD_CONCURRENCY = 8
 CIDR = ipaddress.ip_network("10.200.0.0/20")
+DHCP_CIDR = ipaddress.ip_network("10.216.0.0/20")
+DHCP_PROBE = Path(__file__).with_name("dhcp_probe.py")
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -99,18 +113,41 @@ class Timeline:
 
 
 @dataclass
+class DhcpTimeline:
+    """Wall-clock times (seconds since the epoch) of one DHCP instance."""
+
+    port_id: str = ""
+    namespace: str = ""
+    active: float | None = None
+    discover: float | None = None
+    lease: float | None = None  # the DHCPACK
+    # DISCOVERs sent (one a second): more than one means dnsmasq did not know the port yet at ACTIVE.
+    discovers: int = 0
+    # The port was ACTIVE before the probe was ready (its start-up then counts in active_to_lease).
+    late: bool = False
+    error: str = ""
+
+
+@dataclass
 class Observers:
     """Netlink watch on the host namespace (tap arrival) and bus subscription (port events)."""
 
     taps: dict[str, float] = field(default_factory=dict)
     port_events: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     link_events: int = 0
+    # Port id -> set when an event with a revision past the binding arrives (the DHCP phase waits on it).
+    waiting: dict[str, tuple[int, asyncio.Event]] = field(default_factory=dict)
+    # Monotonic -> wall clock, for spans that end at a file's mtime.
+    clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())
 
     async def on_event(self, envelope: Envelope) -> None:
         payload = envelope.payload
         if payload.get("resource") == "port":
-            self.port_events.setdefault(str(payload["id"]), []).append(
-                (time.monotonic(), int(payload.get("revision") or 0)))
+            port_id, revision = str(payload["id"]), int(payload.get("revision") or 0)
+            self.port_events.setdefault(port_id, []).append((time.monotonic(), revision))
+            waiter = self.waiting.get(port_id)
+            if waiter is not None and revision > waiter[0]:
+                waiter[1].set()
 
     async def watch(self, driver: NetlinkDriver, netns: str, ready: asyncio.Event) -> None:
         async with driver.watch_links(netns=netns) as watch:
@@ -214,6 +251,76 @@ class Bench:
         if ping_target is not None:
             await self._first_ping(host, timeline, ping_target, deadline=time.monotonic() + 60)
         return timeline
+
+    async def build_dhcp_instance(self, host: SimulatedHost, gate: asyncio.Semaphore, network: dict[str, Any]
+                                  ) -> DhcpTimeline:
+        """Port, binding, VIF without addresses; once the port is ACTIVE, a DHCP exchange from inside."""
+        timeline = DhcpTimeline()
+        name = self._name("d")
+        try:
+            async with gate:
+                port = await self.cloud.create_port(network["id"], name)
+                timeline.port_id = port["id"]
+                active = asyncio.Event()
+                bound = await self.cloud.bind(port["id"], host.name)
+                self.observers.waiting[port["id"]] = (int(bound["revision_number"]), active)
+                if self.observers.active_at(Timeline(port_id=port["id"],
+                                                     bound_revision=int(bound["revision_number"]))) is not None:
+                    active.set()
+                timeline.namespace = f"nqi-{name}"
+                await VifPlugger(self._driver(host)).plug(VifSpec(port["id"], port["mac_address"], network["mtu"],
+                                                                  timeline.namespace, host.netns, None))
+                # Started now, so that no Python start-up is timed: it sends when told to.
+                probe = await asyncio.create_subprocess_exec(
+                    "ip", "netns", "exec", timeline.namespace, sys.executable, str(DHCP_PROBE), "eth0",
+                    port["mac_address"], "--wait", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT)
+            assert probe.stdout is not None and probe.stdin is not None
+            ready = await asyncio.wait_for(probe.stdout.readline(), timeout=120)
+            if ready.strip() != b"ready":
+                raise RuntimeError(f"DHCP probe: {ready.decode(errors='replace')}")
+            timeline.late = active.is_set()
+            await asyncio.wait_for(active.wait(), timeout=120)
+            probe.stdin.write(b"go\n")
+            # The event's arrival (if the probe was not ready by then, the wait is in the span: "late").
+            at = self.observers.active_at(Timeline(port_id=port["id"], bound_revision=int(bound["revision_number"])))
+            timeline.active = (at if at is not None else time.monotonic()) + self.observers.clock_offset
+            await probe.stdin.drain()
+            out, _ = await probe.communicate()
+            answer = json.loads(out.decode().strip().splitlines()[-1])
+            if "error" in answer or not answer.get("acked"):
+                hosts = (self.deployment.instance_state_dir / "dhcp" / host.name / network["id"] / "host")
+                known = port["mac_address"] in (hosts.read_text() if hosts.exists() else "")
+                raise RuntimeError(f"DHCP: {answer.get('error', 'NAK')} (port in dnsmasq's hosts file now: {known})")
+            if answer["address"] not in {ip["ip_address"] for ip in bound["fixed_ips"]}:
+                raise RuntimeError(f"DHCP gave {answer['address']}, the port has {bound['fixed_ips']}")
+            timeline.discover, timeline.lease = float(answer["discover"]), float(answer["ack"])
+            timeline.discovers = int(answer["attempts"])
+        except Exception as exc:  # noqa: BLE001 - reported per instance
+            timeline.error = str(exc) or type(exc).__name__
+        return timeline
+
+    async def dhcp_burst(self, host: SimulatedHost, count: int, network: dict[str, Any]) -> dict[str, Any]:
+        gate = asyncio.Semaphore(BUILD_CONCURRENCY)
+        started = time.monotonic()
+        timelines = await asyncio.gather(*(self.build_dhcp_instance(host, gate, network)
+                                           for _ in range(count)))
+        elapsed = time.monotonic() - started
+        ok = [t for t in timelines if not t.error and t.lease is not None and t.active is not None]
+        result = {
+            "instances": count,
+            "wall_seconds": round(elapsed, 2),
+            "errors": sorted({t.error for t in timelines if t.error}),
+            "failed": count - len(ok),
+            "active_to_lease": summary([t.lease - t.active for t in ok]),  # type: ignore[operator]
+            "discover_to_ack": summary([t.lease - t.discover for t in ok]),  # type: ignore[operator]
+            "first_discover_unanswered": sum(1 for t in ok if t.discovers > 1),
+            "probe_ready_after_active": sum(1 for t in ok if t.late),
+        }
+        for t in timelines:
+            self.observers.waiting.pop(t.port_id, None)
+        await self.remove([Timeline(port_id=t.port_id, namespace=t.namespace) for t in timelines])
+        return result
 
     async def _first_ping(self, host: SimulatedHost, timeline: Timeline, target: str, deadline: float) -> None:
         """Ping every 10 ms until the first answer. ``ping -c 1`` also ends at its first ICMP error
@@ -417,7 +524,33 @@ async def resync_phase(bench: Bench, deployment: Deployment, total_ports: int, w
     }
 
 
-async def run(deployment: Deployment, sizes: Sequence[int], resync_ports: int, warm_runs: int) -> dict[str, Any]:
+async def dhcp_phase(bench: Bench, deployment: Deployment, sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Bursts of DHCP instances on a host that runs the dhcp role (so the network's dnsmasq is there)."""
+    await asyncio.to_thread(deployment.add_host, "d1", roles="l2,dhcp")
+    d1 = deployment.host("d1")
+    demo = deployment.api("neutrino-demo")
+    network = await asyncio.to_thread(demo.create_network, deployment.unique("dhcp"))
+    await asyncio.to_thread(demo.create_subnet, network["id"], str(DHCP_CIDR), deployment.unique("dhcp"))
+    # The DHCP port is scheduled, bound and served before the first instance is timed.
+    deadline = time.monotonic() + 120
+    while True:
+        ports = (await bench.cloud.call("neutrino-demo", "GET", f"/ports?network_id={network['id']}"
+                                        "&device_owner=network:dhcp"))["ports"]
+        if ports and ports[0]["status"] == "ACTIVE":
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the network's DHCP port never became ACTIVE")
+        await asyncio.sleep(0.2)
+    bursts = []
+    for size in sizes:
+        print(f"DHCP burst of {size} instance(s)...", file=sys.stderr, flush=True)
+        bursts.append(await bench.dhcp_burst(d1, size, network))
+        print(json.dumps(bursts[-1]), file=sys.stderr, flush=True)
+    return bursts
+
+
+async def run(deployment: Deployment, sizes: Sequence[int], resync_ports: int, warm_runs: int,
+              dhcp_sizes: Sequence[int] = ()) -> dict[str, Any]:
     cloud = Cloud(deployment)
     bench = None
     bus = build_bus(deployment.bus_url, sender="bench.wiring")
@@ -445,11 +578,12 @@ async def run(deployment: Deployment, sizes: Sequence[int], resync_ports: int, w
             print(f"burst of {size} instance(s)...", file=sys.stderr, flush=True)
             bursts.append(await bench.burst(h1, size, probe_ip))
             print(json.dumps(bursts[-1]), file=sys.stderr, flush=True)
+        dhcp = await dhcp_phase(bench, deployment, dhcp_sizes) if dhcp_sizes else []
         resync = None
         if resync_ports:
             print(f"resync with {resync_ports} wired ports...", file=sys.stderr, flush=True)
             resync = await resync_phase(bench, deployment, resync_ports, warm_runs)
-        return {"bursts": bursts, "resync": resync}
+        return {"bursts": bursts, "dhcp": dhcp, "resync": resync}
     finally:
         if watch_task is not None:
             watch_task.cancel()
@@ -470,6 +604,17 @@ def print_report(result: dict[str, Any]) -> None:
             if s:
                 print(f"{burst['instances']:>9}  {span:<20} {s['p50_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}")
         print(f"{'':>9}  wall {burst['wall_seconds']} s, failed {burst['failed']} {burst['errors'] or ''}")
+    if result.get("dhcp"):
+        print(f"\nDHCP: port ACTIVE -> lease bound in the instance\n{'instances':>9}  {'span':<22} "
+              f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        for burst in result["dhcp"]:
+            for span in ("active_to_lease", "discover_to_ack"):
+                s = burst[span]
+                if s:
+                    print(f"{burst['instances']:>9}  {span:<22} {s['p50_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}")
+            print(f"{'':>9}  wall {burst['wall_seconds']} s, failed {burst['failed']} {burst['errors'] or ''}, "
+                  f"first DISCOVER unanswered {burst['first_discover_unanswered']}, "
+                  f"probe ready only after ACTIVE {burst['probe_ready_after_active']}")
     resync = result.get("resync")
     if resync:
         print(f"\nresync with {resync['ports_on_host']} ports wired on the host "
@@ -490,6 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resync-ports", type=int, default=1000, help="ports wired on the host for the resync "
                         "phase (0 skips it)")
     parser.add_argument("--warm-runs", type=int, default=5)
+    parser.add_argument("--dhcp-sizes", default="1,50,200", help="DHCP burst sizes, comma-separated (empty skips)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--keep-logs", metavar="DIR", help="keep the server and agent logs in DIR (not removed)")
     parser.add_argument("--agent-log-level", default="INFO", help="e.g. DEBUG, to see each tap's wiring")
@@ -503,7 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with running_deployment(workdir, host_labels=("h1", "h2"), extra_server_config=extra,
                                 agent_log_level=args.agent_log_level) as deployment:
-            result = asyncio.run(run(deployment, sizes, args.resync_ports, args.warm_runs))
+            dhcp_sizes = [int(s) for s in args.dhcp_sizes.split(",") if s.strip()]
+            result = asyncio.run(run(deployment, sizes, args.resync_ports, args.warm_runs, dhcp_sizes))
             # Before the teardown: a teardown that fails under load (nft calls timing out) must not
             # lose the numbers.
             print_report(result)

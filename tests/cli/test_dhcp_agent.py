@@ -39,6 +39,10 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=20)
 
 
+# The upstream resolver every dnsmasq of the test cloud forwards to (a test starts one there).
+UPSTREAM_DNS = "10.89.0.53"
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -91,6 +95,7 @@ class Cloud:
     def start(self) -> None:
         vni = 100000 + secrets.randbelow(15_000_000)
         config = (f'[agent]\nhost = "{self.host}"\nnetns = "{self.host_ns}"\nnamespace_prefix = "{self.prefix}"\n'
+                  f'dnsmasq_dns_servers = ["{UPSTREAM_DNS}"]\n'
                   f'[ml2]\nvni_ranges = ["{vni}:{vni + 50}"]\nextension_drivers = ["dns"]\n'
                   "[all_in_one]\npublic_network = false\nl3_agent = true\ndhcp_agent = true\n"
                   f"firewall_agent = {str(self.firewall).lower()}\n")
@@ -235,3 +240,41 @@ def test_dnsmasq_survives_kills_and_restarts_and_goes_with_its_network_and_clean
     assert process_facts(pid) is None
     assert not cloud.dnsmasq_dir(other.id).exists()
     assert cloud.qdhcp(other.id) not in ip("netns", "list").stdout
+
+
+def test_dnsmasq_forwards_names_it_does_not_know_to_the_configured_upstream(cloud: Cloud) -> None:
+    """As Neutron's DHCP agent with ``dnsmasq_dns_servers``: the network's ports are answered by the
+    network's dnsmasq, anything else goes to the upstream. The upstream here is a second dnsmasq the
+    test runs, on the network itself (the address the configuration names), in an instance namespace."""
+    network, _ = _network(cloud, "dns-fwd", "10.89.0.0/24")
+    upstream, client = f"upstream-{cloud.suffix}", f"resolver-{cloud.suffix}"
+    cloud.instance(upstream, network.id, "--static", "--fixed-ip", UPSTREAM_DNS)
+    cloud.instance(client, network.id)
+    upstream_ns, client_ns = cloud.record(upstream)["namespace"], cloud.record(client)["namespace"]
+    [dhcp_port] = wait_for(lambda: list(cloud.admin.network.ports(network_id=network.id,
+                                                                  device_owner="network:dhcp")), what="DHCP port")
+    dhcp_ip = dhcp_port.fixed_ips[0]["ip_address"]
+    # The instance's resolver is the DHCP port (its subnet names no DNS servers).
+    lease = (cloud.state / "instances" / client / "dhclient.leases").read_text()
+    assert f"option domain-name-servers {dhcp_ip};" in lease
+    log = cloud.state / f"upstream-{cloud.suffix}.log"
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", upstream_ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-hosts",
+         "--no-resolv", "--bind-interfaces", f"--listen-address={UPSTREAM_DNS}", "--log-queries",
+         f"--log-facility={log}", "--host-record=only-upstream.example.org,192.0.2.77"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "started" in (log.read_text() if log.exists() else ""), 30, "the upstream dnsmasq")
+        assert resolve_in(upstream_ns, "only-upstream.example.org", UPSTREAM_DNS) == ["192.0.2.77"]
+        # Asked at the DHCP port, which does not know the name: the upstream's answer comes back ...
+        assert resolve_in(client_ns, "only-upstream.example.org", dhcp_ip) == ["192.0.2.77"]
+        # ... because the network's dnsmasq asked it, not the instance.
+        assert f"query[A] only-upstream.example.org from {dhcp_ip}" in log.read_text()
+        # The network's own names stay local: answered by the network's dnsmasq, never forwarded.
+        client_ip = cloud.demo.network.get_port(cloud.record(client)["port_id"]).fixed_ips[0]["ip_address"]
+        local = "host-" + client_ip.replace(".", "-") + ".openstacklocal"
+        assert resolve_in(upstream_ns, local, dhcp_ip) == [client_ip]
+        assert local not in log.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
