@@ -64,9 +64,12 @@ def exchange(interface: str, mac_text: str, timeout: float = 30.0, *, wait: bool
     while time.monotonic() < deadline and not offered:
         attempts += 1
         sock.sendto(message(xid, mac, DISCOVER), ("255.255.255.255", 67))
-        sock.settimeout(1.0)
+        # Every instance on the network hears every broadcast reply: the next DISCOVER goes out a
+        # second after this one, however many replies to others arrive meanwhile.
+        retry = time.monotonic() + 1.0
         try:
-            while True:
+            while (left := retry - time.monotonic()) > 0:
+                sock.settimeout(left)
                 got, yiaddr, options = parse(sock.recv(2048))
                 if got == xid and options.get(53) == bytes([OFFER]):
                     server, offered = options.get(54, b""), yiaddr
@@ -78,8 +81,8 @@ def exchange(interface: str, mac_text: str, timeout: float = 30.0, *, wait: bool
     offer_at = time.time()
     request = bytes([50, 4]) + socket.inet_aton(offered) + bytes([54, len(server)]) + server
     sock.sendto(message(xid, mac, REQUEST, request), ("255.255.255.255", 67))
-    sock.settimeout(max(0.1, deadline - time.monotonic()))
     while True:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
         got, yiaddr, options = parse(sock.recv(2048))
         if got == xid and options.get(53) in (bytes([ACK]), bytes([NAK])):
             break

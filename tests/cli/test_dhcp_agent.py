@@ -208,40 +208,6 @@ def test_a_subnet_without_dhcp_gives_no_lease(cloud: Cloud) -> None:
     assert list(cloud.admin.network.ports(network_id=network.id, device_owner="network:dhcp")) == []
 
 
-def test_dnsmasq_survives_kills_and_restarts_and_goes_with_its_network_and_cleanup(cloud: Cloud) -> None:
-    network, _ = _network(cloud, "life", "10.83.0.0/24")
-    first = wait_for(lambda: cloud.dnsmasq_pid(network.id), what="dnsmasq")
-
-    os.kill(first, signal.SIGKILL)
-    second = wait_for(lambda: (p := cloud.dnsmasq_pid(network.id)) and p != first and p, what="a new dnsmasq")
-
-    # The agent restarts (the whole `neutrino up`): dnsmasq keeps serving with the same PID.
-    cloud.server.stop()
-    cloud.start()
-    wait_for(lambda: [a for a in cloud.admin.network.agents(host=cloud.host) if a.agent_type == "DHCP agent"
-                      and a.is_alive], what="the DHCP agent back")
-    leases = cloud.dnsmasq_dir(network.id) / "host"
-    before = leases.stat().st_mtime_ns
-    poke = cloud.demo.network.create_port(network_id=network.id, name=f"poke-{cloud.suffix}")  # a resync
-    wait_for(lambda: leases.stat().st_mtime_ns != before, what="the hosts file rewritten after the resync")
-    assert cloud.dnsmasq_pid(network.id) == second
-
-    cloud.demo.network.delete_port(poke.id)
-    cloud.demo.network.delete_network(network.id)
-    wait_for(lambda: cloud.qdhcp(network.id) not in ip("netns", "list").stdout, what="the namespace gone")
-    assert not cloud.dnsmasq_dir(network.id).exists()
-    assert process_facts(second) is None
-
-    # Cleanup takes everything of the host: namespaces, dnsmasq and its files.
-    other, _ = _network(cloud, "clean", "10.84.0.0/24")
-    pid = wait_for(lambda: cloud.dnsmasq_pid(other.id), what="dnsmasq of the second network")
-    cloud.server.stop()
-    cloud.neutrino("cleanup", "--host", cloud.host, "--state-dir", str(cloud.state))
-    assert process_facts(pid) is None
-    assert not cloud.dnsmasq_dir(other.id).exists()
-    assert cloud.qdhcp(other.id) not in ip("netns", "list").stdout
-
-
 def test_dnsmasq_forwards_names_it_does_not_know_to_the_configured_upstream(cloud: Cloud) -> None:
     """As Neutron's DHCP agent with ``dnsmasq_dns_servers``: the network's ports are answered by the
     network's dnsmasq, anything else goes to the upstream. The upstream here is a second dnsmasq the
@@ -278,3 +244,38 @@ def test_dnsmasq_forwards_names_it_does_not_know_to_the_configured_upstream(clou
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_dnsmasq_survives_kills_and_restarts_and_goes_with_its_network_and_cleanup(cloud: Cloud) -> None:
+    # Last in the module: it ends with the server stopped and the host cleaned up.
+    network, _ = _network(cloud, "life", "10.83.0.0/24")
+    first = wait_for(lambda: cloud.dnsmasq_pid(network.id), what="dnsmasq")
+
+    os.kill(first, signal.SIGKILL)
+    second = wait_for(lambda: (p := cloud.dnsmasq_pid(network.id)) and p != first and p, what="a new dnsmasq")
+
+    # The agent restarts (the whole `neutrino up`): dnsmasq keeps serving with the same PID.
+    cloud.server.stop()
+    cloud.start()
+    wait_for(lambda: [a for a in cloud.admin.network.agents(host=cloud.host) if a.agent_type == "DHCP agent"
+                      and a.is_alive], what="the DHCP agent back")
+    leases = cloud.dnsmasq_dir(network.id) / "host"
+    before = leases.stat().st_mtime_ns
+    poke = cloud.demo.network.create_port(network_id=network.id, name=f"poke-{cloud.suffix}")  # a resync
+    wait_for(lambda: leases.stat().st_mtime_ns != before, what="the hosts file rewritten after the resync")
+    assert cloud.dnsmasq_pid(network.id) == second
+
+    cloud.demo.network.delete_port(poke.id)
+    cloud.demo.network.delete_network(network.id)
+    wait_for(lambda: cloud.qdhcp(network.id) not in ip("netns", "list").stdout, what="the namespace gone")
+    assert not cloud.dnsmasq_dir(network.id).exists()
+    assert process_facts(second) is None
+
+    # Cleanup takes everything of the host: namespaces, dnsmasq and its files.
+    other, _ = _network(cloud, "clean", "10.84.0.0/24")
+    pid = wait_for(lambda: cloud.dnsmasq_pid(other.id), what="dnsmasq of the second network")
+    cloud.server.stop()
+    cloud.neutrino("cleanup", "--host", cloud.host, "--state-dir", str(cloud.state))
+    assert process_facts(pid) is None
+    assert not cloud.dnsmasq_dir(other.id).exists()
+    assert cloud.qdhcp(other.id) not in ip("netns", "list").stdout

@@ -184,6 +184,33 @@ async def test_port_changes_reload_dnsmasq_in_place_and_a_renewal_gets_the_new_a
     assert "10.92.0.20/24" not in ip("-n", ns, "-4", "addr", "show", "eth0").stdout
 
 
+async def test_an_address_given_to_a_new_port_is_leased_to_it_without_restarting_dnsmasq(lab: Lab) -> None:
+    """dnsmasq keeps a lease for its 24 h even when the port is gone, and will not offer a leased address
+    to another MAC: as Neutron's agent (dhcp_release), the role releases the leases of removed ports."""
+    subnet = DhcpSubnet("s4", 4, "10.95.0.0/24", "10.95.0.1")
+    dhcp = _port("10.95.0.2", "s4", owner="network:dhcp")
+    old = _port("10.95.0.20", "s4")
+    network = _network(lab, (subnet,), dhcp, (old,))
+    lab.server.state = DhcpState(lab.server.host, (network,))
+    role = lab.role()
+    await role.resync()
+    await lab.wire_dhcp_port(dhcp.port_id)
+    old_ns, old_client = await lab.instance("old", old)
+    await old_client.start()
+    assert str(await old_client.wait_for_lease(lab.driver, 30)) == "10.95.0.20/24"
+    pid = role.target.dnsmasq.running(network.network_id).pid  # type: ignore[union-attr]
+    await old_client.stop()  # the instance is deleted: no DHCPRELEASE from it
+    await lab.driver.remove_namespace(old_ns)
+
+    new = _port("10.95.0.20", "s4")  # the freed address, a new MAC
+    lab.server.state = DhcpState(lab.server.host, (dataclasses.replace(network, hosts=(dhcp, new)),))
+    await role.resync()
+    _, new_client = await lab.instance("new", new)
+    await new_client.start()
+    assert str(await new_client.wait_for_lease(lab.driver, 30)) == "10.95.0.20/24"
+    assert role.target.dnsmasq.running(network.network_id).pid == pid  # type: ignore[union-attr]
+
+
 async def test_a_subnet_with_dhcp_disabled_gives_no_lease(lab: Lab) -> None:
     served = DhcpSubnet("s4", 4, "10.93.0.0/24", "10.93.0.1")
     dhcp = _port("10.93.0.2", "s4", owner="network:dhcp")

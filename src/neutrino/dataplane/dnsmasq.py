@@ -24,13 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
+import socket
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from neutrino.dataplane.daemons import DaemonError, DaemonRunner, Program
-from neutrino.dataplane.netlink import NETNS_DIR, NamespaceNotFound
+from neutrino.dataplane.netlink import NETNS_DIR, NamespaceNotFound, call_in_namespace
 from neutrino.dataplane.processes import ProcessFacts
+
+log = logging.getLogger(__name__)
 
 DNSMASQ = "dnsmasq"
 LEASE_SECONDS = 86400
@@ -211,6 +216,62 @@ def _lines(lines: Sequence[str]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+# ---- leases of removed ports ----------------------------------------------------------------------------
+# dnsmasq keeps a lease for its whole time after the port is gone, and will not offer a leased address
+# to another MAC ("not using configured address ... because it is leased to ..."): Neutron's agent
+# releases the leases of removed ports (dnsmasq's dhcp_release); this driver sends the same DHCPRELEASE.
+
+_BOOTP = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
+_MAGIC_COOKIE = b"\x63\x82\x53\x63"
+_DHCPRELEASE = 7
+DHCP_SERVER_PORT = 67
+
+
+def static_v4_leases(hosts: str) -> frozenset[tuple[str, str]]:
+    """(MAC, IPv4 address) of every static lease in a hosts file as :func:`render` writes it."""
+    out = set()
+    for line in hosts.splitlines():
+        parts = line.split(",")
+        try:
+            address = ipaddress.ip_address(parts[-1])
+        except ValueError:
+            continue  # IPv6 ("[...]") or stateless (no address)
+        if address.version == 4 and len(parts) >= 3:
+            out.add((parts[0].lower(), str(address)))
+    return frozenset(out)
+
+
+def release_packet(mac: str, address: str, server: str) -> bytes:
+    """The DHCPRELEASE ``mac`` would send for ``address`` to ``server`` (RFC 2131 4.4.6; as dhcp_release)."""
+    head = _BOOTP.pack(1, 1, 6, 0, 0, 0, 0, socket.inet_aton(address), bytes(4), bytes(4), bytes(4),
+                       bytes.fromhex(mac.replace(":", "")), b"", b"")
+    return head + _MAGIC_COOKIE + bytes([53, 1, _DHCPRELEASE, 54, 4]) + socket.inet_aton(server) + bytes([255])
+
+
+def releases(spec: DnsmasqSpec, leases: frozenset[tuple[str, str]]) -> tuple[tuple[bytes, str], ...]:
+    """(packet, server address) releasing each of ``leases`` that lies in a served IPv4 subnet (pure)."""
+    servers = [(ipaddress.ip_network(s.cidr), spec.server_addresses[s.subnet_id])
+               for s in served_subnets(spec) if s.ip_version == 4]
+    out = []
+    for mac, address in sorted(leases):
+        server = next((srv for net, srv in servers if ipaddress.ip_address(address) in net), None)
+        if server is not None:
+            out.append((release_packet(mac, address, server), server))
+    return tuple(out)
+
+
+def pruned_lease_file(text: str, keep: frozenset[tuple[str, str]]) -> str:
+    """The lease file without IPv4 leases of hosts no longer served (dnsmasq reads it when it starts);
+    IPv6 lines (``duid``, addresses with ':') are kept as they are."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] != "duid" and ":" not in fields[2] and (fields[1].lower(), fields[2]) not in keep:
+            continue
+        out.append(line)
+    return _lines(out)
+
+
 # ---- acting -----------------------------------------------------------------------------------------
 
 
@@ -282,20 +343,46 @@ class DnsmasqDriver:
         directory = self.directory(spec.network_id)
         directory.mkdir(parents=True, exist_ok=True)
         rendered = render(spec, directory)
+        try:
+            before = static_v4_leases((directory / "host").read_text())
+        except OSError:
+            before = frozenset()
         written = tuple(name for name, content in rendered.files.items()
                         if write_if_changed(directory / name, content))
         current = self.running(spec.network_id, netns)
         if current is not None and self.runner.arguments(current) == rendered.arguments:
             if written:
+                await self._release(spec, netns, before - static_v4_leases(rendered.files["host"]))
                 self.runner.reload(current)
             return EnsureOutcome(reloaded=bool(written), files_written=written)
         if current is not None:
             await self.runner.stop(self._pid_file(spec.network_id), netns)
+        with contextlib.suppress(OSError):
+            leases = directory / "leases"
+            write_if_changed(leases, pruned_lease_file(leases.read_text(), static_v4_leases(rendered.files["host"])))
         try:
             await self.runner.start(netns, rendered.arguments, self._pid_file(spec.network_id))
         except (DaemonError, NamespaceNotFound) as e:
             raise DnsmasqError(f"dnsmasq for network {spec.network_id}: {e}") from e
         return EnsureOutcome(started=current is None, restarted=current is not None, files_written=written)
+
+    async def _release(self, spec: DnsmasqSpec, netns: str, leases: frozenset[tuple[str, str]]) -> None:
+        """Send dnsmasq a DHCPRELEASE for each lease, from inside the namespace on the DHCP port's device
+        (dnsmasq then sees it arrive on the interface it serves, as from dhcp_release)."""
+        packets = releases(spec, leases)
+        if not packets:
+            return
+
+        def send() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec.interface.encode())
+                for packet, server in packets:
+                    sock.sendto(packet, (server, DHCP_SERVER_PORT))
+
+        try:
+            await call_in_namespace(self.netns_dir / netns, send)
+        except OSError as e:  # the lease then lasts its time; the next port on the address waits for it
+            log.warning("releasing %d lease(s) of network %s failed: %s", len(packets), spec.network_id, e)
 
     async def remove(self, network_id: str) -> bool:
         """Stop the network's dnsmasq (wherever it runs) and delete its files; True if it ran."""

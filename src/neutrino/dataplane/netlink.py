@@ -281,6 +281,17 @@ async def _run_in_fresh_thread(work: Callable[[], T]) -> T:
     return await future
 
 
+async def call_in_namespace(path: Path, work: Callable[[], T]) -> T:
+    """Run blocking ``work`` on a thread of its own inside the network namespace bound at ``path``
+    (a socket it opens stays in that namespace); this process's other threads are not moved."""
+
+    def inside() -> T:
+        _enter_namespace(path)
+        return work()
+
+    return await _run_in_fresh_thread(inside)
+
+
 def _is_mount_point(path: Path) -> bool:
     # A bind-mounted nsfs file lives on another device than the directory holding it.
     try:
