@@ -250,8 +250,13 @@ async def test_dhcp_client_applies_a_lease_from_dnsmasq_and_stops(
 
         assert lease is not None and lease.network == net("10.9.0.0/24")
         assert int(lease.ip) in range(int(addr("10.9.0.50")), int(addr("10.9.0.60")) + 1)
-        routes = ip("-n", spec.namespace, "route").stdout
-        assert "default via 10.9.0.1 dev eth0" in routes and "172.31.0.0/16 via 10.9.0.2 dev eth0" in routes
+        # The hook puts the address, then the routes, the default route last: wait for that one.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while "default via 10.9.0.1 dev eth0" not in (routes := ip("-n", spec.namespace, "route").stdout):
+            assert loop.time() < deadline, routes
+            await asyncio.sleep(0.05)
+        assert "172.31.0.0/16 via 10.9.0.2 dev eth0" in routes
         assert link_json(spec.namespace, "eth0")["mtu"] == 1380
         ping = await run_in_namespace(spec.namespace, "ping", "-n", "-c", "1", "-w", "5", "10.9.0.1")
         assert ping.returncode == 0, ping.stdout.decode()
