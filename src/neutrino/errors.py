@@ -181,6 +181,8 @@ NOT_FOUND_TYPES: dict[str, type[NotFound]] = {
     "log": _make_not_found("LogResourceNotFound", "Log resource"),
     "local_ip": _make_not_found("LocalIPNotFound", "Local IP"),
     "ndp_proxy": _make_not_found("NDPProxyNotFound", "Ndp proxy"),
+    "network_segment_range": _make_not_found("NetworkSegmentRangeNotFound", "Network Segment Range"),
+    "trunk": _make_not_found("TrunkNotFound", "Trunk"),
 }
 
 

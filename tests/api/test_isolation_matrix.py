@@ -102,6 +102,13 @@ VALUES: dict[str, Callable[[World, str], Any]] = {
     # A router's conntrack helper: ftp over tcp is on every allowed list, on a port of its own.
     "helper": lambda w, o: "ftp",
     "port": lambda w, o: 2100 + next(_numbers),
+    # A network segment range (the admin's, made for the project): VNIs far from any other range,
+    # the maximum drawn after the minimum so successive ranges never overlap.
+    # A port binding's host (only the compute service binds; others are refused before any lookup).
+    "host": lambda w, o: f"matrix-host-{next(_numbers)}",
+    "network_type": lambda w, o: "vxlan",
+    "minimum": lambda w, o: 1_000_000 + 1000 * next(_numbers),
+    "maximum": lambda w, o: 1_000_000 + 1000 * next(_numbers) + 999,
 }
 # Beyond the required attributes: what makes an object useful to the rest of the matrix.
 EXTRA: dict[str, tuple[str, ...]] = {
@@ -187,8 +194,13 @@ class World:
         self.router_ready.add(owner)
 
 
+# Owned resources only the compute service makes (no member nor admin may create one), so the
+# matrix cannot: their isolation is tested beside them, with the service persona.
+SERVICE_MADE: dict[str, str] = {"binding": "tests/api/test_port_bindings.py"}
+
+
 def owned_resources() -> list[Resource]:
-    return [r for r in RESOURCES.values() if owned(r)]
+    return [r for r in RESOURCES.values() if owned(r) and r.name not in SERVICE_MADE]
 
 
 @pytest.fixture(scope="module")

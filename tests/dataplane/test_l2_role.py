@@ -28,7 +28,7 @@ from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.l2 import LinuxBridgeRole
 from neutrino.agent.roles.l2.actions import ConvergeTap
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig
-from neutrino.agent.roles.l2.kernel_features import detect_kernel_features
+from neutrino.agent.roles.l2.kernel_features import detect_kernel_features, trunk_support
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
@@ -732,9 +732,14 @@ async def test_configurations_report_mappings_tunnel_and_kernel_features(scratch
             "devices": 0,
             "interface_mappings": {},
             "kernel_features": features.to_dict(),
+            "trunks": trunk_support(features),
         }
+        # No agent here wires trunk subports (802.1Q devices): it says so, and the server then
+        # refuses to bind a trunk's parent port on its host.
+        assert reported["trunks"]["supported"] is False
         if not features.vlan:
             assert "CONFIG_VLAN_8021Q" in reported["kernel_features"]["reason"]
+            assert "802.1Q" in reported["trunks"]["reason"]
 
 
 async def test_the_reports_of_one_resync_travel_in_one_call(scratch: Scratch) -> None:

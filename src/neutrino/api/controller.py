@@ -98,6 +98,8 @@ class Controller:
         if len(rest) >= 2 and (res.path, rest[1]) in self._children:
             child = self._children[(res.path, rest[1])]
             sub = rest[2:]
+            if len(sub) == 2 and child.has_action(sub[1]):  # ports/{id}/bindings/{host}/activate
+                return Route(child, parent_id=rest[0], member_id=sub[0], action=sub[1])
             if len(sub) > 1:
                 raise HTTPNotFound()
             return Route(child, parent_id=rest[0], member_id=sub[0] if sub else None)
@@ -486,7 +488,7 @@ class Controller:
                              act: MemberAction) -> Response:
         res = route.resource
         body = await self._body(request) if request.method in ("PUT", "POST") else None
-        if request.method in ("PUT", "POST") and body is None:
+        if request.method in ("PUT", "POST") and body is None and act.body_required:
             raise HTTPBadRequest("Body contains invalid data")
         policy_action = act.policy or act.name
         service = self.services[act.service] if act.service else self.service(res)
@@ -498,7 +500,7 @@ class Controller:
                 self.policy.enforce(ctx, policy_action, {"project_id": route.member_id,
                                                          "tenant_id": route.member_id})
         handler = getattr(service, act.handler_name)
-        args: list[Any] = [ctx, route.member_id]
+        args: list[Any] = [ctx, *self._parent_args(route), route.member_id]
         if route.sub_id is not None:
             args.append(route.sub_id)
         result = await handler(*args, body)

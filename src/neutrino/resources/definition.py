@@ -81,6 +81,8 @@ class MemberAction:
     # A None result is answered as JSON ``null`` with ``status`` instead of an empty body: Neutron's
     # scheduler POSTs answer ``null`` and clients call ``resp.json()`` on it.
     null_body: bool = False
+    # A PUT/POST that must carry a body (``activate`` of a port binding takes none).
+    body_required: bool = True
 
     @property
     def handler_name(self) -> str:

@@ -8,6 +8,8 @@ from neutrino.resources import types as t
 from neutrino.resources.definition import (
     MISSING,
     Attribute,
+    MemberAction,
+    Parent,
     Resource,
     bool_attr,
     description_attr,
@@ -79,6 +81,8 @@ PORT = Resource(
                   extension="port-device-profile"),
         Attribute("numa_affinity_policy", t.Enum(NUMA_POLICIES, nullable=True), default=None, allow_post=True,
                   allow_put=True, extension="port-numa-affinity-policy"),
+        # trunk-details: the trunk a parent port carries and its subports (parents only).
+        Attribute("trunk_details", t.Any_(), extension="trunk-details"),
         *standard_attrs(), tags_attr(allow_post=True),
     ),
 )
@@ -91,4 +95,27 @@ PORT_RESOURCE_REQUEST_EXTENSIONS: tuple[Extension, ...] = (
     Extension("port-resource-request-groups", "Port Resource Request Groups",
               "Support requesting multiple groups of resources and traits from the same RP subtree in "
               "resource_request", "2021-08-02T10:00:00-00:00"),
+)
+
+# binding-extended: ``ports/{id}/bindings[/{host}[/activate]]``, the compute service's (live migration).
+PORT_BINDING = Resource(
+    name="binding", collection="bindings", path="bindings", standard_attrs=False, project_owned=False,
+    allow_update=False, allow_bulk=False, allow_pagination=False, extension="binding-extended",
+    parent=Parent("port", "ports", "port_id"), policy_name="port_binding",
+    member_actions=(MemberAction("activate", method="PUT", policy="activate", body_required=False),),
+    attributes=(
+        Attribute("host", t.String(255), allow_post=True, required=True, filterable=True),
+        Attribute("vif_type", t.String(), filterable=True),
+        Attribute("vif_details", t.Dict(free_form=True)),
+        Attribute("vnic_type", t.Enum(VNIC_TYPES), default="normal", allow_post=True, filterable=True),
+        Attribute("profile", t.Dict(free_form=True, nullable=True), default={}, allow_post=True),
+        Attribute("status", t.String(), filterable=True),
+        Attribute("project_id", t.String(255), allow_post=True),
+        Attribute("tenant_id", t.String(255), allow_post=True, visible=False),
+    ),
+)
+
+PORT_BINDING_EXTENSIONS: tuple[Extension, ...] = (
+    Extension("binding-extended", "Port Bindings Extended",
+              "Expose port bindings of a virtual port to external application", "2017-07-17T10:00:00-00:00"),
 )

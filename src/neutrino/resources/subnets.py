@@ -45,7 +45,7 @@ SUBNET = Resource(
         Attribute("ipv6_address_mode", t.Any_(), filter_type=t.Enum(IPV6_MODES), default=None, allow_post=True,
                   filterable=True, sortable=True, column="ipv6_address_mode"),
         Attribute("segment_id", t.Uuid(nullable=True), default=None, allow_post=True, allow_put=True,
-                  filterable=True, sortable=True, column="segment_id", enforce_policy=True),
+                  filterable=True, sortable=True, column="segment_id", enforce_policy=True, extension="segment"),
         Attribute("service_types", t.Any_(), default=[], allow_post=True, allow_put=True,
                   enforce_policy=True),
         Attribute("router:external", t.Boolean(), filterable=True),

@@ -4,7 +4,9 @@ The first mechanism driver that can serve one of the network's segments on the h
 ``linuxbridge`` needs an alive Linux bridge agent on the host that can carry the segment type:
 VXLAN with a tunnel IP, flat on a mapped physical network, local always. VLAN segments exist in
 the API and model, but this kernel has no 802.1Q devices, so no agent here can bind them; the
-reason is put in ``binding:vif_details`` (admin-only) and logged.
+reason is put in ``binding:vif_details`` (admin-only) and logged. For the same reason a trunk's
+parent port is not bound unless an agent of the host reports it can wire trunks (``trunks`` in its
+configuration).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from neutrino.contract.names import bridge_name
 from neutrino.db.schema import core as db
 from neutrino.services.agents import L2_AGENT_TYPES, AgentService
+from neutrino.services.trunk_details import trunk_of_parent
 
 log = logging.getLogger(__name__)
 BINDING_FAILED = "binding_failed"
@@ -70,6 +73,20 @@ class LinuxBridgeMechanism:
         return False, f"unsupported network type {ntype}"
 
 
+def trunk_refusal(agents: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why a trunk's parent port cannot be bound with these agents (None if one can wire trunks):
+    subports are 802.1Q devices, and each L2 agent says in its configuration whether it can make them."""
+    l2 = [a for a in agents if a["agent_type"] in L2_AGENT_TYPES]
+    reasons = []
+    for agent in l2:
+        trunks = (agent["configurations"] or {}).get("trunks") or {}
+        if trunks.get("supported"):
+            return None
+        reasons.append(trunks.get("reason") or "the agent does not support trunks")
+    detail = "; ".join(dict.fromkeys(reasons)) or "no alive Linux bridge agent on the host"
+    return f"the port is a trunk's parent and no agent on the host can wire trunk subports: {detail}"
+
+
 class MechanismBinder:
     """The PortBinder the port service uses: tries each enabled mechanism driver in order."""
 
@@ -82,6 +99,11 @@ class MechanismBinder:
             db.network_segments.c.network_id == port["network_id"]).order_by(
             db.network_segments.c.segment_index))).mappings().all()
         agents = await self.agents.alive_agents(conn, [t for t in L2_AGENT_TYPES], host)
+        if await trunk_of_parent(conn, port["id"]):
+            refusal = trunk_refusal(agents)
+            if refusal:
+                log.info("binding of trunk parent port %s on host %s refused: %s", port.get("id"), host, refusal)
+                return BINDING_FAILED, {"reason": refusal}
         reasons = []
         for driver in self.drivers:
             result = driver.try_bind(segs, agents, port["network_id"])

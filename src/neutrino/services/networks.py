@@ -13,7 +13,7 @@ from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.errors import Conflict, InUse, InvalidInput, not_found
-from neutrino.services import rbac
+from neutrino.services import rbac, segment_ranges
 from neutrino.services.address_scopes import network_address_scopes
 from neutrino.services.availability_zones import check_zone_hints, network_zones
 from neutrino.services.event_routing import HOSTS_HINT, hosts_of
@@ -32,6 +32,7 @@ from neutrino.services.standard import (
     utcnow,
 )
 from neutrino.services.type_drivers import (
+    NoNetworkAvailable,
     Segment,
     SegmentsContainDuplicateEntry,
     SegmentsSetInConjunctionWithProviders,
@@ -126,14 +127,18 @@ class NetworkService:
             return []
         segs: dict[str, list[Any]] = {}
         subs: dict[str, list[str]] = {}
+        routed: set[str] = set()  # networks whose first subnet is on a segment: not L2-adjacent
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
             for seg in (await conn.execute(select(db.network_segments).where(
                     db.network_segments.c.network_id.in_(chunk)).order_by(
                     db.network_segments.c.segment_index))).mappings():
                 segs.setdefault(seg["network_id"], []).append(seg)
-            for net_id, sub_id in await conn.execute(select(db.subnets.c.network_id, db.subnets.c.id).where(
+            for net_id, sub_id, seg_id in await conn.execute(select(
+                    db.subnets.c.network_id, db.subnets.c.id, db.subnets.c.segment_id).where(
                     db.subnets.c.network_id.in_(chunk)).order_by(db.subnets.c.created_at, db.subnets.c.id)):
+                if net_id not in subs and seg_id:
+                    routed.add(net_id)
                 subs.setdefault(net_id, []).append(sub_id)
         shared = await rbac.shared_ids(conn, "network", ids, ctx)
         tag_map = await load_tags(conn, "network", ids)
@@ -145,6 +150,7 @@ class NetworkService:
             by_version = scopes.get(out["id"], {})
             out["ipv4_address_scope"], out["ipv6_address_scope"] = by_version.get(4), by_version.get(6)
             out["availability_zones"] = zones.get(out["id"], [])
+            out["l2_adjacency"] = out["id"] not in routed
         return views
 
     @staticmethod
@@ -247,7 +253,10 @@ class NetworkService:
             return [self.types.validate_provider(provider)]
         return [self.types.tenant_segment()]
 
-    async def _allocate_segments(self, conn: AsyncConnection, segs: list[Segment]) -> list[Segment]:
+    async def allocate_segments(self, conn: AsyncConnection, segs: list[Segment], project_id: str | None = None
+                                ) -> list[Segment]:
+        """Give each segment without an id one from the network segment ranges: the project's own
+        first, then the shared ones less every project's (network-segment-range)."""
         out = []
         for seg in segs:
             if self.types.needs_allocation(seg):
@@ -257,7 +266,12 @@ class NetworkService:
                 used: dict[str | None, set[int]] = {}
                 for phys, sid in rows:
                     used.setdefault(phys or None, set()).add(sid)
-                seg = self.types.choose_id(seg, used, self.rng)
+                own, shared, private = await segment_ranges.tenant_ranges(
+                    conn, self.types, seg.network_type, seg.physical_network, project_id)
+                try:
+                    seg = self.types.choose_id(seg, used, self.rng, own)
+                except NoNetworkAvailable:
+                    seg = self.types.choose_id(seg, used, self.rng, shared, blocked=private)
             else:
                 key_id = 0 if seg.network_type == "flat" else seg.segmentation_id
                 if seg.network_type != "local":
@@ -295,7 +309,7 @@ class NetworkService:
             await self.qos_policies.check(conn, ctx, qos_policy_id)
         else:  # qos-default: the project's default policy, if it has one
             qos_policy_id = await self.qos_policies.project_default(conn, project)
-        segs = await self._allocate_segments(conn, self._requested_segments(item))
+        segs = await self.allocate_segments(conn, self._requested_segments(item), project)
         net_id = new_id()
         await conn.execute(insert(db.networks).values(
             id=net_id, project_id=project, **new_standard_values(item, now),
@@ -384,7 +398,7 @@ class NetworkService:
         seg = self.types.validate_provider({"provider:network_type": "vlan",
                                             "provider:physical_network": current["physical_network"],
                                             "provider:segmentation_id": wanted["provider:segmentation_id"]})
-        await self._allocate_segments(conn, [seg])
+        await self.allocate_segments(conn, [seg])
         await conn.execute(update(db.network_segments).where(db.network_segments.c.id == current["id"])
                            .values(segmentation_id=seg.segmentation_id))
 

@@ -54,6 +54,7 @@ from neutrino.services.standard import (
     set_tags,
     utcnow,
 )
+from neutrino.services.trunk_details import trunk_details
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 MAC_ATTEMPTS = 16
@@ -282,6 +283,9 @@ class PortService:
         if requests:
             for out in views:
                 out["resource_request"] = requests.get(out["id"])
+        # trunk-details: only a trunk's parent port has the attribute, as in Neutron.
+        for port_id, details in (await trunk_details(conn, [r["id"] for r in rows])).items():
+            next(v for v in views if v["id"] == port_id)["trunk_details"] = details
         return views
 
     @staticmethod

@@ -14,7 +14,7 @@ from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.errors import InUse, not_found
-from neutrino.services import allocations, rbac
+from neutrino.services import allocations, rbac, segments
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
 from neutrino.services.ipam.addresses import eui64_address
@@ -198,6 +198,8 @@ class SubnetService:
         minimum = 1280 if spec.ip_version == 6 else 68
         if net["mtu"] < minimum:
             raise NetworkMTUSubnetConflict(net_id=net["id"], subnet_id="new subnet")
+        if item.get("segment_id") is not None or existing:
+            await segments.check_subnet_segment(conn, net["id"], item.get("segment_id"))
         now = utcnow()
         sid = new_id()
         await conn.execute(insert(db.subnets).values(
@@ -207,6 +209,8 @@ class SubnetService:
             segment_id=item.get("segment_id"), dns_publish_fixed_ip=item.get("dns_publish_fixed_ip", False),
             allocation_pools=spec.allocation_pools_as_dicts(), dns_nameservers=list(spec.dns_nameservers),
             host_routes=[r.as_dict() for r in spec.host_routes], service_types=list(spec.service_types)))
+        if item.get("segment_id") is not None:
+            await segments.refresh_peer_routes(conn, net["id"])
         touched = await self._on_new_subnet(conn, net, sid, spec)
         for hook in self.on_created:
             touched.extend(await hook(conn, net, sid))
@@ -263,6 +267,10 @@ class SubnetService:
                 if k in changes})
             spec = decide_subnet_update(current, req, subnet_id=subnet_id, limits=self.limits,
                                         gateway_port_id=gw_port)
+            if "segment_id" in changes:
+                await segments.check_subnet_segment(conn, row["network_id"], changes["segment_id"],
+                                                    subnet_id=subnet_id, old_segment_id=row["segment_id"],
+                                                    update=True)
             values = {k: changes[k] for k in ("name", "description", "segment_id", "dns_publish_fixed_ip")
                       if k in changes}
             values.update(gateway_ip=spec.gateway_ip, allocation_pools=spec.allocation_pools_as_dicts(),
@@ -270,6 +278,8 @@ class SubnetService:
                           host_routes=[r.as_dict() for r in spec.host_routes],
                           enable_dhcp=spec.enable_dhcp, service_types=list(spec.service_types))
             await bump_revision(conn, db.subnets, subnet_id, values)
+            if "segment_id" in changes or (row["segment_id"] and "gateway_ip" in changes):
+                await segments.refresh_peer_routes(conn, row["network_id"])
             new = await fetch_one(conn, db.subnets, "subnet", subnet_id)
             view = (await self._views(conn, [new]))[0]
             tx.emit(ChangeEvent("subnet", subnet_id, "update", view["revision_number"],
@@ -300,6 +310,8 @@ class SubnetService:
             await allocations.refresh_ports(conn, touched)
             await delete_tags(conn, "subnet", subnet_id)
             await conn.execute(delete(db.subnets).where(db.subnets.c.id == subnet_id))
+            if row["segment_id"]:
+                await segments.refresh_peer_routes(conn, row["network_id"], deleted_cidr=row["cidr"])
             await bump_revision(conn, db.networks, row["network_id"])
             tx.emit(*(ChangeEvent("port", p, "update") for p in touched),
                     ChangeEvent("subnet", subnet_id, "delete", 0, (("network_id", row["network_id"]),)))

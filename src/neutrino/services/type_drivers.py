@@ -8,7 +8,7 @@ segment is. The network service stores it; the database's unique constraint on
 from __future__ import annotations
 
 import random
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,20 +142,27 @@ class TypeDrivers:
             return [(p, lo, hi) for p in physnets for lo, hi in self.vlan_ranges.get(p or "", [])]
         return []
 
-    def choose_id(self, seg: Segment, used: Mapping[str | None, Container[int]], rng: random.Random) -> Segment:
-        """Pick a free id from the configured ranges; random first, then a scan for dense ranges."""
-        ranges = self.candidate_ranges(seg)
+    def choose_id(self, seg: Segment, used: Mapping[str | None, Container[int]], rng: random.Random,
+                  ranges: Sequence[tuple[str | None, int, int]] | None = None,
+                  blocked: Sequence[tuple[str | None, int, int]] = ()) -> Segment:
+        """Pick a free id from ``ranges`` (the configured ranges by default) outside the ``blocked``
+        ones; random first, then a scan for dense ranges."""
+        ranges = self.candidate_ranges(seg) if ranges is None else list(ranges)
+
+        def free(physnet: str | None, cand: int) -> bool:
+            return cand not in used.get(physnet, ()) and not any(
+                p == physnet and lo <= cand <= hi for p, lo, hi in blocked)
+
         for _ in range(32):
             if not ranges:
                 break
             physnet, lo, hi = rng.choice(ranges)
             cand = rng.randint(lo, hi)
-            if cand not in used.get(physnet, ()):
+            if free(physnet, cand):
                 return Segment(seg.network_type, physnet, cand)
         for physnet, lo, hi in ranges:
-            taken = used.get(physnet, ())
             for cand in range(lo, hi + 1):
-                if cand not in taken:
+                if free(physnet, cand):
                     return Segment(seg.network_type, physnet, cand)
         raise NoNetworkAvailable()
 

@@ -47,6 +47,55 @@ network_segments = Table(
     UniqueConstraint("network_type", "physical_network", "segmentation_id"),
 )
 
+# Admin-managed ranges the type drivers allocate tenant segments from (network-segment-range).
+# The configured ranges are the ``default`` rows (ids derived from their bounds, rewritten from the
+# configuration); a non-shared range is one project's. Allocation stays settled by the unique
+# constraint of network_segments, so ranges never make two networks share an id.
+network_segment_ranges = Table(
+    "network_segment_ranges", metadata,
+    id_column(), project_column(), *standard_columns(),
+    bool_column("default", False),
+    bool_column("shared", True),
+    Column("network_type", String(32), nullable=False),
+    Column("physical_network", String(64), nullable=False, default=""),
+    Column("minimum", Integer, nullable=False),
+    Column("maximum", Integer, nullable=False),
+    Index("ix_network_segment_ranges_type", "network_type", "physical_network"),
+)
+
+# Trunks (trunk): a parent port carrying subports, each tagged with a VLAN id. A port is the parent
+# of at most one trunk and a subport of at most one trunk; a VLAN id is used once per trunk.
+trunks = Table(
+    "trunks", metadata,
+    id_column(), project_column(), *standard_columns(),
+    bool_column("admin_state_up", True),
+    Column("status", String(16), nullable=False, default="DOWN"),
+    Column("port_id", String(36), ForeignKey("ports.id"), nullable=False, unique=True),
+)
+
+subports = Table(
+    "subports", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id"), primary_key=True),
+    Column("trunk_id", String(36), ForeignKey("trunks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("segmentation_type", String(32), nullable=False),
+    Column("segmentation_id", Integer, nullable=False),
+    UniqueConstraint("trunk_id", "segmentation_type", "segmentation_id"),
+)
+
+# A port's inactive bindings (binding-extended): where it is also bound during a live migration.
+# Its active binding is the port row's own binding_* columns.
+port_bindings = Table(
+    "port_bindings", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("vnic_type", String(64), nullable=False, default="normal"),
+    Column("profile", JSON, nullable=False),
+    Column("vif_type", String(64), nullable=False),
+    Column("vif_details", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="INACTIVE"),
+    PrimaryKeyConstraint("port_id", "host"),
+)
+
 subnetpools = Table(
     "subnetpools", metadata,
     id_column(), project_column(), *standard_columns(),
@@ -158,5 +207,5 @@ quotas = Table(
     PrimaryKeyConstraint("project_id", "resource"),
 )
 
-__all__ = ["networks", "network_segments", "subnets", "subnetpools", "address_scopes", "ports",
+__all__ = ["networks", "network_segments", "network_segment_ranges", "trunks", "subports", "port_bindings", "subnets", "subnetpools", "address_scopes", "ports",
            "ipallocations", "rbac_policies", "tags", "quotas", "Boolean", "DateTime"]

@@ -17,11 +17,13 @@ from neutrino.resources.availability_zones import AVAILABILITY_ZONE, AZ_EXTENSIO
 from neutrino.resources.definition import Resource
 from neutrino.resources.extensions import CORE_EXTENSIONS, Extension
 from neutrino.resources.networks import NETWORK
-from neutrino.resources.ports import PORT
+from neutrino.resources.ports import PORT, PORT_BINDING, PORT_BINDING_EXTENSIONS
 from neutrino.resources.quotas import QUOTA
 from neutrino.resources.rbac import RBAC_POLICY
+from neutrino.resources.segments import NETWORK_SEGMENT_RANGE, SEGMENT, SEGMENT_EXTENSIONS
 from neutrino.resources.subnetpools import ADDRESS_SCOPE, SUBNETPOOL
 from neutrino.resources.subnets import SUBNET
+from neutrino.resources.trunks import TRUNK, TRUNK_EXTENSIONS
 from neutrino.server.plugins import Components
 from neutrino.services.address_scopes import AddressScopeService
 from neutrino.services.agents import AgentService
@@ -32,11 +34,15 @@ from neutrino.services.ip_availability import IpAvailabilityService
 from neutrino.services.l2_agents import L2AgentService
 from neutrino.services.metadata_agents import MetadataAgentService
 from neutrino.services.networks import NetworkService
+from neutrino.services.port_bindings import PortBindingService
 from neutrino.services.ports import PortService
 from neutrino.services.rbac import RbacService
 from neutrino.services.scheduling import AgentFailover, DhcpAgentScheduler, L3AgentScheduler
+from neutrino.services.segment_ranges import NetworkSegmentRangeService
+from neutrino.services.segments import SegmentService
 from neutrino.services.subnetpools import SubnetPoolService
 from neutrino.services.subnets import SubnetService
+from neutrino.services.trunks import TrunkService
 from neutrino.services.type_drivers import TypeDrivers
 
 
@@ -45,13 +51,15 @@ class CorePlugin:
 
     def resources(self) -> Sequence[Resource]:
         return (NETWORK, SUBNET, SUBNETPOOL, ADDRESS_SCOPE, PORT, RBAC_POLICY, QUOTA, NETWORK_IP_AVAILABILITY,
-                AGENT, AVAILABILITY_ZONE)
+                AGENT, AVAILABILITY_ZONE, SEGMENT, NETWORK_SEGMENT_RANGE, TRUNK, PORT_BINDING)
 
     def extensions(self) -> Sequence[Extension]:
-        return (*CORE_EXTENSIONS, *AZ_EXTENSIONS, *DHCP_SCHEDULER_EXTENSIONS)
+        return (*CORE_EXTENSIONS, *AZ_EXTENSIONS, *DHCP_SCHEDULER_EXTENSIONS, *SEGMENT_EXTENSIONS,
+                *TRUNK_EXTENSIONS, *PORT_BINDING_EXTENSIONS)
 
     def taggable_tables(self) -> Mapping[str, Table]:
-        return {"network": db.networks, "subnet": db.subnets, "subnetpool": db.subnetpools, "port": db.ports}
+        return {"network": db.networks, "subnet": db.subnets, "subnetpool": db.subnetpools, "port": db.ports,
+                NETWORK_SEGMENT_RANGE.name: db.network_segment_ranges, TRUNK.name: db.trunks}
 
     def build_services(self, c: Components) -> Mapping[str, Any]:
         rng = random.Random()
@@ -68,6 +76,8 @@ class CorePlugin:
         binder = MechanismBinder(agents, build_mechanisms(c.settings.ml2.mechanism_drivers))
         agents.on_l2_agent_arrived.append(binder.rebind_failed)
         ports = PortService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, binder=binder, rng=rng)
+        trunks = TrunkService(c.db, c.notifier)
+        ports.before_delete.append(trunks.check_port_delete)
         dhcp_agents = DhcpAgentService(c.db, c.notifier, ports, dns_domain=c.settings.ml2.dns_domain)
         dhcp_scheduler = DhcpAgentScheduler(c.db, c.notifier, agents, networks,
                                             agents_per_network=c.settings.ml2.dhcp_agents_per_network,
@@ -102,5 +112,9 @@ class CorePlugin:
             "rbac_policy": RbacService(c.db, c.notifier, c.quotas),
             "quota": c.quotas,
             "type_drivers": types,
+            "segment": SegmentService(c.db, c.notifier, networks),
+            TRUNK.service_key: trunks,
+            PORT_BINDING.service_key: PortBindingService(c.db, c.notifier, ports),
+            NETWORK_SEGMENT_RANGE.service_key: NetworkSegmentRangeService(c.db, c.notifier, types),
         }
         return services

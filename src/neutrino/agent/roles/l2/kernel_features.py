@@ -31,3 +31,13 @@ def detect_kernel_features(proc: Path = Path("/proc"), sys: Path = Path("/sys"))
     if (proc / "net" / "vlan").exists() or (sys / "module" / "8021q").exists():
         return KernelFeatures(vlan=True)
     return KernelFeatures(vlan=False, reason=NO_VLAN_REASON)
+
+
+def trunk_support(features: KernelFeatures | None) -> dict[str, Any]:
+    """What the agent reports of trunks: their subports are VLAN devices, so without 802.1Q none."""
+    if features is None:
+        return {"supported": False, "reason": "kernel features not yet detected"}
+    if not features.vlan:
+        return {"supported": False, "reason": f"trunk subports need 802.1Q VLAN devices: {features.reason}"}
+    # The kernel could, but this agent has no trunk driver yet.
+    return {"supported": False, "reason": "this agent does not wire trunk subports"}

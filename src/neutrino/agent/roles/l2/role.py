@@ -45,7 +45,7 @@ from neutrino.agent.roles.l2.actions import (
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig
 from neutrino.agent.roles.l2.desired import BRIDGE, TAP, UPLINK, VXLAN, Key, NetworkWish, Wish, network_of
 from neutrino.agent.roles.l2.events import Verdict, judge
-from neutrino.agent.roles.l2.kernel_features import KernelFeatures, detect_kernel_features
+from neutrino.agent.roles.l2.kernel_features import KernelFeatures, detect_kernel_features, trunk_support
 from neutrino.agent.roles.l2.kernel_view import FdbMemory, KernelView, read_fdb, read_links
 from neutrino.agent.roles.l2.plan import lay_out_networks, owned, plan_object, wired_ports
 from neutrino.agent.roles.l2.reporter import DeviceStatusReporter
@@ -332,6 +332,9 @@ class LinuxBridgeRole(ReconcilingRole):
             "devices": len(self.target.wired),
             "interface_mappings": {},
             "kernel_features": features,
+            # Trunk subports are 802.1Q devices on the parent's tap: the server refuses to bind a
+            # trunk's parent port on a host whose agent says it cannot make them.
+            "trunks": trunk_support(self._features),
         }
 
     async def start(self) -> None:
