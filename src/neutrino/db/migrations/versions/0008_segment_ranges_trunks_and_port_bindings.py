@@ -2,16 +2,16 @@
 from; the configured ranges are written as default rows by the servers); trunks and their subports
 (trunk); ports' inactive bindings (binding-extended)
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-05 00:15:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0006'
-down_revision = '0005'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
