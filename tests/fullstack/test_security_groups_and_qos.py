@@ -122,10 +122,12 @@ def test_a_remote_group_across_hosts_admits_its_members_and_a_limit_holds_on_the
         "security_group_id": web["id"], "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
         "port_range_min": 5201, "port_range_max": 5201, "remote_group_id": web["id"]}})
     net, _ = scenario.network("sec", "10.87.0.0/24")
-    a = secured.create_instance("sec-a", net["id"], "s1", security_groups=[web["id"]])
-    b = secured.create_instance("sec-b", net["id"], "s2", security_groups=[web["id"]])
-    c = secured.create_instance("sec-c", net["id"], "s2", security_groups=[other["id"]])
+    a = secured.create_instance("sec-a", net["id"], "s1", security_groups=[web["id"]], wait_active=False)
+    b = secured.create_instance("sec-b", net["id"], "s2", security_groups=[web["id"]], wait_active=False)
+    c = secured.create_instance("sec-c", net["id"], "s2", security_groups=[other["id"]], wait_active=False)
     scenario.instances += [a, b, c]
+    for instance in (a, b, c):  # l2 and firewall both done (two provisioning blocks): slower on a busy machine
+        api.wait_port_status(instance.port_id, "ACTIVE", timeout=120)
     listener = Listener(a)
     try:
         # b (on s2) is in web: s1's firewall has b's address in web's set, learnt from the server.
