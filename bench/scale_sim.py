@@ -108,7 +108,8 @@ class Fleet:
     stats: dict[str, HostStats]
 
     def delivered(self) -> int:
-        return sum(sum(s.delivered.values()) for s in self.stats.values())
+        """Change events delivered to every host (an agent's own registration record left out)."""
+        return sum(sum(v for k, v in s.delivered.items() if k != "agent") for s in self.stats.values())
 
     async def stop(self) -> None:
         await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
@@ -128,8 +129,11 @@ async def start_fleet(bus_url: str, hosts: list[str], per_connection: int, resyn
             stats[host] = HostStats()
             agents.append(AgentProcess(host, bus, rpc, [SimulatedL2(host, index, rpc, stats[host])],
                                        report_interval=REPORT_INTERVAL, resync_interval=resync_interval))
-    for chunk in range(0, len(agents), 50):  # a cloud's agents do not all start in the same second
+    # A cloud's agents do not all start in the same second: spread over one report interval.
+    chunks = range(0, len(agents), 50)
+    for chunk in chunks:
         await asyncio.gather(*(a.start() for a in agents[chunk:chunk + 50]))
+        await asyncio.sleep(REPORT_INTERVAL / len(chunks))
     return Fleet(buses, agents, stats)
 
 
@@ -218,6 +222,10 @@ async def converge_after(fleet: Fleet, since: float, limit: float) -> float | No
     return None
 
 
+def progress(n: int, what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] N={n}: {what}", file=sys.stderr, flush=True)
+
+
 def broker_figures(node: PrivateRabbitNode) -> dict[str, Any]:
     queues = rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", node=node.node).strip().splitlines()
     memory: float | None = None
@@ -253,7 +261,9 @@ async def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             server = await asyncio.to_thread(rig.start)
             admin = cloud_persona(server, "neutrino-admin")
             http = httpx.AsyncClient(base_url=server.url + "/v2.0", headers={"X-Auth-Token": admin.token}, timeout=120)
+            await http.put(f"/quotas/{admin.project_id}", json={"quota": {"network": -1, "subnet": -1, "port": -1}})
             hosts = [f"sim{tag}-{i:04d}" for i in range(n)]
+            progress(n, "starting the fleet")
             started = time.monotonic()
             fleet = await start_fleet(node.url, hosts, args.hosts_per_connection, args.resync_interval)
             up = await converge_after(fleet, started, 600)
@@ -272,15 +282,16 @@ async def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             before = fleet.delivered()
             t0 = time.monotonic()
             for i in range(args.networks or max(8, n // k)):
-                r = await http.post("/networks", json={"network": {"name": f"sim-{i}"}})
+                r = (await http.post("/networks", json={"network": {"name": f"sim-{i}"}})).raise_for_status()
                 net = r.json()["network"]["id"]
-                await http.post("/subnets", json={"subnet": {"network_id": net, "cidr": f"10.{i // 250}.{i % 250}.0/24",
-                                                             "ip_version": 4}})
+                (await http.post("/subnets", json={"subnet": {
+                    "network_id": net, "cidr": f"10.{i // 250}.{i % 250}.0/24", "ip_version": 4}})).raise_for_status()
                 nets.append(net)
             await wait_quiet(fleet)
             result["events_per_network_create"] = round((fleet.delivered() - before) / len(nets), 2)
             result["network_create_s"] = round((time.monotonic() - t0) / len(nets), 4)
 
+            progress(n, "creating ports")
             creates = 0
             before = fleet.delivered()
             sem = asyncio.Semaphore(8)
@@ -325,6 +336,7 @@ async def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             result["events_on_all_topics"] = sum(s.to_every_host for s in fleet.stats.values())
             result["events_by_resource"] = dict(sum((s.delivered for s in fleet.stats.values()), Counter()))
 
+            progress(n, "full sync of 100 ports")
             # A full sync of a host with 100 ports.
             big = hosts[0]
             for i in range(100):
@@ -339,6 +351,7 @@ async def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             result["full_sync_100_ports_ms"] = round(statistics.median(times) * 1000, 1)
             result["full_sync_100_ports_kb"] = round(size / 1024, 1)
 
+            progress(n, "idle window")
             # Server CPU per heartbeat: an idle window of the whole fleet heartbeating.
             await asyncio.sleep(2)
             cpu0, w0 = rig.cpu_seconds(), time.monotonic()
@@ -350,6 +363,7 @@ async def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             result["broker"] = broker_figures(node)
 
             # Server restart: every host finishes a full sync after the server is back.
+            progress(n, "server restart")
             # Down longer than a heartbeat interval, so that every agent notices (a shorter outage
             # that no heartbeat falls into loses no event either: nothing changed meanwhile).
             await asyncio.to_thread(rig.stop)
@@ -359,6 +373,7 @@ async def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             took = await converge_after(fleet, back, args.converge_limit)
             result["converge_after_server_restart_s"] = round(took, 1) if took is not None else None
 
+            progress(n, "broker restart")
             # Broker restart (our private node's application; the Erlang VM stays).
             await asyncio.to_thread(node.stop_app)
             await asyncio.sleep(args.outage)
