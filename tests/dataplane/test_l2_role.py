@@ -244,6 +244,18 @@ class Harness:
         self.roles.append(role)
         return role, driver
 
+    async def wired_host(self, count: int) -> tuple[SimHost, str, list[L2Port], LinuxBridgeRole]:
+        """A host whose ``count`` ports of one VXLAN network are plugged and wired by a first resync."""
+        host = self.add_host()
+        network_id = str(uuid.uuid4())
+        ports = [new_port(self.scratch, network_id, n) for n in range(1, count + 1)]
+        for number, port in enumerate(ports, start=1):
+            self.plug(host, port, f"10.66.0.{number}/24")
+        self.server.states[host.name] = vxlan_state(host, ports)
+        role, _ = await self.start_role(host)
+        await role.resync()
+        return host, network_id, ports, role
+
     async def stop_role(self, role: LinuxBridgeRole) -> None:
         await role.stop()
         self.roles.remove(role)
@@ -574,14 +586,7 @@ async def test_admin_down_port_has_its_tap_down_and_is_reported_down(scratch: Sc
 
 async def test_removing_the_last_port_removes_bridge_and_vxlan_but_not_the_tap(scratch: Scratch) -> None:
     async with harness(scratch) as h:
-        host = h.add_host()
-        network_id = str(uuid.uuid4())
-        a, b = new_port(scratch, network_id, 1), new_port(scratch, network_id, 2)
-        h.plug(host, a, "10.66.0.1/24")
-        h.plug(host, b, "10.66.0.2/24")
-        h.server.states[host.name] = vxlan_state(host, [a, b])
-        role, _ = await h.start_role(host)
-        await role.resync()
+        host, network_id, (a, b), role = await h.wired_host(2)
         bridge, vxlan = bridge_name(network_id), vxlan_name(VNI)
 
         h.server.states[host.name] = vxlan_state(host, [b])
@@ -874,14 +879,7 @@ async def test_a_tap_taken_out_of_its_bridge_behind_the_agents_back_is_put_back_
     scratch: Scratch,
 ) -> None:
     async with harness(scratch) as h:
-        host = h.add_host()
-        network_id = str(uuid.uuid4())
-        a, b = new_port(scratch, network_id, 1), new_port(scratch, network_id, 2)
-        h.plug(host, a, "10.66.0.1/24")
-        h.plug(host, b, "10.66.0.2/24")
-        h.server.states[host.name] = vxlan_state(host, [a, b])
-        role, _ = await h.start_role(host)
-        await role.resync()
+        host, network_id, (_, b), role = await h.wired_host(2)
         assert role.configurations()["reconciler"]["drift_actions"] == 0
 
         # No event asks the role about this (it does not act on its taps' "changed" events).
