@@ -35,7 +35,7 @@ class ServerSettings:
     state_dir: str = ""
     # Service plugins to load by entry-point name (group ``neutrino.service_plugins``).
     service_plugins: list[str] = field(default_factory=lambda: [
-        "router", "security_group", "qos", "auto_allocate", "flavors", "metering"])
+        "router", "security_group", "qos", "auto_allocate", "flavors", "metering", "log", "local_ip", "ndp_proxy"])
     pagination_max_limit: int = -1
     # Bounds on a request's head, enforced as its bytes arrive (api/transport.py): a longer URL is
     # answered 414, a larger request line plus headers 431.

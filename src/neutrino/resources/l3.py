@@ -224,6 +224,28 @@ CONNTRACK_HELPER = Resource(
 )
 
 
+NDP_PROXY = Resource(
+    name="ndp_proxy", collection="ndp_proxies", path="ndp_proxies", extension="l3-ndp-proxy",
+    attributes=(
+        id_attr(), name_attr(), description_attr(), *project_attrs(),
+        Attribute("router_id", t.Uuid(), allow_post=True, required=True, filterable=True, sortable=True,
+                  column="router_id"),
+        Attribute("port_id", t.Uuid(), allow_post=True, required=True, filterable=True, sortable=True,
+                  column="port_id"),
+        Attribute("ip_address", t.IpAddress(nullable=True), default=None, allow_post=True, filterable=True,
+                  sortable=True, column="ip_address"),
+        *standard_attrs(),
+    ),
+)
+
+NDP_PROXY_EXTENSIONS: tuple[Extension, ...] = (
+    Extension("l3-ndp-proxy", "L3 NDP Proxy", "Router support for L3 NDP proxy.", "2021-06-29T10:00:00-00:00",
+              requires=("router",)),
+    Extension("l3-ext-ndp-proxy", "Router support to enable NDP proxy", "Router extension to enable ndp proxy",
+              "2020-08-25T00:00:00-00:00", requires=("router", "ext-gw-mode")),
+)
+
+
 def _ext(alias: str, name: str, description: str, updated: str) -> Extension:
     return Extension(alias, name, description, updated)
 

@@ -37,6 +37,7 @@ from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.flavors import router_flavor
 from neutrino.services.ipam import owners
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.ndp_proxies import check_router_ndp, refuse_gateway_removal, refuse_interface_removal
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortInUse, PortService, port_visible
 from neutrino.services.quotas import QuotaService
@@ -298,10 +299,11 @@ class RouterService:
         if not gw_id:
             return
         gw = await fetch_one(conn, db.ports, "port", gw_id)
+        await refuse_gateway_removal(conn, router["id"])
         if await self._fip_router_in_use(conn, router["id"]):
             raise RouterExternalGatewayInUseByFloatingIp(router_id=router["id"], net_id=gw["network_id"])
         await conn.execute(update(l3.routers).where(l3.routers.c.id == router["id"]).values(
-            gw_port_id=None, qos_policy_id=None))
+            gw_port_id=None, qos_policy_id=None, enable_ndp_proxy=False))
         await self._drop_port(conn, gw_id)
         events.append(ChangeEvent("port", gw_id, "delete", 0, (("network_id", gw["network_id"]), ("host", ""))))
 
@@ -432,12 +434,15 @@ class RouterService:
             id=router_id, project_id=project, **new_standard_values(item, now),
             admin_state_up=item.get("admin_state_up", True), status="ACTIVE", gw_port_id=None, enable_snat=True,
             ha=ha, distributed=distributed, availability_zone_hints=hints, flavor_id=item.get("flavor_id"),
-            enable_ndp_proxy=bool(item.get("enable_ndp_proxy", False))))
+            enable_ndp_proxy=False))
         await self.quotas.check(conn, ctx, {"router": 0}, project_id=project)
         if item.get("external_gateway_info"):
             router = await fetch_one(conn, l3.routers, "router", router_id)
             await self._set_gateway(conn, ctx, router, item["external_gateway_info"], events)
             await bump_revision(conn, l3.routers, router_id)
+        if item.get("enable_ndp_proxy") is not None:
+            await conn.execute(update(l3.routers).where(l3.routers.c.id == router_id).values(
+                enable_ndp_proxy=await check_router_ndp(conn, router_id, item["enable_ndp_proxy"])))
         return router_id
 
     async def update(self, ctx: RequestContext, router_id: str, changes: dict[str, Any],
@@ -464,6 +469,8 @@ class RouterService:
             await self._set_gateway(conn, ctx, row, changes["external_gateway_info"], events)
         if "routes" in changes:
             await self._replace_routes(conn, row["id"], changes["routes"] or [])
+        if "enable_ndp_proxy" in values:
+            values["enable_ndp_proxy"] = await check_router_ndp(conn, row["id"], values["enable_ndp_proxy"])
         await bump_revision(conn, l3.routers, row["id"], values)
 
     async def delete(self, ctx: RequestContext, router_id: str, if_revision: int | None = None) -> None:
@@ -660,6 +667,7 @@ class RouterService:
                 raise RouterInterfaceInUseByFloatingIP(router_id=router_id, subnet_id=subnet["id"])
         if routes_via_subnet(await self._routes(conn, router_id), subnet["cidr"]):
             raise RouterInterfaceInUseByRoute(router_id=router_id, subnet_id=subnet["id"])
+        await refuse_interface_removal(conn, router_id, [subnet["id"]])
 
     async def _remove_by_port(self, conn: AsyncConnection, router: Any, port_id: str, subnet_id: str | None,
                               events: list[ChangeEvent]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as core_db
+from neutrino.db.schema.advanced import logs
 from neutrino.db.schema.security_groups import (
     default_security_groups,
     securitygroupportbindings,
@@ -343,6 +344,8 @@ class SecurityGroupService:
             await conn.execute(delete(rules).where(or_(rules.c.security_group_id == group_id,
                                                        rules.c.remote_group_id == group_id)))
             await conn.execute(delete(defaults).where(defaults.c.security_group_id == group_id))
+            # Network logs of the group go with it (``logging``), as in Neutron.
+            await conn.execute(delete(logs).where(logs.c.resource_type == OBJECT_TYPE, logs.c.resource_id == group_id))
             await rbac.remove_grants(conn, OBJECT_TYPE, group_id)
             await delete_tags(conn, OBJECT_TYPE, group_id)
             await conn.execute(delete(sg).where(sg.c.id == group_id))

@@ -1,5 +1,6 @@
 """Advanced-service plugins: flavors (entry point ``flavors``), with the service providers list and
-router flavors; metering labels and rules (``metering``)."""
+router flavors; metering labels and rules (``metering``); network logs (``log``); local IPs
+(``local_ip``); NDP proxies (``ndp_proxy``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from neutrino.resources.flavors import (
     SERVICE_PROFILE,
     SERVICE_PROVIDER,
 )
+from neutrino.resources.l3 import NDP_PROXY, NDP_PROXY_EXTENSIONS
+from neutrino.resources.local_ips import LOCAL_IP, LOCAL_IP_ASSOCIATION, LOCAL_IP_EXTENSIONS
+from neutrino.resources.logs import LOG, LOG_EXTENSIONS, LOGGABLE_RESOURCE
 from neutrino.resources.metering import METERING_EXTENSIONS, METERING_LABEL, METERING_LABEL_RULE
 from neutrino.server.plugins import Components
 from neutrino.services.flavors import (
@@ -26,7 +30,10 @@ from neutrino.services.flavors import (
     ServiceProfileService,
     ServiceProviderService,
 )
+from neutrino.services.local_ips import LocalIpAssociationService, LocalIpService
+from neutrino.services.logs import LoggableResourceService, LogService
 from neutrino.services.metering import MeteringLabelRuleService, MeteringLabelService
+from neutrino.services.ndp_proxies import NdpProxyService
 
 
 class FlavorsPlugin:
@@ -64,3 +71,52 @@ class MeteringPlugin:
     def build_services(self, c: Components) -> Mapping[str, Any]:
         return {"metering_label": MeteringLabelService(c.db, c.notifier),
                 "metering_label_rule": MeteringLabelRuleService(c.db, c.notifier)}
+
+
+class LogPlugin:
+    name = "log"
+
+    def resources(self) -> Sequence[Resource]:
+        return (LOG, LOGGABLE_RESOURCE)
+
+    def extensions(self) -> Sequence[Extension]:
+        return LOG_EXTENSIONS
+
+    def taggable_tables(self) -> Mapping[str, Table]:
+        return {}
+
+    def build_services(self, c: Components) -> Mapping[str, Any]:
+        return {"log": LogService(c.db, c.notifier), "loggable_resource": LoggableResourceService()}
+
+
+class LocalIpPlugin:
+    name = "local_ip"
+
+    def resources(self) -> Sequence[Resource]:
+        return (LOCAL_IP, LOCAL_IP_ASSOCIATION)
+
+    def extensions(self) -> Sequence[Extension]:
+        return LOCAL_IP_EXTENSIONS
+
+    def taggable_tables(self) -> Mapping[str, Table]:
+        return {}
+
+    def build_services(self, c: Components) -> Mapping[str, Any]:
+        local_ips = LocalIpService(c.db, c.notifier, c.services["port"])
+        return {"local_ip": local_ips, "local_ip_association": LocalIpAssociationService(local_ips)}
+
+
+class NdpProxyPlugin:
+    name = "ndp_proxy"
+
+    def resources(self) -> Sequence[Resource]:
+        return (NDP_PROXY,)
+
+    def extensions(self) -> Sequence[Extension]:
+        return NDP_PROXY_EXTENSIONS
+
+    def taggable_tables(self) -> Mapping[str, Table]:
+        return {}
+
+    def build_services(self, c: Components) -> Mapping[str, Any]:
+        return {"ndp_proxy": NdpProxyService(c.db, c.notifier)}
