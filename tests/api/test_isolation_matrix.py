@@ -51,7 +51,11 @@ ID_OF: dict[str, str] = {"network_ip_availability": "network"}
 
 
 def owned(resource: Resource) -> bool:
-    """Objects a project owns and can name by id: the matrix's rows (children through their parent)."""
+    """Objects a project owns and can name by id: the matrix's rows (children through their parent).
+    Sub-collections keyed by another resource's id (a local IP's port associations, keyed by the
+    port) are not rows: their isolation is their parent's (tests/api/test_logs_local_ips_ndp_proxies.py)."""
+    if resource.attribute("id") is None:
+        return False
     if resource.parent is not None:
         return resource.allow_create and owned(RESOURCES[resource.parent.resource])
     return resource.project_owned and resource.allow_show and not resource.member_is_project
@@ -63,6 +67,7 @@ REFERENCES: dict[str, str] = {
     "security_group_id": "security_group", "remote_group_id": "security_group", "security_groups": "security_group",
     "remote_address_group_id": "address_group", "qos_policy_id": "policy", "subnetpool_id": "subnetpool",
     "address_scope_id": "address_scope", "object_id": "network", "floating_network_id": "network",
+    "router_id": "router", "fixed_port_id": "port",
 }
 # Attributes whose value is not one of the caller's objects (the shared external network), and
 # member-action bodies that name objects (what Neutron looks up with the caller's visibility).
@@ -109,11 +114,13 @@ VALUES: dict[str, Callable[[World, str], Any]] = {
     "network_type": lambda w, o: "vxlan",
     "minimum": lambda w, o: 1_000_000 + 1000 * next(_numbers),
     "maximum": lambda w, o: 1_000_000 + 1000 * next(_numbers) + 999,
+    "resource_type": lambda w, o: "security_group",
 }
 # Beyond the required attributes: what makes an object useful to the rest of the matrix.
 EXTRA: dict[str, tuple[str, ...]] = {
     "subnet": ("cidr",),
     "port_forwarding": ("internal_port", "external_port"),
+    "local_ip": ("network_id",),
 }
 # Objects that must exist first although no attribute names them (a port gets an address only on
 # a network that already has a subnet).
@@ -168,7 +175,8 @@ class World:
                 self.get(RESOURCES[needed], owner)
             if resource.name == "port_forwarding":
                 self._connect_router(owner)
-            mine[resource.name] = self._create(resource, owner, self.body(resource, owner))
+            body = self._ndp_proxy_body(owner) if resource.name == "ndp_proxy" else self.body(resource, owner)
+            mine[resource.name] = self._create(resource, owner, body)
         return mine[resource.name]
 
     def _create(self, resource: Resource, owner: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +187,30 @@ class World:
         elif resp.status_code == 403:
             resp = self.adm.post(url, json={resource.name: body})
         return created(resp, resource.name)
+
+    def _ndp_proxy_body(self, owner: str) -> dict[str, Any]:
+        """An NDP proxy needs a router of its own whose gateway network has a scoped IPv6 subnet,
+        with ``enable_ndp_proxy``, and a port on one of its IPv6 subnets in the same scope."""
+        if "v6pool" not in self.made.setdefault("admin", {}):
+            scope = created(self.adm.post("/address-scopes", json={"address_scope": {
+                "name": f"matrix-{uuid.uuid4().hex[:6]}", "ip_version": 6, "shared": True}}), "address_scope")
+            self.made["admin"]["v6pool"] = created(self.adm.post("/subnetpools", json={"subnetpool": {
+                "name": f"matrix-{uuid.uuid4().hex[:6]}", "prefixes": [f"fd00:{self.second_octet:x}::/48"],
+                "default_prefixlen": 64, "address_scope_id": scope["id"], "shared": True}}), "subnetpool")
+            created(self.adm.post("/subnets", json={"subnet": {
+                "network_id": self.external["id"], "ip_version": 6,
+                "subnetpool_id": self.made["admin"]["v6pool"]["id"]}}), "subnet")
+        pool, client = self.made["admin"]["v6pool"], self.clients[owner]
+        net = created(client.post("/networks", json={"network": {"name": "matrix-ndp"}}), "network")
+        sub = created(client.post("/subnets", json={"subnet": {
+            "network_id": net["id"], "ip_version": 6, "subnetpool_id": pool["id"], "ipv6_address_mode": "slaac",
+            "ipv6_ra_mode": "slaac"}}), "subnet")
+        router = created(client.post("/routers", json={"router": {
+            "name": "matrix-ndp", "external_gateway_info": {"network_id": self.external["id"]},
+            "enable_ndp_proxy": True}}), "router")
+        ok(client.put(f"/routers/{router['id']}/add_router_interface", json={"subnet_id": sub["id"]}))
+        port = created(client.post("/ports", json={"port": {"network_id": net["id"]}}), "port")
+        return {"router_id": router["id"], "port_id": port["id"]}
 
     def _connect_router(self, owner: str) -> None:
         """Port forwardings need the port's subnet behind a router with a gateway on the FIP's network."""

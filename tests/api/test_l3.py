@@ -34,6 +34,7 @@ EXT_CIDR = "198.51.100.0/24"
 # Keys of a router / floating IP as captured from Neutron (spec examples 25 and 27).
 ROUTER_KEYS = {"id", "name", "description", "project_id", "tenant_id", "admin_state_up", "status",
                "external_gateway_info", "routes", "distributed", "ha", "availability_zone_hints", "flavor_id",
+               "enable_ndp_proxy",
                "availability_zones", "conntrack_helpers", "tags", "created_at", "updated_at", "revision_number"}
 FIP_KEYS = {"id", "project_id", "tenant_id", "description", "floating_ip_address", "floating_network_id", "router_id",
             "port_id", "fixed_ip_address", "status", "port_details", "port_forwardings", "tags", "created_at",

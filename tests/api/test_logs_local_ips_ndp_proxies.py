@@ -231,3 +231,36 @@ def test_ndp_proxy_on_a_scoped_ipv6_router(world: World) -> None:
         world.adm.delete(f"/networks/{ext['id']}")
         world.adm.delete(f"/subnetpools/{pool['id']}")
         world.adm.delete(f"/address-scopes/{scope['id']}")
+
+
+# ---- default statefulness of security groups -----------------------------------------------------
+
+
+def test_project_default_statefulness(world: World) -> None:
+    """A project's record (the cloud-wide one is not tried here: it would change every other test's
+    groups on this shared server)."""
+    url = "/security-groups-default-statefulness"
+    body = {"security_groups_default_statefulness": {"project_id": world.member.project_id, "stateful": False}}
+    # Members set nothing; the admin sets the member's project's default.
+    neutron_error(world.a.post(url, json=body), 403, "PolicyNotAuthorized")
+    record = created(world.adm.post(url, json=body), "security_groups_default_statefulness")
+    try:
+        assert (record["project_id"], record["stateful"]) == (world.member.project_id, False)
+        neutron_error(world.adm.post(url, json=body), 409, "DefaultStatefulnessExists")
+        group = world.cli("advsvc-member", "security", "group", "create", unique("stateless"), "-f", "json")
+        assert ok(world.a.get(f"/security-groups/{group['id']}"), "security_group")["stateful"] is False
+        explicit = created(world.a.post("/security-groups", json={"security_group": {
+            "name": unique("explicit"), "stateful": True}}), "security_group")
+        assert explicit["stateful"] is True
+        # The member reads its project's record; the other project neither sees it nor is affected.
+        assert [r["id"] for r in ok(world.a.get(url), "security_groups_default_statefulness")] == [record["id"]]
+        neutron_error(world.b.get(f"{url}/{record['id']}"), 404, "NotFound")
+        theirs = created(world.b.post("/security-groups", json={"security_group": {"name": unique("b")}}),
+                         "security_group")
+        assert theirs["stateful"] is True
+        ok(world.adm.put(f"{url}/{record['id']}", json={"security_groups_default_statefulness": {"stateful": True}}))
+        later = created(world.a.post("/security-groups", json={"security_group": {"name": unique("later")}}),
+                        "security_group")
+        assert later["stateful"] is True
+    finally:
+        world.adm.delete(f"{url}/{record['id']}")

@@ -10,6 +10,7 @@ from neutrino.resources import types as t
 from neutrino.resources.definition import (
     Attribute,
     Resource,
+    bool_attr,
     description_attr,
     id_attr,
     project_attrs,
@@ -102,5 +103,21 @@ DEFAULT_SECURITY_GROUP_RULE = Resource(
                   column="used_in_default_sg"),
         Attribute("used_in_non_default_sg", t.Boolean(), allow_post=True, required=True, filterable=True,
                   column="used_in_non_default_sg"),
+    ),
+)
+
+
+# ``security-groups-default-statefulness``: a null project is the whole cloud's record (the admin's).
+SG_DEFAULT_STATEFULNESS = Resource(
+    name="security_groups_default_statefulness", collection="security_groups_default_statefulness",
+    path="security-groups-default-statefulness", extension="security-groups-default-statefulness",
+    standard_attrs=False, project_owned=False,
+    attributes=(
+        id_attr(),
+        Attribute("project_id", t.String(255, nullable=True), default=None, allow_post=True, filterable=True,
+                  sortable=True, column="project_id"),
+        Attribute("tenant_id", t.String(255, nullable=True), default=None, allow_post=True, filterable=True,
+                  sortable=True, column="project_id"),
+        bool_attr("stateful", True),
     ),
 )

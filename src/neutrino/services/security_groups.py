@@ -48,6 +48,7 @@ from neutrino.services.security_group_rule_checks import (
     normalise_rule,
     protocol_equivalents,
 )
+from neutrino.services.sg_default_statefulness import default_statefulness
 from neutrino.services.standard import (
     bump_revision,
     check_revision,
@@ -295,7 +296,8 @@ class SecurityGroupService:
         now = utcnow()
         group_id = new_id()
         await conn.execute(insert(sg).values(id=group_id, project_id=project, **new_standard_values(item, now),
-                                             stateful=item.get("stateful", True)))
+                                             stateful=item["stateful"] if "stateful" in item
+                                             else await default_statefulness(conn, project)))
         await insert_rules(conn, group_id, project, await template_rules(conn, group_id, default_group=False),
                            now=now)
         await bump_revision(conn, sg, group_id, now=now)

@@ -23,6 +23,7 @@ from neutrino.resources.security_groups import (
     DEFAULT_SECURITY_GROUP_RULE,
     SECURITY_GROUP,
     SECURITY_GROUP_RULE,
+    SG_DEFAULT_STATEFULNESS,
 )
 from neutrino.server.plugins import Components
 from neutrino.services.address_groups import AddressGroupService
@@ -33,6 +34,7 @@ from neutrino.services.security_groups import (
     SecurityGroupRuleService,
     SecurityGroupService,
 )
+from neutrino.services.sg_default_statefulness import DefaultStatefulnessService
 
 EXTENSIONS: tuple[Extension, ...] = (
     Extension("security-group", "security-group", "The security groups extension.", "2012-10-05T10:00:00-00:00"),
@@ -53,6 +55,9 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("security-groups-default-rules", "Default rules for security groups",
               "Configure set of security group rules used as default rules for every new security group",
               "2022-12-19T10:00:00-00:00"),
+    Extension("security-groups-default-statefulness", "Security Groups Default Statefulness",
+              "Allows configuring the default value of the 'stateful' attribute for new security groups, on a "
+              "per-project or system-wide basis", "2026-04-13T00:00:00-00:00"),
 )
 
 
@@ -60,7 +65,8 @@ class SecurityGroupPlugin:
     name = "security_group"
 
     def resources(self) -> Sequence[Resource]:
-        return (SECURITY_GROUP, SECURITY_GROUP_RULE, DEFAULT_SECURITY_GROUP_RULE, ADDRESS_GROUP)
+        return (SECURITY_GROUP, SECURITY_GROUP_RULE, DEFAULT_SECURITY_GROUP_RULE, ADDRESS_GROUP,
+                SG_DEFAULT_STATEFULNESS)
 
     def extensions(self) -> Sequence[Extension]:
         return (*EXTENSIONS, *ADDRESS_GROUP_EXTENSIONS)
@@ -87,4 +93,5 @@ class SecurityGroupPlugin:
             "security_group": groups,
             "security_group_rule": SecurityGroupRuleService(c.db, c.notifier, c.quotas, groups),
             DEFAULT_SECURITY_GROUP_RULE.service_key: DefaultSecurityGroupRuleService(c.db, c.notifier),
+            SG_DEFAULT_STATEFULNESS.service_key: DefaultStatefulnessService(c.db, c.notifier),
         }
