@@ -61,6 +61,9 @@ def owned(resource: Resource) -> bool:
     return resource.project_owned and resource.allow_show and not resource.member_is_project
 
 
+# Sub-collections whose members are named by another attribute than an id of their own.
+MEMBER_KEY: dict[str, str] = {"port_association": "fixed_port_id"}
+
 # Which resource an attribute's value names (a list attribute names one per item).
 REFERENCES: dict[str, str] = {
     "network_id": "network", "subnet_id": "subnet", "port_id": "port", "internal_port_id": "port",
@@ -124,7 +127,7 @@ EXTRA: dict[str, tuple[str, ...]] = {
 }
 # Objects that must exist first although no attribute names them (a port gets an address only on
 # a network that already has a subnet).
-FIRST: dict[str, tuple[str, ...]] = {"port": ("subnet",)}
+FIRST: dict[str, tuple[str, ...]] = {"port": ("subnet",), "local_ip": ("subnet",)}
 # What the server refuses a member (admin-only creates): the admin makes those for the project.
 SKIP_ATTRIBUTES = {"project_id", "tenant_id"}
 
@@ -332,7 +335,8 @@ def test_another_project_cannot_touch_it(world: World, resource: Resource) -> No
         on_theirs = b.post(children, json=body)
         on_own = b.post(f"{own_url}/{child.path}", json=body)  # an admin-only create: 403 on B's own too
         if on_own.status_code == 201:
-            b.delete(f"{own_url}/{child.path}/{on_own.json()[child.name]['id']}")
+            made = on_own.json()[child.name]
+            b.delete(f"{own_url}/{child.path}/{made.get('id') or made[MEMBER_KEY[child.name]]}")
         assert_hidden(on_theirs, on_own if on_own.status_code == 403 else on_theirs, f"B creates in {children}")
         if on_own.status_code != 403:
             assert_not_found(on_theirs, f"B creates in {children}")

@@ -291,7 +291,9 @@ class Controller:
             raise HTTPBadRequest("Body contains invalid data")
         # As Neutron's prepare_request_body: the collection key wins over the resource key, and an
         # item holding the resource key is that key's value (other keys beside it are ignored).
-        if res.collection in body:
+        # A resource named like its collection (``security_groups_default_statefulness``) is bulk
+        # only when the value is a list.
+        if res.collection in body and not (res.collection == res.name and isinstance(body[res.name], dict)):
             if not res.allow_bulk:
                 raise HTTPBadRequest("Bulk operation not supported")
             items = body[res.collection]
@@ -461,7 +463,7 @@ class Controller:
         body = await self._body(request)
         if not isinstance(body, dict):
             raise HTTPBadRequest("Body contains invalid data")
-        if res.collection in body:
+        if res.collection in body and res.collection != res.name:
             raise HTTPBadRequest("Bulk operation not supported")  # updates are never bulk in Neutron
         if res.name not in body:
             raise HTTPBadRequest(f"Unable to find '{res.name}' in request body")
