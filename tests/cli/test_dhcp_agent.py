@@ -131,8 +131,18 @@ def running_cloud(tmp_path_factory: pytest.TempPathFactory, *, firewall: bool = 
         if the_cloud.server is not None:
             the_cloud.server.stop()
             the_cloud.neutrino("cleanup", "--host", host, "--state-dir", str(state), check=False)
+        # What a failed cleanup (it gives up when listing some other namespace's tables times out on a
+        # loaded machine) leaves: processes named by a pid file of this state directory (dnsmasq, the
+        # metadata proxies, dhclient) and namespaces of this host, also qrouter- ones (no prefix).
+        for pid_file in [*state.rglob("pid"), *state.rglob("*.pid")]:
+            pid = read_pid_file(pid_file)
+            with contextlib.suppress(OSError):
+                if pid is not None and str(pid_file) in Path(f"/proc/{pid}/cmdline").read_bytes().decode():
+                    os.kill(pid, signal.SIGKILL)
         for name in ip("netns", "list").stdout.split():
-            if name.startswith(prefix):
+            ours = name.startswith(prefix) or (name.startswith("qrouter-") and f"neutrino:{host}" in ip(
+                "-n", name, "-d", "link", "show", check=False).stdout)
+            if ours:
                 for pid in ip("netns", "pids", name, check=False).stdout.split():
                     subprocess.run(["kill", "-9", pid], check=False)
                 ip("netns", "delete", name, check=False)
