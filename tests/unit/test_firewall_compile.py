@@ -71,7 +71,10 @@ def test_every_rule_form_compiles_to_its_match(rule: FirewallRule, expected: str
 
 
 def test_ids_stay_where_they_are_and_new_ones_fill_gaps() -> None:
-    assert allocate(["a", "b", "c"], {"b": 1, "gone": 2}, 10) == {"b": 1, "a": 2, "c": 3}
+    # "gone" still holds 2 in the kernel: 2 is not free until its removal is applied.
+    assert allocate(["a", "b", "c"], {"b": 1, "gone": 2}, 10) == {"b": 1, "a": 3, "c": 4}
+    assert allocate(["a", "b", "c"], {"b": 1}, 10) == {"b": 1, "a": 2, "c": 3}
+    assert allocate(["a", "b"], {"a": 1, "b": 1}, 10) == {"a": 1, "b": 2}  # held twice (a hand edit)
     with pytest.raises(ValueError):
         allocate(["a", "b"], {}, 1)
 
@@ -196,3 +199,30 @@ def test_removed_port_loses_elements_then_chains_and_keeps_others_marks() -> Non
     assert 'delete element bridge neutrino-fw from_port { "tap00000001-aa" }' in script
     assert "delete element inet neutrino-fw egress_ports { 1313210369 }" in script
     assert script.index("from_port") < script.index("delete chain bridge neutrino-fw from-tap00000001-aa")
+
+
+def _element_keys(script: str, verb: str) -> set[tuple[str, str]]:
+    """(map, key) of every ``add``/``delete element`` line of an inet script."""
+    out = set()
+    for line in script.splitlines():
+        if line.startswith(f"{verb} element inet "):
+            words = line.split()
+            out.add((words[4], words[6]))
+    return out
+
+
+def test_a_removed_ports_mark_is_not_handed_to_a_new_port_in_the_same_round() -> None:
+    # The removal of tap1 deletes the inet elements keyed by its mark; were tap3 given that mark in
+    # the same round, the deletion (in whichever order the two scripts run) would remove tap3's.
+    before = compile_host(state(port(1), port(2)), Ids())
+    after = compile_host(state(port(2), port(3)), before.ids)
+    assert after.ids.marks["tap00000003-aa"] not in before.ids.marks.values()
+    planned = plans(after, kernel(before))
+    removal = planned[("port", "tap00000001-aa")][0].text
+    addition = planned[("port", "tap00000003-aa")][0].text
+    deleted, added = _element_keys(removal, "delete"), _element_keys(addition, "add")
+    assert deleted and added and not deleted & added
+    assert not _element_keys(addition, "delete")  # nothing of another port replaced
+    # Once the kernel no longer holds tap1's mark, it is free again.
+    later = compile_host(state(port(2), port(3), port(4)), after.ids)
+    assert later.ids.marks["tap00000004-aa"] == before.ids.marks["tap00000001-aa"]

@@ -122,10 +122,21 @@ class PortPolicy:
 
 def allocate(keys: Iterable[str], existing: Mapping[str, int], highest: int) -> dict[str, int]:
     """Give every key a number in 1..highest: the one it has (so traffic keeps its marks and zones
-    across restarts and changes), else the smallest free one, in sorted key order."""
+    across restarts and changes), else the smallest free one, in sorted key order.
+
+    A number ``existing`` holds for a key that is gone is not free: the kernel still holds it for
+    that key, whose removal (a delete of the element keyed by that number) may run after the new
+    key's element is added in the same round, and would delete it. It becomes free once the kernel
+    no longer holds it. A number two keys hold (a hand edit) stays with the first."""
     wanted = sorted(set(keys))
-    out = {k: existing[k] for k in wanted if 1 <= existing.get(k, 0) <= highest}
-    taken = set(out.values())
+    out: dict[str, int] = {}
+    kept: set[int] = set()
+    for key in wanted:
+        number = existing.get(key, 0)
+        if 1 <= number <= highest and number not in kept:
+            out[key] = number
+            kept.add(number)
+    taken = kept | set(existing.values())
     free = (n for n in range(1, highest + 1) if n not in taken)
     for key in wanted:
         if key not in out:

@@ -109,6 +109,9 @@ class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
                 zones = await self._nft.read_map("inet", TABLE, "zones", netns=netns)
                 held = Ids({k: int(v) for k, v in marks.items() if v.isdigit()},
                            {k: int(v) for k, v in zones.items() if v.isdigit()})
+            if self.compiled is not None:  # handed out by the last compile, perhaps not applied yet
+                last = self.compiled.ids
+                held = Ids({**last.marks, **held.marks}, {**last.zones, **held.zones})
             if full or self._bridge_list is None or self._maps_bridges(state):
                 self._bridge_list = await self._bridges()
             compiled = compile_host(state, held, bridge_mappings=self.config.bridge_mappings,
