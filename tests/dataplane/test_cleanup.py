@@ -26,6 +26,7 @@ from neutrino.cli.cleanup import (
     FoundProcess,
     KernelInventory,
     NamespaceFacts,
+    QdiscFacts,
     TableFacts,
     plan_cleanup,
 )
@@ -90,6 +91,22 @@ def test_plan_with_host_takes_only_that_hosts_objects() -> None:
 
 def test_plan_of_an_unknown_host_is_empty() -> None:
     assert plan_cleanup(INVENTORY, "c") == CleanupPlan()
+
+
+def test_plan_takes_the_qos_roles_qdiscs_off_taps_that_stay() -> None:
+    # TAP_B stays (not ours); its IFB is host a's; TAP_C has shaping but no IFB of ours; tap0 is no
+    # Neutrino tap; TAP_A goes whole (its qdiscs with it).
+    tap_c = tap_name("2b3c4d5e-6f70-8192-a3b4-c5d6e7f8091a")
+    inventory = KernelInventory(
+        devices=(DeviceFacts(None, TAP_A, "veth", "neutrino:a"), DeviceFacts(None, TAP_B, "veth", None),
+                 DeviceFacts(None, "ifb" + TAP_B[3:], "ifb", "neutrino:a"), DeviceFacts(None, tap_c, "veth", None)),
+        qdiscs=tuple(QdiscFacts(None, tap, kind) for tap in (TAP_A, TAP_B, tap_c, "tap0") for kind in ("root", "ingress")))
+    everyone = {(q.device, q.kind) for q in plan_cleanup(inventory, None).qdiscs}
+    # An ingress qdisc is the role's only when it redirects to an IFB of ours that goes.
+    assert everyone == {(TAP_B, "root"), (TAP_B, "ingress"), (tap_c, "root")}
+    # With --host, a root qdisc (no owner mark) is the host's only through the tap's IFB.
+    assert {(q.device, q.kind) for q in plan_cleanup(inventory, "a").qdiscs} == {(TAP_B, "root"), (TAP_B, "ingress")}
+    assert plan_cleanup(inventory, "b").qdiscs == ()
 
 
 # ---- the kernel ---------------------------------------------------------------------------------------------

@@ -147,13 +147,20 @@ async def test_a_deleted_port_leaves_no_ifb_and_cleanup_removes_what_a_stopped_r
     assert ifb_a not in ifbs(host) and ifb_b in ifbs(host)
 
     # A stopped role leaves shaping in place (a restart must not disturb traffic)...
+    await agent.apply(port(b, egress=limit, ingress=limit))
     await agent.role.stop()
     assert ifb_b in ifbs(host)
-    # ...and `neutrino cleanup --host` takes the IFB, its qdiscs and the tap's redirect away.
+    on_tap = ip("netns", "exec", host.netns, "tc", "qdisc", "show", "dev", b.port.device).stdout
+    assert "4e51:" in on_tap and "ingress ffff:" in on_tap, on_tap
+    # ...and `neutrino cleanup --host` takes the IFB, its qdiscs and, on the tap it does not own
+    # (the test made it), the role's root qdisc and the ingress redirect to the IFB away.
     removed = await cleanup_cli.cleanup(tmp_path, owner)
     assert any(ifb_b in line for line in removed), removed
     assert ifbs(host) == ""
+    on_tap = ip("netns", "exec", host.netns, "tc", "qdisc", "show", "dev", b.port.device).stdout
+    assert "4e51:" not in on_tap and "ingress" not in on_tap, on_tap
     assert "4e51:" not in ip("netns", "exec", host.netns, "tc", "qdisc", "show").stdout
+    assert b.port.device in ip("-n", host.netns, "link", "show").stdout  # the tap itself stays
 
 
 # A receiver that counts UDP datagrams and reports the rate in the two seconds after the first

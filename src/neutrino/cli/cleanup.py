@@ -8,6 +8,11 @@ What counts as Neutrino's (never a name alone; see ``dataplane.ownership``):
   ``tap0`` is never touched whatever its alias says;
 * an nftables table whose name starts with ``neutrino`` (with ``--host``: only one whose comment is
   that host's mark ``neutrino:<host>``, the convention for the firewall driver);
+* the qos role's shaping on a Neutrino-named tap that stays (the tap is another program's, or in a
+  namespace that stays), told apart as the role tells it (``dataplane.tc``): the tap's ingress qdisc
+  when its IFB (``ifb`` + the tap's suffix) is one being removed, so no redirect is left pointing at
+  a deleted IFB, and its tbf root qdisc with the handle ``4e51:`` (with ``--host``: only when that
+  tap's IFB is the host's, as a qdisc carries no owner mark);
 * a ``dnsmasq`` or ``dhclient`` process named by a pid file under the state directory (with
   ``--host``: only if it runs inside one of that host's namespaces), and every process running
   inside a namespace being removed (it would keep the namespace, and its devices, alive);
@@ -47,6 +52,7 @@ from neutrino.dataplane.processes import (
     read_pid_file,
     terminate,
 )
+from neutrino.dataplane.tc import TcDriver, ifb_of, parse_qdiscs
 
 # Programs Neutrino runs and finds again by pid file: DHCP servers (agent) and clients (instances).
 MANAGED_PROGRAMS = frozenset({"dnsmasq", "dhclient"})
@@ -83,6 +89,15 @@ class TableFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class QdiscFacts:
+    """One qdisc the qos role may have put on a tap: ``root`` (our ``4e51:`` tbf) or ``ingress``."""
+
+    netns: str | None
+    device: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class FoundProcess:
     process: ProcessFacts
     # The namespace it runs in, if that is one under /run/netns.
@@ -99,6 +114,7 @@ class KernelInventory:
     processes: tuple[FoundProcess, ...] = ()
     # (host, directory) of every DHCP agent network directory under the state directory.
     dhcp_directories: tuple[tuple[str, Path], ...] = ()
+    qdiscs: tuple[QdiscFacts, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +123,7 @@ class CleanupPlan:
 
     processes: tuple[FoundProcess, ...] = ()
     tables: tuple[TableFacts, ...] = ()
+    qdiscs: tuple[QdiscFacts, ...] = ()  # removed before the devices (the IFBs they redirect to)
     devices: tuple[DeviceFacts, ...] = ()
     namespaces: tuple[str, ...] = ()
     # The DHCP agents' dnsmasq directories (<state>/dhcp/<host>/<network>), removed last.
@@ -114,7 +131,8 @@ class CleanupPlan:
 
     @property
     def empty(self) -> bool:
-        return not (self.processes or self.tables or self.devices or self.namespaces or self.directories)
+        return not (self.processes or self.tables or self.qdiscs or self.devices or self.namespaces
+                    or self.directories)
 
 
 # ---- deciding ------------------------------------------------------------------------------------------------
@@ -146,10 +164,23 @@ def plan_cleanup(inventory: KernelInventory, host: str | None) -> CleanupPlan:
             return False
         return not device.name.startswith("tap") or is_neutrino_device_name(device.name)
 
+    devices = tuple(d for d in inventory.devices if device_is_ours(d))
+    removed = {(d.netns, d.name) for d in devices}
+
+    def qdisc_is_ours(qdisc: QdiscFacts) -> bool:
+        where = qdisc.netns
+        if where in doomed or (where, qdisc.device) in removed:
+            return False  # goes with its namespace or its device
+        if not qdisc.device.startswith("tap") or not is_neutrino_device_name(qdisc.device):
+            return False
+        ifb_goes = (where, ifb_of(qdisc.device)) in removed
+        return ifb_goes or (qdisc.kind == "root" and host is None)
+
     return CleanupPlan(
         processes=tuple(p for p in inventory.processes if process_is_ours(p)),
         tables=tuple(t for t in inventory.tables if table_is_ours(t)),
-        devices=tuple(d for d in inventory.devices if device_is_ours(d)),
+        qdiscs=tuple(q for q in inventory.qdiscs if qdisc_is_ours(q)),
+        devices=devices,
         namespaces=tuple(sorted(doomed)),
         directories=tuple(path for owner, path in inventory.dhcp_directories if host is None or owner == host),
     )
@@ -209,6 +240,25 @@ async def _tables(netns: str | None) -> list[TableFacts]:
     return found
 
 
+async def _qdiscs(netns: str | None) -> list[QdiscFacts]:
+    """The root tbf (ours: handle ``4e51:``) and ingress qdiscs of the namespace's taps."""
+    command = ["tc", "-j", "qdisc", "show"]
+    if netns is not None:
+        command = ["ip", "netns", "exec", netns, *command]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    if process.returncode:
+        return []
+    found = []
+    for device, shaping in parse_qdiscs(json.loads(out or b"[]")).items():
+        if device.startswith("tap"):
+            found += [QdiscFacts(netns, device, kind) for kind, present in
+                      (("root", shaping.root is not None), ("ingress", shaping.ingress)) if present]
+    return found
+
+
 def _pid_files(state_dir: Path) -> list[Path]:
     if not state_dir.is_dir():
         return []
@@ -241,6 +291,7 @@ class _NamespaceContents:
     facts: NamespaceFacts
     devices: tuple[DeviceFacts, ...]
     tables: tuple[TableFacts, ...]
+    qdiscs: tuple[QdiscFacts, ...]
     identity: NamespaceIdentity | None
 
 
@@ -258,6 +309,7 @@ async def _inspect(driver: NetlinkDriver, name: str, tables: bool, host: str | N
         NamespaceFacts(name, alias),
         tuple(DeviceFacts(name, link.name, link.kind, link.alias) for link in links),
         tuple(await _tables(name)) if tables and not foreign else (),
+        tuple(await _qdiscs(name)) if shutil.which("tc") and not foreign else (),
         namespace_identity(driver.netns_dir / name),
     )
 
@@ -270,6 +322,7 @@ async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool
         DeviceFacts(None, link.name, link.kind, link.alias) for link in await driver.list_links()
     ]
     found_tables: list[TableFacts] = await _tables(None) if tables else []
+    qdiscs: list[QdiscFacts] = await _qdiscs(None) if shutil.which("tc") else []
     gate = asyncio.Semaphore(_INSPECTION_CONCURRENCY)
 
     async def inspect(name: str) -> _NamespaceContents | None:
@@ -281,11 +334,12 @@ async def take_inventory(driver: NetlinkDriver, state_dir: Path, *, tables: bool
     for content in contents:
         devices.extend(content.devices)
         found_tables.extend(content.tables)
+        qdiscs.extend(content.qdiscs)
         if content.identity is not None:
             identities[content.identity] = content.facts.name
     processes = await asyncio.to_thread(_processes, state_dir, identities)
     return KernelInventory(tuple(c.facts for c in contents), tuple(devices), tuple(found_tables), tuple(processes),
-                           _dhcp_directories(state_dir))
+                           _dhcp_directories(state_dir), tuple(qdiscs))
 
 
 def _dhcp_directories(state_dir: Path) -> tuple[tuple[str, Path], ...]:
@@ -323,6 +377,11 @@ async def apply_cleanup(driver: NetlinkDriver, plan: CleanupPlan) -> list[str]:
         if status != 0 and "No such file" not in err:
             raise RuntimeError(f"deleting nftables table {table.family} {table.name}: {err.strip()}")
         removed.append(f"removed nftables table {table.family} {table.name} in {_where(table.netns)}")
+    tc = TcDriver(_READER, driver.netns_dir)
+    for qdisc in plan.qdiscs:  # before the IFBs: no redirect is left pointing at a deleted device
+        clear = tc.clear_root if qdisc.kind == "root" else tc.clear_ingress
+        await clear(qdisc.device, netns=qdisc.netns)
+        removed.append(f"removed {qdisc.kind} qdisc of {qdisc.device} in {_where(qdisc.netns)}")
     for device in plan.devices:
         await driver.remove_link(device.name, netns=device.netns)
         removed.append(f"removed device {device.name} ({device.kind or 'device'}, {device.alias}) in "
@@ -352,6 +411,8 @@ def _describe_plan(plan: CleanupPlan) -> Iterable[str]:
         yield f"process {found.process.pid} ({found.process.comm})"
     for table in plan.tables:
         yield f"nftables table {table.family} {table.name} in {_where(table.netns)}"
+    for qdisc in plan.qdiscs:
+        yield f"{qdisc.kind} qdisc of {qdisc.device} in {_where(qdisc.netns)}"
     for device in plan.devices:
         yield f"device {device.name} in {_where(device.netns)}"
     for namespace in plan.namespaces:

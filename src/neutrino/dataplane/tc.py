@@ -63,6 +63,11 @@ def parse_qdiscs(listing: list[dict[str, Any]]) -> dict[str, DeviceShaping]:
     return out
 
 
+def ifb_of(tap: str) -> str:
+    """The IFB of a tap: the same 11 characters of the port id (``contract.names.ifb_name``)."""
+    return "ifb" + tap[3:]
+
+
 class TcDriver:
     def __init__(self, owner: OwnerTag, netns_dir: Path = NETNS_DIR) -> None:
         self.owner = owner
@@ -118,4 +123,4 @@ class TcDriver:
                         tolerate=("No such file", "Cannot find device", "Invalid handle", "Cannot delete qdisc"))
 
 
-__all__ = ["DeviceShaping", "HANDLE", "Tbf", "TcDriver", "TcError", "parse_qdiscs"]
+__all__ = ["DeviceShaping", "HANDLE", "Tbf", "TcDriver", "TcError", "ifb_of", "parse_qdiscs"]

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from neutrino.contract.qos import BandwidthLimit, PacketRateLimit, QosPort
-from neutrino.dataplane.tc import DeviceShaping, Tbf
+from neutrino.dataplane.tc import DeviceShaping, Tbf, ifb_of
 
 TABLE = "neutrino-qos"
 PPS_TABLE = "neutrino-pps"
@@ -89,11 +89,6 @@ class PpsScript:
 
 
 Action = SetTbf | ClearRoot | EnsureIfb | Redirect | ClearIngress | RemoveIfb | NftScript | PpsScript
-
-
-def ifb_of(tap: str) -> str:
-    """The IFB of a tap: the same 11 characters of the port id (``contract.names.ifb_name``)."""
-    return "ifb" + tap[3:]
 
 
 def burst_kbit(limit: BandwidthLimit) -> int:
