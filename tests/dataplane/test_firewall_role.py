@@ -452,3 +452,26 @@ async def test_change_hints_apply_only_what_changed_without_listing_the_tables(h
         await role.stop()
     # And the view was the truth: a full resync (which lists the kernel) finds nothing to do.
     assert (await agent.apply(agent.server.state)).actions == ()
+
+
+async def test_a_port_added_as_another_leaves_is_protected_and_reachable(host: Host) -> None:
+    # In one round one port leaves and another arrives. The leaving port's mark stays taken until
+    # its removal is applied: were it handed to the new port, the removal (which deletes elements
+    # by mark) would delete the new port's jumps, and the new port would pass nothing.
+    a, b, c = host.add_instance("a", 1), host.add_instance("b", 2), host.add_instance("c", 3)
+    group = FirewallGroup("g", True, (*EGRESS_ANY, FirewallRule("i4", "ingress", "IPv4")))
+    outsider = FirewallGroup("o", True, EGRESS_ANY)
+    ports = {n: replace(i.port, security_group_ids=("g",)) for n, i in (("a", a), ("b", b), ("c", c))}
+    agent = agent_for(host)
+    await agent.apply(host.state([group, outsider], **ports))
+    assert await reaches(b, c)
+
+    ip("-n", host.netns, "link", "del", a.port.device)
+    host.instances.pop("a")
+    ports.pop("a")
+    d = host.add_instance("d", 4)
+    ports["d"] = replace(d.port, security_group_ids=("o",))  # receives nothing, sends anything
+    done = await agent.apply(host.state([group, outsider], **ports))
+    assert {k for k, o in done.outcomes.items() if k[0] == "port" and o.applied} == {("port", a.port.device), ("port", d.port.device)}
+    assert await reaches(d, b) and await blocked(b, d)
+    assert (await agent.apply(host.state([group, outsider], **ports))).actions == ()
