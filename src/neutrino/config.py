@@ -46,6 +46,15 @@ class ServerSettings:
     # [agent] agent_down_time_seconds, checking every half of it (Neutron's options and defaults).
     allow_automatic_dhcp_failover: bool = True
     allow_automatic_l3agent_failover: bool = False
+    # L3 HA (Neutron's options of the same names): new routers are HA unless the (admin) request
+    # says otherwise; an HA router goes to at most this many L3 agents (each on its own host); the
+    # per-project HA networks take their subnet from this CIDR; keepalived advertises every this
+    # many seconds (an L3 agent option in Neutron: here the server sends it, so every instance of
+    # one router agrees on it).
+    l3_ha: bool = False
+    max_l3_agents_per_router: int = 3
+    l3_ha_net_cidr: str = "169.254.192.0/18"
+    ha_vrrp_advert_int: int = 2
     log_level: str = "INFO"
     # Request bodies over this many bytes are refused with 413 before they are read, on every
     # endpoint (Neutron's and Keystone's max_request_body_size default: 112 KiB).

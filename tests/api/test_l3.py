@@ -697,5 +697,6 @@ def test_router_and_floating_ip_quotas(clean: World) -> None:
 def test_extensions_advertise_the_l3_aliases_that_are_implemented(world: World) -> None:
     aliases = {e["alias"] for e in ok(world.a.get("/extensions"), "extensions")}
     assert {"router", "ext-gw-mode", "extraroute", "extraroute-atomic", "fip-port-details", "floatingip-pools",
-            "floating-ip-port-forwarding", "l3-port-ip-change-not-allowed", "router_availability_zone"} <= aliases
+            "floating-ip-port-forwarding", "l3-port-ip-change-not-allowed", "router_availability_zone", "l3-ha",
+            "router-admin-state-down-before-update"} <= aliases
     assert {"dvr", "l3-flavors", "qos-fip", "qos-gateway-ip", "floating-ip-router-writable"} <= aliases

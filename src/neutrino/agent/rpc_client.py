@@ -48,6 +48,11 @@ class AgentRpcClient:
         return await self.bus.call(SERVER_TARGET, "update_router_statuses",
                                    {"host": self.host, "statuses": dict(statuses)}, self.timeout)
 
+    async def update_ha_router_states(self, states: Mapping[str, str]) -> dict[str, Any]:
+        """The l3 role's HA routers' VRRP states here (``active``/``standby`` by router id)."""
+        return await self.bus.call(SERVER_TARGET, "update_ha_router_states",
+                                   {"host": self.host, "states": dict(states)}, self.timeout)
+
     async def provisioning_complete(self, role: str, devices: Sequence[str]) -> dict[str, Any]:
         """This host's ``role`` finished these ports (tap names); the server activates the ready ones."""
         return await self.bus.call(SERVER_TARGET, "provisioning_complete",

@@ -53,7 +53,8 @@ def _l2_role(c: RoleContext) -> Role:
 
 
 def _l3_role(c: RoleContext) -> Role:
-    return L3Role(L3Config(host=c.host, netns=c.settings.agent.netns or None), c.rpc)
+    agent = c.settings.agent
+    return L3Role(L3Config(host=c.host, netns=agent.netns or None, namespace_prefix=agent.namespace_prefix), c.rpc)
 
 
 def _firewall_role(c: RoleContext) -> Role:

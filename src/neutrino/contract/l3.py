@@ -86,6 +86,19 @@ class ConntrackHelper:
 
 
 @dataclass(frozen=True, slots=True)
+class HaRouter:
+    """This host's part in an HA router (L3 HA): its HA port (an ``ha-`` device in the router's
+    namespace, on the project's HA network), the VRRP router id and advertisement interval every
+    instance of the router shares, and the VRRP state the server holds for this host's agent
+    (``active``/``standby``), so the agent reports only a change."""
+
+    port: RouterPort
+    vr_id: int
+    advert_int: int = 2
+    state: str = "standby"
+
+
+@dataclass(frozen=True, slots=True)
 class L3Router:
     router_id: str
     project_id: str = field(metadata=wire(absent=""))
@@ -101,6 +114,8 @@ class L3Router:
     # As the server holds it (ACTIVE/ERROR), so the agent reports only a change.
     status: str = "ACTIVE"
     conntrack_helpers: tuple[ConntrackHelper, ...] = ()
+    # L3 HA: set for an HA router (keepalived decides which host holds its addresses).
+    ha: HaRouter | None = None
 
     @property
     def floating_addresses(self) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ class DeviceRole(enum.Enum):
     ROUTER_INTERFACE = "qr-"
     ROUTER_GATEWAY = "qg-"
     DHCP_INTERFACE = "ns-"
+    HA_INTERFACE = "ha-"
 
 
 # Neutron ids are UUIDs (8-4-4-4-12 hex); their first 11 characters are 8 hex, '-', 2 hex.
@@ -50,6 +51,7 @@ _DEVICE_NAME_PATTERNS: tuple[tuple[DeviceRole, re.Pattern[str]], ...] = (
     (DeviceRole.ROUTER_INTERFACE, re.compile(rf"qr-{_UUID_HEAD}")),
     (DeviceRole.ROUTER_GATEWAY, re.compile(rf"qg-{_UUID_HEAD}")),
     (DeviceRole.DHCP_INTERFACE, re.compile(rf"ns-{_UUID_HEAD}")),
+    (DeviceRole.HA_INTERFACE, re.compile(rf"ha-{_UUID_HEAD}")),
 )
 
 DHCP_NAMESPACE_PREFIX = "qdhcp-"
@@ -117,6 +119,11 @@ def router_interface_name(port_id: str) -> str:
 def router_gateway_name(port_id: str) -> str:
     """A router's external gateway interface, inside ``qrouter-<router>``."""
     return _device_name("qg-", port_id)
+
+
+def ha_interface_name(port_id: str) -> str:
+    """An HA router's port on its project's HA network (VRRP), inside ``qrouter-<router>``."""
+    return _device_name("ha-", port_id)
 
 
 def dhcp_interface_name(port_id: str) -> str:

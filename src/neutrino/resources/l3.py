@@ -4,8 +4,9 @@ conntrack helpers.
 Attribute maps follow neutron-lib's ``l3``, ``l3_ext_gw_mode``, ``extraroute(-atomic)``,
 ``fip_port_details``, ``floatingip_pools``, ``floating_ip_port_forwarding``,
 ``l3_conntrack_helper`` and ``expose_l3_conntrack_helper`` definitions.
-``ha`` and ``distributed`` are admin-only attributes (policy hides them from others) that the
-server stores but does not act on, which is why ``l3-ha`` and ``dvr`` are not advertised.
+``ha`` and ``distributed`` are admin-only attributes (policy hides them from others); ``ha``
+makes the router highly available (``l3-ha``, ``services/l3_ha.py``), ``distributed`` is stored
+but nothing acts on it, which is why ``dvr`` is not advertised.
 """
 
 from __future__ import annotations
@@ -291,4 +292,8 @@ L3_EXTENSIONS: tuple[Extension, ...] = (
               "2018-02-24T00:00:00-00:00", requires=("router", "qos", "ext-gw-mode")),
     _ext("expose-l3-conntrack-helper", "Expose CT target rules for a router", "Expose CT target rules for a router",
          "2019-07-31T10:00:00-00:00"),
+    _ext("l3-ha", "HA Router extension", "Adds HA capability to routers.", "2014-04-26T00:00:00-00:00"),
+    _ext("router-admin-state-down-before-update", "Enforce Router's Admin State Down Before Update Extension",
+         "Ensure that the admin state of a router is DOWN (admin_state_up=False) before updating the distributed "
+         "attribute", "2019-07-02T15:56:00"),
 )

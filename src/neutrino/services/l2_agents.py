@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.contract import codec
@@ -20,6 +20,7 @@ from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema.agents import agents, port_provisioning
 from neutrino.services.agents import L2_AGENT_TYPES, AgentService
+from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ports import NoSecurityGroups, PortSecurityGroups
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
@@ -81,7 +82,9 @@ class L2AgentService:
         """The ports bound to ``host`` through an L2 agent (all, or those whose id starts with a prefix),
         with the segments and MTUs of their networks."""
         p = db.ports
-        query = select(p).where(p.c.binding_host_id == host, p.c.binding_vif_type.in_(L2_VIF_TYPES))
+        here = and_(p.c.binding_host_id == host, p.c.binding_vif_type.in_(L2_VIF_TYPES))
+        replicated = _replicated_router_ports(host)
+        query = select(p).where(or_(here, p.c.id.in_(replicated)) if replicated is not None else here)
         if id_prefixes is not None:
             if not id_prefixes:
                 return (), {}, {}
@@ -252,6 +255,22 @@ class L2AgentService:
         changed = await self.uow.run(work, events=lambda result: [
             ChangeEvent("port", pid, "update", rev, _status_hints(net, host)) for pid, net, rev in result])
         return {"activated": [pid for pid, _, _ in changed]}
+
+
+def _replicated_router_ports(host: str) -> Any:
+    """Ids of the gateway and interface ports of HA routers this host's L3 agent hosts (None
+    without the L3 plugin's tables): their devices are on every host of the router (the standby
+    ones hold no address), so each host's L2 agent wires them, wherever the port is bound.
+
+    The tables are looked up by name: the core never imports the L3 plugin.
+    """
+    tables = db.metadata.tables
+    rp, r, b = (tables.get(name) for name in ("routerports", "routers", "routerl3agentbindings"))
+    if rp is None or r is None or b is None:
+        return None
+    return (select(rp.c.port_id).join(r, r.c.id == rp.c.router_id).join(b, b.c.router_id == r.c.id)
+            .join(agents, agents.c.id == b.c.l3_agent_id)
+            .where(r.c.ha.is_(True), agents.c.host == host, agents.c.agent_type == L3_AGENT_TYPE))
 
 
 def _status_hints(network_id: str, host: str) -> tuple[tuple[str, Any], ...]:

@@ -5,6 +5,9 @@ its interface and gateway ports (addresses with their subnets), extra routes, fl
 port forwardings of floating IPs that forward ports through it, and its conntrack helpers.
 As Neutron's ``sync_routers`` does, it first binds the routers' ports to the host
 (``binding:host_id``), so the host's L2 agent wires their taps and reports them up (ACTIVE).
+An HA router's ports are on every host of the router: they are bound to the host whose agent
+reports the router ``active`` (``update_ha_states``), or to the first host that asks while none
+does; each host's answer carries the router's HA port there, VRRP id and the state it holds.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Table, select, update
+from sqlalchemy import Column, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
 from neutrino.contract.l3 import (
     ConntrackHelper,
     FloatingIp,
+    HaRouter,
     L3Router,
     L3State,
     PortForwarding,
@@ -33,6 +37,7 @@ from neutrino.db.schema.agents import agents, routerl3agentbindings
 from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
+from neutrino.services.l3_ha import L3HaService
 from neutrino.services.ports import PortService
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
@@ -41,11 +46,13 @@ ROUTER_STATUSES = ("ACTIVE", "ERROR")
 
 
 class L3AgentService:
-    def __init__(self, database: Database, notifier: Notifier, ports: PortService) -> None:
+    def __init__(self, database: Database, notifier: Notifier, ports: PortService,
+                 ha: L3HaService | None = None) -> None:
         self.db = database
         self.notifier = notifier
         self.uow = UnitOfWork(self.db, notifier)
         self.ports = ports
+        self.ha = ha
 
     async def _router_ids(self, conn: AsyncConnection, host: str) -> list[str]:
         b = routerl3agentbindings
@@ -60,8 +67,12 @@ class L3AgentService:
         async def stray(conn: AsyncConnection, router_ids: Sequence[str]) -> list[str]:
             if not router_ids:
                 return []
-            rows = await conn.execute(select(p.c.id).join(rp, rp.c.port_id == p.c.id).where(
-                rp.c.router_id.in_(list(router_ids)), p.c.binding_host_id != host))
+            r = l3.routers
+            # An HA router's ports follow its active host: taken here only while nobody has them.
+            rows = await conn.execute(select(p.c.id).join(rp, rp.c.port_id == p.c.id).join(
+                r, r.c.id == rp.c.router_id).where(
+                rp.c.router_id.in_(list(router_ids)), p.c.binding_host_id != host,
+                or_(r.c.ha.is_(False), p.c.binding_host_id == "")))
             return [r for (r,) in rows]
 
         async with self.db.read() as conn:
@@ -94,12 +105,12 @@ class L3AgentService:
                 select(p, rp.c.router_id, rp.c.port_type).join(rp, rp.c.port_id == p.c.id)
                 .where(rp.c.router_id.in_(router_ids)).order_by(p.c.created_at, p.c.id))).mappings().all()
             subnet_ids = sorted({ip["subnet_id"] for row in port_rows for ip in row["fixed_ips"]})
-            subnets = {s["id"]: s for s in (await conn.execute(select(
+            subnets: dict[str, Any] = {s["id"]: s for s in (await conn.execute(select(
                 db.subnets.c.id, db.subnets.c.cidr, db.subnets.c.gateway_ip, db.subnets.c.ipv6_ra_mode,
                 db.subnets.c.ipv6_address_mode).where(
                 db.subnets.c.id.in_(subnet_ids)))).mappings()} if subnet_ids else {}
             net_ids = sorted({row["network_id"] for row in port_rows})
-            mtus = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
+            mtus: dict[str, int] = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
                 db.networks.c.id.in_(net_ids)))).all()) if net_ids else {}
             rr = l3.router_routes
             routes = (await conn.execute(select(rr.c.router_id, rr.c.destination, rr.c.nexthop).where(
@@ -116,6 +127,19 @@ class L3AgentService:
                 select(pf, f.c.router_id, f.c.floating_ip_address, f.c.status.label("floatingip_status"))
                 .join(f, f.c.id == pf.c.floatingip_id).where(f.c.router_id.in_(router_ids))
                 .order_by(f.c.floating_ip_address, pf.c.protocol, pf.c.external_port_start))).mappings().all()
+            ha_ids = [r["id"] for r in routers if r["ha"]]
+            ha_ports = await self.ha.ports_of(conn, ha_ids, host) if self.ha is not None else {}
+            vr_ids = {rid: await self.ha.vr_id(conn, rid) for rid in ha_ports} if self.ha is not None else {}
+            ha_subnet_ids = sorted({ip["subnet_id"] for row, _ in ha_ports.values() for ip in row["fixed_ips"]}
+                                   - set(subnets))
+            if ha_subnet_ids:
+                subnets.update({s["id"]: s for s in (await conn.execute(select(
+                    db.subnets.c.id, db.subnets.c.cidr, db.subnets.c.gateway_ip, db.subnets.c.ipv6_ra_mode,
+                    db.subnets.c.ipv6_address_mode).where(db.subnets.c.id.in_(ha_subnet_ids)))).mappings()})
+            ha_net_ids = sorted({row["network_id"] for row, _ in ha_ports.values()} - set(mtus))
+            if ha_net_ids:
+                mtus.update(dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
+                    db.networks.c.id.in_(ha_net_ids)))).all()))
 
         def router_port(row: Mapping[str, Any]) -> RouterPort:
             addresses = tuple(RouterAddress(ip["subnet_id"], ip["ip_address"], subnet["cidr"], subnet["gateway_ip"],
@@ -131,6 +155,10 @@ class L3AgentService:
             gateway = next((router_port(row) for row in mine if row["id"] == router["gw_port_id"]), None)
             interfaces = tuple(router_port(row) for row in mine
                                if row["port_type"] == owners.ROUTER_INTERFACE and row["id"] != router["gw_port_id"])
+            ha = None
+            if rid in ha_ports and vr_ids.get(rid) is not None and self.ha is not None:
+                ha_row, state = ha_ports[rid]
+                ha = HaRouter(router_port(ha_row), int(vr_ids[rid] or 0), self.ha.settings.advert_int, state)
             out.append(L3Router(
                 rid, router["project_id"], router["admin_state_up"], router["enable_snat"],
                 router["revision_number"], interfaces, gateway,
@@ -142,8 +170,23 @@ class L3AgentService:
                                      row["external_port_start"], row["external_port_end"], row["floatingip_status"])
                       for row in forwardings if row["router_id"] == rid),
                 router["status"],
-                tuple(ConntrackHelper(protocol, port, helper) for r, protocol, port, helper in helpers if r == rid)))
+                tuple(ConntrackHelper(protocol, port, helper) for r, protocol, port, helper in helpers if r == rid),
+                ha))
         return L3State(host=host, routers=tuple(out), generated_at=time.time())
+
+    async def update_ha_states(self, host: str, states: Mapping[str, str]) -> dict[str, Any]:
+        """The host's L3 agent saw its HA routers' VRRP instances become ``active``/``standby``."""
+        if self.ha is None or not states:
+            return {"updated": []}
+        ha = self.ha
+
+        async def work(tx: Transaction) -> list[str]:
+            events: list[ChangeEvent] = []
+            changed = await ha.set_states(tx.conn, host, states, events)
+            tx.emit(*events, *(ChangeEvent("router", rid, "update", 0, (("host", host),)) for rid in changed))
+            return changed
+
+        return {"updated": await self.uow.run(work)}
 
     async def update_floatingip_statuses(self, host: str, statuses: Mapping[str, str]) -> dict[str, Any]:
         """Floating IPs of the host's routers take the status its L3 agent reports (ACTIVE/DOWN/ERROR)."""

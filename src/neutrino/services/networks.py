@@ -451,35 +451,40 @@ class NetworkService:
             row = await fetch_one(conn, db.networks, "network", network_id, rbac.network_visible(ctx),
                                   for_update=True)
             check_revision(row["revision_number"], if_revision)
-            p = db.ports
-            # Floating IPs not bound to a port go with their external network.
-            busy = (await conn.execute(select(p.c.id).where(
-                p.c.network_id == network_id, p.c.device_owner.not_in(AUTO_DELETE_OWNERS),
-                ~and_(p.c.device_owner == "network:floatingip", ~self._fip_associated(p.c.device_id))))).all()
-            if busy:
-                ids = ",".join(r[0] for r in busy)
-                raise NetworkInUse(f"Unable to complete operation on network {network_id}. There are one or "
-                                   f"more ports still in use on the network, id for these ports is: {ids}.")
-            auto = [r[0] for r in await conn.execute(select(p.c.id).where(p.c.network_id == network_id))]
-            # Who served the network (its DHCP agents, the hosts of its last ports): gone after commit.
-            hosts = (HOSTS_HINT, await hosts_of(conn, "network", network_id))
-            await self._delete_dependents(conn, network_id, auto)
-            await conn.execute(delete(db.ipallocations).where(db.ipallocations.c.network_id == network_id))
-            if auto:
-                await conn.execute(delete(p).where(p.c.id.in_(auto)))
-            sub_ids = [r[0] for r in await conn.execute(select(db.subnets.c.id).where(
-                db.subnets.c.network_id == network_id))]
-            for sid in sub_ids:
-                await delete_tags(conn, "subnet", sid)
-            await conn.execute(delete(db.subnets).where(db.subnets.c.network_id == network_id))
-            await conn.execute(delete(db.network_segments).where(db.network_segments.c.network_id == network_id))
-            await rbac.remove_grants(conn, "network", network_id)
-            await delete_tags(conn, "network", network_id)
-            await conn.execute(delete(db.networks).where(db.networks.c.id == network_id))
-            tx.emit(*(ChangeEvent("port", pid, "delete", 0, (("network_id", network_id), hosts)) for pid in auto),
-                    ChangeEvent("network", network_id, "delete", 0, (hosts,)))
+            tx.emit(*await self.delete_in(conn, network_id))
 
         await self.uow.run(work)
+
+    async def delete_in(self, conn: AsyncConnection, network_id: str) -> list[ChangeEvent]:
+        """Delete the network in the caller's transaction (refused while ports other than its DHCP
+        and similar service ports use it); returns the change events to publish."""
+        p = db.ports
+        # Floating IPs not bound to a port go with their external network.
+        busy = (await conn.execute(select(p.c.id).where(
+            p.c.network_id == network_id, p.c.device_owner.not_in(AUTO_DELETE_OWNERS),
+            ~and_(p.c.device_owner == "network:floatingip", ~self._fip_associated(p.c.device_id))))).all()
+        if busy:
+            ids = ",".join(r[0] for r in busy)
+            raise NetworkInUse(f"Unable to complete operation on network {network_id}. There are one or "
+                               f"more ports still in use on the network, id for these ports is: {ids}.")
+        auto = [r[0] for r in await conn.execute(select(p.c.id).where(p.c.network_id == network_id))]
+        # Who served the network (its DHCP agents, the hosts of its last ports): gone after commit.
+        hosts = (HOSTS_HINT, await hosts_of(conn, "network", network_id))
+        await self._delete_dependents(conn, network_id, auto)
+        await conn.execute(delete(db.ipallocations).where(db.ipallocations.c.network_id == network_id))
+        if auto:
+            await conn.execute(delete(p).where(p.c.id.in_(auto)))
+        sub_ids = [r[0] for r in await conn.execute(select(db.subnets.c.id).where(
+            db.subnets.c.network_id == network_id))]
+        for sid in sub_ids:
+            await delete_tags(conn, "subnet", sid)
+        await conn.execute(delete(db.subnets).where(db.subnets.c.network_id == network_id))
+        await conn.execute(delete(db.network_segments).where(db.network_segments.c.network_id == network_id))
+        await rbac.remove_grants(conn, "network", network_id)
+        await delete_tags(conn, "network", network_id)
+        await conn.execute(delete(db.networks).where(db.networks.c.id == network_id))
+        return [*(ChangeEvent("port", pid, "delete", 0, (("network_id", network_id), hosts)) for pid in auto),
+                ChangeEvent("network", network_id, "delete", 0, (hosts,))]
 
     def _fip_associated(self, fip_id_col: Any) -> ColumnElement[bool]:
         """Whether a floating IP (by its port's device_id) is associated; plugins may refine this."""

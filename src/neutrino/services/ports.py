@@ -714,7 +714,8 @@ class PortService:
         """Router and floating-IP ports go with their owner, not through the port API."""
         owner_tables = {"network:router_interface": "routers", "network:router_gateway": "routers",
                         "network:floatingip": "floatingips", "network:router_interface_distributed": "routers",
-                        "network:ha_router_replicated_interface": "routers"}
+                        "network:ha_router_replicated_interface": "routers",
+                        "network:router_ha_interface": "routers"}
         table_name = owner_tables.get(row["device_owner"])
         table = db.metadata.tables.get(table_name) if table_name else None
         if table is not None and row["device_id"]:

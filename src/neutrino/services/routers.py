@@ -27,6 +27,7 @@ from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema import l3
+from neutrino.db.schema.agents import routerl3agentbindings
 from neutrino.errors import BadRequest, HTTPBadRequest, InUse, NotFound
 from neutrino.resources.l3 import Routes
 from neutrino.resources.types import InvalidValue, Uuid
@@ -36,6 +37,7 @@ from neutrino.services.event_routing import HOSTS_HINT, hosts_of
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.flavors import router_flavor
 from neutrino.services.ipam import owners
+from neutrino.services.l3_ha import L3HaService
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
 from neutrino.services.ndp_proxies import check_router_ndp, refuse_gateway_removal, refuse_interface_removal
 from neutrino.services.networks import NetworkService
@@ -138,7 +140,7 @@ def _subnet_ref(row: Any) -> SubnetRef:
 class RouterService:
     def __init__(self, database: Database, notifier: Notifier, quotas: QuotaService, networks: NetworkService,
                  ports: PortService, *, max_routes: int = MAX_ROUTES, rng: random.Random | None = None,
-                 gateway_qos: bool = False) -> None:
+                 gateway_qos: bool = False, ha: L3HaService | None = None, ha_by_default: bool = False) -> None:
         self.db = database
         # ``qos-gateway-ip`` listed: the gateway info shows (and takes) its QoS policy.
         self.gateway_qos = gateway_qos
@@ -149,6 +151,9 @@ class RouterService:
         self.ports = ports
         self.max_routes = max_routes
         self.rng = rng or random.Random()
+        # L3 HA (None: ``ha`` is stored but nothing acts on it); ``ha_by_default``: ``l3_ha``.
+        self.ha = ha
+        self.ha_by_default = ha_by_default
 
     def table_query(self) -> TableQuery:
         cols = {a: a for a in ("id", "name", "description", "project_id", "admin_state_up", "status",
@@ -427,7 +432,8 @@ class RouterService:
         await check_zone_hints(conn, "router", hints)
         now = utcnow()
         router_id = new_id()
-        ha, distributed = bool(item.get("ha", False)), bool(item.get("distributed", False))
+        ha = bool(item.get("ha", self.ha_by_default and self.ha is not None))
+        distributed = bool(item.get("distributed", False))
         if item.get("flavor_id"):
             ha, distributed = await router_flavor(conn, item["flavor_id"], item)
         await conn.execute(insert(l3.routers).values(
@@ -465,6 +471,14 @@ class RouterService:
                         events: list[ChangeEvent]) -> None:
         values = {k: changes[k] for k in ("name", "description", "admin_state_up", "ha", "distributed",
                                           "enable_ndp_proxy") if k in changes}
+        if ("distributed" in values and bool(values["distributed"]) != bool(row["distributed"])
+                and changes.get("admin_state_up", row["admin_state_up"])):
+            # router-admin-state-down-before-update (distributed is stored, nothing acts on it).
+            raise router_error("Cannot change the 'distributed' attribute of active routers. Please set router "
+                               "admin_state_up to False prior to upgrade")
+        if "ha" in values and bool(values["ha"]) != bool(row["ha"]):
+            await self._change_ha(conn, row, bool(values["ha"]), bool(changes.get("admin_state_up",
+                                                                                 row["admin_state_up"])), events)
         if "external_gateway_info" in changes:
             await self._set_gateway(conn, ctx, row, changes["external_gateway_info"], events)
         if "routes" in changes:
@@ -472,6 +486,32 @@ class RouterService:
         if "enable_ndp_proxy" in values:
             values["enable_ndp_proxy"] = await check_router_ndp(conn, row["id"], values["enable_ndp_proxy"])
         await bump_revision(conn, l3.routers, row["id"], values)
+
+    def _interface_owner(self, router: Any) -> str:
+        """An HA router's interfaces are on every host of the router (Neutron's owner for them)."""
+        return owners.HA_REPLICATED_INTERFACE if self.ha is not None and router["ha"] else owners.ROUTER_INTERFACE
+
+    async def _change_ha(self, conn: AsyncConnection, row: Any, ha: bool, admin_state_up: bool,
+                         events: list[ChangeEvent]) -> None:
+        """Turn a router HA or back (Neutron's migration): only while it is down, as
+        ``router-admin-state-down-before-update`` says. Its agents let it go (with an HA router's
+        HA ports, and the project's HA network when it was the last), its interfaces change owner,
+        and the scheduler hosts it anew after the commit."""
+        if admin_state_up:
+            raise router_error("Cannot change HA attribute of active routers. Please set router admin_state_up "
+                               "to False prior to upgrade")
+        if self.ha is None:
+            return
+        if row["ha"]:
+            await self.ha.release(conn, row["id"], row["project_id"], events)
+        b = routerl3agentbindings
+        await conn.execute(delete(b).where(b.c.router_id == row["id"]))
+        owner = owners.HA_REPLICATED_INTERFACE if ha else owners.ROUTER_INTERFACE
+        for port in await self._interfaces(conn, row["id"]):
+            await bump_revision(conn, db.ports, port["id"], {"device_owner": owner})
+            events.append(ChangeEvent("port", port["id"], "update", 0,
+                                      (("network_id", port["network_id"]), ("host", port["binding_host_id"]))))
+        events.append(ChangeEvent("router", row["id"], "update", 0, (("unhosted", True),)))
 
     async def delete(self, ctx: RequestContext, router_id: str, if_revision: int | None = None) -> None:
         events: list[ChangeEvent] = []
@@ -488,6 +528,8 @@ class RouterService:
                 raise RouterInUse(router_id=router_id, reason="has ports still attached: " + ", ".join(interfaces))
             captured[:] = [(HOSTS_HINT, await hosts_of(conn, "router", router_id))]  # its L3 agents
             await self._remove_gateway(conn, row, events)
+            if self.ha is not None and row["ha"]:
+                await self.ha.release(conn, router_id, row["project_id"], events)
             await conn.execute(delete(l3.router_routes).where(l3.router_routes.c.router_id == router_id))
             await delete_tags(conn, "router", router_id)
             await conn.execute(delete(l3.routers).where(l3.routers.c.id == router_id))
@@ -577,7 +619,7 @@ class RouterService:
                     return self._interface_info(router, port, [subnet_id])
         port_id = await self.ports.create_in(conn, elevated(ctx), {
             "network_id": subnet["network_id"], "project_id": router["project_id"], "name": "",
-            "admin_state_up": True, "fixed_ips": [fixed_ip], "device_owner": owners.ROUTER_INTERFACE,
+            "admin_state_up": True, "fixed_ips": [fixed_ip], "device_owner": self._interface_owner(router),
             "device_id": router["id"]})
         await conn.execute(insert(l3.routerports).values(router_id=router["id"], port_id=port_id,
                                                          port_type=owners.ROUTER_INTERFACE))
@@ -609,7 +651,7 @@ class RouterService:
         if not ctx.is_admin:
             self._check_port_in_pools(ctx, port, subnets)
         await bump_revision(conn, db.ports, port_id, {"device_id": router["id"],
-                                                      "device_owner": owners.ROUTER_INTERFACE})
+                                                      "device_owner": self._interface_owner(router)})
         await conn.execute(insert(l3.routerports).values(router_id=router["id"], port_id=port_id,
                                                          port_type=owners.ROUTER_INTERFACE))
         events.append(ChangeEvent("port", port_id, "update", 0, (("network_id", port["network_id"]),

@@ -30,7 +30,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -367,11 +367,29 @@ class DhcpAgentScheduler:
             await self.schedule_unhosted()
 
 
+class HaHosting(Protocol):
+    """What the L3 plugin's HA service does when an HA router gains or loses an agent (its HA
+    port on that agent's host) and what it knows of the agents' VRRP states."""
+
+    @property
+    def agents_per_router(self) -> int: ...
+
+    async def add_agent(self, conn: AsyncConnection, router_id: str, project_id: str, agent_id: str, host: str,
+                        events: list[ChangeEvent]) -> None: ...
+
+    async def remove_agent(self, conn: AsyncConnection, router_id: str, agent_id: str,
+                           events: list[ChangeEvent]) -> None: ...
+
+    async def states(self, conn: AsyncConnection, router_id: str) -> dict[str, str]: ...
+
+
 class L3AgentScheduler:
-    """Routers on L3 agents (one agent per router: no HA routers yet).
+    """Routers on L3 agents: one agent per router, or for an HA router (``ha=True``) up to
+    ``max_l3_agents_per_router`` agents, each on its own host.
 
     Routers arrive with the L3 service plugin, built after the core: ``routers`` is asked for the
-    router service when a request needs router views (None: the plugin is not enabled).
+    router service when a request needs router views (None: the plugin is not enabled), and the
+    plugin sets ``ha`` (None: HA routers are hosted like any other).
     """
 
     def __init__(self, database: Database, notifier: Notifier, agent_service: AgentService,
@@ -381,6 +399,7 @@ class L3AgentScheduler:
         self.uow = UnitOfWork(self.db, notifier)
         self.agents = agent_service
         self.routers = routers
+        self.ha: HaHosting | None = None
 
     @staticmethod
     def _router_table() -> Any:
@@ -391,7 +410,7 @@ class L3AgentScheduler:
         if self.routers() is None:  # no L3 plugin: no routers at all
             raise not_found("router", router_id)
         routers = self._router_table()
-        stmt = select(routers.c.id, routers.c.project_id).where(routers.c.id == router_id)
+        stmt = select(routers.c.id, routers.c.project_id, routers.c.ha).where(routers.c.id == router_id)
         if not ctx.is_privileged:
             stmt = stmt.where(routers.c.project_id == ctx.project_id)
         row = (await conn.execute(stmt)).first()
@@ -408,22 +427,30 @@ class L3AgentScheduler:
         found = await service.list(ctx, ListQuery(filters={"id": ids})) if ids and service is not None else []
         return {"routers": found}
 
+    def _is_ha(self, router: Any) -> bool:
+        return self.ha is not None and bool(router.ha)
+
     async def add_l3_router(self, ctx: RequestContext, agent_id: str, body: Any) -> None:
         router_id = _id_from_body(body, "router_id")
         b = routerl3agentbindings
 
         async def work(tx: Transaction) -> str | None:
             conn = tx.conn
-            await self._router_row(conn, ctx, router_id)
+            router = await self._router_row(conn, ctx, router_id)
             agent = await _agent_row(conn, agent_id)
             if agent["agent_type"] != L3_AGENT_TYPE or not agent["admin_state_up"]:
                 raise InvalidL3Agent(id=agent_id)
             hosts = [a for (a,) in await conn.execute(select(b.c.l3_agent_id).where(b.c.router_id == router_id))]
             if agent_id in hosts:
                 return None  # already there: nothing to do, as Neutron answers
-            if hosts:
+            if hosts and not self._is_ha(router):
                 raise RouterHostedByL3Agent(router_id=router_id, agent_id=hosts[0])
             await conn.execute(insert(b).values(router_id=router_id, l3_agent_id=agent_id))
+            if self._is_ha(router):
+                events: list[ChangeEvent] = []
+                assert self.ha is not None
+                await self.ha.add_agent(conn, router_id, router.project_id, agent_id, str(agent["host"]), events)
+                tx.emit(*events)
             return str(agent["host"])
 
         await self.uow.run(work, events=lambda host: [_scheduled("router", router_id, host)] if host else [])
@@ -434,40 +461,76 @@ class L3AgentScheduler:
         async def work(tx: Transaction) -> str:
             conn = tx.conn
             agent = await _agent_row(conn, agent_id)
-            await self._router_row(conn, ctx, router_id)
+            router = await self._router_row(conn, ctx, router_id)
             gone = await conn.execute(delete(b).where(b.c.router_id == router_id, b.c.l3_agent_id == agent_id))
             if not gone.rowcount:
                 raise RouterNotHostedByL3Agent(router_id=router_id, agent_id=agent_id)
+            if self._is_ha(router):
+                events: list[ChangeEvent] = []
+                assert self.ha is not None
+                await self.ha.remove_agent(conn, router_id, agent_id, events)
+                tx.emit(*events)
             return str(agent["host"])
 
         await self.uow.run(work, events=lambda host: [_scheduled("router", router_id, host)])
 
     async def l3_agents(self, ctx: RequestContext, router_id: str, body: Any) -> dict[str, Any]:
+        """The agents hosting the router; with L3 HA each shows ``ha_state`` (null for a router
+        that is not HA, as Neutron shows it)."""
         b = routerl3agentbindings
         async with self.db.read() as conn:
-            await self._router_row(conn, ctx, router_id)
+            router = await self._router_row(conn, ctx, router_id)
             ids = [a for (a,) in await conn.execute(select(b.c.l3_agent_id).where(b.c.router_id == router_id))]
+            states = await self.ha.states(conn, router_id) if self.ha is not None and router.ha else {}
         found = await self.agents.list(ctx, ListQuery(filters={"id": ids})) if ids else []
+        if self.ha is not None:
+            found = [{**agent, "ha_state": states.get(agent["id"]) if router.ha else None} for agent in found]
         return {"agents": found}
 
     # ---- automatic scheduling --------------------------------------------------------------------
 
-    async def schedule_router(self, router_id: str) -> str | None:
-        """Host an unhosted router on the least loaded alive L3 agent; returns its host."""
+    async def schedule_router(self, router_id: str) -> list[str]:
+        """Host an unhosted router on the least loaded alive L3 agent (an HA router: on as many more
+        as it lacks, each on another host); returns the hosts it went to."""
         b = routerl3agentbindings
 
-        async def work(tx: Transaction) -> str | None:
+        async def work(tx: Transaction) -> list[str]:
             conn = tx.conn
             routers = self._router_table()
-            hints = (await conn.execute(select(routers.c.availability_zone_hints).where(
-                routers.c.id == router_id))).first()
-            if hints is None:
-                return None
-            if (await conn.execute(select(b.c.l3_agent_id).where(b.c.router_id == router_id))).first() is not None:
-                return None
-            return await self._bind_to_candidate(conn, router_id, list(hints[0] or []))
+            router = (await conn.execute(select(routers.c.availability_zone_hints, routers.c.ha,
+                                                routers.c.project_id).where(routers.c.id == router_id))).first()
+            if router is None:
+                return []
+            hosting = [a for (a,) in await conn.execute(select(b.c.l3_agent_id).where(b.c.router_id == router_id))]
+            hints = list(router.availability_zone_hints or [])
+            if not self._is_ha(router):
+                if hosting:
+                    return []
+                host = await self._bind_to_candidate(conn, router_id, hints)
+                return [host] if host else []
+            assert self.ha is not None
+            wanted = self.ha.agents_per_router - len(hosting)
+            if wanted <= 0:
+                return []
+            taken = {h for (h,) in await conn.execute(select(agents.c.host).where(agents.c.id.in_(hosting)))}
+            candidates = await _candidates(conn, self.agents, L3_AGENT_TYPE, b.c.l3_agent_id, hosting)
+            hosts = dict((await conn.execute(select(agents.c.id, agents.c.host).where(
+                agents.c.id.in_([c.agent_id for c in candidates])))).all()) if candidates else {}
+            pool = [c for c in candidates if hosts.get(c.agent_id) not in taken]
+            events: list[ChangeEvent] = []
+            added: list[str] = []
+            for agent_id in choose_agents(pool, len(pool), hints):
+                host = hosts[agent_id]
+                if len(added) >= wanted or host in taken:
+                    continue
+                taken.add(host)
+                await conn.execute(insert(b).values(router_id=router_id, l3_agent_id=agent_id))
+                await self.ha.add_agent(conn, router_id, router.project_id, agent_id, host, events)
+                added.append(host)
+            tx.emit(*events)
+            return added
 
-        return await self.uow.run(work, events=lambda host: [_scheduled("router", router_id, host)] if host else [])
+        return await self.uow.run(work, events=lambda hosts: [_scheduled("router", router_id, h) for h in hosts])
 
     async def _bind_to_candidate(self, conn: AsyncConnection, router_id: str, hints: Sequence[str]) -> str | None:
         """Bind the router to the least loaded alive L3 agent in its hinted zones; that agent's host."""
@@ -493,9 +556,12 @@ class L3AgentScheduler:
             health = await _agent_health(conn, L3_AGENT_TYPE, b.c.l3_agent_id)
         moved: list[tuple[str, str]] = []
         for agent_id in dead_agents(health, now, self.agents.down_time, admin_up_only=True):
+            routers = self._router_table()
             async with self.db.read() as conn:
-                router_ids = [r for (r,) in await conn.execute(select(b.c.router_id).where(
-                    b.c.l3_agent_id == agent_id).order_by(b.c.router_id))]
+                # HA routers stay: their other agents' VRRP takes over (Neutron does the same).
+                router_ids = [r for (r,) in await conn.execute(select(b.c.router_id).join(
+                    routers, routers.c.id == b.c.router_id).where(
+                    b.c.l3_agent_id == agent_id, routers.c.ha.is_(False)).order_by(b.c.router_id))]
             for router_id in router_ids:
                 log.warning("rescheduling router %s away from L3 agent %s: no report for %s", router_id, agent_id,
                             2 * self.agents.down_time)
@@ -534,12 +600,18 @@ class L3AgentScheduler:
         async with self.db.read() as conn:
             unhosted = [r for (r,) in await conn.execute(select(routers.c.id).where(
                 ~select(b.c.router_id).where(b.c.router_id == routers.c.id).exists()))]
+            if self.ha is not None:  # HA routers on fewer agents than they should be
+                count = select(func.count()).where(b.c.router_id == routers.c.id).scalar_subquery()
+                unhosted += [r for (r,) in await conn.execute(select(routers.c.id).where(
+                    routers.c.ha.is_(True), count > 0, count < self.ha.agents_per_router))]
         for router_id in unhosted:
             await self.schedule_router(router_id)
 
     async def on_committed(self, events: Sequence[ChangeEvent]) -> None:
         """Notifier listener: a new router, or an L3 agent appearing, schedules what is unhosted."""
-        created = [ev.id for ev in events if ev.resource == "router" and ev.op == "create"]
+        # A router made, or one whose hosting was undone (turned HA or back): schedule it.
+        created = [ev.id for ev in events if ev.resource == "router"
+                   and (ev.op == "create" or dict(ev.hints).get("unhosted") is True)]
         agent_ids = [ev.id for ev in events if ev.resource == "agent" and ev.op == "update"]
         await _guarded(self._react(created, agent_ids), "L3 scheduling")
 

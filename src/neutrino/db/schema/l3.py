@@ -121,5 +121,35 @@ ndp_proxies = Table(
     UniqueConstraint("router_id", "ip_address"),
 )
 
+# L3 HA (``l3-ha``): one HA network per project (Neutron's ``HA network tenant <project>``), a VRRP
+# router id per HA router on it (unique per network: VRRP ids share the network's multicast
+# group), and per (router, L3 agent) the HA port that joins the router's namespace on that agent's
+# host to the others, with the VRRP state that agent last reported there.
+ha_router_networks = Table(
+    "ha_router_networks", metadata,
+    Column("project_id", String(255), nullable=False),
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False, unique=True),
+    PrimaryKeyConstraint("project_id"),
+)
+
+ha_router_vrid_allocations = Table(
+    "ha_router_vrid_allocations", metadata,
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("vr_id", Integer, nullable=False),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False, unique=True),
+    PrimaryKeyConstraint("network_id", "vr_id"),
+)
+
+ha_router_agent_port_bindings = Table(
+    "ha_router_agent_port_bindings", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("l3_agent_id", String(36), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    # "active" / "standby" as the agent's VRRP instance is (Neutron's ha_state).
+    Column("state", String(16), nullable=False),
+    PrimaryKeyConstraint("port_id"),
+    UniqueConstraint("router_id", "l3_agent_id"),
+)
+
 __all__ = ["routers", "routerports", "router_routes", "floatingips", "portforwardings", "conntrack_helpers",
-           "ndp_proxies"]
+           "ndp_proxies", "ha_router_networks", "ha_router_vrid_allocations", "ha_router_agent_port_bindings"]

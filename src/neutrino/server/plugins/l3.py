@@ -30,6 +30,7 @@ from neutrino.server.plugins import Components
 from neutrino.services.conntrack_helpers import ConntrackHelperService
 from neutrino.services.floating_ips import FloatingIpPoolService, FloatingIpService
 from neutrino.services.l3_agents import L3AgentService
+from neutrino.services.l3_ha import HaSettings, L3HaService
 from neutrino.services.port_forwardings import PortForwardingService
 from neutrino.services.routers import RouterService
 
@@ -54,10 +55,16 @@ class L3Plugin:
         floating_ips = FloatingIpService(c.db, c.notifier, c.quotas, networks, ports, rng=rng)
         ports.before_delete.append(floating_ips.release_port)
         ports.after_addresses_change.append(floating_ips.port_addresses_changed)
+        server = c.settings.server
+        ha = L3HaService(networks, c.services["subnet"], ports, HaSettings(
+            server.l3_ha_net_cidr, server.ha_vrrp_advert_int, server.max_l3_agents_per_router))
         routers = RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng,
-                                gateway_qos="qos-gateway-ip" in c.extensions)
+                                gateway_qos="qos-gateway-ip" in c.extensions, ha=ha, ha_by_default=server.l3_ha)
         c.services["subnet"].on_created.append(routers.subnet_created)
-        l3_agents = L3AgentService(c.db, c.notifier, ports)
+        scheduler = c.services.get("l3_scheduler")
+        if scheduler is not None:
+            scheduler.ha = ha
+        l3_agents = L3AgentService(c.db, c.notifier, ports, ha)
         c.desired_state["l3"] = l3_agents.sync_state
 
         async def update_floatingip_statuses(payload: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +75,11 @@ class L3Plugin:
             """The l3 role's routers as it wired them (docs/agent-contract.md)."""
             return await l3_agents.update_router_statuses(payload["host"], dict(payload.get("statuses") or {}))
 
+        async def update_ha_router_states(payload: dict[str, Any]) -> dict[str, Any]:
+            """The VRRP states of the l3 role's HA routers (docs/agent-contract.md)."""
+            return await l3_agents.update_ha_states(payload["host"], dict(payload.get("states") or {}))
+
+        c.agent_calls["update_ha_router_states"] = update_ha_router_states
         c.agent_calls["update_floatingip_statuses"] = update_floatingip_statuses
         c.agent_calls["update_router_statuses"] = update_router_statuses
         return {

@@ -85,10 +85,26 @@ class StopRadvd:
 
 
 @dataclass(frozen=True, slots=True)
+class EnsureKeepalived:
+    """keepalived runs the HA router's VRRP instance in its namespace with this configuration
+    (reloaded if it changed)."""
+
+    netns: str
+    router_id: str
+    config: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopKeepalived:
+    netns: str
+    router_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RemoveNamespace:
     netns: str
 
 
 Action = (EnsureNamespace | SetSysctl | RemoveDevice | EnsurePortDevice | AddAddress | RemoveAddress | AddRoute
           | AddMultipathRoute | RemoveRoute | LoadNat | RemoveNat | AnnounceAddress | EnsureRadvd | StopRadvd
-          | RemoveNamespace)
+          | EnsureKeepalived | StopKeepalived | RemoveNamespace)

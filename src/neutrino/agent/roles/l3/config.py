@@ -13,14 +13,19 @@ from neutrino.dataplane.ownership import OwnerTag
 class L3Config(HostScoped):
     """``netns``: where the host ends (``tap<port[:11]>``) of router ports go, so the host's L2 role
     wires them into the network bridges exactly as instances' taps; None is the real root namespace.
-    Router namespaces (``qrouter-<router>``) are global to the kernel; router ids are unique, so
-    simulated hosts sharing one kernel never collide on them. ``run_dir``: the host's files of the
-    daemons it runs in router namespaces (radvd), default ``/run/neutrino/<host>/l3``."""
+    Router namespaces (``<namespace_prefix>qrouter-<router>``) are global to the kernel: an HA
+    router has one on each of its hosts, so simulated hosts sharing one kernel need a prefix each
+    (the agent's ``namespace_prefix``). ``run_dir``: the host's files of the daemons it runs in
+    router namespaces (radvd, keepalived), default ``/run/neutrino/<host>/l3``.
+    ``ha_poll_seconds``: how often the VRRP state of HA routers is looked at (the primary virtual
+    address on their ``ha-`` device), so a failover reaches the server within that."""
 
     host: str
     netns: str | None = None
     owner: OwnerTag | None = None
     run_dir: Path | None = None
+    namespace_prefix: str = ""
+    ha_poll_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         self.settle_host()

@@ -3,9 +3,16 @@
 Pure (no I/O): ``plan_router`` takes one desired router and a read of its namespace and returns
 what to do, in an order that works (namespace, forwarding, stale devices out, ports, addresses,
 routes, NAT, router advertisements, announcements of new floating IPs); ``plan_object`` is that
-per router for the reconciler (a router no longer served: its radvd stopped, its namespace
-removed); ``plan`` the whole host at once.
+per router for the reconciler (a router no longer served: its radvd and keepalived stopped, its
+namespace removed); ``plan`` the whole host at once.
 Nothing already right is touched.
+
+An HA router (``router.ha``) also has its ``ha-`` port and keepalived (``vrrp.py``); while its
+keepalived runs, the addresses of its ``qr-``/``qg-`` devices and its routes are keepalived's
+(held by the master only) and the plan leaves them alone, so neither an agent restart nor a resync
+disturbs the master. Before keepalived first starts, any address or route the namespace still has
+(a router turned HA) is taken away; when a router stops being HA, keepalived is stopped first (it
+takes its addresses with it) and every address and route is put back as for any router.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from neutrino.agent.roles.l3.actions import (
     AddMultipathRoute,
     AddRoute,
     AnnounceAddress,
+    EnsureKeepalived,
     EnsureNamespace,
     EnsurePortDevice,
     EnsureRadvd,
@@ -30,15 +38,18 @@ from neutrino.agent.roles.l3.actions import (
     RemoveNat,
     RemoveRoute,
     SetSysctl,
+    StopKeepalived,
     StopRadvd,
 )
 from neutrino.agent.roles.l3.nat import nat_body
 from neutrino.agent.roles.l3.ra import radvd_config
+from neutrino.agent.roles.l3.vrrp import keepalived_config, primary_vip
 from neutrino.contract.l3 import L3Router, L3State, RouterPort
 from neutrino.contract.names import (
     ROUTER_NAMESPACE_PREFIX,
     DeviceRole,
     device_role,
+    ha_interface_name,
     router_gateway_name,
     router_interface_name,
     router_namespace,
@@ -52,6 +63,10 @@ from neutrino.dataplane.nftables import body_digest
 # must); ECMP routes hash on the L4 ports too, so the flows of one client pair spread over them.
 FORWARDING = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
               ("net.ipv4.fib_multipath_hash_policy", "1"), ("net.ipv6.fib_multipath_hash_policy", "1"))
+# An HA router's namespace has no IPv6 at all, set before its devices arrive: a backup holds the
+# master's MACs on its qr-/qg- devices and must send nothing from them (no neighbour discovery,
+# no MLD), or the bridges and switches would learn those MACs at the backup.
+HA_SYSCTLS = (("net.ipv6.conf.default.disable_ipv6", "1"), ("net.ipv6.conf.all.disable_ipv6", "1"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +81,8 @@ class RouterView:
     nat_digest: str | None = None
     # Digest of the configuration the router's radvd runs with; None: no radvd runs.
     radvd_digest: str | None = None
+    # Likewise for keepalived (HA routers).
+    keepalived_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +102,25 @@ def served(desired: L3State) -> tuple[L3Router, ...]:
 
 
 def router_ports(router: L3Router) -> list[tuple[str, RouterPort]]:
-    """(device in the namespace, port) for the gateway and every interface."""
+    """(device in the namespace, port) for the gateway and every interface (and an HA router's
+    ``ha-`` port)."""
     ports = [(router_interface_name(p.port_id), p) for p in router.interfaces]
     if router.gateway is not None:
         ports.append((router_gateway_name(router.gateway.port_id), router.gateway))
+    if router.ha is not None:
+        ports.append((ha_interface_name(router.ha.port.port_id), router.ha.port))
     return ports
+
+
+def sysctls(router: L3Router) -> tuple[tuple[str, str], ...]:
+    return (*HA_SYSCTLS, *FORWARDING) if router.ha is not None else FORWARDING
 
 
 def desired_addresses(router: L3Router) -> dict[str, frozenset[str]]:
     out = {device: {a.interface for a in port.fixed_ips} for device, port in router_ports(router)}
+    if router.ha is not None:  # keepalived's: the master holds them (vrrp.py)
+        return {device: frozenset() if port is not router.ha.port else frozenset(
+            str(ipaddress.ip_interface(c)) for c in out[device]) for device, port in router_ports(router)}
     if router.gateway is not None:
         gateway = out[router_gateway_name(router.gateway.port_id)]
         gateway.update(f"{address}/{32 if ':' not in address else 128}" for address in router.floating_addresses)
@@ -144,35 +171,48 @@ def _port_ok(view: RouterView, host_links: Mapping[str, Link], device: str, port
             and inner.admin_up == router_up and tap.admin_up)
 
 
-def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[str, Link]) -> list[Action]:
-    ns = router_namespace(router.router_id)
+def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[str, Link],
+                prefix: str = "") -> list[Action]:
+    ns = router_namespace(router.router_id, prefix=prefix)
     actual = view if view is not None else RouterView()
     actions: list[Action] = []
     if view is None:
         actions.append(EnsureNamespace(ns))
-    actions.extend(SetSysctl(ns, key, value) for key, value in FORWARDING if actual.sysctls.get(key) != value)
+    keepalived = keepalived_config(router, desired_routes(router))
+    # keepalived holds the addresses and routes while it runs; otherwise the plan does.
+    keepalived_holds = router.ha is not None and actual.keepalived_digest is not None
+    if keepalived is None and actual.keepalived_digest is not None:
+        # It takes what it holds with it: plan as if the namespace had no address or route left.
+        actions.append(StopKeepalived(ns, router.router_id))
+        actual = RouterView(actual.links, {}, (), actual.sysctls, actual.nat_digest, actual.radvd_digest, None)
+    actions.extend(SetSysctl(ns, key, value) for key, value in sysctls(router) if actual.sysctls.get(key) != value)
     ports = router_ports(router)
     wanted_devices = {device for device, _ in ports}
     actions.extend(RemoveDevice(name, ns) for name in sorted(actual.links)
-                   if name not in wanted_devices
-                   and device_role(name) in (DeviceRole.ROUTER_INTERFACE, DeviceRole.ROUTER_GATEWAY))
+                   if name not in wanted_devices and device_role(name) in (
+                       DeviceRole.ROUTER_INTERFACE, DeviceRole.ROUTER_GATEWAY, DeviceRole.HA_INTERFACE))
     for device, port in ports:
-        if not _port_ok(actual, host_links, device, port, router.admin_state_up):
+        up = router.admin_state_up or (router.ha is not None and port is router.ha.port)
+        if not _port_ok(actual, host_links, device, port, up):
             actions.append(EnsurePortDevice(ns, device, tap_name(port.port_id), port.mac_address, port.mtu,
-                                            port.port_id, router.admin_state_up))
+                                            port.port_id, up))
     addresses = desired_addresses(router)
     announce: list[Action] = []
     floating = set(router.floating_addresses)
     for device, cidrs in addresses.items():
+        if keepalived_holds and not cidrs:
+            continue  # a qr-/qg- device of a running HA router
         have = actual.addresses.get(device, frozenset())
+        if router.ha is not None:  # the VRRP instance's own address on ha- is keepalived's too
+            have = have - {str(ipaddress.ip_interface(primary_vip(router.ha.vr_id)))}
         added = sorted(cidrs - have)
         actions.extend(AddAddress(ns, device, c) for c in added)
         actions.extend(RemoveAddress(ns, device, c) for c in sorted(have - cidrs))
-        if router.admin_state_up:
+        if router.admin_state_up and router.ha is None:
             announce.extend(AnnounceAddress(ns, device, address) for address in
                             (c.split("/", 1)[0] for c in added) if address in floating and ":" not in address)
-    routes = desired_routes(router) if router.admin_state_up else {}
-    have_routes = _actual_routes(actual)
+    routes = desired_routes(router) if router.admin_state_up and router.ha is None else {}
+    have_routes = {} if keepalived_holds else _actual_routes(actual)
     actions.extend(RemoveRoute(ns, dest) for dest in sorted(have_routes) if dest not in routes)
     for dest, (gateways, device) in routes.items():
         have = have_routes.get(dest, [])
@@ -188,37 +228,41 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
         actions.append(LoadNat(ns, router.router_id, body))
     elif body is None and actual.nat_digest is not None:
         actions.append(RemoveNat(ns, router.router_id))
-    ra = radvd_config(router)
+    ra = radvd_config(router) if router.ha is None else None
     if ra is not None and actual.radvd_digest != config_digest(ra):
         actions.append(EnsureRadvd(ns, router.router_id, ra))
     elif ra is None and actual.radvd_digest is not None:
         actions.append(StopRadvd(ns, router.router_id))
+    if keepalived is not None and actual.keepalived_digest != config_digest(keepalived):
+        actions.append(EnsureKeepalived(ns, router.router_id, keepalived))  # once its devices are there
     return actions + announce  # announced once the NAT behind the address is in place
 
 
-def plan(desired: L3State, actual: L3KernelView) -> list[Action]:
+def _removal(ns: str, router_id: str, view: RouterView) -> list[Action]:
+    # Daemons first: running inside, they would keep the namespace (and its devices) alive.
+    return [*((StopRadvd(ns, router_id),) if view.radvd_digest is not None else ()),
+            *((StopKeepalived(ns, router_id),) if view.keepalived_digest is not None else ()), RemoveNamespace(ns)]
+
+
+def plan(desired: L3State, actual: L3KernelView, prefix: str = "") -> list[Action]:
     """Every served router converged, then the namespaces of routers no longer served removed."""
     actions: list[Action] = []
     wanted = set()
     for router in served(desired):
-        ns = router_namespace(router.router_id)
+        ns = router_namespace(router.router_id, prefix=prefix)
         wanted.add(ns)
-        actions.extend(plan_router(router, actual.namespaces.get(ns), actual.host_links))
+        actions.extend(plan_router(router, actual.namespaces.get(ns), actual.host_links, prefix))
     for ns in sorted(actual.namespaces):
         if ns not in wanted:
-            if actual.namespaces[ns].radvd_digest is not None:
-                actions.append(StopRadvd(ns, ns.removeprefix(ROUTER_NAMESPACE_PREFIX)))
-            actions.append(RemoveNamespace(ns))
+            actions.extend(_removal(ns, ns.removeprefix(prefix + ROUTER_NAMESPACE_PREFIX), actual.namespaces[ns]))
     return actions
 
 
-def plan_object(router_id: str, router: L3Router | None, actual: L3KernelView) -> tuple[Action, ...]:
+def plan_object(router_id: str, router: L3Router | None, actual: L3KernelView,
+                prefix: str = "") -> tuple[Action, ...]:
     """One router's actions: converge it, or remove its namespace when it is no longer served."""
-    ns = router_namespace(router_id)
+    ns = router_namespace(router_id, prefix=prefix)
     if router is None:
         view = actual.namespaces.get(ns)
-        if view is None:
-            return ()
-        # radvd first: running inside, it would keep the namespace (and its devices) alive.
-        return (*((StopRadvd(ns, router_id),) if view.radvd_digest is not None else ()), RemoveNamespace(ns))
-    return tuple(plan_router(router, actual.namespaces.get(ns), actual.host_links))
+        return tuple(_removal(ns, router_id, view)) if view is not None else ()
+    return tuple(plan_router(router, actual.namespaces.get(ns), actual.host_links, prefix))

@@ -13,10 +13,18 @@ ARP out of ``qg-`` for each floating IP that comes onto it; radvd for its IPv6 s
 ``ipv6_ra_mode`` (``ra.py``, run by ``dataplane/radvd.py``). After each round the routers'
 statuses (ACTIVE, or ERROR while their wiring fails) and the floating IPs' go to the server.
 Server events are hints for a (debounced) full resync.
+
+HA routers (L3 HA) also get an ``ha-`` port on the project's HA network and keepalived
+(``vrrp.py``, run by ``dataplane/keepalived.py``), which holds their addresses and routes on the
+VRRP master only. Their VRRP state is read from the kernel (does the ``ha-`` device hold the
+instance's primary virtual address?) every ``ha_poll_seconds`` by a watch next to the reconciler,
+and each change goes to the server (``update_ha_router_states``), which shows it as ``ha_state``
+and moves the router's ports' bindings to the active host.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -33,6 +41,7 @@ from neutrino.agent.roles.l3.actions import (
     AddMultipathRoute,
     AddRoute,
     AnnounceAddress,
+    EnsureKeepalived,
     EnsureNamespace,
     EnsureRadvd,
     LoadNat,
@@ -40,17 +49,26 @@ from neutrino.agent.roles.l3.actions import (
     RemoveNat,
     RemoveRoute,
     SetSysctl,
+    StopKeepalived,
     StopRadvd,
 )
 from neutrino.agent.roles.l3.config import L3Config
 from neutrino.agent.roles.l3.nat import NAT_FAMILY, NAT_TABLE
-from neutrino.agent.roles.l3.plan import FORWARDING, L3KernelView, RouterView, plan_object
+from neutrino.agent.roles.l3.plan import FORWARDING, HA_SYSCTLS, L3KernelView, RouterView, plan_object
+from neutrino.agent.roles.l3.vrrp import primary_vip
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.errors import BusError
 from neutrino.contract import codec
 from neutrino.contract.events import ChangeHint
 from neutrino.contract.l3 import L3Router, L3State
-from neutrino.contract.names import DeviceRole, device_role, router_of_namespace
+from neutrino.contract.names import (
+    DeviceRole,
+    device_role,
+    ha_interface_name,
+    router_namespace,
+    router_of_namespace,
+)
+from neutrino.dataplane.keepalived import KeepalivedDaemons
 from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.nftables import NftablesDriver, NftablesError
 from neutrino.dataplane.radvd import radvd_daemons
@@ -71,20 +89,25 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
         self._driver = driver
         self._nft = nft
         self._radvd = radvd_daemons(config.daemon_dir, netns_dir=driver.netns_dir)
+        self._keepalived = KeepalivedDaemons(config.daemon_dir / "keepalived", netns_dir=driver.netns_dir)
+        self._prefix = config.namespace_prefix
 
     async def desired(self) -> Mapping[str, L3Router]:
         return l3_desired.keyed(codec.decode(L3State, await self._rpc.sync_state("l3")))
 
+    def _router_of(self, namespace: str) -> str | None:
+        return router_of_namespace(namespace, prefix=self._prefix)
+
     def owned(self, actual: L3KernelView) -> Iterable[str]:
-        return (r for r in map(router_of_namespace, actual.namespaces) if r is not None)
+        return (r for r in map(self._router_of, actual.namespaces) if r is not None)
 
     def plan(self, key: str, desired: L3Router | None, actual: L3KernelView) -> tuple[Action, ...]:
-        return plan_object(key, desired, actual)
+        return plan_object(key, desired, actual, self._prefix)
 
     async def read(self, keys: Collection[str] | None) -> L3KernelView:
         namespaces: dict[str, RouterView] = {}
         for name in await self._driver.list_namespaces():
-            if router_of_namespace(name) is None:
+            if self._router_of(name) is None:
                 continue
             try:
                 loopback = await self._driver.get_link("lo", netns=name)
@@ -105,15 +128,17 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
                 addresses.setdefault(address.device, set()).add(address.cidr)
         routes = await self._driver.list_routes(netns=ns)
         sysctls = {}
-        for key, _ in FORWARDING:
+        for key, _ in (*HA_SYSCTLS, *FORWARDING):
             with contextlib.suppress(OSError, NetlinkDriverError):
                 sysctls[key] = await self._driver.get_sysctl(key, netns=ns)
         digest = None
         with contextlib.suppress(NftablesError):
             digest = await self._nft.table_digest(NAT_FAMILY, NAT_TABLE, netns=ns)
-        router_id = router_of_namespace(ns)
+        router_id = self._router_of(ns)
         radvd = self._radvd.state(router_id).config_digest if router_id is not None else None
-        return RouterView(links, {d: frozenset(c) for d, c in addresses.items()}, routes, sysctls, digest, radvd)
+        keepalived = self._keepalived.state(router_id).config_digest if router_id is not None else None
+        return RouterView(links, {d: frozenset(c) for d, c in addresses.items()}, routes, sysctls, digest, radvd,
+                          keepalived)
 
     async def run(self, key: str, action: Action) -> None:
         d = self._driver
@@ -130,6 +155,10 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
                 await self._radvd.ensure(router_id, ns, config)
             case StopRadvd(router_id=router_id):
                 await self._radvd.stop(router_id)
+            case EnsureKeepalived(netns=ns, router_id=router_id, config=config):
+                await self._keepalived.ensure(router_id, ns, config)
+            case StopKeepalived(router_id=router_id):
+                await self._keepalived.stop(router_id)
             case RemoveRoute(netns=ns, destination=destination):
                 await d.remove_route(destination, netns=ns)
             case LoadNat(netns=ns, body=body):
@@ -144,6 +173,31 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
                     for link in await d.list_owned(netns=ns):
                         await d.remove_link(link.name, netns=ns)
                 await d.remove_namespace(ns)
+
+    async def vrrp_states(self, routers: Iterable[L3Router]) -> dict[str, str]:
+        """router id -> ``active``/``standby``: whether its ``ha-`` device holds the VRRP
+        instance's primary virtual address here (only the master does)."""
+        states = {}
+        for router in routers:
+            if router.ha is None:
+                continue
+            ns = router_namespace(router.router_id, prefix=self._prefix)
+            vip = str(ipaddress.ip_interface(primary_vip(router.ha.vr_id)))
+            try:
+                held = {a.cidr for a in await self._driver.list_addresses(
+                    device=ha_interface_name(router.ha.port.port_id), netns=ns)}
+            except (NamespaceNotFound, NetlinkDriverError, OSError):
+                continue  # not wired yet (or going): nothing to say
+            states[router.router_id] = "active" if vip in held else "standby"
+        return states
+
+    async def report_states(self, states: Mapping[str, str]) -> bool:
+        try:
+            await self._rpc.update_ha_router_states(dict(states))
+        except BusError as exc:
+            log.warning("could not report HA router states: %s", exc)
+            return False
+        return True
 
     async def settled(self, done: Round[str, Action], desired: Mapping[str, L3Router], actual: L3KernelView) -> None:
         """Tell the server the status of the routers this round looked at (ERROR while their wiring
@@ -199,11 +253,52 @@ class L3Role(ReconcilingRole):
         self.config = config
         driver = driver if driver is not None else NetlinkDriver(config.owner_tag)
         nft = nftables if nftables is not None else NftablesDriver(config.owner_tag, driver.netns_dir)
-        self.reconciler = Reconciler(L3Kernel(config, rpc, driver, nft), clock=clock, debounce=debounce_seconds)
+        self.kernel = L3Kernel(config, rpc, driver, nft)
+        self.reconciler = Reconciler(self.kernel, clock=clock, debounce=debounce_seconds)
+        self._ha_watch: asyncio.Task[None] | None = None
+        # router id -> the VRRP state last reported for it (until the server's view says the same).
+        self._reported: dict[str, str] = {}
+
+    async def start(self) -> None:
+        await super().start()
+        self._ha_watch = asyncio.create_task(self._watch_vrrp(), name="l3-vrrp-watch")
+
+    async def stop(self) -> None:
+        if self._ha_watch is not None:
+            self._ha_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ha_watch
+            self._ha_watch = None
+        await super().stop()
+
+    async def _watch_vrrp(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ha_poll_seconds)
+            try:
+                await self.check_vrrp()
+            except Exception:  # noqa: BLE001 - the watch must outlive one bad look; the next one retries
+                log.exception("looking at the HA routers' VRRP states failed")
+
+    async def check_vrrp(self) -> None:
+        """Report the HA routers whose VRRP state here differs from what the server holds."""
+        routers = {r.router_id: r for r in self.reconciler.desired.values() if r.ha is not None}
+        for router_id in list(self._reported):
+            router = routers.get(router_id)
+            if router is None or (router.ha is not None and router.ha.state == self._reported[router_id]):
+                del self._reported[router_id]  # the server knows (or the router went)
+        changed = {}
+        for router_id, state in (await self.kernel.vrrp_states(routers.values())).items():
+            ha = routers[router_id].ha
+            if ha is not None and state != ha.state and self._reported.get(router_id) != state:
+                changed[router_id] = state
+        if changed and await self.kernel.report_states(changed):
+            log.info("HA routers changed VRRP state here: %s", changed)
+            self._reported.update(changed)
 
     def role_configurations(self) -> Mapping[str, Any]:
         routers = self.reconciler.desired.values()
         return {"agent_mode": "legacy", "interface_driver": "linuxbridge", "handle_internal_only_routers": True,
+                "ha_routers": sum(r.ha is not None for r in routers),
                 "gateway_external_network_id": "", "external_network_bridge": "", "log_agent_heartbeats": False,
                 # ``dvr``: no per-compute-host router data plane here; distributed routers are
                 # served like the others, centralized on this agent.

@@ -38,6 +38,6 @@ def wishes(state: MetadataState, config: MetadataConfig) -> dict[str, ProxyWish]
         ns = dhcp_namespace(network.network_id, prefix=config.namespace_prefix)
         out[ns] = ProxyWish(ns, DHCP_PORT, map_content(network.instances), None)
     for router in state.routers:
-        ns = router_namespace(router.router_id)
+        ns = router_namespace(router.router_id, prefix=config.namespace_prefix)
         out[ns] = ProxyWish(ns, ROUTER_PORT, map_content(router.instances), REDIRECT_BODY)
     return out

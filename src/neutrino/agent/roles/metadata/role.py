@@ -31,6 +31,7 @@ from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.contract import codec
 from neutrino.contract.events import ChangeHint
 from neutrino.contract.metadata import MetadataState
+from neutrino.contract.names import ROUTER_NAMESPACE_PREFIX
 from neutrino.dataplane.metadata_proxy import MetadataProxyDriver
 from neutrino.dataplane.netlink import NetlinkDriver
 from neutrino.dataplane.nftables import NftablesDriver, NftablesError
@@ -71,7 +72,7 @@ class MetadataTarget(Target[str, ProxyWish, MetadataView, Action]):
         views = {}
         for ns in names:
             digest = None
-            if ns in existing and ns.startswith("qrouter-"):
+            if ns in existing and ns.startswith(self.config.namespace_prefix + ROUTER_NAMESPACE_PREFIX):
                 with contextlib.suppress(NftablesError):
                     digest = await self.nft.table_digest(REDIRECT_FAMILY, REDIRECT_TABLE, netns=ns)
             views[ns] = ProxyView(ns in existing, self.proxies.running(ns) is not None, self.proxies.read_map(ns),

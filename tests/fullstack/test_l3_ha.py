@@ -1,0 +1,151 @@
+"""HA routers (L3 HA) through the whole stack: two network nodes, keepalived, a failover, real packets.
+
+A member's router is HA by the server's ``l3_ha`` default; it lands on both network nodes, each
+with a ``<host>-qrouter-<router>`` namespace and keepalived; only the active one holds the
+addresses. A continuous ping from the instance to the outside and one from the outside to its
+floating IP keep running while the active node dies (agent and router namespaces killed, links
+down); the test waits until both pings are answered again and ``ha_state`` has flipped, then
+brings the node back and checks that nothing moved back. Deleting the router leaves no namespace,
+keepalived, HA port or HA network behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fullstack.conftest import why_fullstack_cannot_run
+from tests.fullstack.deployment import Deployment
+from tests.fullstack.l3_ha import (
+    NODES,
+    OUTSIDE,
+    ContinuousPing,
+    HaRouter,
+    addresses_in,
+    ha_deployment,
+    keepalived_anywhere,
+    keepalived_pids,
+    power_off,
+    power_on,
+    router_namespaces,
+)
+from tests.fullstack.scenario import Scenario
+from tests.support.waiting import wait_until
+
+pytestmark = [
+    pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.xdist_group("fullstack"),
+]
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    reason = why_fullstack_cannot_run()
+    if reason:
+        pytest.skip(reason)
+    with ha_deployment(Path(tmp_path_factory.mktemp("l3ha"))) as deployment:
+        yield deployment
+
+
+def test_an_ha_router_fails_over_to_the_standby_node_and_stays_there(ha: Deployment) -> None:
+    scenario = Scenario(ha)
+    router = HaRouter(ha, scenario)
+    pings: list[ContinuousPing] = []
+    try:
+        router.build()
+        api = ha.api()
+        assert api.request("GET", f"/routers/{router.id}")["router"]["ha"] is True
+        # Both nodes host it: a namespace and keepalived each, an HA port each on the project's HA network.
+        wait_until("a namespace with keepalived on both nodes", lambda: all(
+            keepalived_pids(router.namespace_on(label)) for label in NODES), timeout=60)
+        project = router.router["project_id"]
+        ha_networks = [n for n in api.request("GET", "/networks")["networks"]
+                       if n["name"] == f"HA network tenant {project}"]
+        assert len(ha_networks) == 1 and ha_networks[0]["project_id"] == ""
+        ha_ports = api.ports(device_id=router.id, device_owner="network:router_ha_interface")
+        assert sorted(p["binding:host_id"] for p in ha_ports) == sorted(ha.host(n).name for n in NODES)
+        assert all(p["fixed_ips"][0]["ip_address"].startswith("169.254.") for p in ha_ports)
+        assert len(api.ports(device_id=router.id, device_owner="network:ha_router_replicated_interface")) == 1
+
+        active = router.wait_serving()
+        standby = next(label for label in NODES if label != active)
+        # Only the active node holds the gateway, interface and floating addresses.
+        assert router.holds_gateway(active) and not router.holds_gateway(standby)
+        standby_addresses = addresses_in(router.namespace_on(standby))
+        assert not any(a for dev, a in standby_addresses.items() if dev.startswith(("qr-", "qg-"))), standby_addresses
+
+        pings = [ContinuousPing(router.instance.namespace, OUTSIDE),
+                 ContinuousPing(router.outside, router.fip["floating_ip_address"])]
+        wait_until("both continuous pings answered", lambda: all(p.last_answered() > 0 for p in pings))
+        power_off(ha, active)
+        at_kill = [p.sent for p in pings]
+        # The standby takes over: pings resume both ways, and the API says so.
+        wait_until("pings answered again after the failover", lambda: all(
+            p.answered_after(seq) for p, seq in zip(pings, at_kill, strict=True)), timeout=120)
+        survivor = ha.host(standby).name
+        wait_until("ha_state showing the survivor active", lambda: router.states().get(survivor) == "active",
+                   timeout=60)
+        assert router.states()[ha.host(active).name] == "standby"
+        assert router.holds_gateway(standby)
+
+        # The dead node returns: it comes back as standby, nothing moves back.
+        power_on(ha, active)
+        wait_until("keepalived on the returned node", lambda: bool(keepalived_pids(router.namespace_on(active))),
+                   timeout=60)
+        returned_ha = next(p for p in ha_ports if p["binding:host_id"] == ha.host(active).name)
+        ha_device = f"ha-{returned_ha['id'][:11]}"
+        wait_until("the returned node's HA port wired", lambda: bool(
+            addresses_in(router.namespace_on(active)).get(ha_device)), timeout=60)
+        survivor_pids = keepalived_pids(router.namespace_on(standby))
+        at_return = [p.sent for p in pings]
+        wait_until("pings still answered after the node returned", lambda: all(
+            p.answered_after(seq + 10) for p, seq in zip(pings, at_return, strict=True)), timeout=60)
+        assert router.states() == {survivor: "active", ha.host(active).name: "standby"}
+        assert router.holds_gateway(standby) and not router.holds_gateway(active)
+        assert keepalived_pids(router.namespace_on(standby)) == survivor_pids
+    finally:
+        for p in pings:
+            p.stop()
+        router_id = router.router.get("id")
+        router.close()
+        scenario.close()
+    assert router_id
+    # Nothing left: namespaces, keepalived, HA ports, the HA network (the project's last HA router went).
+    wait_until("every namespace of the router gone", lambda: not router_namespaces(router_id), timeout=60)
+    wait_until("keepalived of the router gone", lambda: not keepalived_anywhere(router_id), timeout=30)
+    assert not ha.api().ports(device_id=router_id)
+    assert not [n for n in ha.api().request("GET", "/networks")["networks"] if n["name"].startswith("HA network")]
+
+
+def test_restarting_the_active_agent_causes_no_failover(ha: Deployment) -> None:
+    scenario = Scenario(ha)
+    router = HaRouter(ha, scenario, prefix="198.51.100", cidr="10.78.0.0/24")
+    try:
+        router.build("restart")
+        active = router.wait_serving()
+        ns = router.namespace_on(active)
+        pids = keepalived_pids(ns)
+        ping = ContinuousPing(router.instance.namespace, OUTSIDE)
+        try:
+            wait_until("the ping answered", lambda: ping.last_answered() > 0)
+            agent = ha.agents[active]
+            agent.stop()
+            agent.start()
+            ha.wait_agent_started(active, timeout=90)
+            # After the restarted agent's first full resync (its reconciler reports a completed round).
+            wait_until("the restarted agent resynced", lambda: any(
+                a["agent_type"] == "L3 agent" and (a["configurations"].get("reconciler") or {}).get("full_resyncs", 0)
+                >= 1 for a in ha.api().agents(host=ha.host(active).name)), timeout=60)
+            seq = ping.sent
+            wait_until("the ping answered after the restart", lambda: ping.answered_after(seq + 5))
+            lost, _ = ping.gap_after(0)
+            assert keepalived_pids(ns) == pids
+            assert router.states()[ha.host(active).name] == "active"
+            assert router.holds_gateway(active)
+            assert lost == 0, f"{lost} probes lost across the agent restart"
+        finally:
+            ping.stop()
+    finally:
+        router.close()
+        scenario.close()
