@@ -8,7 +8,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 APT_PACKAGES=(iproute2 iputils-ping nftables dnsmasq-base isc-dhcp-client conntrack tcpdump
-              postgresql-client mariadb-client python3-venv chromium chromium-driver radvd)
+              postgresql-client mariadb-client python3-venv chromium chromium-driver radvd keepalived)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -10,21 +10,33 @@ from neutrino.agent.roles.l3.actions import (
     AddMultipathRoute,
     AddRoute,
     AnnounceAddress,
+    EnsureKeepalived,
     EnsureNamespace,
     EnsurePortDevice,
     EnsureRadvd,
     LoadNat,
+    RemoveAddress,
     RemoveDevice,
     RemoveNamespace,
     RemoveRoute,
     SetSysctl,
+    StopKeepalived,
     StopRadvd,
 )
 from neutrino.agent.roles.l3.nat import nat_body
-from neutrino.agent.roles.l3.plan import FORWARDING, L3KernelView, RouterView, plan
+from neutrino.agent.roles.l3.plan import (
+    FORWARDING,
+    HA_SYSCTLS,
+    L3KernelView,
+    RouterView,
+    desired_routes,
+    plan,
+)
+from neutrino.agent.roles.l3.vrrp import keepalived_config
 from neutrino.contract.l3 import (
     ConntrackHelper,
     FloatingIp,
+    HaRouter,
     L3Router,
     L3State,
     PortForwarding,
@@ -173,3 +185,68 @@ def test_conntrack_helpers_are_ct_helper_objects_assigned_by_port_even_without_a
     assert 'tcp dport 21 ct helper set "ftp-tcp"' in body and 'tcp dport 2121 ct helper set "ftp-tcp"' in body
     assert 'udp dport 1719 ct helper set "h323-udp"' in body
     assert nat_body(replace(STATE.routers[0], gateway=None), None) is None
+
+
+# ---- HA routers (L3 HA): keepalived holds the addresses and routes while it runs ----
+
+HA_PORT = RouterPort("e1e1e1e1-aaaa-4bbb-8ccc-000000000003", "ha-net", "fa:16:3e:00:00:03", 1450,
+                     (RouterAddress("sub-ha", "169.254.192.7", "169.254.192.0/18"),))
+HA_ROUTER = replace(STATE.routers[0], ha=HaRouter(HA_PORT, 5, 2, "standby"))
+
+
+def ha_view(router: L3Router, *, keepalived: str | None, addresses: dict[str, frozenset[str]]) -> L3KernelView:
+    base = converged_view(STATE.routers[0])
+    view = base.namespaces[NS]
+    links = dict(view.links)
+    host_links = dict(base.host_links)
+    links["ha-e1e1e1e1-aa"] = Link("ha-e1e1e1e1-aa", 12, "veth", None, 1450, HA_PORT.mac_address, "up", True,
+                                   "neutrino:net-1", link_index=22)
+    host_links["tape1e1e1e1-aa"] = Link("tape1e1e1e1-aa", 22, "veth", "brq", 1450, "aa:aa:aa:aa:aa:ab", "up", True,
+                                        "neutrino:net-1", link_index=12)
+    sysctls = {key: value for key, value in (*HA_SYSCTLS, *FORWARDING)}
+    return L3KernelView({NS: replace(view, links=links, addresses=addresses, sysctls=sysctls,
+                                     keepalived_digest=keepalived)}, host_links)
+
+
+def test_an_ha_router_starts_keepalived_once_its_devices_are_there_and_holds_no_address_itself() -> None:
+    actions = plan(L3State("net-1", (HA_ROUTER,)), L3KernelView({}, {}))
+    kinds = [type(a) for a in actions]
+    assert kinds.index(EnsureKeepalived) > max(i for i, k in enumerate(kinds) if k is EnsureRouterPort)
+    # Only the HA port's own address is the plan's; no routes, no gratuitous ARP (keepalived's).
+    assert [a for a in actions if isinstance(a, AddAddress)] == [AddAddress(NS, "ha-e1e1e1e1-aa", "169.254.192.7/18")]
+    assert not [a for a in actions if isinstance(a, AddRoute | AddMultipathRoute | AnnounceAddress)]
+    assert SetSysctl(NS, "net.ipv6.conf.default.disable_ipv6", "1") in actions
+    config = next(a for a in actions if isinstance(a, EnsureKeepalived)).config
+    assert "virtual_router_id 5" in config and "nopreempt" in config
+    assert "169.254.0.5/24 dev ha-e1e1e1e1-aa" in config and "172.24.4.93/32 dev qg-d0bf28bd-6b" in config
+    assert "0.0.0.0/0 via 172.24.4.1 dev qg-d0bf28bd-6b" in config
+
+
+def test_a_running_ha_router_master_is_left_alone() -> None:
+    config = keepalived_config(HA_ROUTER, desired_routes(HA_ROUTER))
+    assert config is not None
+    master = {"qr-d0a3a5b8-3b": frozenset({"10.0.0.1/24"}),
+              "qg-d0bf28bd-6b": frozenset({"172.24.4.84/24", "172.24.4.93/32"}),
+              "ha-e1e1e1e1-aa": frozenset({"169.254.192.7/18", "169.254.0.5/24"})}
+    view = ha_view(HA_ROUTER, keepalived=config_digest(config), addresses=master)
+    actions = plan(L3State("net-1", (HA_ROUTER,)), view)
+    assert not [a for a in actions if not isinstance(a, LoadNat)], actions
+
+
+def test_a_router_turned_ha_loses_its_addresses_before_keepalived_starts_and_back_again() -> None:
+    plain = {"qr-d0a3a5b8-3b": frozenset({"10.0.0.1/24"}), "qg-d0bf28bd-6b": frozenset({"172.24.4.84/24"}),
+             "ha-e1e1e1e1-aa": frozenset({"169.254.192.7/18"})}
+    actions = plan(L3State("net-1", (HA_ROUTER,)), ha_view(HA_ROUTER, keepalived=None, addresses=plain))
+    assert RemoveAddress(NS, "qr-d0a3a5b8-3b", "10.0.0.1/24") in actions
+    assert isinstance(actions[-1], EnsureKeepalived)
+    # No longer HA: keepalived stops first (taking its addresses), then everything is put back.
+    legacy = STATE.routers[0]
+    actions = plan(L3State("net-1", (legacy,)), ha_view(legacy, keepalived="abc", addresses=plain))
+    assert actions[0] == StopKeepalived(NS, ROUTER)
+    assert AddAddress(NS, "qr-d0a3a5b8-3b", "10.0.0.1/24") in actions
+    assert RemoveDevice("ha-e1e1e1e1-aa", NS) in actions
+
+
+def test_a_removed_ha_router_stops_keepalived_before_its_namespace_goes() -> None:
+    view = ha_view(HA_ROUTER, keepalived="abc", addresses={})
+    assert plan(L3State("net-1", ()), view) == [StopKeepalived(NS, ROUTER), RemoveNamespace(NS)]

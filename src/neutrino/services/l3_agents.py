@@ -183,7 +183,7 @@ class L3AgentService:
         async def work(tx: Transaction) -> list[str]:
             events: list[ChangeEvent] = []
             changed = await ha.set_states(tx.conn, host, states, events)
-            tx.emit(*events, *(ChangeEvent("router", rid, "update", 0, (("host", host),)) for rid in changed))
+            tx.emit(*events, *(ChangeEvent("router", rid, "update") for rid in changed))
             return changed
 
         return {"updated": await self.uow.run(work)}

@@ -502,6 +502,8 @@ class RouterService:
                                "to False prior to upgrade")
         if self.ha is None:
             return
+        # Its agents now let it go: they hear of it although no longer hosting it.
+        hosts = (HOSTS_HINT, await hosts_of(conn, "router", row["id"]))
         if row["ha"]:
             await self.ha.release(conn, row["id"], row["project_id"], events)
         b = routerl3agentbindings
@@ -511,7 +513,7 @@ class RouterService:
             await bump_revision(conn, db.ports, port["id"], {"device_owner": owner})
             events.append(ChangeEvent("port", port["id"], "update", 0,
                                       (("network_id", port["network_id"]), ("host", port["binding_host_id"]))))
-        events.append(ChangeEvent("router", row["id"], "update", 0, (("unhosted", True),)))
+        events.append(ChangeEvent("router", row["id"], "update", 0, (hosts, ("unhosted", True))))
 
     async def delete(self, ctx: RequestContext, router_id: str, if_revision: int | None = None) -> None:
         events: list[ChangeEvent] = []

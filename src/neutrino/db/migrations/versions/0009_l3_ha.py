@@ -1,15 +1,15 @@
 """L3 HA (l3-ha): per-project HA networks, VRRP router ids, per-agent HA ports and their states
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04 23:50:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
