@@ -412,3 +412,17 @@ def test_vlan_support_is_detected_from_proc_or_sys(tmp_path: Path) -> None:
 
     assert (missing.vlan, missing.reason) == (False, NO_VLAN_REASON)
     assert detect_kernel_features(proc, sys).vlan is True
+
+
+def test_a_mac_that_moved_host_loses_its_old_destination_first() -> None:
+    # The kernel keeps one destination per unicast MAC: an append would leave the old one (HA failover).
+    moved = FdbEntry("fa:16:3e:aa:bb:cc", "10.0.0.1", "192.0.2.13")
+    desired = state((port(),), (vxlan_network(flood=("192.0.2.12", "192.0.2.13"), fdb=(moved,)),))
+    actual = wired_vxlan_host(wired_tap(), fdb={(FLOODING_MAC, "192.0.2.12"), (FLOODING_MAC, "192.0.2.13"),
+                                                ("fa:16:3e:aa:bb:cc", "192.0.2.12")})
+
+    for prune in (True, False):
+        assert plan(desired, actual, config(), prune=prune) == (
+            RemoveFdbEntry(NET, VXLAN, "fa:16:3e:aa:bb:cc", "192.0.2.12"),
+            AddFdbEntry(NET, VXLAN, "fa:16:3e:aa:bb:cc", "192.0.2.13"),
+        )

@@ -236,10 +236,17 @@ def _plan_vxlan(
         if link.master != layout.bridge:
             actions.append(AttachUplink(network_id, name, layout.bridge))
         present = actual.fdb.get(name, frozenset())
+    # A MAC that moved to another host (a migrated port, an HA router's ports following its active
+    # host): the kernel keeps one destination per unicast MAC and ignores an append to it, so the
+    # stale entry goes first.
+    moved = {mac for mac, _ in layout.fdb - present if mac != FLOODING_MAC}
+    stale = sorted((mac, dst) for mac, dst in present - layout.fdb if mac in moved)
+    actions.extend(RemoveFdbEntry(network_id, name, mac, dst) for mac, dst in stale)
     # Added before removed: a remote host moving is never without a flood entry.
     actions.extend(AddFdbEntry(network_id, name, mac, dst) for mac, dst in sorted(layout.fdb - present))
     if prune:
-        actions.extend(RemoveFdbEntry(network_id, name, mac, dst) for mac, dst in sorted(present - layout.fdb))
+        actions.extend(RemoveFdbEntry(network_id, name, mac, dst) for mac, dst in sorted(present - layout.fdb)
+                       if (mac, dst) not in stale)
     return tuple(actions)
 
 
