@@ -211,7 +211,7 @@ def ha_view(router: L3Router, *, keepalived: str | None, addresses: dict[str, fr
 def test_an_ha_router_starts_keepalived_once_its_devices_are_there_and_holds_no_address_itself() -> None:
     actions = plan(L3State("net-1", (HA_ROUTER,)), L3KernelView({}, {}))
     kinds = [type(a) for a in actions]
-    assert kinds.index(EnsureKeepalived) > max(i for i, k in enumerate(kinds) if k is EnsureRouterPort)
+    assert kinds.index(EnsureKeepalived) > max(i for i, k in enumerate(kinds) if k is EnsurePortDevice)
     # Only the HA port's own address is the plan's; no routes, no gratuitous ARP (keepalived's).
     assert [a for a in actions if isinstance(a, AddAddress)] == [AddAddress(NS, "ha-e1e1e1e1-aa", "169.254.192.7/18")]
     assert not [a for a in actions if isinstance(a, AddRoute | AddMultipathRoute | AnnounceAddress)]
