@@ -20,6 +20,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+# routers.flavor_id names flavors: that table must be on the metadata whenever routers is
+# (``metadata.create_all`` resolves every foreign key it sees).
+from neutrino.db.schema import advanced  # noqa: F401
 from neutrino.db.schema.base import bool_column, id_column, metadata, project_column, standard_columns
 
 routers = Table(
