@@ -249,3 +249,12 @@ def test_vni_range_exhausted_answers_no_network_available(tmp_path: Path) -> Non
             network(demo)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("collection,kind", [("floatingips", "FloatingIPNotFound"), ("networks", "NetworkNotFound"),
+                                             ("ports", "PortNotFound")])
+def test_an_id_that_is_a_newline_is_a_show_of_nothing_not_the_list(mem: httpx.Client, collection: str,
+                                                                   kind: str) -> None:
+    """``GET /v2.0/floatingips/%0A`` names an object whose id is a newline: 404, never the collection."""
+    neutron_error(mem.get(f"/{collection}/%0A"), 404, kind)
+    neutron_error(mem.put(f"/{collection}/%0A", json={collection[:-1]: {"description": "x"}}), 404, kind)

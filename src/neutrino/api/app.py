@@ -213,7 +213,9 @@ def build_app(*, controller: Controller, resources: Sequence[Resource], extensio
              "links": [{"rel": "self", "href": f"{base(request)}/v2.0/{r.path}"}]} for r in core]})
 
     async def api(request: Request) -> Response:
-        path = request.path_params["path"]
+        # Not the route's parameter: its pattern's ``$`` matches before a trailing newline, which
+        # would turn ``GET /v2.0/floatingips/%0A`` into the list instead of a show of id "\n".
+        path = request.scope["path"].removeprefix("/v2.0/")
         try:
             ctx = await authenticate(request, request.state.request_id)
             if path.rstrip("/") in ("extensions", "extensions.json") or path.startswith("extensions/"):
