@@ -87,9 +87,10 @@ def pings(netns: str, address: str) -> bool:
     return in_netns(netns, "ping", "-n", "-c", "1", "-W", "1", address).returncode == 0
 
 
-def deployment_phases(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    with ha_deployment(Path(tempfile.mkdtemp(prefix="l3-bench-"))) as d:
+def deployment_phases(args: argparse.Namespace, out: dict[str, Any]) -> dict[str, Any]:
+    """Each phase's figures go into ``out`` as soon as they are measured."""
+    quotas = "[quotas]\nfloatingip = -1\nport = -1\nrouter = -1\n"
+    with ha_deployment(Path(tempfile.mkdtemp(prefix="l3-bench-")), quotas) as d:
         scenario = Scenario(d)
         ha = HaRouter(d, scenario)
         try:
@@ -282,7 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["resync"] = asyncio.run(resync_phase(args.resync_routers, args.resyncs))
             print(json.dumps(result, indent=2), flush=True)
         if not args.skip_deployment:
-            result.update(deployment_phases(args))
+            try:
+                result.update(deployment_phases(args, result))
+            except Exception as exc:  # noqa: BLE001 - print what was measured before the failure
+                result["error"] = repr(exc)
     print(json.dumps(result, indent=2))
     return 0
 
