@@ -90,7 +90,10 @@ class ContinuousPing:
         self.answered: list[tuple[int, float]] = []  # (icmp_seq, monotonic arrival)
         self.sent = 0
         self._lock = threading.Lock()
-        self._proc = subprocess.Popen(["ip", "netns", "exec", netns, "ping", "-n", "-O", "-i", str(interval), address],
+        # Line-buffered: a pipe would otherwise hold ping's lines back in blocks, and replies from
+        # before a failover could be read as replies after it.
+        self._proc = subprocess.Popen(["ip", "netns", "exec", netns, "stdbuf", "-oL", "ping", "-n", "-O", "-i",
+                                       str(interval), address],
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
