@@ -191,11 +191,12 @@ def one_failover(d: Any, ha: HaRouter, ping: ContinuousPing, active: str) -> tup
     back as standby; (probes lost, first lost -> first answered seconds, the new active node)."""
     standby = next(label for label in ("n1", "n2") if label != active)
     survivor = d.host(standby).name
+    killed = time.time()
     power_off(d, active)
     seq = ping.sent
     wait_until("pings answered after the failover", lambda: ping.answered_after(seq + 1), timeout=120)
     wait_until("the survivor reported active", lambda: ha.states().get(survivor) == "active", timeout=60)
-    n_lost, gap = ping.gap_after(seq - 1)
+    n_lost, gap = ping.largest_gap_since(killed)
     power_on(d, active)
     wait_until("keepalived on the returned node", lambda: bool(keepalived_pids(ha.namespace_on(active))),
                timeout=90)

@@ -87,12 +87,12 @@ class ContinuousPing:
 
     def __init__(self, netns: str, address: str, interval: float = 0.2) -> None:
         self.interval = interval
-        self.answered: list[tuple[int, float]] = []  # (icmp_seq, monotonic arrival)
+        self.answered: list[tuple[int, float]] = []  # (icmp_seq, arrival: wall clock)
         self.sent = 0
         self._lock = threading.Lock()
         # Line-buffered: a pipe would otherwise hold ping's lines back in blocks, and replies from
         # before a failover could be read as replies after it.
-        self._proc = subprocess.Popen(["ip", "netns", "exec", netns, "stdbuf", "-oL", "ping", "-n", "-O", "-i",
+        self._proc = subprocess.Popen(["ip", "netns", "exec", netns, "stdbuf", "-oL", "ping", "-D", "-n", "-O", "-i",
                                        str(interval), address],
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -104,10 +104,12 @@ class ContinuousPing:
             seq = re.search(r"icmp_seq=(\d+)", line)
             if seq is None:
                 continue
+            stamp = re.match(r"\[(\d+\.\d+)\]", line)
             with self._lock:
                 self.sent = max(self.sent, int(seq.group(1)))
                 if "bytes from" in line:
-                    self.answered.append((int(seq.group(1)), time.monotonic()))
+                    # When ping received it (wall clock, ``-D``): what failover gaps are measured in.
+                    self.answered.append((int(seq.group(1)), float(stamp.group(1)) if stamp else time.time()))
 
     def last_answered(self) -> int:
         with self._lock:
@@ -127,6 +129,18 @@ class ContinuousPing:
         last_before = before[-1] if before else 0
         first_after = after[0][0]
         return first_after - last_before - 1, (first_after - last_before - 1) * self.interval
+
+    def largest_gap_since(self, since: float) -> tuple[int, float]:
+        """(probes lost, seconds from the last answer before to the first answer after) of the longest
+        silence that ended after ``since`` (wall clock), less one interval: first lost -> first answered."""
+        with self._lock:
+            answered = sorted(self.answered)
+        pairs = [(b[0] - a[0] - 1, b[1] - a[1]) for a, b in zip(answered, answered[1:], strict=False)
+                 if b[1] > since]
+        if not pairs:
+            return 0, 0.0
+        lost, seconds = max(pairs, key=lambda p: p[1])
+        return lost, max(seconds - self.interval, 0.0)
 
     def stop(self) -> None:
         self._proc.kill()
