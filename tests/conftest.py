@@ -11,7 +11,8 @@ import pytest
 
 from tests.support.databases import temporary_database
 from tests.support.live_server import LiveServer, start_server
-from tests.support.tenants import IdentityAdmin
+from tests.support.neutron_http import api
+from tests.support.tenants import IdentityAdmin, cloud_persona
 
 # What a test may need from the machine; a skip of such a test fails the run unless this variable
 # names the need ("kernel,rabbitmq,postgres,mysql", or "all" for any skip at all).
@@ -87,10 +88,20 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(SkipsFailTheRun(), "neutrino-skips-fail-the-run")
 
 
+def _lift_admin_rbac_quota(server: LiveServer) -> None:
+    """Every test module shares this server's one admin project, and RBAC entries the admin makes
+    for other projects' objects count against it (Neutron's default quota is 10): unlimited here, so
+    the suite's order cannot decide whether a sharing test gets OverQuota."""
+    admin = cloud_persona(server, "neutrino-admin")
+    with api(server, admin) as adm:
+        adm.put(f"/quotas/{admin.project_id}", json={"quota": {"rbac_policy": -1}}).raise_for_status()
+
+
 def _live(backend: str, tmp: Path) -> Iterator[LiveServer]:
     with temporary_database(backend, str(tmp)) as url:
         server = start_server(tmp / "state", database_url=url)
         try:
+            _lift_admin_rbac_quota(server)
             yield server
         finally:
             server.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -247,6 +248,10 @@ def test_project_default_statefulness(world: World) -> None:
     try:
         assert (record["project_id"], record["stateful"]) == (world.member.project_id, False)
         neutron_error(world.adm.post(url, json=body), 409, "DefaultStatefulnessExists")
+        # The resource's key is its collection's: a list under it is a bulk create, which a
+        # one-per-project record does not take.
+        neutron_error(world.adm.post(url, json={"security_groups_default_statefulness": [
+            {"project_id": uuid.uuid4().hex, "stateful": False}]}), 400, "HTTPBadRequest")
         group = world.cli("advsvc-member", "security", "group", "create", unique("stateless"), "-f", "json")
         assert ok(world.a.get(f"/security-groups/{group['id']}"), "security_group")["stateful"] is False
         explicit = created(world.a.post("/security-groups", json={"security_group": {

@@ -111,7 +111,8 @@ DEFAULT_SECURITY_GROUP_RULE = Resource(
 SG_DEFAULT_STATEFULNESS = Resource(
     name="security_groups_default_statefulness", collection="security_groups_default_statefulness",
     path="security-groups-default-statefulness", extension="security-groups-default-statefulness",
-    standard_attrs=False, project_owned=False,
+    # One record per project: a list body would be a bulk create whose key is the resource's own.
+    standard_attrs=False, project_owned=False, allow_bulk=False,
     attributes=(
         id_attr(),
         Attribute("project_id", t.String(255, nullable=True), default=None, allow_post=True, filterable=True,
