@@ -252,6 +252,8 @@ def test_project_default_statefulness(world: World) -> None:
         # one-per-project record does not take.
         neutron_error(world.adm.post(url, json={"security_groups_default_statefulness": [
             {"project_id": uuid.uuid4().hex, "stateful": False}]}), 400, "HTTPBadRequest")
+        neutron_error(world.adm.post(url, json={"security_groups_default_statefulness": {
+            "project_id": "0" * 256, "stateful": False}}), 400, "HTTPBadRequest")
         group = world.cli("advsvc-member", "security", "group", "create", unique("stateless"), "-f", "json")
         assert ok(world.a.get(f"/security-groups/{group['id']}"), "security_group")["stateful"] is False
         explicit = created(world.a.post("/security-groups", json={"security_group": {

@@ -344,7 +344,12 @@ class Controller:
             attr = res.attribute(key)
             assert attr is not None
             if key in ("project_id", "tenant_id") and create:
-                out[key] = value
+                # An owned resource's project was checked by _project; any other's is checked
+                # as its attribute says (a 300-character project_id is no project).
+                try:
+                    out[key] = value if res.project_owned else attr.type.convert(value)
+                except InvalidValue as exc:
+                    raise HTTPBadRequest(f"Invalid input for {key}. Reason: {exc}.") from None
                 continue
             if create and not attr.allow_post:
                 raise HTTPBadRequest(f"Attribute '{key}' not allowed in POST")
