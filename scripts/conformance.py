@@ -72,6 +72,8 @@ GATE_ENV = {
     "NEUTRINO_ML2_NETWORK_VLAN_RANGES": "foo:1:10",
     "NEUTRINO_ML2_VNI_RANGES": "1:1000",
     "NEUTRINO_ML2_DNS_DOMAIN": "openstackgate.local.",
+    # The job enables dns-integration and dns-domain-ports: Neutron's dns_domain_ports driver.
+    "NEUTRINO_ML2_EXTENSION_DRIVERS": '["dns"]',
 }
 
 # tempest.conf as the gate job's test-config sets it (beyond what interop.py writes).
