@@ -502,6 +502,8 @@ def test_an_extra_route_with_two_nexthops_spreads_flows_over_both(
     routers.api().request("PUT", f"/routers/{router['id']}", json={"router": {"routes": [
         {"destination": "10.99.85.0/24", "nexthop": hop_a.ip_address},
         {"destination": "10.99.85.0/24", "nexthop": hop_b.ip_address}]}})
+    # The namespace's name carries its agent's prefix, found only once the agent has made it.
+    wait_until("the router namespace", lambda: router_ns(router["id"]) != f"qrouter-{router['id']}")
     namespace = router_ns(router['id'])
     wait_until("the ECMP route", lambda: in_netns(namespace, "ip", "route", "show", "10.99.85.0/24").stdout.count(
         "nexthop via") == 2)
