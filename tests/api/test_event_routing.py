@@ -26,33 +26,18 @@ from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
 from neutrino.bus.interface import Bus
-from tests.fullstack.broker import shared_broker_vhost
-from tests.support.databases import temporary_database
-from tests.support.live_server import LiveServer, start_server
+from tests.support.live_server import LiveServer
 from tests.support.neutron_http import api, created, ok
+from tests.support.routing_rig import Rig, routing_rig
 from tests.support.tenants import cloud_persona
 
 pytestmark = pytest.mark.rabbitmq
 
 
-@dataclass
-class Rig:
-    server: LiveServer
-    bus_url: str
-    tag: str
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    with shared_broker_vhost() as url, \
-            temporary_database("postgresql", str(tmp_path_factory.mktemp("db"))) as db_url:
-        tag = uuid.uuid4().hex[:6]
-        config = f'[bus]\nurl = "{url}"\n[agent]\nhost = "srv-{tag}"\nroles = []\nagent_down_time_seconds = 900\n'
-        server = start_server(tmp_path_factory.mktemp("routing") / "state", database_url=db_url, extra_config=config)
-        try:
-            yield Rig(server, url, tag)
-        finally:
-            server.stop()
+    with routing_rig(tmp_path_factory.mktemp("routing")) as made:
+        yield made
 
 
 @dataclass

@@ -12,9 +12,7 @@ pings from 10.62.0.50 then reach WEB.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -25,10 +23,8 @@ from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
 from neutrino.contract.names import bridge_name
-from tests.fullstack.broker import shared_broker_vhost
-from tests.support.databases import temporary_database
-from tests.support.live_server import LiveServer, start_server
 from tests.support.neutron_http import api, created, ok
+from tests.support.routing_rig import Rig, routing_rig
 from tests.support.tenants import cloud_persona
 
 pytestmark = [pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq]
@@ -36,24 +32,10 @@ pytestmark = [pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq]
 PAIR = "10.62.0.50"
 
 
-@dataclass
-class Rig:
-    server: LiveServer
-    bus_url: str
-    tag: str
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    with shared_broker_vhost() as url, \
-            temporary_database("postgresql", str(tmp_path_factory.mktemp("db"))) as db_url:
-        tag = uuid.uuid4().hex[:6]
-        config = f'[bus]\nurl = "{url}"\n[agent]\nhost = "srv-{tag}"\nroles = []\nagent_down_time_seconds = 900\n'
-        server = start_server(tmp_path_factory.mktemp("fw-routing") / "state", database_url=db_url, extra_config=config)
-        try:
-            yield Rig(server, url, tag)
-        finally:
-            server.stop()
+    with routing_rig(tmp_path_factory.mktemp("fw-routing")) as made:
+        yield made
 
 
 def _plug(scratch: Scratch, hostns: str, name: str, port: dict[str, Any], *extra: str) -> str:
