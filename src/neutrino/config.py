@@ -178,6 +178,8 @@ class AllInOneSettings:
     dhcp_agent: bool = True
     # Run the metadata role (proxies in qdhcp-/qrouter- namespaces) and serve Neutrino's metadata backend.
     metadata_agent: bool = True
+    # Run the metering role (per-label traffic counters on the routers) next to l3.
+    metering_agent: bool = True
 
 
 @dataclass(slots=True)
@@ -193,6 +195,20 @@ class MetadataSettings:
 
 
 @dataclass(slots=True)
+class MeteringSettings:
+    """The metering agent role (Neutron's ``[DEFAULT] measure_interval``, ``report_interval``,
+    ``granular_traffic_data`` of metering_agent.ini)."""
+
+    # Seconds between two reads of the routers' counters.
+    measure_interval_seconds: float = 30.0
+    # Seconds between two metering reports on the bus.
+    report_interval_seconds: float = 300.0
+    # Report per label, router, project, label and project, router and label (Neutron's granular
+    # traffic data) instead of one report per label.
+    granular_traffic_data: bool = False
+
+
+@dataclass(slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -203,6 +219,7 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     all_in_one: AllInOneSettings = field(default_factory=AllInOneSettings)
     metadata: MetadataSettings = field(default_factory=MetadataSettings)
+    metering: MeteringSettings = field(default_factory=MeteringSettings)
 
     @property
     def state_path(self) -> Path:
@@ -319,6 +336,9 @@ def check_settings(settings: Settings) -> None:
             raise _bad("server", "metrics_listen", '"", "off" or "HOST:PORT"', server.metrics_listen)
     if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise _bad("server", "log_level", "DEBUG, INFO, WARNING, ERROR or CRITICAL", server.log_level)
+    for key in ("measure_interval_seconds", "report_interval_seconds"):
+        if getattr(settings.metering, key) <= 0:
+            raise _bad("metering", key, "a positive number of seconds", getattr(settings.metering, key))
     if settings.identity.strategy not in ("embedded", "keystone", "noauth"):
         raise _bad("identity", "strategy", "embedded, keystone or noauth", settings.identity.strategy)
     vlan_form = '"physnet" or "physnet:min:max" with 1 <= min <= max <= 4094'

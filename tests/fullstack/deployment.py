@@ -242,7 +242,9 @@ class Deployment:
         path.write_text(f'[server]\nlog_level = "{self.agent_log_level}"\nstate_dir = "{self.instance_state_dir}"\n'
                         f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
                         f"[agent]\nreport_interval_seconds = {REPORT_INTERVAL}\n"
-                        f"resync_interval_seconds = {RESYNC_INTERVAL}\n")
+                        f"resync_interval_seconds = {RESYNC_INTERVAL}\n"
+                        # Metering agents measure every second and report every two (tests wait for reports).
+                        "[metering]\nmeasure_interval_seconds = 1\nreport_interval_seconds = 2\n")
         return path
 
     def start(self, host_labels: Sequence[str]) -> None:
@@ -441,7 +443,7 @@ class Deployment:
         self.instances.pop(instance.name, None)
 
     def ping(self, source: Instance, address: str, *, count: int = 1, deadline: float = 10,
-             interval: float | None = None) -> PingResult:
+             interval: float | None = None, size: int | None = None) -> PingResult:
         """``ping`` from inside an instance until ``count`` replies arrive (or the deadline passes).
 
         While the first reply is slow (ARP, FDB learning) ping keeps probing each second, so the
@@ -450,6 +452,8 @@ class Deployment:
         args = ["ping", "-n", "-c", str(count), "-w", str(int(deadline))]
         if interval is not None:
             args += ["-i", str(interval)]
+        if size is not None:
+            args += ["-s", str(size)]
         ran = in_netns(source.namespace, *args, address, timeout=deadline + 10)
         result = parse_ping(ran.stdout + ran.stderr)
         return replace(result, received=min(result.received, count))

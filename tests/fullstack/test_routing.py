@@ -9,19 +9,23 @@ with iproute2, never with the agent's own view.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from neutrino.bus.factory import build_bus
 from tests.fullstack.deployment import PHYSNET, Deployment, Instance, agent_time
 from tests.fullstack.networking_api import ApiError, NetworkingApi
 from tests.fullstack.scenario import InstanceSpec, Scenario
@@ -37,9 +41,9 @@ NETWORK_NODE = "net"
 
 @pytest.fixture(scope="module")
 def network_node(deployment: Deployment) -> str:
-    """The host running the l3 role (added once; the deployment's teardown cleans it up)."""
+    """The host running the l3 role, and metering beside it (added once; the deployment's teardown cleans it up)."""
     if NETWORK_NODE not in deployment.agents:
-        deployment.add_host(NETWORK_NODE, roles="l2,l3")
+        deployment.add_host(NETWORK_NODE, roles="l2,l3,metering")
     name = deployment.host(NETWORK_NODE).name
     wait_until("the L3 agent reporting", lambda: any(
         a["agent_type"] == "L3 agent" and a["alive"] for a in deployment.api().agents(host=name)))
@@ -560,4 +564,166 @@ def test_a_conntrack_helper_lets_an_ftp_style_related_connection_through_snat(
             wait_until("the helper leaving", lambda: "ct helper" not in nat_table(router["id"]))
             assert ftp_data() is None
     finally:
+        deployment.underlay.remove_outside(outside)
+
+
+# ---- metering ----------------------------------------------------------------------------------------
+
+
+class BusListener:
+    """Every event on ``pattern`` of the deployment's bus, heard by a plain subscription of its own."""
+
+    def __init__(self, bus_url: str, pattern: str) -> None:
+        self.heard: list[dict[str, Any]] = []
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, args=(bus_url, pattern), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(60), "the test's bus listener did not connect"
+
+    def _run(self, bus_url: str, pattern: str) -> None:
+        async def main() -> None:
+            bus = build_bus(bus_url, sender=f"test-listener-{os.getpid()}")
+            await bus.start()
+
+            async def heard(envelope: Any) -> None:
+                self.heard.append(dict(envelope.payload))
+
+            await bus.subscribe(pattern, heard)
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await self._stop.wait()
+            await bus.close()
+
+        self._loop.run_until_complete(main())
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+def meters(namespace: str) -> dict[str, tuple[int, int]]:
+    """The metering table's named counters in a router namespace, read with nft itself."""
+    out = in_netns(namespace, "nft", "-j", "list", "counters", "table", "inet", "neutrino-metering")
+    if out.returncode != 0:
+        return {}
+    return {c["counter"]["name"]: (c["counter"]["packets"], c["counter"]["bytes"])
+            for c in json.loads(out.stdout)["nftables"] if "counter" in c}
+
+
+def has_metering_table(namespace: str) -> bool:
+    return "neutrino-metering" in in_netns(namespace, "nft", "list", "tables").stdout
+
+
+def label_bytes_in_metrics(deployment: Deployment, label_id: str) -> float:
+    assert deployment.server is not None
+    total = 0.0
+    for line in httpx.get(f"{deployment.server.url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("neutrino_metering_label_bytes_total{") and f'label_id="{label_id}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+PING_PAYLOAD = 1000
+PING_PACKET = PING_PAYLOAD + 8 + 20  # ICMP and IPv4 headers: what nftables counts of each echo
+PINGS = 5
+
+
+def test_metering_counts_a_labels_gateway_traffic_leaves_out_excluded_and_reports_on_the_bus(
+    deployment: Deployment, scenario: Scenario, routers: Routers, network_node: str
+) -> None:
+    outside = deployment.underlay.add_outside("mtr-ext", "198.18.3.1/24")
+    ip("-n", outside, "address", "add", "198.18.3.2/24", "dev", "eth0")
+    admin = deployment.api("neutrino-admin")
+    labels: list[str] = []
+    listener = BusListener(deployment.bus_url, "metering.#")
+    try:
+        external = external_network(scenario, "mtr-external", "198.18.3")
+        inside, inside_subnet = scenario.network("mtr-inside", "10.86.1.0/24")
+        (a,) = scenario.instances_of([InstanceSpec("mtr-a", inside["id"], "h1")])
+        router, gateway = routers.wired_to("mtr-r", external, inside_subnet)
+        namespace = router_ns(router["id"])
+        assert reaches(deployment, a, "198.18.3.1")
+        # Another project's router on the same external network, with that project's own label.
+        other = routers.create("mtr-other", cloud="neutrino-admin", external_gateway_info={"network_id": external["id"]})
+        other_gateway = admin.ports(device_id=other["id"], device_owner="network:router_gateway")[0]
+        admin.wait_port_status(other_gateway["id"], "ACTIVE")
+
+        def label(project_id: str, *rules: dict[str, Any]) -> str:
+            made = admin.request("POST", "/metering/metering-labels", json={"metering_label": {
+                "name": deployment.unique("mtr"), "project_id": project_id}})["metering_label"]
+            labels.append(made["id"])
+            for rule in rules:
+                admin.request("POST", "/metering/metering-label-rules", json={"metering_label_rule": {
+                    "metering_label_id": made["id"], **rule}})
+            return str(made["id"])
+
+        mine = label(router["project_id"],
+                     {"direction": "egress", "destination_ip_prefix": "198.18.3.0/24"},
+                     {"direction": "egress", "destination_ip_prefix": "198.18.3.2/32", "excluded": True},
+                     {"direction": "ingress", "source_ip_prefix": "198.18.3.0/24"})
+        theirs = label(other["project_id"], {"direction": "egress", "destination_ip_prefix": "198.18.3.0/24"},
+                       {"direction": "ingress", "source_ip_prefix": "198.18.3.0/24"})
+        egress, ingress = f"m-{mine}-egress", f"m-{mine}-ingress"
+        wait_until("the label's counters in the router", lambda: {egress, ingress} <= set(meters(namespace)))
+        other_ns = router_ns(other["id"])
+        wait_until("the other project's label in its router", lambda: f"m-{theirs}-egress" in meters(other_ns))
+        # A label applies to its project's routers only.
+        assert not any(theirs in name for name in meters(namespace))
+        assert not any(mine in name for name in meters(other_ns))
+
+        before = meters(namespace)
+        sent = deployment.ping(a, "198.18.3.1", count=PINGS, interval=0.2, size=PING_PAYLOAD)
+        assert sent.received == PINGS, sent
+        counted = meters(namespace)
+        assert counted[egress][1] - before[egress][1] >= PINGS * PING_PACKET
+        assert counted[egress][0] - before[egress][0] >= PINGS
+        assert counted[ingress][1] - before[ingress][1] >= PINGS * PING_PACKET
+        # Excluded: echoes to 198.18.3.2 leave uncounted; their replies (ingress, not excluded) count.
+        excluded = deployment.ping(a, "198.18.3.2", count=PINGS, interval=0.2, size=PING_PAYLOAD)
+        assert excluded.received == PINGS, excluded
+        after = meters(namespace)
+        assert after[egress] == counted[egress]
+        assert after[ingress][1] - counted[ingress][1] >= PINGS * PING_PACKET
+        # The other project's label saw none of it.
+        assert meters(other_ns)[f"m-{theirs}-egress"] == (0, 0)
+
+        # A rule change rewrites the chains around the counters: what they counted stays.
+        admin.request("POST", "/metering/metering-label-rules", json={"metering_label_rule": {
+            "metering_label_id": mine, "direction": "ingress", "source_ip_prefix": "203.0.113.0/24",
+            "excluded": True}})
+        wait_until("the new rule in the label's chain", lambda: "203.0.113.0/24" in in_netns(
+            namespace, "nft", "list", "chain", "inet", "neutrino-metering", f"label-{mine}").stdout)
+        assert meters(namespace)[egress][1] >= after[egress][1]
+
+        # The reports: Neutron's l3.meter notification per label, with what was counted.
+        total = (after[egress][1] - before[egress][1]) + (after[ingress][1] - before[ingress][1])
+
+        def reported() -> int:
+            return sum(m["payload"]["bytes"] for m in list(listener.heard)
+                       if m.get("event_type") == "l3.meter" and m["payload"].get("label_id") == mine)
+
+        wait_until("reports of the label's traffic on the bus", lambda: reported() >= total)
+        report = next(m for m in listener.heard if m["payload"].get("label_id") == mine)
+        assert report["publisher_id"] == f"metering.{network_node}"
+        assert {"pkts", "bytes", "time", "first_update", "last_update", "label_id", "project_id",
+                "tenant_id", "host"} <= set(report["payload"])
+        assert report["payload"]["project_id"] == router["project_id"]
+        assert report["payload"]["host"] == network_node
+        # The server heard them too and counts them per label in /metrics.
+        wait_until("the label's bytes in /metrics", lambda: label_bytes_in_metrics(deployment, mine) >= total)
+        agent = next(x for x in deployment.api().agents(host=network_node) if x["agent_type"] == "Metering agent")
+        assert agent["binary"] == "neutrino-metering-agent" and agent["alive"]
+
+        # Deleting the labels takes the tables away.
+        for label_id in labels:
+            admin.request("DELETE", f"/metering/metering-labels/{label_id}", expect=(204,))
+        labels.clear()
+        wait_until("no metering table left", lambda: not has_metering_table(namespace)
+                   and not has_metering_table(other_ns))
+    finally:
+        for label_id in labels:
+            with contextlib.suppress(ApiError):
+                admin.request("DELETE", f"/metering/metering-labels/{label_id}", expect=(204, 404))
+        listener.close()
         deployment.underlay.remove_outside(outside)

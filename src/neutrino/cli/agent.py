@@ -21,6 +21,8 @@ from neutrino.agent.roles.l3 import L3Role
 from neutrino.agent.roles.l3.config import L3Config
 from neutrino.agent.roles.metadata.config import MetadataConfig
 from neutrino.agent.roles.metadata.role import MetadataRole
+from neutrino.agent.roles.metering.config import MeteringConfig
+from neutrino.agent.roles.metering.role import MeteringRole
 from neutrino.agent.roles.qos.role import QosConfig, QosRole
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
@@ -82,8 +84,17 @@ def _metadata_role(c: RoleContext) -> Role:
     return MetadataRole(config, c.rpc)
 
 
+def _metering_role(c: RoleContext) -> Role:
+    metering = c.settings.metering
+    return MeteringRole(MeteringConfig(host=c.host, namespace_prefix=c.settings.agent.namespace_prefix,
+                                       measure_interval=metering.measure_interval_seconds,
+                                       report_interval=metering.report_interval_seconds,
+                                       granular_traffic_data=metering.granular_traffic_data), c.rpc)
+
+
 ROLE_FACTORIES: dict[str, RoleFactory] = {"l2": _l2_role, "l3": _l3_role, "dhcp": _dhcp_role,
-                                          "metadata": _metadata_role, "firewall": _firewall_role, "qos": _qos_role}
+                                          "metadata": _metadata_role, "firewall": _firewall_role, "qos": _qos_role,
+                                          "metering": _metering_role}
 
 
 class UnknownRole(Exception):
@@ -125,7 +136,7 @@ async def run_agent(settings: Settings, host: str, roles: Sequence[str]) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="host name to report (default: [agent] host, else this machine's)")
     parser.add_argument("--roles", help="comma-separated roles (default: [agent] roles): l2, l3, dhcp, metadata, firewall, "
-                                        "qos")
+                                        "qos, metering")
     parser.add_argument("--namespace-prefix", help="prefix of this host's qdhcp- namespaces (simulated hosts)")
     parser.add_argument("--netns", help="network namespace that plays this host's root namespace (fullstack)")
     parser.add_argument("--tunnel-ip", help="local VXLAN endpoint address")

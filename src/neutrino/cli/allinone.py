@@ -90,7 +90,8 @@ async def prepare_state(settings: Settings) -> Path:
 def all_in_one_agent_defaults(settings: Settings) -> None:
     """One host: VXLAN needs a local endpoint even with no peer; loopback serves. The host is also
     the network node: the l3 and dhcp roles run with l2 (``[all_in_one] l3_agent``, ``dhcp_agent``), and so
-    do the firewall and qos roles (``[all_in_one] firewall_agent``, ``qos_agent``).
+    do the firewall and qos roles (``[all_in_one] firewall_agent``, ``qos_agent``), and metering with
+    l3 (``metering_agent``).
 
     With the demo external network on (the default), physnet ``public`` is mapped to the public
     bridge unless the configuration maps it already.
@@ -109,6 +110,8 @@ def all_in_one_agent_defaults(settings: Settings) -> None:
     if (aio.metadata_agent and {"dhcp", "l3"} & set(settings.agent.roles)
             and "metadata" not in settings.agent.roles):
         settings.agent.roles = [*settings.agent.roles, "metadata"]
+    if aio.metering_agent and "l3" in settings.agent.roles and "metering" not in settings.agent.roles:
+        settings.agent.roles = [*settings.agent.roles, "metering"]
     if aio.public_network and "l2" in settings.agent.roles:
         if aio.public_physical_network not in parse_bridge_mappings(settings.agent.bridge_mappings):
             settings.agent.bridge_mappings = [*settings.agent.bridge_mappings,

@@ -56,6 +56,7 @@ class NftTable:
     chains: Mapping[str, NftChain] = field(default_factory=dict)
     sets: Mapping[str, frozenset[str]] = field(default_factory=dict)
     maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    counters: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # named counters: (packets, bytes)
 
 
 def _element_text(value: Any) -> str:
@@ -85,6 +86,7 @@ def parse_table(listing: Mapping[str, Any], family: str, name: str) -> NftTable 
     chains: dict[str, dict[str, Any]] = {}
     sets: dict[str, frozenset[str]] = {}
     maps: dict[str, dict[str, str]] = {}
+    counters: dict[str, tuple[int, int]] = {}
     for item in listing.get("nftables", ()):
         if "table" in item and item["table"].get("family") == family and item["table"].get("name") == name:
             found = True
@@ -96,13 +98,15 @@ def parse_table(listing: Mapping[str, Any], family: str, name: str) -> NftTable 
             sets[item["set"]["name"]] = frozenset(_element_text(e) for e in item["set"].get("elem", ()))
         elif "map" in item:
             maps[item["map"]["name"]] = {_element_text(k): _element_text(v) for k, v in item["map"].get("elem", ())}
+        elif "counter" in item:
+            counters[item["counter"]["name"]] = (int(item["counter"]["packets"]), int(item["counter"]["bytes"]))
         elif "rule" in item:
             entry = chains.setdefault(item["rule"]["chain"], {"hook": None, "rule_count": 0, "last_comment": None})
             entry["rule_count"] += 1
             entry["last_comment"] = item["rule"].get("comment")
     if not found:
         return None
-    return NftTable(family, name, None, {n: NftChain(n, **c) for n, c in chains.items()}, sets, maps)
+    return NftTable(family, name, None, {n: NftChain(n, **c) for n, c in chains.items()}, sets, maps, counters)
 
 
 def body_digest(body: str) -> str:
@@ -193,6 +197,18 @@ class NftablesDriver:
             if "map" in item:
                 return {_element_text(k): _element_text(v) for k, v in item["map"].get("elem", ())}
         return {}
+
+    async def read_counters(self, family: str, table: str, *, netns: str | None = None
+                            ) -> dict[str, tuple[int, int]]:
+        """The table's named counters as (packets, bytes), read without resetting them ({} if the
+        table or the namespace is absent)."""
+        self._check(family, table)
+        try:
+            listing = json.loads(await self._run(netns, ["-j", "list", "counters", "table", family, table]) or "{}")
+        except (NftablesError, NamespaceNotFound):
+            return {}
+        return {item["counter"]["name"]: (int(item["counter"]["packets"]), int(item["counter"]["bytes"]))
+                for item in listing.get("nftables", ()) if "counter" in item}
 
     async def apply_script(self, script: str, *, netns: str | None = None) -> None:
         """Run an ``nft -f`` script: one transaction, all of it or nothing."""

@@ -37,6 +37,7 @@ from neutrino.server.agent_rpc import (
     changes_from_message,
     serve_agents,
 )
+from neutrino.server.metering_reports import REPORTS_PATTERN, REPORTS_QUEUE, MeteringReports
 from neutrino.server.plugins import AgentCall, Components, DesiredStateProvider, load_service_plugins
 from neutrino.server.plugins.core import CorePlugin
 from neutrino.services.event_routing import EventAudience
@@ -63,6 +64,8 @@ class Server:
     # ``/metrics`` on a listener of its own (``[server] metrics_listen``), else None.
     metrics_app: ASGIApp | None = None
     dashboard: Dashboard = field(default_factory=Dashboard)
+    # The metering agents' reports, counted for ``/metrics`` (None without the metering plugin).
+    metering_reports: MeteringReports | None = None
 
     # What this process does: "all" (one process), "api" (an API worker) or "rpc" (an RPC worker).
     role: str = "all"
@@ -82,6 +85,8 @@ class Server:
             # Every committed change, whichever process or host made it, reaches this process's
             # live event streams (the dashboard's) over the bus.
             await self.bus.subscribe(CHANGES_TOPIC, self._changes_heard)
+        if self.role != "rpc" and self.metering_reports is not None:
+            await self.bus.subscribe(REPORTS_PATTERN, self.metering_reports, queue=REPORTS_QUEUE)
         if self.answers_agents if answer_agents is None else answer_agents:
             handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"], self.desired_state,
                                         self.agent_calls)
@@ -165,4 +170,6 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None, role
     return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier, bus=bus,
                   closers=[strategy.close], desired_state=components.desired_state,
                   agent_calls=components.agent_calls, dashboard=dashboard, role=role,
-                  metrics_app=metrics_app(metrics, agent_states) if listen not in ("", "off") else None)
+                  metrics_app=metrics_app(metrics, agent_states) if listen not in ("", "off") else None,
+                  metering_reports=MeteringReports(metrics.registry) if "metering" in components.plugin_names
+                  else None)

@@ -12,6 +12,8 @@ hosts it names, never every host of the cloud (docs/agent-contract.md §4, "Even
   holding a port of a group whose rules name it;
 * a router, floating IP, port forwarding: the L3 agents hosting the router (before and after);
 * a QoS policy: the hosts with a port that uses it, directly or through its network;
+* a metering label or rule: the hosts of the L3 agents (a label applies to every router of its
+  project, a shared one to every router: their metering agents resync);
 * a change with a ``host`` hint and nothing to resolve (an agent's own record, a scheduling
   decision): that host alone; a status-only port change: its own host alone.
 
@@ -37,6 +39,7 @@ from neutrino.db.schema import agents as ag
 from neutrino.db.schema import core as db
 from neutrino.db.schema import l3
 from neutrino.db.schema import security_groups as sgs
+from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent
 
 Audience = frozenset[str] | None
@@ -49,6 +52,7 @@ _NETWORK_SCOPED = ("network", "subnet")
 _ROUTER_SCOPED = ("router", "floatingip", "port_forwarding")
 _GROUP_SCOPED = ("security_group", "security_group_rule")
 _QOS = ("qos_policy",)
+_METERING = ("metering_label", "metering_label_rule")
 
 
 class EventAudience:
@@ -78,7 +82,7 @@ def _fixed(ev: ChangeEvent) -> Any:
     if hints.get("status_only") is True and host:
         return frozenset((host,))
     if ev.resource == "port" or ev.resource in (*_NETWORK_SCOPED, *_ROUTER_SCOPED, *_GROUP_SCOPED, *_QOS,
-                                                "address_group"):
+                                                *_METERING, "address_group"):
         if ev.op == "delete" and HOSTS_HINT in hints and ev.resource != "port":
             return frozenset(hints[HOSTS_HINT])
         if ev.resource == "network" and host and set(hints) <= {"host"}:
@@ -135,6 +139,8 @@ async def _resolve(conn: AsyncConnection, ev: ChangeEvent) -> Audience:
         return frozenset(await group_member_hosts(conn, groups) | hinted)
     if ev.resource in _QOS:
         return frozenset(await qos_hosts(conn, ev.id) | hinted)
+    if ev.resource in _METERING:
+        return frozenset(await l3_agent_hosts(conn) | hinted)
     return frozenset(hinted)
 
 
@@ -217,6 +223,11 @@ async def router_hosts(conn: AsyncConnection, router_ids: Iterable[str]) -> set[
         l3b.join(a, a.c.id == l3b.c.l3_agent_id)).where(l3b.c.router_id.in_(ids)).distinct())}
 
 
+async def l3_agent_hosts(conn: AsyncConnection) -> set[str]:
+    a = ag.agents
+    return {r[0] for r in await conn.execute(select(a.c.host).where(a.c.agent_type == L3_AGENT_TYPE).distinct())}
+
+
 async def qos_hosts(conn: AsyncConnection, policy_id: str) -> set[str]:
     p, n = db.ports, db.networks
     direct = select(p.c.binding_host_id.label("host")).where(p.c.qos_policy_id == policy_id, p.c.binding_host_id != "")
@@ -247,4 +258,4 @@ async def hosts_of(conn: AsyncConnection, resource: str, object_id: str) -> tupl
 
 
 __all__ = ["Audience", "EventAudience", "HOSTS_HINT", "audiences", "group_member_hosts", "hosts_of",
-           "network_hosts", "port_groups", "qos_hosts", "remote_group_hosts", "router_hosts"]
+           "l3_agent_hosts", "network_hosts", "port_groups", "qos_hosts", "remote_group_hosts", "router_hosts"]

@@ -33,6 +33,7 @@ from neutrino.services.flavors import (
 from neutrino.services.local_ips import LocalIpAssociationService, LocalIpService
 from neutrino.services.logs import LoggableResourceService, LogService
 from neutrino.services.metering import MeteringLabelRuleService, MeteringLabelService
+from neutrino.services.metering_agents import MeteringAgentService
 from neutrino.services.ndp_proxies import NdpProxyService
 
 
@@ -69,6 +70,7 @@ class MeteringPlugin:
         return {}
 
     def build_services(self, c: Components) -> Mapping[str, Any]:
+        c.desired_state["metering"] = MeteringAgentService(c.db).sync_state
         return {"metering_label": MeteringLabelService(c.db, c.notifier),
                 "metering_label_rule": MeteringLabelRuleService(c.db, c.notifier)}
 

@@ -1,0 +1,1 @@
+"""The metering role: per-label traffic counters on the routers' gateways, reported on the bus."""
