@@ -475,3 +475,31 @@ async def test_a_port_added_as_another_leaves_is_protected_and_reachable(host: H
     assert {k for k, o in done.outcomes.items() if k[0] == "port" and o.applied} == {("port", a.port.device), ("port", d.port.device)}
     assert await reaches(d, b) and await blocked(b, d)
     assert (await agent.apply(host.state([group, outsider], **ports))).actions == ()
+
+
+async def test_a_cold_start_is_batched_and_one_bad_port_fails_alone(host: Host) -> None:
+    """The first round applies many objects per ``nft -f``; a port the kernel refuses (a device name
+    longer than an interface name can be) makes its batch fall back to one object at a time: it
+    alone is in error with nft's reason, everything else is in place and traffic is filtered."""
+    a, b = host.add_instance("a", 1), host.add_instance("b", 2)
+    group = FirewallGroup("g", True, (*EGRESS_ANY, FirewallRule("i", "ingress", "IPv4", 1, remote_group_id="g")))
+    extra = [FirewallPort(str(uuid.uuid4()), f"tapx{i:010d}", host.network_id, f"fa:16:3e:01:00:{i:02x}",
+                          (f"10.50.1.{i}",), network_type="vxlan", security_group_ids=("g",)) for i in range(30)]
+    bad = replace(extra[0], port_id=str(uuid.uuid4()), device="tapwaytoolongforanifname")
+    ports = {"a": replace(a.port, security_group_ids=("g",)), "b": replace(b.port, security_group_ids=("g",))}
+    members = {"g": (a.port.fixed_ips[0], b.port.fixed_ips[0])}
+    state = host.state([group], members, **ports)
+    state = replace(state, ports=(*state.ports, *extra, bad))
+    agent = agent_for(host)
+    agent.server.state = state
+    await agent.role.resync()
+    done = agent.role.reconciler.last_round
+    assert done is not None and set(done.failed) == {("port", bad.device)}
+    assert "exceeds maximum length" in done.failed[("port", bad.device)]
+    reconciler = agent.role.reconciler
+    assert reconciler.counters.batch_fallbacks == 1  # only the ports' batch holding the bad one
+    assert reconciler.counters.actions < 3 * len(extra)  # the rest went in batches, not one by one
+    chains = ip("netns", "exec", host.netns, "nft", "list", "table", "inet", "neutrino-fw").stdout
+    assert all(f"chain in-{p.device} " in chains for p in (*extra, ports["a"], ports["b"]))
+    assert await reaches(a, b) and await reaches(b, a)
+    assert bad.device not in agent.server.provisioned and a.port.device in agent.server.provisioned

@@ -243,6 +243,59 @@ async def test_removals_run_after_updates_in_reverse_rank() -> None:
     assert kernel.runs == [Put("new0", "x"), Put("new1", "y"), Delete("old1"), Delete("old0")]
 
 
+class Batching(FakeKernel):
+    """Applies many objects in one transaction: a failing object refuses the whole batch."""
+
+    batch_size = 4
+    batch_min = 3
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.batches: list[list[str]] = []
+
+    async def run_batch(self, items: Sequence[tuple[str, Sequence[Action]]]) -> None:
+        keys = [key for key, _ in items]
+        self.batches.append(keys)
+        if any(self.failures.get(key, 0) > 0 for key in keys):
+            raise OSError("transaction refused")
+        for key, actions in items:
+            for action in actions:
+                self.runs.append(action)
+                if isinstance(action, Put):
+                    self.objects[key] = action.value
+                else:
+                    del self.objects[key]
+
+
+async def test_a_large_round_is_applied_in_bounded_batches_and_a_small_one_object_by_object() -> None:
+    kernel = Batching(server={f"k{i}": str(i) for i in range(10)})
+    engine = reconciler(kernel)
+    done = await engine.full()
+    assert done.failed == {} and kernel.objects == kernel.server
+    assert sorted(len(b) for b in kernel.batches) == [2, 4, 4]  # bounded: 10 objects, 4 at most each
+    assert all(engine.status(k).state is State.DONE for k in kernel.server)  # type: ignore[union-attr]
+
+    kernel.batches.clear()
+    engine.put("k1", "changed")
+    engine.put("k2", "changed")
+    await engine.run_pending()
+    assert kernel.batches == [] and kernel.objects["k1"] == kernel.objects["k2"] == "changed"
+
+
+async def test_a_refused_batch_falls_back_to_one_object_at_a_time_so_one_bad_object_fails_alone() -> None:
+    kernel = Batching(server={f"k{i}": str(i) for i in range(8)}, failures={"k5": 1})
+    clock = Clock()
+    engine = reconciler(kernel, clock, backoff=Backoff(initial=1.0, jitter=0.0))
+    done = await engine.full()
+    assert done.failed == {"k5": "Put: device k5 is busy"}  # its own reason, not the batch's
+    assert kernel.objects == {k: v for k, v in kernel.server.items() if k != "k5"}
+    assert engine.counters.batch_fallbacks == 1 and engine.summary()["batch_fallbacks"] == 1
+    clock.now += 1.0
+    again = await engine.run_pending()  # retried on its own, as any failed object
+    assert again is not None and set(again.outcomes) == {"k5"} and again.failed == {}
+    assert kernel.objects == kernel.server
+
+
 async def test_a_role_on_the_reconciler_reports_its_state_and_resyncs_on_a_change_hint() -> None:
     from neutrino.agent.roles.base import ReconcilingRole
     from neutrino.bus.envelope import Envelope

@@ -8,7 +8,10 @@ A role describes its kernel to the engine as a :class:`Target`:
   those nobody wants any more;
 * ``plan(key, desired, actual)`` is pure: the actions (data) that make one object right, ``()`` when
   it already is; ``desired`` is None for an object to remove;
-* ``run(key, action)`` carries out one action; raising is a failure of that object.
+* ``run(key, action)`` carries out one action; raising is a failure of that object;
+* optionally ``run_batch(items)``: many objects' actions at once, all or nothing (one ``nft -f``
+  transaction), for a round with many objects to change (a cold start). When a batch fails, its
+  objects run one by one, so one bad object fails alone and reports its own reason.
 
 The engine keeps the desired table and, per object, a :class:`Status`: pending (asked for, not yet
 reconciled), done, or error with the reason. An object's actions run in plan order and stop at
@@ -137,6 +140,16 @@ class Target(abc.ABC, Generic[K, D, V, A]):
     async def run(self, key: K, action: A) -> None:
         """Carry out one action; raise if the kernel refused."""
 
+    # Objects per ``run_batch`` call; 0: the target does not batch. A rank with fewer objects to
+    # change than ``batch_min`` runs them one by one (a change event's round: its errors stay exact).
+    batch_size: int = 0
+    batch_min: int = 8
+
+    async def run_batch(self, items: Sequence[tuple[K, Sequence[A]]]) -> None:
+        """Carry out every action of every item as one transaction; raise if any was refused (then
+        nothing must have been applied: the engine retries each object on its own)."""
+        raise NotImplementedError
+
     def rank(self, key: K) -> int:
         """Objects of lower rank are updated first and removed last."""
         return 0
@@ -157,6 +170,7 @@ class _Counters:
     failures: int = 0
     drift_actions: int = 0
     drift_objects: int = 0
+    batch_fallbacks: int = 0  # batches refused whole, whose objects then ran one by one
 
 
 class Reconciler(Generic[K, D, V, A]):
@@ -263,6 +277,7 @@ class Reconciler(Generic[K, D, V, A]):
             "rounds": c.rounds,
             "actions": c.actions,
             "failures": c.failures,
+            "batch_fallbacks": c.batch_fallbacks,
         }
 
     # ---- rounds --------------------------------------------------------------------------------
@@ -346,6 +361,28 @@ class Reconciler(Generic[K, D, V, A]):
                     applied.append(action)
             outcomes[key] = Outcome(planned, tuple(applied), removed=removed)
 
+        async def run_chunk(chunk: list[K]) -> None:
+            try:
+                async with self._gate:
+                    await target.run_batch([(key, plans[key]) for key in chunk])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - each object is tried alone, for its own reason
+                log.warning("%s: a batch of %d objects failed (%s); applying them one by one",
+                            target.name, len(chunk), exc)
+                self.counters.batch_fallbacks += 1
+                await asyncio.gather(*(run_object(key) for key in chunk))
+                return
+            for key in chunk:
+                outcomes[key] = Outcome(plans[key], plans[key], removed=key not in desired)
+
+        async def run_all(busy: list[K]) -> None:
+            size = target.batch_size
+            if size <= 0 or len(busy) < max(2, target.batch_min):
+                await asyncio.gather(*(run_object(key) for key in busy))
+                return
+            await asyncio.gather(*(run_chunk(busy[i:i + size]) for i in range(0, len(busy), size)))
+
         for batch in (*_by_rank(updates, target.rank), *_by_rank(removals, target.rank)):
             busy = []
             for key in batch:
@@ -357,7 +394,7 @@ class Reconciler(Generic[K, D, V, A]):
                 else:  # already right: no task to run (a settled host has thousands of these)
                     outcomes[key] = _NOTHING if key in desired else _NOTHING_REMOVED
             if busy:
-                await asyncio.gather(*(run_object(key) for key in busy))
+                await run_all(busy)
 
         drift = self._account(outcomes, full=full, asked=asked)
         done = Round(full, outcomes, drift, self._clock() - started)
