@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from neutrino.agent.roles.metering.actions import AwaitNamespace, LoadMeters, RemoveMeters
-from neutrino.agent.roles.metering.desired import BASE_CHAIN, router_meters, rule_match, script
+from neutrino.agent.roles.metering.desired import BASE_CHAIN, owned_by, router_meters, rule_match, script
 from neutrino.agent.roles.metering.plan import MeteringView, plan
 from neutrino.agent.roles.metering.report import MeterBook
 from neutrino.contract import codec
@@ -46,7 +46,8 @@ def test_excluded_rules_come_first_and_each_label_counts_a_packet_once() -> None
 
 
 def test_plan_waits_for_the_namespace_loads_once_and_keeps_counters_that_stay() -> None:
-    first = router_meters(router(MeteringLabel(LABEL, rules=(rule("egress", destination="198.18.0.0/24"),))))
+    first = router_meters(router(MeteringLabel(LABEL, rules=(rule("egress", destination="198.18.0.0/24"),))),
+                          owner="neutrino:net-1")
     assert first is not None
     ns = first.netns
     assert plan(ns, first, MeteringView()) == (AwaitNamespace(ns),)
@@ -57,6 +58,8 @@ def test_plan_waits_for_the_namespace_loads_once_and_keeps_counters_that_stay() 
         f"label-{LABEL}": NftChain(f"label-{LABEL}", None, 1)},
         counters={c: (3, 300) for c in first.counters})
     assert plan(ns, first, MeteringView(frozenset({ns}), {ns: loaded})) == ()
+    # The mark says whose table it is (simulated hosts share one kernel).
+    assert owned_by(loaded, "neutrino:net-1") and not owned_by(loaded, "neutrino:net-2")
     # Drift: a rule removed by hand is put back.
     drifted = NftTable("inet", "neutrino-metering", chains={**loaded.chains, f"label-{LABEL}": NftChain(
         f"label-{LABEL}", None, 0)}, counters=loaded.counters)

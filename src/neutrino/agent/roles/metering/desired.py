@@ -13,7 +13,9 @@ egress traffic and the destination of ingress traffic (Neutron's reading of it);
 
 Counters are never re-created while their label stays: a change rewrites the chains around them in
 one transaction (:func:`script`), so what a label counted survives rule changes; the table is read
-back without resetting anything. The last rule of ``forward`` carries a digest of the whole wish.
+back without resetting anything. The last rule of ``forward`` carries the owner's mark
+(``neutrino:<host>``) and a digest of the whole wish: a table another host made (simulated hosts
+share a kernel) is never taken for ours.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class RouterMeters:
     labels: tuple[MeteringLabel, ...]
     counters: tuple[str, ...]
     chains: tuple[tuple[str, tuple[str, ...]], ...]  # (label chain, its rules)
-    digest: str
+    digest: str  # "<owner mark> <digest of the rest>"
 
     @property
     def rule_counts(self) -> dict[str, int]:
@@ -87,7 +89,7 @@ def label_rules(label: MeteringLabel, device: str) -> tuple[str, ...]:
     return (*excluded, *counted)
 
 
-def router_meters(router: MeteringRouter, prefix: str = "") -> RouterMeters | None:
+def router_meters(router: MeteringRouter, prefix: str = "", owner: str = "") -> RouterMeters | None:
     """None when nothing is to be counted there (no gateway, no label): the table goes."""
     if not router.gw_port_id or not router.labels:
         return None
@@ -95,15 +97,15 @@ def router_meters(router: MeteringRouter, prefix: str = "") -> RouterMeters | No
     labels = tuple(sorted(router.labels, key=lambda label: label.id))
     counters = tuple(counter_name(label.id, d) for label in labels for d in DIRECTIONS)
     chains = tuple((label_chain(label.id), label_rules(label, device)) for label in labels)
-    digest = hashlib.sha256(repr((device, counters, chains)).encode()).hexdigest()[:16]
+    digest = f"{owner} {hashlib.sha256(repr((device, counters, chains)).encode()).hexdigest()[:16]}"
     return RouterMeters(router_namespace(router.router_id, prefix=prefix), router.router_id, router.project_id,
                         labels, counters, chains, digest)
 
 
-def wishes(state: MeteringState, prefix: str = "") -> dict[str, RouterMeters]:
+def wishes(state: MeteringState, prefix: str = "", owner: str = "") -> dict[str, RouterMeters]:
     out = {}
     for router in state.routers:
-        wish = router_meters(router, prefix)
+        wish = router_meters(router, prefix, owner)
         if wish is not None:
             out[wish.netns] = wish
     return out
@@ -112,6 +114,10 @@ def wishes(state: MeteringState, prefix: str = "") -> dict[str, RouterMeters]:
 def table_digest(table: NftTable) -> str | None:
     chain = table.chains.get(BASE_CHAIN)
     return chain.last_comment if chain is not None else None
+
+
+def owned_by(table: NftTable, owner: str) -> bool:
+    return (table_digest(table) or "").startswith(owner + " ")
 
 
 def matches(wish: RouterMeters, table: NftTable) -> bool:
@@ -145,4 +151,4 @@ def script(wish: RouterMeters, existing: NftTable | None) -> tuple[str, tuple[st
 
 
 __all__ = ["BASE_CHAIN", "DIRECTIONS", "FAMILY", "TABLE", "RouterMeters", "counter_name", "label_chain",
-           "matches", "router_meters", "rule_match", "script", "wishes"]
+           "matches", "owned_by", "router_meters", "rule_match", "script", "wishes"]

@@ -21,7 +21,7 @@ from neutrino.agent.reconciler import Reconciler, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.metering.actions import Action, AwaitNamespace, LoadMeters, RemoveMeters
 from neutrino.agent.roles.metering.config import MeteringConfig
-from neutrino.agent.roles.metering.desired import FAMILY, TABLE, RouterMeters, wishes
+from neutrino.agent.roles.metering.desired import FAMILY, TABLE, RouterMeters, owned_by, wishes
 from neutrino.agent.roles.metering.plan import MeteringView, plan
 from neutrino.agent.roles.metering.report import MeterBook
 from neutrino.agent.rpc_client import AgentRpcClient
@@ -59,7 +59,7 @@ class MeteringTarget(Target[str, RouterMeters, MeteringView, Action]):
 
     async def desired(self) -> Mapping[str, RouterMeters]:
         state = codec.decode(MeteringState, await self.rpc.sync_state(self.name))
-        wanted = wishes(state, self.config.namespace_prefix)
+        wanted = wishes(state, self.config.namespace_prefix, self.config.owner_tag.alias)
         self.counts = {"routers": len(wanted),
                        "metering_labels": len({label.id for w in wanted.values() for label in w.labels})}
         return wanted
@@ -71,7 +71,7 @@ class MeteringTarget(Target[str, RouterMeters, MeteringView, Action]):
         for ns in sorted(existing if keys is None else existing & set(keys)):
             with contextlib.suppress(NftablesError):
                 table = await self.nft.read_table(FAMILY, TABLE, netns=ns)
-                if table is not None:
+                if table is not None and owned_by(table, self.config.owner_tag.alias):
                     tables[ns] = table
         return MeteringView(existing, tables)
 
