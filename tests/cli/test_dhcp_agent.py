@@ -163,6 +163,10 @@ def test_instances_boot_with_dhcp_resolve_each_other_and_follow_address_changes(
     agents = wait_for(lambda: [a for a in cloud.admin.network.agents(host=cloud.host)
                                if a.agent_type == "DHCP agent"], what="the DHCP agent")
     assert agents[0].binary == "neutrino-dhcp-agent" and agents[0].topic == "dhcp_agent"
+    # `neutrino up` runs the metering role next to l3 (all-in-one, on the in-process bus).
+    metering = wait_for(lambda: [a for a in cloud.admin.network.agents(host=cloud.host)
+                                 if a.agent_type == "Metering agent"], what="the metering agent")
+    assert metering[0].binary == "neutrino-metering-agent" and metering[0].topic == "metering_agent"
     aliases = {e.alias for e in cloud.admin.network.extensions()}
     assert {"dns-integration", "dns-domain-ports", "subnet-dns-publish-fixed-ip"} <= aliases
     network, subnet = _network(cloud, "dhcp", "10.81.0.0/24", dns_nameservers=[],

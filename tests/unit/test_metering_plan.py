@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+from prometheus_client import CollectorRegistry
+
 from neutrino.agent.roles.metering.actions import AwaitNamespace, LoadMeters, RemoveMeters
 from neutrino.agent.roles.metering.desired import BASE_CHAIN, owned_by, router_meters, rule_match, script
 from neutrino.agent.roles.metering.plan import MeteringView, plan
 from neutrino.agent.roles.metering.report import MeterBook
+from neutrino.bus.factory import build_bus
+from neutrino.bus.memory import MemoryBroker
 from neutrino.contract import codec
 from neutrino.contract.metering import MeteringLabel, MeteringReport, MeteringRouter, MeteringRule
 from neutrino.dataplane.nftables import NftChain, NftTable
+from neutrino.server.metering_reports import REPORTS_PATTERN, REPORTS_QUEUE, MeteringReports
 
 GW = "d0bf28bd-6b00-4c43-9c43-1b8a4c0f0a11"
 LABEL = "1b3c5d7e-0000-4000-8000-000000000001"
@@ -120,3 +128,29 @@ def test_granular_reports_cut_the_traffic_by_label_router_and_project() -> None:
     assert reports["l3.meter.router_label"].label_id == LABEL
     assert reports["l3.meter.label"].label_name == "web"
     assert reports["l3.meter.project"].project_id == "proj"
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_the_servers_consumer_counts_each_label_report_once_across_competing_processes() -> None:
+    """Two API processes' consumers on the in-process bus's named queue: each report is counted by one."""
+    broker = MemoryBroker()
+    agent, api1, api2 = (build_bus("memory://", sender=s, broker=broker) for s in ("agent", "api-1", "api-2"))
+    registries = [CollectorRegistry(), CollectorRegistry()]
+    consumers = [MeteringReports(r) for r in registries]
+    for bus, consumer in zip((agent, api1, api2), (None, *consumers), strict=True):
+        await bus.start()
+        if consumer is not None:
+            await bus.subscribe(REPORTS_PATTERN, consumer, queue=REPORTS_QUEUE)
+    report = MeteringReport(pkts=3, bytes=3000, time=2, first_update=1, last_update=3, host="net-1",
+                            label_id=LABEL, project_id="proj", tenant_id="proj")
+    for event_type in ("l3.meter", "l3.meter", "l3.meter.router"):  # a router report is not a label's total
+        await agent.publish(f"metering.{event_type}", {"event_type": event_type, "payload": codec.encode(report)})
+    for _ in range(100):
+        if sum(c.heard for c in consumers) == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert sum(c.heard for c in consumers) == 3
+    assert sum(r.get_sample_value("neutrino_metering_label_bytes_total", {"label_id": LABEL, "host": "net-1"}) or 0
+               for r in registries) == 6000
+    for bus in (agent, api1, api2):
+        await bus.close()
