@@ -52,6 +52,11 @@ class MeterBook:
         self._fresh: set[tuple[str, str]] = set()
         self._labels: dict[str, _Label] = {}
         self._routers: dict[str, str] = {}  # router id -> project id
+        self._measured: dict[str, RouterMeters] = {}  # namespace -> what its counters were last read as
+
+    def last_wish(self, netns: str) -> RouterMeters | None:
+        """What the namespace's counters were last measured as (None: never measured)."""
+        return self._measured.get(netns)
 
     def created(self, netns: str, counters: Iterable[str]) -> None:
         """These counters were just made by this process: all they count is new."""
@@ -74,8 +79,11 @@ class MeterBook:
             return reading
         return (reading[0] - before[0], reading[1] - before[1])
 
-    def measure(self, now: int, readings: Iterable[tuple[RouterMeters, Mapping[str, Reading]]]) -> None:
-        """Add what every router's counters grew by since the last measure."""
+    def measure(self, now: int, readings: Iterable[tuple[RouterMeters, Mapping[str, Reading]]], *,
+                complete: bool = True) -> None:
+        """Add what every router's counters grew by since the last measure. ``complete``: these are all
+        the routers (readings of others are forgotten); False for a last look at one router's counters
+        before a change deletes some of them (Neutron measures before removing a label or router)."""
         traffic: dict[str, tuple[int, int, str | None]] = {}
 
         def add(key: str, grew: Reading, granularity: str | None) -> None:
@@ -84,6 +92,7 @@ class MeterBook:
 
         seen: set[tuple[str, str]] = set()
         for wish, counters in readings:
+            self._measured[wish.netns] = wish
             self._routers[wish.router_id] = wish.project_id
             project_key, router_key = f"project-{wish.project_id}", f"router-{wish.router_id}"
             if self.granular:
@@ -106,8 +115,11 @@ class MeterBook:
                 add(f"{router_key}-{label_key}", grew, "router_label")
                 add(project_key, grew, "project")
                 add(router_key, grew, "router")
-        for gone in set(self._last) - seen:  # a router or label no longer here
-            del self._last[gone]
+        if complete:
+            for gone in set(self._last) - seen:  # a router or label no longer here
+                del self._last[gone]
+            for netns in set(self._measured) - {ns for ns, _ in seen}:
+                del self._measured[netns]
         for key, (pkts, nbytes, granularity) in traffic.items():
             info = self.infos.get(key)
             if info is None:

@@ -49,12 +49,16 @@ class MeteringTarget(Target[str, RouterMeters, MeteringView, Action]):
     fetch_unlocked = True
 
     def __init__(self, config: MeteringConfig, rpc: AgentRpcClient, driver: NetlinkDriver,
-                 nftables: NftablesDriver, book: MeterBook) -> None:
+                 nftables: NftablesDriver, book: MeterBook, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.rpc = rpc
         self.driver = driver
         self.nft = nftables
         self.book = book
+        self.clock = clock
+        # Reading counters and booking them is one step: two interleaved reads of a counter would
+        # book the older after the newer, which reads as a counter made again.
+        self.measuring = asyncio.Lock()
         self.counts = {"routers": 0, "metering_labels": 0}
 
     async def desired(self) -> Mapping[str, RouterMeters]:
@@ -86,10 +90,21 @@ class MeteringTarget(Target[str, RouterMeters, MeteringView, Action]):
             case AwaitNamespace(netns=ns):
                 raise NamespaceMissing(f"namespace {ns} does not exist yet")
             case LoadMeters(netns=ns, script=body, new_counters=created):
+                await self._last_look(ns)
                 await self.nft.apply_script(body, netns=ns)
                 self.book.created(ns, created)
             case RemoveMeters(netns=ns):
+                await self._last_look(ns)
                 await self.nft.remove_table(FAMILY, TABLE, netns=ns)
+
+    async def _last_look(self, netns: str) -> None:
+        """Count what grew since the last measure before a change may delete counters (a label, a
+        router gone): the next report carries it, as Neutron's agent measures before removing."""
+        async with self.measuring:
+            wish = self.book.last_wish(netns)
+            if wish is not None:
+                readings = await self.nft.read_counters(FAMILY, TABLE, netns=netns)
+                self.book.measure(int(self.clock()), [(wish, readings)], complete=False)
 
 
 class MeteringRole(ReconcilingRole):
@@ -105,7 +120,7 @@ class MeteringRole(ReconcilingRole):
         self.config = config
         self.nft = NftablesDriver(config.owner_tag, driver.netns_dir)
         self.book = MeterBook(config.host, granular=config.granular_traffic_data)
-        self.target = MeteringTarget(config, rpc, driver, self.nft, self.book)
+        self.target = MeteringTarget(config, rpc, driver, self.nft, self.book, clock)
         self.reconciler = Reconciler(self.target, debounce=debounce_seconds)
         self.publish: Publish = publish if publish is not None else rpc.bus.publish
         self.clock = clock
@@ -147,10 +162,11 @@ class MeteringRole(ReconcilingRole):
 
     async def measure(self) -> list[tuple[str, MeteringReport]]:
         """Read every router's counters; publish the reports when one is due (returns them)."""
-        routers = list(self.reconciler.desired.values())
-        readings = [(wish, await self.nft.read_counters(FAMILY, TABLE, netns=wish.netns)) for wish in routers]
-        now = self.clock()
-        self.book.measure(int(now), readings)
+        async with self.target.measuring:
+            routers = list(self.reconciler.desired.values())
+            readings = [(wish, await self.nft.read_counters(FAMILY, TABLE, netns=wish.netns)) for wish in routers]
+            now = self.clock()
+            self.book.measure(int(now), readings)
         if now - self.last_report < self.config.report_interval:
             return []
         self.last_report = now
