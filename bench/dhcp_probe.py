@@ -9,7 +9,9 @@ prints, as JSON, the wall-clock times of the DISCOVER and of the ACK and the add
 With ``--wait`` it prints ``ready`` once its socket is bound and begins when a line arrives on stdin
 (so that a benchmark can start it ahead of time and not time a Python start-up).
 
-It configures nothing (the lease is not applied) and retries the DISCOVER every second, up to 30 s.
+It configures nothing (the lease is not applied) and retries the DISCOVER every second, up to 30 s;
+with ``--once`` it sends one DISCOVER and waits the 30 s for its OFFER (a DHCP server that ignored it,
+not knowing the MAC yet, never answers it: tests use this to see that the first DISCOVER is answered).
 Replies are asked for by broadcast (flag 0x8000): the interface has no address yet.
 """
 
@@ -46,7 +48,8 @@ def parse(packet: bytes) -> tuple[int, str, dict[int, bytes]]:
     return xid, yiaddr, options
 
 
-def exchange(interface: str, mac_text: str, timeout: float = 30.0, *, wait: bool = False) -> dict[str, object]:
+def exchange(interface: str, mac_text: str, timeout: float = 30.0, *, wait: bool = False,
+             once: bool = False) -> dict[str, object]:
     mac = bytes.fromhex(mac_text.replace(":", ""))
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -61,12 +64,12 @@ def exchange(interface: str, mac_text: str, timeout: float = 30.0, *, wait: bool
     first_discover = time.time()
     server, offered = b"", ""
     attempts = 0
-    while time.monotonic() < deadline and not offered:
+    while time.monotonic() < deadline and not offered and not (once and attempts):
         attempts += 1
         sock.sendto(message(xid, mac, DISCOVER), ("255.255.255.255", 67))
         # Every instance on the network hears every broadcast reply: the next DISCOVER goes out a
         # second after this one, however many replies to others arrive meanwhile.
-        retry = time.monotonic() + 1.0
+        retry = deadline if once else time.monotonic() + 1.0
         try:
             while (left := retry - time.monotonic()) > 0:
                 sock.settimeout(left)
@@ -86,9 +89,9 @@ def exchange(interface: str, mac_text: str, timeout: float = 30.0, *, wait: bool
         got, yiaddr, options = parse(sock.recv(2048))
         if got == xid and options.get(53) in (bytes([ACK]), bytes([NAK])):
             break
-    return {"discover": first_discover, "offer": offer_at, "ack": time.time(), "address": yiaddr,
+    return {"discover": first_discover, "offer": offer_at, "ack": time.time(), "offered": offered, "address": yiaddr,
             "acked": options.get(53) == bytes([ACK]), "attempts": attempts}
 
 
 if __name__ == "__main__":
-    print(json.dumps(exchange(sys.argv[1], sys.argv[2], wait="--wait" in sys.argv[3:])))
+    print(json.dumps(exchange(sys.argv[1], sys.argv[2], wait="--wait" in sys.argv[3:], once="--once" in sys.argv[3:])))

@@ -35,15 +35,23 @@ from tests.support.dns_query import resolve_command
 pytestmark = pytest.mark.kernel
 
 class StubServer:
-    """The server's side of ``sync_state``: whatever the test set as the desired state."""
+    """The server's side of ``sync_state``: whatever the test set as the desired state; and of
+    ``dhcp_ready_on_ports``: each report with the dnsmasq hosts files as they were when it came."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, state_dir: Path) -> None:
         self.host = host
         self.state = DhcpState(host)
+        self.state_dir = state_dir
+        self.ready: list[tuple[str, str, tuple[str, ...], str]] = []
 
     async def sync_state(self, role: str) -> dict[str, Any]:
         assert role == "dhcp"
         return codec.encode(self.state)
+
+    async def dhcp_ready_on_ports(self, ports: Any) -> dict[str, Any]:
+        hosts = "".join(f.read_text() for f in sorted(self.state_dir.glob("*/host")))
+        self.ready.extend((port_id, mac, tuple(ips), hosts) for port_id, mac, ips in ports)
+        return {"activated": []}
 
 
 @dataclass
@@ -80,7 +88,7 @@ async def lab(driver: NetlinkDriver, scratch: Scratch, tmp_path: Path) -> AsyncI
     bridge = scratch.device("brq")
     await driver.ensure_bridge(bridge, netns=host_ns)
     state_dir = tmp_path / "dhcp"
-    server = StubServer(driver.owner.host)
+    server = StubServer(driver.owner.host, tmp_path / "dhcp")
     config = DhcpConfig(host=driver.owner.host, state_dir=state_dir, netns=host_ns,
                         namespace_prefix=f"ntest-{scratch.suffix}-", owner=driver.owner)
     the_lab = Lab(driver, scratch, host_ns, bridge, state_dir, server, config)
@@ -137,6 +145,10 @@ async def test_instances_get_address_routes_mtu_dns_and_resolve_each_other(lab: 
     role = lab.role()
 
     await role.resync()
+    # Both instances' ports are reported ready once dnsmasq's hosts file holds them; the DHCP port is not.
+    assert sorted(r[:3] for r in lab.server.ready) == sorted(
+        (p.port_id, p.mac_address, (p.fixed_ips[0][1],)) for p in (one, two))
+    assert all(mac in hosts for _, mac, _, hosts in lab.server.ready)
     await lab.wire_dhcp_port(dhcp.port_id)
     ns_one, client_one = await lab.instance("one", one)
     ns_two, client_two = await lab.instance("two", two)
@@ -172,8 +184,15 @@ async def test_port_changes_reload_dnsmasq_in_place_and_a_renewal_gets_the_new_a
 
     moved = dataclasses.replace(vm, fixed_ips=(("s4", "10.92.0.30"),))
     lab.server.state = DhcpState(lab.server.host, (dataclasses.replace(network, hosts=(dhcp, moved)),))
+    reported = len(lab.server.ready)
     await role.resync()
     assert role.target.dnsmasq.running(network.network_id).pid == pid  # type: ignore[union-attr]
+    # The new address is reported (the server holds the port back until then); the unchanged resync
+    # after it reports nothing again.
+    (again,) = lab.server.ready[reported:]
+    assert again[:3] == (vm.port_id, vm.mac_address, ("10.92.0.30",)) and "10.92.0.30" in again[3]
+    await role.resync()
+    assert len(lab.server.ready) == reported + 1
     await client.stop()
     await client.start()
 
@@ -307,3 +326,4 @@ async def test_dhcpv6_stateless_gives_the_instance_dns_options(lab: Lab, tmp_pat
     lease = await _dhclient6(ns, tmp_path, "-S")
     assert "new_dhcp6_name_servers=fd00:96::53" in lease
     assert "iaaddr" not in lease and "new_ip6_address" not in lease  # stateless: options only, the address is SLAAC's
+

@@ -1,5 +1,7 @@
 """DHCP across simulated hosts: two DHCP agents serve one network, one dying leaves it served, and a
-dead agent's network (with its DHCP port) moves to another host whose dnsmasq then answers.
+dead agent's network (with its DHCP port) moves to another host whose dnsmasq then answers. A port
+goes ACTIVE only once the DHCP agents serving its network (on other hosts) have it, so the
+instance's very first DHCPDISCOVER is answered; agents that stop answering do not hold it forever.
 
 A deployment of its own: three hosts running ``neutrino agent --roles l2,dhcp``, the server with
 ``dhcp_agents_per_network = 2`` (and the usual 6 s agent_down_time, so failover takes seconds).
@@ -8,16 +10,20 @@ Instances ask for their addresses with a real DHCP client (``neutrino instance c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fullstack.conftest import why_fullstack_cannot_run
-from tests.fullstack.deployment import Deployment, running_deployment
+from tests.fullstack.deployment import Deployment, Instance, running_deployment
 from tests.fullstack.underlay import in_netns
 
 pytestmark = [pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow,
@@ -67,6 +73,65 @@ def _leased(cluster: Deployment, label: str, network_id: str, host_label: str) -
     shown = in_netns(instance.namespace, "ip", "-4", "addr", "show", "dev", "eth0", check=True).stdout
     assert f"{instance.ip_address}/24" in shown, shown
     return instance.ip_address
+
+
+PROBE = Path(__file__).resolve().parents[2] / "bench" / "dhcp_probe.py"
+
+
+def _first_discover_when_active(cluster: Deployment, instance: Instance) -> dict[str, Any]:
+    """One DHCPDISCOVER from the instance, sent the moment its port is seen ACTIVE (as a guest
+    booted on vif-plugged would), and what came of it (no resend: an ignored one stays unanswered)."""
+    probe = subprocess.Popen(["ip", "netns", "exec", instance.namespace, sys.executable, str(PROBE), "eth0",
+                              instance.mac_address, "--wait", "--once"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert probe.stdout is not None and probe.stdin is not None
+        assert probe.stdout.readline().strip() == "ready"
+        api = cluster.api()
+        deadline = time.monotonic() + 60
+        while (api.port(instance.port_id) or {}).get("status") != "ACTIVE":
+            assert time.monotonic() < deadline, "the port did not go ACTIVE"
+        probe.stdin.write("go\n")
+        probe.stdin.flush()
+        result: dict[str, Any] = json.loads(probe.stdout.readline())
+        return result
+    finally:
+        probe.kill()
+        probe.wait()
+
+
+def test_active_waits_for_the_dhcp_agents_and_the_first_discover_is_answered(cluster: Deployment) -> None:
+    api = cluster.api("neutrino-demo")
+    network = api.create_network(cluster.unique("dhcpready"))
+    api.create_subnet(network["id"], "10.98.0.0/24", cluster.unique("dhcpready"))
+    serving = wait_for(lambda: len(h := _dhcp_hosts(cluster, network["id"])) == 2 and h, 60, "two DHCP ports")
+    spare = next(label for label in ("h1", "h2", "h3") if cluster.host(label).name not in serving)
+    servers = sorted(_label_of(cluster, h) for h in serving)
+
+    # The instances are on the one host whose DHCP agent does not serve the network.
+    for label in ("first1", "first2", "first3"):
+        instance = cluster.create_instance(label, network["id"], spare, wait_active=False)
+        result = _first_discover_when_active(cluster, instance)
+        assert result.get("offered") == instance.ip_address and result["attempts"] == 1, result
+
+    # Both serving agents stop answering (frozen, heartbeats included): a new port waits for them
+    # while they count as alive, and goes ACTIVE without them once they count as dead.
+    frozen = [cluster.agents[label].process for label in servers]
+    for process in frozen:
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)
+    try:
+        waiting = cluster.create_instance("frozen", network["id"], spare, wait_active=False)
+        cluster.api().wait_port_status(waiting.port_id, "ACTIVE", timeout=120)
+        alive = {a["host"]: a["alive"] for a in cluster.api().agents(agent_type="DHCP agent")}
+        assert not any(alive[cluster.host(label).name] for label in servers), alive
+    finally:
+        for process in frozen:
+            if process is not None:
+                os.kill(process.pid, signal.SIGCONT)
+    for label in servers:
+        wait_for(lambda label=label: {a["host"]: a["alive"] for a in cluster.api().agents(
+            agent_type="DHCP agent")}[cluster.host(label).name], 60, f"the agent of {label} alive again")
 
 
 def test_two_agents_serve_a_network_and_a_dead_ones_network_moves_with_its_port(cluster: Deployment) -> None:

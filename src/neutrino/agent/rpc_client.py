@@ -57,3 +57,10 @@ class AgentRpcClient:
         """This host's ``role`` finished these ports (tap names); the server activates the ready ones."""
         return await self.bus.call(SERVER_TARGET, "provisioning_complete",
                                    {"host": self.host, "role": role, "devices": list(devices)}, self.timeout)
+
+    async def dhcp_ready_on_ports(self, ports: Sequence[tuple[str, str, Sequence[str]]]) -> dict[str, Any]:
+        """This host's DHCP role serves these ports (``(port id, MAC, addresses)`` as its state named
+        them): the server lifts their DHCP provisioning block (Neutron's ``dhcp_ready_on_ports``)."""
+        return await self.bus.call(SERVER_TARGET, "dhcp_ready_on_ports",
+                                   {"host": self.host, "ports": [[p, mac, list(ips)] for p, mac, ips in ports]},
+                                   self.timeout)

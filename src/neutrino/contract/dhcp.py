@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 from neutrino.contract.codec import wire
 
+# The device owner of DHCP ports (neutron-lib's DEVICE_OWNER_DHCP).
+DHCP_OWNER = "network:dhcp"
+
 
 @dataclass(frozen=True, slots=True)
 class DhcpSubnet:

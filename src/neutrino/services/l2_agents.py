@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.contract import codec
@@ -18,20 +18,17 @@ from neutrino.contract.l2 import FdbEntry, L2Network, L2Port, L2State, SegmentIn
 from neutrino.contract.names import port_id_head, tap_name
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
-from neutrino.db.schema.agents import agents, port_provisioning
+from neutrino.db.schema.agents import agents
 from neutrino.services.agents import L2_AGENT_TYPES, AgentService
 from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ports import NoSecurityGroups, PortSecurityGroups
+from neutrino.services.provisioning import L2_ENTITY, PROVISIONING_ROLES, PortProvisioning, status_hints
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
 L2_VIF_TYPES = ("bridge", "tap")
 # Bound parameters stay well under every backend's limit (SQLite's is the lowest).
 _PREFIXES_PER_QUERY = 200
-# Roles besides l2 that must finish a port before it goes ACTIVE, by the agent type that runs them:
-# only on a host where such an agent is registered (Neutron's per-entity provisioning blocks).
-PROVISIONING_ROLES: Mapping[str, str] = {"firewall": "Neutrino firewall agent"}
-L2_ENTITY = "l2"
 
 
 class L2AgentService:
@@ -40,6 +37,7 @@ class L2AgentService:
         self.notifier = notifier
         self.uow = UnitOfWork(database, notifier)
         self.agents = agents_service
+        self.provisioning = PortProvisioning(database, notifier, agents_service)
         # Replaced by the security-group plugin at composition time.
         self.security_groups: PortSecurityGroups = NoSecurityGroups()
 
@@ -167,7 +165,8 @@ class L2AgentService:
             rows = await self._rows_of_devices(conn, host, sorted(set(prefixes.values())))
             matched = {row.id: wanted[device] for device, prefix in prefixes.items()
                        for row in rows if row.id.startswith(prefix)}
-            done = await self._record_provisioning(conn, host, L2_ENTITY, matched)
+            await self.provisioning.record(conn, L2_ENTITY, host, matched)
+            done = await self.provisioning.ready(conn, [row for row in rows if matched.get(row.id) == "ACTIVE"])
             by_device: dict[str, list[tuple[str, int, bool]]] = {}
             to_set: dict[str, list[str]] = {}
             changed_rows = []
@@ -176,7 +175,8 @@ class L2AgentService:
                 for row in rows:
                     if not row.id.startswith(prefix):
                         continue
-                    # Up, but another role of the host has not finished the port: it stays as it is.
+                    # Up, but another role of the host (or its network's DHCP agent) has not finished
+                    # the port: it stays as it is.
                     change = row.status != status and (status != "ACTIVE" or row.id in done)
                     by_device.setdefault(device, []).append((row.id, row.revision_number + change, change))
                     if change:
@@ -189,7 +189,7 @@ class L2AgentService:
             return changed_rows, by_device
 
         _changed, by_device = await self.uow.run(work, events=lambda result: [
-            ChangeEvent("port", pid, "update", rev, _status_hints(net, host)) for pid, net, rev in result[0]])
+            ChangeEvent("port", pid, "update", rev, status_hints(net, host)) for pid, net, rev in result[0]])
         outcome: dict[str, dict[str, Any]] = {}
         for device in wanted:
             matched = by_device.get(device, [])
@@ -207,54 +207,25 @@ class L2AgentService:
         for start in range(0, len(prefixes), _PREFIXES_PER_QUERY):
             chunk = prefixes[start:start + _PREFIXES_PER_QUERY]
             rows.extend((await conn.execute(
-                select(p.c.id, p.c.network_id, p.c.status, p.c.revision_number).where(
+                select(p.c.id, p.c.network_id, p.c.status, p.c.revision_number, p.c.binding_host_id,
+                       p.c.device_owner, p.c.fixed_ips, p.c.mac_address).where(
                     p.c.binding_host_id == host,
                     or_(*(p.c.id.startswith(prefix, autoescape=True) for prefix in chunk))))).all())
         return rows
 
-    async def _record_provisioning(self, conn: AsyncConnection, host: str, entity: str,
-                                   statuses: Mapping[str, str]) -> set[str]:
-        """Record that ``entity`` finished (ACTIVE) or lost (DOWN) these ports on ``host``; return the
-        ports every role the host runs has now finished (the ones that may go ACTIVE)."""
-        ids = sorted(statuses)
-        if not ids:
-            return set()
-        pp = port_provisioning
-        await conn.execute(delete(pp).where(pp.c.port_id.in_(ids), pp.c.entity == entity))
-        up = [pid for pid in ids if statuses[pid] == "ACTIVE"]
-        if up:
-            await conn.execute(insert(pp), [{"port_id": pid, "entity": entity, "host": host} for pid in up])
-        served = (await conn.execute(select(agents.c.agent_type).where(
-            agents.c.host == host, agents.c.agent_type.in_(list(PROVISIONING_ROLES.values()))))).scalars().all()
-        needed = {L2_ENTITY, *(role for role, agent_type in PROVISIONING_ROLES.items() if agent_type in served)}
-        finished: dict[str, set[str]] = {}
-        for pid, ent in (await conn.execute(select(pp.c.port_id, pp.c.entity).where(
-                pp.c.port_id.in_(up), pp.c.host == host))).all() if up else ():
-            finished.setdefault(pid, set()).add(ent)
-        return {pid for pid, ents in finished.items() if needed <= ents}
-
     async def provisioning_complete(self, host: str, entity: str, devices: Sequence[str]) -> dict[str, Any]:
-        """A role other than l2 finished these ports (tap names or ids) on ``host``; those that every
-        role of the host has now finished go ACTIVE, one event each. Safe to repeat."""
+        """A role other than l2 finished these ports (tap names or ids) on ``host``; those nothing
+        blocks any more go ACTIVE, one event each. Safe to repeat."""
         if entity == L2_ENTITY or entity not in PROVISIONING_ROLES:
             raise ValueError(f"'{entity}' is not a role that provisions ports")
         prefixes = sorted({d[3:] if d.startswith("tap") else d for d in devices})
 
-        async def work(tx: Transaction) -> list[tuple[str, str, int]]:
-            conn = tx.conn
-            rows = await self._rows_of_devices(conn, host, prefixes)
-            ready = await self._record_provisioning(conn, host, entity, {r.id: "ACTIVE" for r in rows})
-            changed = [(r.id, r.network_id, r.revision_number + 1) for r in rows
-                       if r.id in ready and r.status != "ACTIVE"]
-            if changed:
-                p = db.ports
-                await conn.execute(update(p).where(p.c.id.in_([c[0] for c in changed])).values(
-                    status="ACTIVE", revision_number=p.c.revision_number + 1))
-            return changed
+        async def work(tx: Transaction) -> list[tuple[str, str, int, str]]:
+            rows = await self._rows_of_devices(tx.conn, host, prefixes)
+            await self.provisioning.record(tx.conn, entity, host, {r.id: "ACTIVE" for r in rows})
+            return await self.provisioning.activate(tx.conn, rows)
 
-        changed = await self.uow.run(work, events=lambda result: [
-            ChangeEvent("port", pid, "update", rev, _status_hints(net, host)) for pid, net, rev in result])
-        return {"activated": [pid for pid, _, _ in changed]}
+        return {"activated": [pid for pid, _, _, _ in await self.provisioning.run_activation(work)]}
 
 
 def _replicated_router_ports(host: str) -> Any:
@@ -271,9 +242,3 @@ def _replicated_router_ports(host: str) -> Any:
     return (select(rp.c.port_id).join(r, r.c.id == rp.c.router_id).join(b, b.c.router_id == r.c.id)
             .join(agents, agents.c.id == b.c.l3_agent_id)
             .where(r.c.ha.is_(True), agents.c.host == host, agents.c.agent_type == L3_AGENT_TYPE))
-
-
-def _status_hints(network_id: str, host: str) -> tuple[tuple[str, Any], ...]:
-    """A port's status changed, nothing else: only its own host's agents hear of it (no other host
-    recomputes anything for a port going ACTIVE or DOWN)."""
-    return (("network_id", network_id), ("host", host), ("status_only", True))

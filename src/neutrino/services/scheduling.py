@@ -629,25 +629,29 @@ class L3AgentScheduler:
 class AgentFailover:
     """The server's periodic agent status check (Neutron's status check workers): every
     ``interval`` seconds, after a random first wait of one to two intervals (so several servers
-    started together do not check in step), the enabled schedulers move work off dead agents."""
+    started together do not check in step), the enabled schedulers move work off dead agents, and the
+    ``periodic`` jobs run (ports a dead DHCP agent no longer holds back go ACTIVE)."""
 
     def __init__(self, dhcp: DhcpAgentScheduler | None, l3: L3AgentScheduler | None, *, interval: float,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, periodic: Sequence[Callable[[], Awaitable[Any]]] = ()) -> None:
         self.dhcp = dhcp
         self.l3 = l3
+        self.periodic = tuple(periodic)
         self.interval = interval
         self.rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def enabled(self) -> bool:
-        return self.dhcp is not None or self.l3 is not None
+        return self.dhcp is not None or self.l3 is not None or bool(self.periodic)
 
     async def check_once(self) -> None:
         if self.dhcp is not None:
             await _guarded(self.dhcp.reschedule_from_down_agents(), "DHCP agent failover")
         if self.l3 is not None:
             await _guarded(self.l3.reschedule_from_down_agents(), "L3 agent failover")
+        for job in self.periodic:
+            await _guarded(job(), getattr(job, "__name__", "periodic agent check"))
 
     async def run(self) -> None:
         await asyncio.sleep(self.interval * (1 + self.rng.random()))
@@ -692,7 +696,7 @@ async def _any_of_type(database: Database, agent_ids: Sequence[str], agent_type:
         return found.first() is not None
 
 
-async def _guarded(work: Awaitable[None], what: str) -> None:
+async def _guarded(work: Awaitable[Any], what: str) -> None:
     """Automatic scheduling runs after the request's commit: its failure is logged, never the
     request's (an agent arriving later, or the next subnet, schedules again)."""
     try:

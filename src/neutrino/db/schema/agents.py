@@ -54,10 +54,11 @@ routerl3agentbindings = Table(
     PrimaryKeyConstraint("router_id", "l3_agent_id"),
 )
 
-# Per-role provisioning of a port on its host (Neutron's provisioning blocks, kept as what is done
-# rather than what is pending): a row says ``entity`` (an agent role: "l2", "firewall") finished
-# the port on ``host``. A port goes ACTIVE once every role its host runs has a row for that host;
-# rows of another host (the port moved) do not count, and they go with the port.
+# Per-role provisioning of a port (Neutron's provisioning blocks, kept as what is done rather than
+# what is pending): a row says ``entity`` (an agent role: "l2", "firewall") finished the port on
+# ``host``. A port goes ACTIVE once every role its host runs has a row for that host (rows of
+# another host, the port moved, do not count) and, if it needs DHCP, a "dhcp" row says a DHCP agent
+# serving its network (on ``host``, any host) has it (services/provisioning.py). Rows go with the port.
 port_provisioning = Table(
     "port_provisioning", metadata,
     Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),

@@ -86,11 +86,22 @@ class CorePlugin:
         l3_scheduler = L3AgentScheduler(c.db, c.notifier, agents, lambda: c.services.get("router"))
         c.notifier.add_listener(dhcp_scheduler.on_committed)
         c.notifier.add_listener(l3_scheduler.on_committed)
+        l2_agents = L2AgentService(c.db, c.notifier, agents)
+        # DHCP provisioning blocks: a port waits for its network's DHCP agent (dhcp_ready_on_ports),
+        # again after its addresses change, and no longer once no alive agent serves the network.
+        provisioning = l2_agents.provisioning
+        ports.after_addresses_change.append(provisioning.reblock_dhcp)
+
+        async def dhcp_ready_on_ports(payload: dict[str, Any]) -> dict[str, Any]:
+            """The DHCP role serves these ports (docs/agent-contract.md)."""
+            return await provisioning.dhcp_ready(payload["host"], list(payload.get("ports") or ()))
+
+        c.agent_calls["dhcp_ready_on_ports"] = dhcp_ready_on_ports
         server = c.settings.server
         failover = AgentFailover(dhcp_scheduler if server.allow_automatic_dhcp_failover else None,
                                  l3_scheduler if server.allow_automatic_l3agent_failover else None,
-                                 interval=max(c.settings.agent.agent_down_time_seconds / 2, 1.0), rng=rng)
-        l2_agents = L2AgentService(c.db, c.notifier, agents)
+                                 interval=max(c.settings.agent.agent_down_time_seconds / 2, 1.0), rng=rng,
+                                 periodic=(provisioning.release_unserved,))
         c.desired_state["l2"] = l2_agents.sync_state
         c.desired_state["dhcp"] = dhcp_agents.sync_state
         c.desired_state["metadata"] = MetadataAgentService(c.db).sync_state

@@ -7,11 +7,12 @@ address on a subnet dnsmasq can serve; until then nothing exists for it here.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from neutrino.agent.roles.dhcp.config import DhcpConfig
-from neutrino.contract.dhcp import DhcpHost, DhcpNetwork, DhcpState
+from neutrino.contract.dhcp import DHCP_OWNER, DhcpHost, DhcpNetwork, DhcpState
 from neutrino.contract.names import dhcp_interface_name, dhcp_namespace, tap_name
 from neutrino.dataplane.dnsmasq import (
     METADATA_ADDRESS,
@@ -69,6 +70,37 @@ def network_wish(network: DhcpNetwork, config: DhcpConfig) -> NetworkWish | None
     return NetworkWish(network.network_id, dhcp_namespace(network.network_id, prefix=config.namespace_prefix),
                        port.port_id, device, tap_name(port.port_id), port.mac_address.lower(), network.mtu,
                        frozenset(addresses), spec, config.state_dir / network.network_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyPort:
+    """A port the network's dnsmasq serves, as the server named it (the server checks it still is)."""
+
+    port_id: str
+    mac_address: str
+    addresses: tuple[str, ...]
+
+
+def ready_ports(desired: DhcpState, *, exclude: Collection[str] = ()) -> list[ReadyPort]:
+    """Ports whose DHCP is ready once the round that applied ``desired`` is done, on every network
+    but ``exclude`` (those whose round failed).
+
+    Not the DHCP ports, and not a port with an address on a subnet the DHCP port has no address on
+    yet (dnsmasq cannot serve that subnet before it has). A subnet dnsmasq never serves (SLAAC, a
+    prefix longer than /64) holds nothing back: there is nothing to wait for.
+    """
+    out = []
+    for network in desired.networks:
+        port = network.dhcp_port
+        if port is None or network.network_id in exclude:
+            continue
+        with_server = {s for s, _ in port.fixed_ips}
+        pending = {s.subnet_id for s in network.subnets} - with_server
+        for host in network.hosts:
+            if host.device_owner == DHCP_OWNER or any(s in pending for s, _ in host.fixed_ips):
+                continue
+            out.append(ReadyPort(host.port_id, host.mac_address.lower(), tuple(sorted(ip for _, ip in host.fixed_ips))))
+    return out
 
 
 def wishes(desired: DhcpState, config: DhcpConfig) -> dict[str, NetworkWish]:

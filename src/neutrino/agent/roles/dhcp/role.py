@@ -9,7 +9,9 @@ network's bridge (exactly as an instance's tap), carrying the port's MAC and add
 dnsmasq serving static leases and the ports' names from files under the agent's state directory.
 
 Server changes of networks, subnets and this host's networks' ports start a (debounced) full
-resync. Each running dnsmasq is watched through a pidfd (the kernel says when it exits; no
+resync. After each round the ports whose dnsmasq now serves them (hosts file written, dnsmasq
+signalled) are reported to the server (``dhcp_ready_on_ports``), which holds them back from ACTIVE
+until then, so an instance's first DHCPDISCOVER is answered; a restarted agent reports them all again. Each running dnsmasq is watched through a pidfd (the kernel says when it exits; no
 polling): one that dies is a hint for its network, which starts it again at once. A stop leaves
 every dnsmasq running; the next agent adopts them by pid file, keeping their PIDs.
 """
@@ -32,7 +34,7 @@ from neutrino.agent.roles.dhcp.actions import (
     RemoveNetwork,
 )
 from neutrino.agent.roles.dhcp.config import DhcpConfig
-from neutrino.agent.roles.dhcp.desired import NetworkWish, wishes
+from neutrino.agent.roles.dhcp.desired import NetworkWish, ReadyPort, ready_ports, wishes
 from neutrino.agent.roles.dhcp.plan import DhcpKernelView, NetworkView, plan
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.contract import codec
@@ -45,6 +47,8 @@ from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, Netlink
 __all__ = ["DhcpConfig", "DhcpRole", "DhcpTarget"]
 
 log = logging.getLogger(__name__)
+# Ports per dhcp_ready_on_ports call (a restarted agent reports every port of every network).
+REPORT_BATCH = 500
 
 
 class DhcpTarget(Target[str, NetworkWish, DhcpKernelView, Action]):
@@ -62,10 +66,14 @@ class DhcpTarget(Target[str, NetworkWish, DhcpKernelView, Action]):
         self.counts = {"networks": 0, "subnets": 0, "ports": 0}
         self.exited: Any = None  # called with a network id when its dnsmasq exits (set by the role)
         self._watched: dict[int, tuple[int, str]] = {}  # dnsmasq pid -> (its pidfd, network id)
+        self.state: DhcpState | None = None  # the last desired state
+        self._failing: set[str] = set()  # networks whose last round failed
+        self._reported: dict[str, ReadyPort] = {}  # port id -> what was last reported ready for it
 
     async def desired(self) -> Mapping[str, NetworkWish]:
         state = codec.decode(DhcpState, await self.rpc.sync_state(self.name))
         wanted = wishes(state, self.config)
+        self.state = state
         self.networks = frozenset(n.network_id for n in state.networks)
         self.counts = {"networks": len(wanted), "subnets": sum(len(n.subnets) for n in state.networks),
                        "ports": sum(len(n.hosts) for n in state.networks)}
@@ -139,6 +147,22 @@ class DhcpTarget(Target[str, NetworkWish, DhcpKernelView, Action]):
     async def settled(self, done: Round[str, Action], desired: Mapping[str, NetworkWish],
                       actual: DhcpKernelView) -> None:
         self.watch({key: wish.netns for key, wish in desired.items()})
+        await self._report_ready(done)
+
+    async def _report_ready(self, done: Round[str, Action]) -> None:
+        """Tell the server which ports dnsmasq now serves (each once per MAC and addresses)."""
+        for key, outcome in done.outcomes.items():
+            (self._failing.add if outcome.error is not None else self._failing.discard)(key)
+        if self.state is None:
+            return
+        current = {p.port_id: p for p in ready_ports(self.state, exclude=self._failing)}
+        fresh = [p for p in current.values() if self._reported.get(p.port_id) != p]
+        for start in range(0, len(fresh), REPORT_BATCH):
+            batch = fresh[start:start + REPORT_BATCH]
+            await self.rpc.dhcp_ready_on_ports([(p.port_id, p.mac_address, p.addresses) for p in batch])
+            self._reported.update({p.port_id: p for p in batch})
+        known = {h.port_id for n in self.state.networks for h in n.hosts}
+        self._reported = {k: v for k, v in self._reported.items() if k in known}
 
     # ---- a dnsmasq that dies is started again ------------------------------------------------------
 
