@@ -145,6 +145,9 @@ class AgentSettings:
     resync_interval_seconds: float = 60.0
     # "physnet:interface" pairs.
     bridge_mappings: list[str] = field(default_factory=list)
+    # "device:egress:ingress" (kbit/s; either may be empty): uplink capacities, as Neutron's agents
+    # state them; the qos role's minimum bandwidth guarantees are shared out of the egress one.
+    resource_provider_bandwidths: list[str] = field(default_factory=list)
     tunnel_ip: str = ""
     # Lets several simulated hosts share one kernel without name clashes (qdhcp- namespaces).
     namespace_prefix: str = ""
@@ -361,6 +364,12 @@ def check_settings(settings: Settings) -> None:
         physnet, sep, device = pair.partition(":")
         if not sep or not physnet.strip() or not device.strip():
             raise _bad("agent", "bridge_mappings", '"physnet:device" pairs', pair)
+    bandwidth_form = '"device:egress:ingress" with positive kbit/s counts (either may be empty)'
+    for spec in agent.resource_provider_bandwidths:
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[0].strip() \
+                or any(p.strip() and (not p.strip().isdigit() or int(p) <= 0) for p in parts[1:]):
+            raise _bad("agent", "resource_provider_bandwidths", bandwidth_form, spec)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None,

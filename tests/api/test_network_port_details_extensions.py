@@ -103,30 +103,46 @@ def test_ip_availability_details_count_cidr_and_pools_apart(world: World) -> Non
         world.a.delete(f"/ports/{in_pool['id']}")
 
 
-def test_resource_request_is_null_while_no_backend_guarantees_minimums(world: World) -> None:
-    """The Linux bridge backend guarantees no minimum, so a policy with one cannot be attached (as
-    in Neutron with that backend) and every port requests nothing; the groups' format is unit-tested."""
-    policy = created(world.adm.post("/qos/policies", json={"policy": {"name": unique("minbw"), "shared": True}}),
-                     "policy")
+def test_a_minimum_bandwidth_policy_attaches_and_the_port_requests_it_as_neutron_does(world: World) -> None:
+    """As with Neutron's Open vSwitch backend: a policy with minimum bandwidth and packet rate rules
+    attaches to a member's port; the port's ``resource_request`` (admin only) holds one group per
+    rule kind (bandwidth: the network's trait, here the tunnel one, and the VNIC type's; packet
+    rate: the VNIC type's), with ids stable while the rules are; a port without minimums requests
+    nothing. (The groups' ids are unit-tested against Neutron's derivation.)"""
+    admin = world.sdk("neutrino-admin")
+    conn = world.sdk("npd-member")
+    policy = admin.network.create_qos_policy(name=unique("minbw"), shared=True)
     try:
-        created(world.adm.post(f"/qos/policies/{policy['id']}/minimum_bandwidth_rules", json={
-            "minimum_bandwidth_rule": {"min_kbps": 1000, "direction": "egress"}}), "minimum_bandwidth_rule")
-        neutron_error(world.a.post("/ports", json={"port": {"network_id": world.network_id,
-                                                            "qos_policy_id": policy["id"]}}),
-                      409, "QosRuleNotSupported")
-        conn = world.sdk("npd-member")
+        admin.network.create_qos_minimum_bandwidth_rule(policy, min_kbps=1000, direction="egress")
+        admin.network.create_qos_minimum_bandwidth_rule(policy, min_kbps=2000, direction="ingress")
+        admin.network.create_qos_minimum_packet_rate_rule(policy, min_kpps=500, direction="any")
+        port = conn.network.create_port(network_id=world.network_id, qos_policy_id=policy.id)
+        plain = conn.network.create_port(network_id=world.network_id)
         try:
-            port = conn.network.create_port(network_id=world.network_id)
-        finally:
-            conn.close()
-        try:
-            assert ok(world.adm.get(f"/ports/{port.id}"), "port")["resource_request"] is None
+            request = admin.network.get_port(port.id).resource_request
+            bandwidth, packet_rate = request["request_groups"]
+            assert bandwidth["resources"] == {"NET_BW_EGR_KILOBIT_PER_SEC": 1000, "NET_BW_IGR_KILOBIT_PER_SEC": 2000}
+            assert bandwidth["required"] == ["CUSTOM_NETWORK_TUNNEL_PROVIDER", "CUSTOM_VNIC_TYPE_NORMAL"]
+            assert packet_rate == {"id": packet_rate["id"], "required": ["CUSTOM_VNIC_TYPE_NORMAL"],
+                                   "resources": {"NET_PACKET_RATE_KILOPACKET_PER_SEC": 500}}
+            assert request["same_subtree"] == [bandwidth["id"], packet_rate["id"]]
+            assert admin.network.get_port(port.id).resource_request == request  # stable ids
+            assert admin.network.get_port(plain.id).resource_request is None
+            assert conn.network.get_port(port.id).qos_policy_id == policy.id
             # Admin-only by Neutron's policy: the owner does not see it; another project not the port.
             assert "resource_request" not in ok(world.a.get(f"/ports/{port.id}"), "port")
             neutron_error(world.b.get(f"/ports/{port.id}"), 404, "PortNotFound")
             neutron_error(world.adm.put(f"/ports/{port.id}", json={"port": {"resource_request": {}}}), 400,
                           "HTTPBadRequest")
+            # Neutron's rule checks still hold: a limit below the minimum of its direction conflicts.
+            neutron_error(world.adm.post(f"/qos/policies/{policy.id}/bandwidth_limit_rules", json={
+                "bandwidth_limit_rule": {"max_kbps": 500, "direction": "egress"}}), 409, "QoSRuleParameterConflict")
+            conn.network.update_port(port.id, qos_policy_id=None)
+            assert admin.network.get_port(port.id).resource_request is None
         finally:
-            world.adm.delete(f"/ports/{port.id}")
+            conn.network.delete_port(port.id)
+            conn.network.delete_port(plain.id)
     finally:
-        world.adm.delete(f"/qos/policies/{policy['id']}")
+        admin.network.delete_qos_policy(policy.id)
+        conn.close()
+        admin.close()

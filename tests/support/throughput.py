@@ -1,19 +1,20 @@
 """A TCP throughput probe run inside namespaces: ``receiver(buffer)`` prints "ready", then the
 Mbit/s it received after a 0.5 s warm-up; ``sender(buffer)`` sends for 3 s. Both take the
-receiver's address as their one argument (``python -c SCRIPT ADDRESS``)."""
+receiver's address as their one argument (``python -c SCRIPT ADDRESS``); ``port`` lets several
+transfers run at once against one receiving namespace."""
 
 from __future__ import annotations
 
 
-def receiver(buffer: int) -> str:
-    return RECEIVE.replace("65536", str(buffer))
+def receiver(buffer: int, *, port: int = 5201) -> str:
+    return RECEIVE.replace("65536", str(buffer)).replace("5201", str(port))
 
 
-def sender(buffer: int, *, connect_timeout: float | None = None) -> str:
+def sender(buffer: int, *, connect_timeout: float | None = None, port: int = 5201) -> str:
     script = SEND.replace("65536", str(buffer))
     if connect_timeout is not None:
         script = script.replace("(sys.argv[1], 5201))", f"(sys.argv[1], 5201), timeout={connect_timeout})")
-    return script
+    return script.replace("5201", str(port))
 
 
 RECEIVE = """

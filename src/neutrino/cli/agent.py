@@ -24,6 +24,7 @@ from neutrino.agent.roles.metadata.role import MetadataRole
 from neutrino.agent.roles.metering.config import MeteringConfig
 from neutrino.agent.roles.metering.role import MeteringRole
 from neutrino.agent.roles.qos.role import QosConfig, QosRole
+from neutrino.agent.roles.qos.uplink import parse_resource_provider_bandwidths
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.factory import build_bus
 from neutrino.bus.memory import MemoryBroker
@@ -66,7 +67,10 @@ def _firewall_role(c: RoleContext) -> Role:
 
 
 def _qos_role(c: RoleContext) -> Role:
-    return QosRole(QosConfig(host=c.host, netns=c.settings.agent.netns or None), c.rpc)
+    agent = c.settings.agent
+    return QosRole(QosConfig(host=c.host, netns=agent.netns or None,
+                             bridge_mappings=parse_bridge_mappings(agent.bridge_mappings),
+                             bandwidths=parse_resource_provider_bandwidths(agent.resource_provider_bandwidths)), c.rpc)
 
 
 def _dhcp_role(c: RoleContext) -> Role:

@@ -4,6 +4,11 @@ One entry per port bound to the host whose effective QoS policy (the port's own,
 network's) has a rule this backend enforces; the server resolves the policy, so the agent sees
 limits, not policies. Directions are the instance's, as in the API: ``egress`` is what the
 instance sends, ``ingress`` what it receives. On the wire through :mod:`neutrino.contract.codec`.
+
+A guaranteed minimum (``min_egress_kbps``) comes with the port's network type and physical
+network, so the agent can find the uplink it is guaranteed on. Ingress minimums and minimum packet
+rates are not sent: as in Neutron, no data plane enforces them (they only shape the port's
+``resource_request``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ class QosPort:
     revision: int = 0
     egress_pps: PacketRateLimit | None = None  # additive (qos-pps): older servers leave them out
     ingress_pps: PacketRateLimit | None = None
+    min_egress_kbps: int = 0  # additive (minimum_bandwidth, egress): 0 is no guarantee
+    network_type: str = ""
+    physical_network: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,15 @@ should get.
   The checks that need no database are pure functions here (:func:`rule_conflict`).
 - :class:`QosRuleTypeService` answers ``qos/rule-types``.
 
-The qos agent role enforces ``bandwidth_limit`` (tc), ``dscp_marking`` and ``packet_rate_limit`` (nftables)
-(:data:`~neutrino.services.qos_agents.ENFORCED`): ``qos/rule-types`` lists exactly those (``all_rules``
-lists every kind the API accepts), and attaching a policy that holds another kind (``minimum_bandwidth``)
-to a port or network is refused with 409 ``QosRuleNotSupported``. ``minimum_packet_rate`` (qos-pps-minimum)
-is, in Neutron, a Placement guarantee only (no agent enforces it; it shows in the port's
-``resource_request``); with no Placement here, its rules are accepted and stored like
-``minimum_bandwidth`` ones, and attaching them is refused the same way, so no port ever claims a
-guarantee nothing provides.
+The backend supports what Neutron's Open vSwitch driver does (:data:`~neutrino.services.qos_agents.SUPPORTED`):
+``qos/rule-types`` lists those kinds (``all_rules`` every kind the API accepts), and attaching a policy
+that holds another kind to a port or network is refused with 409 ``QosRuleNotSupported``. The qos agent
+role enforces ``bandwidth_limit`` (tc), ``dscp_marking`` and ``packet_rate_limit`` (nftables) and an
+egress ``minimum_bandwidth`` (htb on the uplink of a flat network whose capacity the agent is told).
+An ingress ``minimum_bandwidth`` and ``minimum_packet_rate`` are, in every Neutron driver, Placement
+guarantees only: they show in the port's ``resource_request`` and no data plane enforces them. Here
+there is no Placement either, so they are recorded intent: nothing reserves them on a host, nothing
+refuses a port that would oversubscribe one (docs/architecture.md, "Minimum bandwidth").
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from neutrino.resources.qos import RULE_KIND_BY_TYPE, RULE_KINDS, VALID_DSCP_MAR
 from neutrino.services import rbac
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
-from neutrino.services.qos_agents import ENFORCED
+from neutrino.services.qos_agents import SHAPED, SUPPORTED
 from neutrino.services.standard import (
     bump_revision,
     check_revision,
@@ -377,7 +378,7 @@ class QosPolicyService:
         rules the data plane enforces (409 ``QosRuleNotSupported``, as Neutron's drivers refuse)."""
         await self.get_in(conn, ctx, policy_id)
         unsupported = (await conn.execute(select(rules.c.rule_type).where(
-            rules.c.qos_policy_id == policy_id, rules.c.rule_type.not_in(list(ENFORCED))).limit(1))).scalar()
+            rules.c.qos_policy_id == policy_id, rules.c.rule_type.not_in(list(SUPPORTED))).limit(1))).scalar()
         if unsupported is not None:
             raise QosRuleNotSupported(rule_type=unsupported, policy_id=policy_id)
 
@@ -569,18 +570,26 @@ class QosRuleTypeService:
     """``qos/rule-types``: the kinds the API accepts. Rule type details are admin only, as in
     Neutron (its plugin refuses others with ``NotAuthorized``)."""
 
-    NOT_ENFORCED = ("Rules of this type are accepted and stored, but no agent enforces them: a policy holding "
-                    "one cannot be attached to a port or network (409 QosRuleNotSupported).")
+    NOT_SUPPORTED = ("Rules of this type are accepted and stored, but this backend does not support them: a "
+                     "policy holding one cannot be attached to a port or network (409 QosRuleNotSupported).")
     ENFORCED_BY = {"bandwidth_limit": "Enforced by the qos agent role with tc: tbf on the tap (ingress) and on "
                                       "an IFB device the tap's ingress is redirected to (egress).",
                    "dscp_marking": "Enforced by the qos agent role with nftables (bridge family).",
                    "packet_rate_limit": "Enforced by the qos agent role with nftables (bridge family): a per-port "
-                                        "'limit rate over' drop, in the direction the rule names."}
+                                        "'limit rate over' drop, in the direction the rule names.",
+                   "minimum_bandwidth": "Egress: enforced by the qos agent role with an htb class per port on the "
+                                        "uplink of a flat network whose capacity the agent is configured with "
+                                        "(resource_provider_bandwidths). Ingress: shown in the port's "
+                                        "resource_request only, not enforced in the data plane (as in Neutron); "
+                                        "there is no Placement service here to reserve it.",
+                   "minimum_packet_rate": "Shown in the port's resource_request only, not enforced in the data "
+                                          "plane (as in Neutron, a Placement-only guarantee); there is no "
+                                          "Placement service here to reserve it."}
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         """The types the backend enforces; ``all_rules=true`` every type the API accepts."""
         all_rules = any(str(v).lower() in ("true", "1") for v in query.filters.get("all_rules") or ())
-        return [{"type": k.type} for k in RULE_KINDS if all_rules or k.type in ENFORCED]
+        return [{"type": k.type} for k in RULE_KINDS if all_rules or k.type in SUPPORTED]
 
     async def get(self, ctx: RequestContext, rule_type: str) -> dict[str, Any]:
         if not ctx.is_admin:
@@ -588,10 +597,10 @@ class QosRuleTypeService:
         kind = RULE_KIND_BY_TYPE.get(rule_type)
         if kind is None:
             raise QosRuleTypeNotFound(rule_type=rule_type)
-        enforced = kind.type in ENFORCED
+        supported = kind.type in SUPPORTED
         return {"type": kind.type, "drivers": [{
-            "name": DRIVER_NAME, "supported_parameters": supported_parameters(kind), "enforced": enforced,
-            "description": self.ENFORCED_BY[kind.type] if enforced else self.NOT_ENFORCED}]}
+            "name": DRIVER_NAME, "supported_parameters": supported_parameters(kind), "enforced": kind.type in SHAPED,
+            "description": self.ENFORCED_BY[kind.type] if supported else self.NOT_SUPPORTED}]}
 
 
 __all__ = ["QosPolicyService", "QosRuleService", "QosRuleAliasService", "QosRuleTypeService", "Rule", "rule_conflict",

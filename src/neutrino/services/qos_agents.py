@@ -1,8 +1,9 @@
 """What a host's qos role needs from the database (``sync_state(host, "qos")``), always complete.
 
 Every port bound to the host through an L2 agent whose effective policy (the port's own, else its
-network's, as Neutron resolves it) has a rule this backend enforces (``ENFORCED``), with the
-limits resolved: the agent shapes and marks, it never reads policies.
+network's, as Neutron resolves it) has a rule the data plane acts on, with the limits resolved:
+the agent shapes and marks, it never reads policies. An egress ``minimum_bandwidth`` travels with
+the port's network type and physical network (the agent guarantees it on that network's uplink).
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ from neutrino.db.schema import core as db
 from neutrino.db.schema.qos import qos_rules
 from neutrino.services.l2_agents import L2AgentService
 
-# Rule types the qos role enforces (tc shaping, nftables DSCP marking), with their parameters.
-ENFORCED: dict[str, tuple[str, ...]] = {
+# Rule types this backend supports, with their parameters, as Neutron's Open vSwitch driver lists
+# them: a policy holding any other kind cannot be attached (409 QosRuleNotSupported). The data
+# plane acts on all but two: an ingress minimum_bandwidth and minimum_packet_rate (either way) only
+# feed the port's resource_request, as in every Neutron driver (Placement-only guarantees).
+SUPPORTED: dict[str, tuple[str, ...]] = {
     "bandwidth_limit": ("max_kbps", "max_burst_kbps", "direction"),
     "dscp_marking": ("dscp_mark",),
     "packet_rate_limit": ("max_kpps", "max_burst_kpps", "direction"),
+    "minimum_bandwidth": ("min_kbps", "direction"),
+    "minimum_packet_rate": ("min_kpps", "direction"),
 }
+# What the qos role acts on (minimum_bandwidth: its egress direction).
+SHAPED = ("bandwidth_limit", "dscp_marking", "packet_rate_limit", "minimum_bandwidth")
 
 
 class QosAgentService:
@@ -41,7 +49,7 @@ class QosAgentService:
             effective = {p.port_id: p.qos_policy_id or network_policy.get(p.network_id) for p in ports}
             policy_ids = sorted({pid for pid in effective.values() if pid})
             rows = (await conn.execute(select(qos_rules).where(
-                qos_rules.c.qos_policy_id.in_(policy_ids), qos_rules.c.rule_type.in_(list(ENFORCED))))
+                qos_rules.c.qos_policy_id.in_(policy_ids), qos_rules.c.rule_type.in_(SHAPED)))
             ).mappings().all() if policy_ids else []
         by_policy: dict[str, list[Any]] = {}
         for row in rows:
@@ -57,9 +65,14 @@ class QosAgentService:
             dscp = next((int(r["dscp_mark"]) for r in rules if r["rule_type"] == "dscp_marking"), None)
             pps = {r["direction"]: PacketRateLimit(int(r["max_kpps"]), int(r["max_burst_kpps"] or 0))
                    for r in rules if r["rule_type"] == "packet_rate_limit" and r["max_kpps"]}
+            minimum = next((int(r["min_kbps"]) for r in rules
+                            if r["rule_type"] == "minimum_bandwidth" and r["direction"] == "egress" and r["min_kbps"]), 0)
+            if not (limits or pps or minimum or dscp is not None):
+                continue  # only an ingress minimum: nothing for the data plane
             out.append(QosPort(port.port_id, port.device, str(policy), limits.get("egress"), limits.get("ingress"),
-                               dscp, port.revision, pps.get("egress"), pps.get("ingress")))
+                               dscp, port.revision, pps.get("egress"), pps.get("ingress"), minimum,
+                               port.segment.network_type, port.segment.physical_network))
         return QosState(host, tuple(out), time.time())
 
 
-__all__ = ["ENFORCED", "QosAgentService"]
+__all__ = ["QosAgentService", "SHAPED", "SUPPORTED"]

@@ -12,6 +12,8 @@ A limit's token bucket lives in its rule, so every port has its own chains: ``pp
 entered from ``prerouting`` by the frame's input tap (what the instance sends), and
 ``pps-in-<tap>``, entered from ``postrouting`` by its output tap (what it receives). The rule's
 comment carries rate and burst, so a read tells whether the chain is right.
+
+Minimum bandwidth guarantees are one more object, ``("minbw", "uplinks")``: see :mod:`.uplink`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from neutrino.agent.roles.qos import uplink
+from neutrino.agent.roles.qos.uplink import Guarantees, MinbwKernel, UplinkAction
 from neutrino.contract.qos import BandwidthLimit, PacketRateLimit, QosPort
 from neutrino.dataplane.tc import DeviceShaping, Tbf, ifb_of
 
@@ -41,6 +45,7 @@ class QosKernel:
     pps_table: bool = False
     pps_chains: Mapping[str, str | None] = field(default_factory=dict)  # chain -> its last rule's comment
     pps_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # map -> tap -> "jump <chain>"
+    minbw: MinbwKernel = field(default_factory=MinbwKernel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +93,8 @@ class PpsScript:
     text: str
 
 
-Action = SetTbf | ClearRoot | EnsureIfb | Redirect | ClearIngress | RemoveIfb | NftScript | PpsScript
+Action = SetTbf | ClearRoot | EnsureIfb | Redirect | ClearIngress | RemoveIfb | NftScript | PpsScript | UplinkAction
+Desired = QosPort | Guarantees | str
 
 
 def burst_kbit(limit: BandwidthLimit) -> int:
@@ -172,8 +178,10 @@ def pps_script(tap: str, port: QosPort | None, actual: QosKernel) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def plan(key: Key, desired: QosPort | str | None, actual: QosKernel) -> tuple[Action, ...]:
+def plan(key: Key, desired: Desired | None, actual: QosKernel) -> tuple[Action, ...]:
     kind, name = key
+    if key == uplink.KEY:
+        return uplink.plan_uplinks(desired if isinstance(desired, Guarantees) else None, actual.minbw)
     if kind == "table" and name == "pps":
         if desired is None:
             return (PpsScript(f"table bridge {PPS_TABLE}\ndelete table bridge {PPS_TABLE}\n"),) \
@@ -226,8 +234,10 @@ def owned(actual: QosKernel) -> set[Key]:
         keys.add(("table", "bridge"))
     if actual.pps_table:
         keys.add(("table", "pps"))
+    if uplink.owned(actual.minbw):
+        keys.add(uplink.KEY)
     return keys
 
 
-__all__ = ["Action", "ClearIngress", "ClearRoot", "EnsureIfb", "Key", "NftScript", "PPS_TABLE", "PpsScript", "QosKernel",
+__all__ = ["Action", "ClearIngress", "Desired", "ClearRoot", "EnsureIfb", "Key", "NftScript", "PPS_TABLE", "PpsScript", "QosKernel",
            "Redirect", "RemoveIfb", "SetTbf", "TABLE", "burst_kbit", "ifb_of", "owned", "plan", "pps_burst"]

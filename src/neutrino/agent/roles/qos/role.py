@@ -4,12 +4,17 @@
 ``read`` is one ``tc -j qdisc show``, the owned IFB devices and the DSCP map; ``plan`` (pure) says
 which qdiscs, IFBs, redirects and elements differ; ``run`` calls the tc and nftables drivers.
 Port, network and QoS policy/rule changes are hints for a debounced full resync.
+
+Egress minimum bandwidth guarantees go to the uplink of the port's physical network (the device
+``bridge_mappings`` names for it) when ``resource_provider_bandwidths`` gives that device's egress
+capacity (:mod:`.uplink`); the agent's reported configuration says which guarantees hold and which
+cannot (no capacity configured, an overlay network, an oversubscribed uplink).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,7 @@ from neutrino.agent.roles.qos.plan import (
     Action,
     ClearIngress,
     ClearRoot,
+    Desired,
     EnsureIfb,
     Key,
     NftScript,
@@ -33,6 +39,22 @@ from neutrino.agent.roles.qos.plan import (
     owned,
     plan,
 )
+from neutrino.agent.roles.qos.uplink import (
+    KEY as UPLINKS,
+)
+from neutrino.agent.roles.qos.uplink import (
+    MAP,
+    ClearHtb,
+    DeleteHtbClass,
+    Guarantees,
+    MinbwKernel,
+    MinbwScript,
+    SetHtbClass,
+    SetHtbRoot,
+    Uplink,
+    UplinkBandwidth,
+)
+from neutrino.agent.roles.qos.uplink import TABLE as MINBW_TABLE
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.contract import codec
 from neutrino.contract.events import ChangeHint
@@ -51,12 +73,14 @@ class QosConfig(HostScoped):
     host: str
     netns: str | None = None
     owner: OwnerTag | None = None
+    bridge_mappings: Mapping[str, str] = field(default_factory=dict)  # physnet -> uplink device
+    bandwidths: Mapping[str, UplinkBandwidth] = field(default_factory=dict)  # resource_provider_bandwidths
 
     def __post_init__(self) -> None:
         self.settle_host()
 
 
-class QosTarget(Target[Key, "QosPort | str", QosKernel, Action]):
+class QosTarget(Target[Key, Desired, QosKernel, Action]):
     name = "qos"
 
     def __init__(self, config: QosConfig, rpc: AgentRpcClient, tc: TcDriver, nft: NftablesDriver) -> None:
@@ -65,11 +89,42 @@ class QosTarget(Target[Key, "QosPort | str", QosKernel, Action]):
         self._tc = tc
         self._nft = nft
         self.ports = 0
+        self.guarantees: tuple[Uplink, ...] = ()
+        self.unenforced: dict[str, str] = {}  # port id -> why its egress minimum has no uplink class
 
-    async def desired(self) -> Mapping[Key, QosPort | str]:
+    def uplink_of(self, port: QosPort) -> tuple[str | None, str]:
+        """The device that carries the port's guarantee, or None and why none does."""
+        if port.network_type not in ("flat", "vlan"):
+            return None, f"{port.network_type or 'overlay'} network: minimum bandwidth is enforced on physical networks"
+        device = self.config.bridge_mappings.get(port.physical_network or "")
+        if device is None:
+            return None, f"physical network {port.physical_network} has no bridge_mappings entry"
+        capacity = self.config.bandwidths.get(device)
+        if capacity is None or not capacity.egress_kbps:
+            return None, f"resource_provider_bandwidths gives no egress capacity for {device}"
+        return device, ""
+
+    def _guarantees(self, ports: Iterable[QosPort]) -> tuple[Uplink, ...]:
+        by_device: dict[str, list[tuple[str, int]]] = {}
+        self.unenforced = {}
+        for port in ports:
+            if port.min_egress_kbps <= 0:
+                continue
+            device, why = self.uplink_of(port)
+            if device is None:
+                self.unenforced[port.port_id] = why
+                continue
+            by_device.setdefault(device, []).append((port.device, port.min_egress_kbps))
+        return tuple(Uplink(device, int(self.config.bandwidths[device].egress_kbps or 0), tuple(sorted(taps)))
+                     for device, taps in sorted(by_device.items()))
+
+    async def desired(self) -> Mapping[Key, Desired]:
         state = codec.decode(QosState, await self._rpc.sync_state(self.name))
         self.ports = len(state.ports)
-        wanted: dict[Key, QosPort | str] = {("port", p.device): p for p in state.ports}
+        wanted: dict[Key, Desired] = {("port", p.device): p for p in state.ports}
+        self.guarantees = self._guarantees(state.ports)
+        if self.guarantees:
+            wanted[UPLINKS] = Guarantees(self.config.owner_tag.alias, self.guarantees)
         if any(p.dscp_mark is not None for p in state.ports):
             wanted[("table", "bridge")] = self.config.owner_tag.alias
         if any(p.egress_pps is not None or p.ingress_pps is not None for p in state.ports):
@@ -80,19 +135,23 @@ class QosTarget(Target[Key, "QosPort | str", QosKernel, Action]):
         netns = self.config.netns
         table = await self._nft.read_table("bridge", TABLE, netns=netns)
         pps = await self._nft.read_table("bridge", PPS_TABLE, netns=netns)
-        return QosKernel(await self._tc.shaping(netns=netns), frozenset(await self._tc.owned_ifbs(netns=netns)),
+        minbw = await self._nft.read_table("bridge", MINBW_TABLE, netns=netns)
+        shaping = await self._tc.shaping(netns=netns)
+        trees = {dev: await self._tc.htb_classes(dev, netns=netns) for dev, s in sorted(shaping.items()) if s.htb}
+        return QosKernel(shaping, frozenset(await self._tc.owned_ifbs(netns=netns)),
                          table is not None, dict((table.maps.get("dscp_ports") or {}) if table else {}),
                          pps is not None, {n: c.last_comment for n, c in pps.chains.items()} if pps else {},
-                         dict(pps.maps) if pps else {})
+                         dict(pps.maps) if pps else {},
+                         MinbwKernel(minbw is not None, dict(minbw.maps.get(MAP) or {}) if minbw else {}, trees))
 
     def owned(self, actual: QosKernel) -> Iterable[Key]:
         return owned(actual)
 
-    def plan(self, key: Key, desired: QosPort | str | None, actual: QosKernel) -> Sequence[Action]:
+    def plan(self, key: Key, desired: Desired | None, actual: QosKernel) -> Sequence[Action]:
         return plan(key, desired, actual)
 
     def rank(self, key: Key) -> int:
-        return 0 if key[0] == "table" else 1
+        return 0 if key[0] == "table" else 1 if key[0] == "port" else 2
 
     async def run(self, key: Key, action: Action) -> None:
         netns = self.config.netns
@@ -113,8 +172,16 @@ class QosTarget(Target[Key, "QosPort | str", QosKernel, Action]):
                 if key[0] == "port" and not (await self.read(None)).table:
                     raise RuntimeError(f"table bridge {TABLE} is missing")
                 await self._nft.apply_script(text, netns=netns)
-            case PpsScript(text):  # a port's script fails as a whole while its table is missing
+            case PpsScript(text) | MinbwScript(text):  # a port's script fails as a whole while its table is missing
                 await self._nft.apply_script(text, netns=netns)
+            case SetHtbRoot(device):
+                await self._tc.set_htb_root(device, netns=netns)
+            case SetHtbClass(device, minor, rate, ceil):
+                await self._tc.set_htb_class(device, minor, rate, ceil, netns=netns)
+            case DeleteHtbClass(device, minor):
+                await self._tc.delete_htb_class(device, minor, netns=netns)
+            case ClearHtb(device):
+                await self._tc.clear_root(device, netns=netns)
 
 
 class QosRole(ReconcilingRole):
@@ -129,12 +196,23 @@ class QosRole(ReconcilingRole):
                  debounce_seconds: float = 0.05) -> None:
         self.config = config
         self.target = QosTarget(config, rpc, TcDriver(config.owner_tag, netns_dir), NftablesDriver(config.owner_tag, netns_dir))
-        self.reconciler: Reconciler[Key, QosPort | str, QosKernel, Action] = Reconciler(
+        self.reconciler: Reconciler[Key, Desired, QosKernel, Action] = Reconciler(
             self.target, debounce=debounce_seconds)
 
     def role_configurations(self) -> Mapping[str, Any]:
+        """As Neutron's agents: ``resource_provider_bandwidths`` per device; and what the guarantees
+        hold: per uplink the guaranteed sum (``oversubscribed`` when it exceeds the capacity, so htb
+        cannot honour all of them), and the ports whose egress minimum no uplink enforces, with why."""
+        bandwidths = {dev: {"egress": bw.egress_kbps or 0, "ingress": bw.ingress_kbps or 0}
+                      for dev, bw in sorted(self.config.bandwidths.items())}
+        uplinks = {u.device: {"capacity_kbps": u.rate_kbit, "guaranteed_kbps": u.guaranteed_kbit,
+                              "ports": len(u.guarantees), "oversubscribed": u.guaranteed_kbit > u.rate_kbit}
+                   for u in self.target.guarantees}
         return {"qos_driver": "tc+nftables", "devices": self.target.ports,
-                "supported_rule_types": ["bandwidth_limit", "dscp_marking", "packet_rate_limit"]}
+                "supported_rule_types": ["bandwidth_limit", "dscp_marking", "packet_rate_limit", "minimum_bandwidth"],
+                "resource_provider_bandwidths": bandwidths,
+                "minimum_bandwidth": {"enforced": "egress, on the uplink of flat networks (htb)",
+                                      "uplinks": uplinks, "unenforced_ports": dict(self.target.unenforced)}}
 
     def on_change(self, hint: ChangeHint) -> None:
         if hint.resource in _RESOURCES:
