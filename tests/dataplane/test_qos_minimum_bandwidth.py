@@ -14,6 +14,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from test_firewall_role import Host, Instance
 from neutrino.agent.reconciler import Round
 from neutrino.agent.roles.qos.role import QosConfig, QosRole
 from neutrino.agent.roles.qos.uplink import TABLE, UplinkBandwidth
+from neutrino.cli import cleanup as cleanup_cli
 from neutrino.contract import codec
 from neutrino.contract.qos import QosPort, QosState
 from tests.support import throughput
@@ -47,9 +49,9 @@ class Rig:
     def __init__(self, host: Host, uplink: str, outside: str) -> None:
         self.host, self.uplink, self.outside = host, uplink, outside
 
-    def agent(self) -> tuple[QosRole, QosServer]:
+    def agent(self, owner: str = "h") -> tuple[QosRole, QosServer]:
         server = QosServer()
-        config = QosConfig("h", netns=self.host.netns, bridge_mappings={PHYSNET: self.uplink},
+        config = QosConfig(owner, netns=self.host.netns, bridge_mappings={PHYSNET: self.uplink},
                            bandwidths={self.uplink: UplinkBandwidth(UPLINK_KBPS, UPLINK_KBPS)})
         return QosRole(config, server), server  # type: ignore[arg-type]
 
@@ -160,3 +162,16 @@ async def test_guarantees_the_uplink_cannot_carry_are_reported_not_shaped(rig: R
     assert "rate 15Mbit ceil 20Mbit" in classes and "rate 10Mbit ceil 20Mbit" in classes, classes
     await rig.apply(role, server)
     assert "4e51:" not in rig.tc("qdisc", "show", "dev", rig.uplink)
+
+
+async def test_cleanup_with_host_removes_the_uplink_tree_a_stopped_role_left(rig: Rig, tmp_path: Path) -> None:
+    a = rig.host.instances["a"]
+    owner = f"qos-{rig.host.netns}"  # this test's own host mark: cleanup --host touches nothing else
+    role, server = rig.agent(owner)
+    await rig.apply(role, server, flat(a, MINIMUM_KBPS))
+    await role.stop()
+    assert "htb 4e51:" in rig.tc("qdisc", "show", "dev", rig.uplink)  # a stopped role leaves it in place
+    removed = await cleanup_cli.cleanup(tmp_path, owner)
+    assert any(rig.uplink in line for line in removed) and any(TABLE in line for line in removed), removed
+    assert "4e51:" not in rig.tc("qdisc", "show")
+    assert rig.uplink in ip("-n", rig.host.netns, "link", "show").stdout  # the uplink itself stays

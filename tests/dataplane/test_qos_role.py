@@ -226,3 +226,24 @@ async def test_packet_rate_limits_both_ways_within_20_percent_and_removal_lifts_
     assert "neutrino-pps" not in ip("netns", "exec", host.netns, "nft", "list", "tables").stdout
     received, sent = await packets_per_s(a, b)
     assert received > 5_000 or received > 0.5 * sent, (received, sent)
+
+
+async def test_cleanup_with_host_removes_an_ingress_only_limit_that_has_no_ifb(host: Host, tmp_path: Path) -> None:
+    """A limit on what the instance receives is a tbf on the tap alone (no IFB to attribute it by):
+    the qos role's table with the host's mark tells ``cleanup --host`` whose it is."""
+    a = host.add_instance("a", 1)
+    server = QosServer()
+    owner = f"qos-{host.netns}"
+    agent = QosAgent(QosRole(QosConfig(owner, netns=host.netns), server), server)  # type: ignore[arg-type]
+    await agent.apply(port(a, ingress=BandwidthLimit(20_000)))
+    await agent.role.stop()
+    assert "4e51:" in ip("netns", "exec", host.netns, "tc", "qdisc", "show", "dev", a.port.device).stdout
+    assert ifbs(host) == ""
+
+    await cleanup_cli.cleanup(tmp_path, f"other-{host.netns}")  # another host's cleanup leaves it
+    assert "4e51:" in ip("netns", "exec", host.netns, "tc", "qdisc", "show", "dev", a.port.device).stdout
+    removed = await cleanup_cli.cleanup(tmp_path, owner)
+    assert any(a.port.device in line for line in removed), removed
+    assert "4e51:" not in ip("netns", "exec", host.netns, "tc", "qdisc", "show").stdout
+    assert "neutrino" not in ip("netns", "exec", host.netns, "nft", "list", "tables").stdout
+    assert a.port.device in ip("-n", host.netns, "link", "show").stdout  # the tap itself stays

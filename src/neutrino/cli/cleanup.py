@@ -11,8 +11,11 @@ What counts as Neutrino's (never a name alone; see ``dataplane.ownership``):
 * the qos role's shaping on a Neutrino-named tap that stays (the tap is another program's, or in a
   namespace that stays), told apart as the role tells it (``dataplane.tc``): the tap's ingress qdisc
   when its IFB (``ifb`` + the tap's suffix) is one being removed, so no redirect is left pointing at
-  a deleted IFB, and its tbf root qdisc with the handle ``4e51:`` (with ``--host``: only when that
-  tap's IFB is the host's, as a qdisc carries no owner mark);
+  a deleted IFB, and its tbf root qdisc with the handle ``4e51:``; and the htb root qdisc ``4e51:``
+  the role keeps on an uplink for minimum bandwidth guarantees. A qdisc carries no owner mark, so
+  with ``--host`` a root qdisc is the host's when its tap's IFB is, or when the namespace holds one
+  of the qos role's tables (``QOS_TABLES``) with the host's mark: the role keeps one while it
+  shapes anything, and there is one qos role per namespace (its resync claims every ``4e51:``);
 * a ``dnsmasq`` or ``dhclient`` process named by a pid file under the state directory (with
   ``--host``: only if it runs inside one of that host's namespaces), and every process running
   inside a namespace being removed (it would keep the namespace, and its devices, alive);
@@ -40,6 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neutrino.agent.roles.qos.plan import PPS_TABLE
+from neutrino.agent.roles.qos.plan import TABLE as QOS_TABLE
+from neutrino.agent.roles.qos.uplink import TABLE as MINBW_TABLE
 from neutrino.config import load_settings
 from neutrino.contract.names import is_neutrino_device_name
 from neutrino.dataplane.netlink import NetlinkDriver, NetlinkDriverError
@@ -57,6 +63,8 @@ from neutrino.dataplane.tc import TcDriver, ifb_of, parse_qdiscs
 # Programs Neutrino runs and finds again by pid file: DHCP servers (agent) and clients (instances).
 MANAGED_PROGRAMS = frozenset({"dnsmasq", "dhclient"})
 TABLE_PREFIX = "neutrino"
+# The qos role's tables: one with a host's mark says which host shapes in that namespace.
+QOS_TABLES = frozenset({QOS_TABLE, PPS_TABLE, MINBW_TABLE})
 # Owner used only to read and delete; cleanup never creates anything.
 _READER = OwnerTag("cleanup")
 
@@ -90,7 +98,8 @@ class TableFacts:
 
 @dataclass(frozen=True, slots=True)
 class QdiscFacts:
-    """One qdisc the qos role may have put on a tap: ``root`` (our ``4e51:`` tbf) or ``ingress``."""
+    """One qdisc the qos role may have put on a device: ``root`` (our ``4e51:`` tbf on a tap, htb on an
+    uplink) or ``ingress`` (a tap's)."""
 
     netns: str | None
     device: str
@@ -167,14 +176,18 @@ def plan_cleanup(inventory: KernelInventory, host: str | None) -> CleanupPlan:
     devices = tuple(d for d in inventory.devices if device_is_ours(d))
     removed = {(d.netns, d.name) for d in devices}
 
+    shaping = {t.netns for t in inventory.tables if t.name in QOS_TABLES and (host is None or t.comment == alias)}
+
     def qdisc_is_ours(qdisc: QdiscFacts) -> bool:
         where = qdisc.netns
         if where in doomed or (where, qdisc.device) in removed:
             return False  # goes with its namespace or its device
-        if not qdisc.device.startswith("tap") or not is_neutrino_device_name(qdisc.device):
+        root_is_ours = qdisc.kind == "root" and (host is None or where in shaping)
+        if not qdisc.device.startswith("tap"):
+            return root_is_ours  # an uplink's htb (only those are listed for other devices)
+        if not is_neutrino_device_name(qdisc.device):
             return False
-        ifb_goes = (where, ifb_of(qdisc.device)) in removed
-        return ifb_goes or (qdisc.kind == "root" and host is None)
+        return (where, ifb_of(qdisc.device)) in removed or root_is_ours
 
     return CleanupPlan(
         processes=tuple(p for p in inventory.processes if process_is_ours(p)),
@@ -241,7 +254,8 @@ async def _tables(netns: str | None) -> list[TableFacts]:
 
 
 async def _qdiscs(netns: str | None) -> list[QdiscFacts]:
-    """The root tbf (ours: handle ``4e51:``) and ingress qdiscs of the namespace's taps."""
+    """The root tbf (ours: handle ``4e51:``) and ingress qdiscs of the namespace's taps, and our htb
+    root on any device (an uplink)."""
     command = ["tc", "-j", "qdisc", "show"]
     if netns is not None:
         command = ["ip", "netns", "exec", netns, *command]
@@ -256,6 +270,8 @@ async def _qdiscs(netns: str | None) -> list[QdiscFacts]:
         if device.startswith("tap"):
             found += [QdiscFacts(netns, device, kind) for kind, present in
                       (("root", shaping.root is not None), ("ingress", shaping.ingress)) if present]
+        elif shaping.htb:
+            found.append(QdiscFacts(netns, device, "root"))
     return found
 
 

@@ -125,7 +125,7 @@ class QosTarget(Target[Key, Desired, QosKernel, Action]):
         self.guarantees = self._guarantees(state.ports)
         if self.guarantees:
             wanted[UPLINKS] = Guarantees(self.config.owner_tag.alias, self.guarantees)
-        if any(p.dscp_mark is not None for p in state.ports):
+        if state.ports:  # DSCP's table, and the mark cleanup --host knows this namespace's shaping by
             wanted[("table", "bridge")] = self.config.owner_tag.alias
         if any(p.egress_pps is not None or p.ingress_pps is not None for p in state.ports):
             wanted[("table", "pps")] = self.config.owner_tag.alias
