@@ -111,6 +111,9 @@ class Fleet:
         """Change events delivered to every host (an agent's own registration record left out)."""
         return sum(sum(v for k, v in s.delivered.items() if k != "agent") for s in self.stats.values())
 
+    def recovery_resyncs(self) -> int:
+        return sum(a.recovery_resyncs for a in self.agents)
+
     async def stop(self) -> None:
         await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
         await asyncio.gather(*(b.close() for b in self.buses), return_exceptions=True)
@@ -368,19 +371,28 @@ async def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             # that no heartbeat falls into loses no event either: nothing changed meanwhile).
             await asyncio.to_thread(rig.stop)
             await asyncio.sleep(args.outage)
-            await asyncio.to_thread(rig.start)
+            # Timed from the restart, server start-up included (before: from its first healthy answer,
+            # which its RPC worker may precede: agents it told to resync would finish "too early").
+            recoveries = fleet.recovery_resyncs()
             back = time.monotonic()
+            await asyncio.to_thread(rig.start)
+            result["server_start_s"] = round(time.monotonic() - back, 1)
             took = await converge_after(fleet, back, args.converge_limit)
             result["converge_after_server_restart_s"] = round(took, 1) if took is not None else None
+            result["recovery_resyncs_server_restart"] = fleet.recovery_resyncs() - recoveries
 
             progress(n, "broker restart")
             # Broker restart (our private node's application; the Erlang VM stays).
             await asyncio.to_thread(node.stop_app)
             await asyncio.sleep(args.outage)
-            await asyncio.to_thread(node.start_app)
+            recoveries = fleet.recovery_resyncs()
             back = time.monotonic()
+            await asyncio.to_thread(node.start_app)
+            result["broker_start_s"] = round(time.monotonic() - back, 1)
             took = await converge_after(fleet, back, args.converge_limit)
             result["converge_after_broker_restart_s"] = round(took, 1) if took is not None else None
+            result["recovery_resyncs_broker_restart"] = fleet.recovery_resyncs() - recoveries
+            result["heartbeat_timeouts"] = sum(a.heartbeat_timeouts for a in fleet.agents)
             result["broker_after"] = broker_figures(node)
             await http.aclose()
             await fleet.stop()

@@ -71,6 +71,9 @@ class ServerSettings:
     # Background jobs (agent failover) run in one process across every server host: the holder of
     # this database lease, renewed every third of it and taken over once it has run out.
     background_lease_seconds: float = 30.0
+    # Full syncs per second the server plans to serve after its own restart or the broker's: agents
+    # spread their recovery syncs over (registered agents / this) seconds, 1 s to one report interval.
+    agent_resync_rate: float = 50.0
 
 
 @dataclass(slots=True)

@@ -10,6 +10,9 @@ agent process subscribes: ``event.*.<host>`` and ``event.*.all``):
 
 A port change on network 2 reaches B; it reaches A only when the port is (or was) in group DB (A's
 remote-group address set must change), never C; nothing goes to every host.
+
+And an agent that lost events (its broker connection dropped while a port was bound to its host)
+converges on them by itself.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from typing import Any
 
 import pytest
 
+from neutrino.agent.process import AgentProcess
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
 from neutrino.bus.interface import Bus
+from tests.fullstack.broker import BrokerUser
 from tests.support.live_server import LiveServer
 from tests.support.neutron_http import api, created, ok
 from tests.support.routing_rig import Rig, routing_rig
@@ -182,3 +187,80 @@ def test_a_network_change_reaches_only_the_hosts_on_it(rig: Rig) -> None:
 
     asyncio.run(scenario())
 
+
+
+class L2StandIn:
+    """The l2 role's conversation with the server without a kernel: the ports of its last full sync,
+    and the port events it heard."""
+
+    name, agent_type, binary, topic = "l2", "Linux bridge agent", "neutrino-linuxbridge-agent", "N/A"
+
+    def __init__(self, rpc: AgentRpcClient) -> None:
+        self.rpc = rpc
+        self.synced: set[str] = set()
+        self.heard: set[str] = set()
+
+    def configurations(self) -> dict[str, Any]:
+        return {"tunnel_types": ["vxlan"], "tunneling_ip": "192.0.2.43", "bridge_mappings": {}}
+
+    async def start(self) -> None:
+        pass
+
+    async def resync(self) -> None:
+        state = await self.rpc.sync_state("l2")
+        self.synced = {p["port_id"] for p in state["ports"]}
+
+    async def on_event(self, envelope: Envelope) -> None:
+        if envelope.payload.get("resource") == "port":
+            self.heard.add(str(envelope.payload["id"]))
+
+    async def stop(self) -> None:
+        pass
+
+
+async def _wait(check: Any, what: str) -> None:
+    async with asyncio.timeout(60):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+def test_an_agent_whose_broker_connection_dropped_resyncs_and_converges_on_what_it_missed(rig: Rig) -> None:
+    """Between two heartbeats (heartbeats every hour here), the broker drops the agent's connection
+    and refuses it back while a port is bound to its host: the event has no queue to go to. Once
+    back, the agent resyncs at once and has the port; no periodic resync could have (hourly too)."""
+    host = f"drop-{rig.tag}"
+    cloud = Cloud(rig.server)
+    user = BrokerUser(vhost=rig.bus_url.rsplit("/", 1)[1])
+
+    async def scenario() -> None:
+        await asyncio.to_thread(user.create)
+        bus = build_bus(user.url(reconnect_interval="0.2"), sender=f"agent.{host}")
+        await bus.start()
+        rpc = AgentRpcClient(bus, host, timeout=20)
+        role = L2StandIn(rpc)
+        agent = AgentProcess(host, bus, rpc, [role], report_interval=3600, resync_interval=3600)
+        try:
+            net = await asyncio.to_thread(cloud.network, "10.73.1.0/24")
+            await agent.start()
+            # The first heartbeat's reply named the server's start and the window to spread over.
+            await _wait(lambda: agent.resync_window is not None, "the first heartbeat")
+            assert agent.resync_window == 1.0  # a few agents: the shortest spread
+            before = await asyncio.to_thread(cloud.port, net, host, [])
+            await _wait(lambda: before["id"] in role.heard, "the event of a port bound here")
+
+            await asyncio.to_thread(user.allow, False)
+            assert await asyncio.to_thread(user.close_connections) == 1
+            await _wait(lambda: not bus.connected, "the connection to drop")  # type: ignore[attr-defined]
+            missed = await asyncio.to_thread(cloud.port, net, host, [])
+            assert bus.connected is False  # type: ignore[attr-defined]  # still refused: the event was lost
+            await asyncio.to_thread(user.allow, True)
+
+            await _wait(lambda: missed["id"] in role.synced, "the agent to converge")
+            assert agent.recovery_resyncs == 1
+            assert missed["id"] not in role.heard  # converged through the resync, not an event
+        finally:
+            await agent.stop()
+            await bus.close()
+            await asyncio.to_thread(user.delete)
+
+    asyncio.run(scenario())

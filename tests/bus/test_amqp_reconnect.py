@@ -9,6 +9,8 @@ messages are requeued, the client must reconnect and re-declare).
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +23,7 @@ from neutrino.bus.amqp import AmqpBus
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.errors import BusTimeout, BusUnavailable
 from neutrino.bus.factory import build_bus
+from tests.fullstack.broker import BrokerUser
 
 if TYPE_CHECKING:
     from conftest import BrokerAdmin
@@ -103,3 +106,36 @@ async def test_bus_recovers_after_the_broker_drops_its_connections(
         if not pending.done():
             pending.cancel()
         await asyncio.gather(pending, return_exceptions=True)
+
+
+async def test_calls_made_while_the_broker_refuses_us_and_a_close_log_no_error(
+    rabbitmq_vhost: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Calls waiting for a connection that keeps failing used to leave failed futures nobody awaited:
+    asyncio logged "Future exception was never retrieved" for each, at close or when collected."""
+    user = BrokerUser(vhost=rabbitmq_vhost)
+    await asyncio.to_thread(user.create)
+    bus = build_bus(user.url(reconnect_interval="0.2"), sender="agent-refused")
+    assert isinstance(bus, AmqpBus)
+    try:
+        await bus.start()
+        await asyncio.to_thread(user.allow, False)  # reconnection attempts are refused from now on
+        assert await asyncio.to_thread(user.close_connections) == 1
+        async with asyncio.timeout(RECOVERY_DEADLINE):
+            while bus.connected:
+                await asyncio.sleep(0.05)
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            calls = [asyncio.create_task(bus.call("nobody", "echo", {"n": n}, timeout=2.0)) for n in range(5)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            assert all(isinstance(r, BusUnavailable) for r in results), results
+            await bus.close()
+            del calls, results
+            gc.collect()
+            await asyncio.sleep(0)
+        noise = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert noise == []
+        assert any("lost the broker connection" in r.getMessage() for r in caplog.records)  # it was lost meanwhile
+    finally:
+        await bus.close()
+        await asyncio.to_thread(user.delete)

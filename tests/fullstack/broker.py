@@ -103,6 +103,48 @@ def shared_broker_vhost() -> Iterator[str]:
 
 
 @dataclass
+class BrokerUser:
+    """A user of our own on the shared broker, allowed on one of our vhosts only, so a test can cut
+    one client off (close its connections, refuse its reconnection) without touching anyone else's.
+    Removed with everything it holds by :meth:`delete`."""
+
+    vhost: str
+    name: str = field(default_factory=lambda: f"neutrino-ft-{uuid.uuid4().hex[:12]}")
+    password: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created: bool = False
+
+    def url(self, **query: str) -> str:
+        options = "&".join(f"{k}={v}" for k, v in query.items())
+        return (f"amqp://{self.name}:{self.password}@{SHARED_BROKER_HOST}:{SHARED_BROKER_PORT}/{self.vhost}"
+                + (f"?{options}" if options else ""))
+
+    def create(self) -> None:
+        rabbitmqctl("add_user", self.name, self.password)
+        self.created = True
+        self.allow(True)
+
+    def allow(self, allowed: bool) -> None:
+        if allowed:
+            rabbitmqctl("set_permissions", "-p", self.vhost, self.name, ".*", ".*", ".*")
+        else:
+            rabbitmqctl("clear_permissions", "-p", self.vhost, self.name)
+
+    def close_connections(self) -> int:
+        """Close this user's connections from the broker side (as a broker failure would)."""
+        listing = rabbitmqctl("list_connections", "--no-table-headers", "pid", "user", "vhost")
+        pids = [fields[0] for fields in (line.split("\t") for line in listing.splitlines())
+                if len(fields) == 3 and fields[1] == self.name and fields[2] == self.vhost]
+        for pid in pids:
+            rabbitmqctl("close_connection", pid, "neutrino test: connection dropped", check=False)
+        return len(pids)
+
+    def delete(self) -> None:
+        if self.created:
+            rabbitmqctl("delete_user", self.name, check=False)
+            self.created = False
+
+
+@dataclass
 class PrivateRabbitNode:
     """A RabbitMQ node of our own (``neutrino-ft-<id>@localhost``) that a test may stop and start.
 

@@ -17,8 +17,14 @@ class AgentRpcClient:
         self.host = host
         self.timeout = timeout
 
-    async def report_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.bus.call(SERVER_TARGET, "report_state", {"host": self.host, **state}, min(self.timeout, 10.0))
+    @property
+    def heartbeat_timeout(self) -> float:
+        """How long a heartbeat waits for its reply unless the agent backs off (at most 10 s)."""
+        return min(self.timeout, 10.0)
+
+    async def report_state(self, state: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        return await self.bus.call(SERVER_TARGET, "report_state", {"host": self.host, **state},
+                                   timeout or self.heartbeat_timeout)
 
     async def sync_state(self, role: str) -> dict[str, Any]:
         return await self.bus.call(SERVER_TARGET, "sync_state", {"host": self.host, "role": role}, self.timeout * 2)

@@ -199,6 +199,7 @@ class AmqpBus:
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._subscriptions: list[AmqpSubscription] = []
         self._endpoints: dict[str, AmqpEndpoint] = {}
+        self._reconnect_listeners: list[Callable[[], None]] = []
 
     @property
     def sender(self) -> str:
@@ -288,9 +289,18 @@ class AmqpBus:
         self._fail_pending("the broker connection was lost before the reply arrived")
 
     def _on_reconnected(self, _connection: object) -> None:
+        # aio-pika calls this once every channel, queue, binding and consumer is restored.
         if self._state == "started":
             log.info("bus %s reconnected to the broker", self._sender)
             self._connected.set()
+            for listener in list(self._reconnect_listeners):
+                try:
+                    listener()
+                except Exception:  # noqa: BLE001 - one listener's fault must not stop the others
+                    log.exception("bus %s: a reconnection listener failed", self._sender)
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        self._reconnect_listeners.append(callback)
 
     def _fail_pending(self, reason: str) -> None:
         for future in self._pending.values():
@@ -369,11 +379,13 @@ class AmqpBus:
             expiration=timeout,
         )
         answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[request.id] = answer
         sent = False
         try:
             async with asyncio.timeout(timeout):
                 await self._connected.wait()
+                # Pending from here only: a connection lost while the call waited to be sent must not
+                # fail the request it is about to send on the restored connection.
+                self._pending[request.id] = answer
                 try:
                     await self._rpc.publish(outgoing, routing_key=target, mandatory=True)
                 except aiormq.exceptions.PublishError:
@@ -392,6 +404,11 @@ class AmqpBus:
             ) from None
         finally:
             self._pending.pop(request.id, None)
+            # A connection lost while this call still waited to be sent (or during the publish)
+            # failed its answer, which nobody will await now: mark the exception as seen, or asyncio
+            # logs "Future exception was never retrieved" for each such call when it is collected.
+            if answer.done() and not answer.cancelled():
+                answer.exception()
         return read_reply(body)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:

@@ -73,6 +73,15 @@ class Bus(Protocol):
         """Invoke ``method`` on whichever process serves ``target`` and return its reply payload."""
         ...
 
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time the bus is back after losing its broker connection.
+
+        Events published meanwhile were lost to this process's subscriptions (their queues died with
+        the connection), so a listener refetches its state. Never called by a transport that cannot
+        lose its connection (the in-process one).
+        """
+        ...
+
     async def serve(self, target: str, handlers: Mapping[str, RpcHandler]) -> Subscription:
         """Answer requests for ``target`` (e.g. ``server`` or ``agent.<host>.<role>``) with ``handlers``.
 

@@ -322,6 +322,9 @@ class MemoryBus:
             self._pending.discard(answer)
         return read_reply(body)
 
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """In-process delivery never loses a connection: nothing to call back."""
+
     async def serve(self, target: str, handlers: Mapping[str, RpcHandler]) -> MemoryEndpoint:
         self._require_started()
         if not target:

@@ -18,6 +18,7 @@ import shutil
 import signal
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
@@ -69,10 +70,13 @@ class Supervisor:
         self.slots = [_Slot("api", i) for i in range(api)] + [_Slot("rpc", i) for i in range(rpc)]
         self.stopping = False
         self.context = multiprocessing.get_context("spawn")
+        # One start of this server host: every worker (a restarted one too) names it to the agents,
+        # so they resync when the host restarts, not when a heartbeat lands on another worker.
+        self.epoch = uuid.uuid4().hex
 
     def _start(self, slot: _Slot, listeners: Listeners) -> None:
         process = self.context.Process(target=worker_main, name=f"neutrino-{slot.kind}-{slot.index}",
-                                       args=(self.settings, slot.kind, listeners if slot.kind == "api" else None))
+                                       args=(self.settings, slot.kind, listeners if slot.kind == "api" else None, self.epoch))
         process.start()
         slot.process, slot.started = process, time.monotonic()
         log.info("started %s worker %d (pid %s)", slot.kind, slot.index, process.pid)
@@ -127,14 +131,14 @@ class Supervisor:
                 process.join()
 
 
-def worker_main(settings: Settings, kind: str, listeners: Listeners | None) -> None:
+def worker_main(settings: Settings, kind: str, listeners: Listeners | None, epoch: str) -> None:
     """A worker process (started by :class:`Supervisor` with the spawn method)."""
     from neutrino.db.migrate import SchemaOutOfDate
     from neutrino.logging_setup import configure_logging
 
     configure_logging(settings.server.log_level)
     try:
-        code = asyncio.run(_api_worker(settings, listeners) if kind == "api" else _rpc_worker(settings))
+        code = asyncio.run(_api_worker(settings, listeners, epoch) if kind == "api" else _rpc_worker(settings, epoch))
     except SchemaOutOfDate as exc:
         log.error("%s", exc)
         code = 3
@@ -143,11 +147,11 @@ def worker_main(settings: Settings, kind: str, listeners: Listeners | None) -> N
     raise SystemExit(code)
 
 
-async def _api_worker(settings: Settings, listeners: Listeners | None) -> int:
+async def _api_worker(settings: Settings, listeners: Listeners | None, epoch: str) -> int:
     from neutrino.cli.serve import run_uvicorn
     from neutrino.server import build_server
 
-    server = build_server(settings, role="api")
+    server = build_server(settings, role="api", epoch=epoch)
     try:
         # With no RPC workers, the API workers answer the agents (and contend for the lease) too.
         await server.start(answer_agents=plan_workers(settings)[1] == 0)
@@ -157,10 +161,10 @@ async def _api_worker(settings: Settings, listeners: Listeners | None) -> int:
         await server.close()
 
 
-async def _rpc_worker(settings: Settings) -> int:
+async def _rpc_worker(settings: Settings, epoch: str) -> int:
     from neutrino.server import build_server
 
-    server = build_server(settings, role="rpc")
+    server = build_server(settings, role="rpc", epoch=epoch)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

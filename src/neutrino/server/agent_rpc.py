@@ -13,7 +13,7 @@ from neutrino.bus.interface import Bus, Subscription
 from neutrino.bus.topics import event_topic
 from neutrino.contract import codec
 from neutrino.contract.events import ChangeHint
-from neutrino.contract.rpc import SERVER_TARGET
+from neutrino.contract.rpc import SERVER_STARTED_TOPIC, SERVER_TARGET, server_news
 from neutrino.server.plugins import AgentCall, DesiredStateProvider
 from neutrino.services.agents import AgentService
 from neutrino.services.events import ChangeEvent
@@ -35,8 +35,10 @@ class AgentRpcHandlers:
     """
 
     def __init__(self, agents: AgentService, l2: L2AgentService, providers: Mapping[str, DesiredStateProvider],
-                 calls: Mapping[str, AgentCall] | None = None) -> None:
+                 calls: Mapping[str, AgentCall] | None = None, *, epoch: str = "") -> None:
         self.agents = agents
+        # This server host's start (contract/rpc.py ``server_news``); every heartbeat reply names it.
+        self.epoch = epoch
         self.l2 = l2
         self.providers = dict(providers)
         self.calls = dict(calls or {})
@@ -48,7 +50,20 @@ class AgentRpcHandlers:
                 "provisioning_complete": self.provisioning_complete, **self.calls}
 
     async def report_state(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self.agents.report_state(payload)
+        reply = await self.agents.report_state(payload)
+        if self.epoch:
+            reply.update(server_news(self.epoch, await self.agents.resync_window()))
+        return reply
+
+    async def announce_start(self, bus: Bus) -> None:
+        """Tell every agent this server started: those that knew an earlier start resync (spread
+        over the window) instead of waiting for their next heartbeat to find out."""
+        if not self.epoch:
+            return
+        try:
+            await bus.publish(SERVER_STARTED_TOPIC, server_news(self.epoch, await self.agents.resync_window()))
+        except BusError as exc:  # heartbeat replies carry the epoch too
+            log.warning("could not announce the server's start to the agents: %s", exc)
 
     async def sync_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         role = payload.get("role", "l2")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,8 @@ class Server:
     # What this process does: "all" (one process), "api" (an API worker) or "rpc" (an RPC worker).
     role: str = "all"
     background: LeasedJobs | None = None
+    # This start of the server host (its workers share it): agents tell a restart from a slow reply.
+    epoch: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def answers_agents(self) -> bool:
@@ -89,8 +92,9 @@ class Server:
             await self.bus.subscribe(REPORTS_PATTERN, self.metering_reports, queue=REPORTS_QUEUE)
         if self.answers_agents if answer_agents is None else answer_agents:
             handlers = AgentRpcHandlers(self.services["agent"], self.services["l2_agents"], self.desired_state,
-                                        self.agent_calls)
+                                        self.agent_calls, epoch=self.epoch)
             await serve_agents(self.bus, handlers)
+            await handlers.announce_start(self.bus)
             failover = self.services["agent_failover"]
             self.background = LeasedJobs(
                 Lease(self.db, BACKGROUND_JOBS, seconds=self.settings.server.background_lease_seconds),
@@ -109,9 +113,11 @@ class Server:
         await self.db.dispose()
 
 
-def build_server(settings: Settings, *, broker: MemoryBroker | None = None, role: str = "all") -> Server:
+def build_server(settings: Settings, *, broker: MemoryBroker | None = None, role: str = "all",
+                 epoch: str | None = None) -> Server:
     """``broker`` shares one in-process bus with agent roles of the same process (all-in-one);
-    ``role``: see :attr:`Server.role`."""
+    ``role``: see :attr:`Server.role`; ``epoch``: the server host's start, shared by its workers
+    (a new one when None: this process is the whole server)."""
     db = Database(settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo)
     notifier = Notifier()
     bus = build_bus(settings.bus.url, sender=f"server.{socket.gethostname()}", broker=broker)
@@ -170,6 +176,7 @@ def build_server(settings: Settings, *, broker: MemoryBroker | None = None, role
     return Server(settings=settings, db=db, app=app, services=components.services, notifier=notifier, bus=bus,
                   closers=[strategy.close], desired_state=components.desired_state,
                   agent_calls=components.agent_calls, dashboard=dashboard, role=role,
+                  epoch=epoch or uuid.uuid4().hex,
                   metrics_app=metrics_app(metrics, agent_states) if listen not in ("", "off") else None,
                   metering_reports=MeteringReports(metrics.registry) if "metering" in components.plugin_names
                   else None)

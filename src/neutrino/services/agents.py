@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ def format_agent_time(value: dt.datetime | None) -> str | None:
 
 class AgentService:
     def __init__(self, database: Database, notifier: Notifier, *, agent_down_time: float,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, report_interval: float = 30.0, resync_rate: float = 50.0) -> None:
         self.db = database
         self.notifier = notifier
         self.uow = UnitOfWork(self.db, notifier)
@@ -37,6 +38,21 @@ class AgentService:
         self.clock = clock
         # Called with (conn, host) after an L2 agent (re)appears: lets binding retry failed ports.
         self.on_l2_agent_arrived: list[Callable[[AsyncConnection, str], Any]] = []
+        self.report_interval = report_interval
+        self.resync_rate = resync_rate
+        self._fleet: tuple[float, int] | None = None  # (monotonic time counted, agents registered)
+
+    async def resync_window(self) -> float:
+        """Seconds over which agents should spread their full syncs after a restart: the fleet's
+        agents at ``resync_rate`` syncs per second, at least 1 s, at most one report interval (an
+        agent waiting longer than its next heartbeat gains nothing). The count is re-read once a
+        minute: heartbeats carry the window, and must not each cost a count over the table."""
+        now = time.monotonic()
+        if self._fleet is None or now - self._fleet[0] > 60:
+            async with self.db.read() as conn:
+                count = (await conn.execute(select(func.count()).select_from(agents))).scalar_one()
+            self._fleet = (now, int(count))
+        return round(min(max(self._fleet[1] / self.resync_rate, 1.0), self.report_interval), 1)
 
     def is_alive(self, heartbeat: dt.datetime, now: dt.datetime | None = None) -> bool:
         return (now or self.clock()) - heartbeat < self.down_time

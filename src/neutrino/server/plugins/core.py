@@ -72,7 +72,9 @@ class CorePlugin:
         networks = NetworkService(c.db, c.notifier, c.quotas, types, rng)
         address_scopes = AddressScopeService(c.db, c.notifier)
         subnetpools = SubnetPoolService(c.db, c.notifier, c.quotas, address_scopes, rng=rng)
-        agents = AgentService(c.db, c.notifier, agent_down_time=c.settings.agent.agent_down_time_seconds)
+        agents = AgentService(c.db, c.notifier, agent_down_time=c.settings.agent.agent_down_time_seconds,
+                              report_interval=c.settings.agent.report_interval_seconds,
+                              resync_rate=c.settings.server.agent_resync_rate)
         binder = MechanismBinder(agents, build_mechanisms(c.settings.ml2.mechanism_drivers))
         agents.on_l2_agent_arrived.append(binder.rebind_failed)
         ports = PortService(c.db, c.notifier, c.quotas, networks, c.settings.ml2, binder=binder, rng=rng)
