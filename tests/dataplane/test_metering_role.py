@@ -142,3 +142,24 @@ async def test_counts_through_the_gateway_repairs_drift_survives_a_restart_and_l
     assert "neutrino-metering" not in ip("netns", "exec", topology.router_ns, "nft", "list", "tables").stdout
     (_, report), = await restarted.measure()
     assert report.bytes >= 2 * PINGS * PACKET
+
+
+async def test_ipv6_traffic_is_metered_by_ipv6_rules_only(topology: Topology) -> None:
+    """Neutron's iptables driver meters IPv4 alone; the inet table here takes IPv6 prefixes too."""
+    for ns, dev, address in ((topology.router_ns, "qr-x", "fd00:9::1/64"),
+                             (topology.router_ns, router_gateway_name(GATEWAY), "2001:db8:9::2/64"),
+                             (topology.inside, "eth0", "fd00:9::2/64"), (topology.outside, "eth0", "2001:db8:9::1/64")):
+        ip("-n", ns, "address", "add", address, "dev", dev, "nodad")
+    ip("netns", "exec", topology.router_ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    ip("-n", topology.inside, "-6", "route", "add", "default", "via", "fd00:9::1")
+    ip("-n", topology.outside, "-6", "route", "add", "fd00:9::/64", "via", "2001:db8:9::2")
+    server = MeteringServer()
+    server.state = state(MeteringRule("r6", "egress", destination_ip_prefix="2001:db8:9::/64"),
+                         MeteringRule("r4", "ingress", source_ip_prefix="198.18.9.0/24"))
+    role = topology.role(server)
+    await role.resync()
+    assert role.reconciler.last_round is not None and not role.reconciler.last_round.failed
+    await pings(topology, "2001:db8:9::1")
+    counted = topology.counters()
+    assert counted[f"m-{LABEL}-egress"][1] >= PINGS * (PAYLOAD + 8 + 40)  # ICMPv6 and IPv6 headers
+    assert counted[f"m-{LABEL}-ingress"] == (0, 0)  # the replies are IPv6: the IPv4 rule does not take them
