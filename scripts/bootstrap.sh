@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-APT_PACKAGES=(iproute2 iputils-ping nftables dnsmasq-base isc-dhcp-client conntrack tcpdump
+APT_PACKAGES=(iproute2 iputils-ping nftables dnsmasq-base dnsmasq-utils isc-dhcp-client conntrack tcpdump
               postgresql-client mariadb-client python3-venv chromium chromium-driver radvd keepalived)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -113,6 +113,17 @@ def _network(lab: Lab, subnets: tuple[DhcpSubnet, ...], dhcp_port: DhcpHost, hos
     return DhcpNetwork(network_id, "project", mtu, domain, subnets, dhcp_port, (dhcp_port, *hosts))
 
 
+async def _served(lab: Lab, subnet: DhcpSubnet, dhcp: DhcpHost, hosts: tuple[DhcpHost, ...]
+                  ) -> tuple[DhcpNetwork, DhcpRole]:
+    """A network of ``hosts`` served by a new role, its DHCP port wired into the bridge."""
+    network = _network(lab, (subnet,), dhcp, hosts)
+    lab.server.state = DhcpState(lab.server.host, (network,))
+    role = lab.role()
+    await role.resync()
+    await lab.wire_dhcp_port(dhcp.port_id)
+    return network, role
+
+
 async def _lease_option(client: DhcpClient, option: str) -> str | None:
     for line in reversed(client.lease_file.read_text().splitlines()):
         text = line.strip()
@@ -171,11 +182,7 @@ async def test_port_changes_reload_dnsmasq_in_place_and_a_renewal_gets_the_new_a
     subnet = DhcpSubnet("s4", 4, "10.92.0.0/24", None)  # no gateway: no router option, no default route
     dhcp = _port("10.92.0.2", "s4", owner="network:dhcp")
     vm = _port("10.92.0.20", "s4")
-    network = _network(lab, (subnet,), dhcp, (vm,))
-    lab.server.state = DhcpState(lab.server.host, (network,))
-    role = lab.role()
-    await role.resync()
-    await lab.wire_dhcp_port(dhcp.port_id)
+    network, role = await _served(lab, subnet, dhcp, (vm,))
     ns, client = await lab.instance("vm", vm)
     await client.start()
     assert str(await client.wait_for_lease(lab.driver, 30)) == "10.92.0.20/24"
@@ -209,11 +216,7 @@ async def test_an_address_given_to_a_new_port_is_leased_to_it_without_restarting
     subnet = DhcpSubnet("s4", 4, "10.95.0.0/24", "10.95.0.1")
     dhcp = _port("10.95.0.2", "s4", owner="network:dhcp")
     old = _port("10.95.0.20", "s4")
-    network = _network(lab, (subnet,), dhcp, (old,))
-    lab.server.state = DhcpState(lab.server.host, (network,))
-    role = lab.role()
-    await role.resync()
-    await lab.wire_dhcp_port(dhcp.port_id)
+    network, role = await _served(lab, subnet, dhcp, (old,))
     old_ns, old_client = await lab.instance("old", old)
     await old_client.start()
     assert str(await old_client.wait_for_lease(lab.driver, 30)) == "10.95.0.20/24"
@@ -327,3 +330,23 @@ async def test_dhcpv6_stateless_gives_the_instance_dns_options(lab: Lab, tmp_pat
     assert "new_dhcp6_name_servers=fd00:96::53" in lease
     assert "iaaddr" not in lease and "new_ip6_address" not in lease  # stateless: options only, the address is SLAAC's
 
+
+async def test_a_removed_ports_ipv6_address_is_leased_to_a_new_port(lab: Lab, tmp_path: Path) -> None:
+    """As for IPv4, dnsmasq will not lease an address a removed port's client still holds: the role
+    releases the removed port's DHCPv6 lease (dhcp_release6, as Neutron's agent) without a restart."""
+    subnet = DhcpSubnet("s6c", 6, "fd00:97::/64", None, ipv6_address_mode="dhcpv6-stateful",
+                        ipv6_ra_mode="dhcpv6-stateful")
+    dhcp = DhcpHost(str(uuid.uuid4()), "fa:16:3e:00:97:02", (("s6c", "fd00:97::2"),), "", (), "network:dhcp")
+    old = _port("fd00:97::11", "s6c")
+    network, role = await _served(lab, subnet, dhcp, (old,))
+    old_ns, _ = await lab.instance("v6old", old)
+    assert "iaaddr fd00:97::11 " in await _dhclient6(old_ns, tmp_path)
+    pid = role.target.dnsmasq.running(network.network_id).pid  # type: ignore[union-attr]
+    await lab.driver.remove_namespace(old_ns)  # the instance is deleted: no DHCPv6 RELEASE from it
+
+    new = _port("fd00:97::11", "s6c")  # the freed address, a new MAC (and so a new DUID)
+    lab.server.state = DhcpState(lab.server.host, (dataclasses.replace(network, hosts=(dhcp, new)),))
+    await role.resync()
+    new_ns, _ = await lab.instance("v6new", new)
+    assert "iaaddr fd00:97::11 " in await _dhclient6(new_ns, tmp_path)
+    assert role.target.dnsmasq.running(network.network_id).pid == pid  # type: ignore[union-attr]

@@ -8,9 +8,11 @@ from neutrino.dataplane.dnsmasq import (
     DnsmasqSpec,
     SubnetSpec,
     pruned_lease_file,
+    release6_commands,
     release_packet,
     releases,
     static_v4_leases,
+    static_v6_hosts,
 )
 
 HOSTS = ("fa:16:3e:00:00:01,host-10-0-0-5.openstacklocal,10.0.0.5\n"
@@ -44,5 +46,22 @@ def test_a_restart_keeps_only_the_leases_of_served_hosts() -> None:
             "1733400000 fa:16:3e:00:00:09 10.0.0.9 gone *\n"
             "duid 00:01:00:01:2e:00\n"
             "1733400000 1234 2001:db8::5 host-v6 00:01\n")
-    kept = pruned_lease_file(text, static_v4_leases(HOSTS))
+    kept = pruned_lease_file(text, static_v4_leases(HOSTS), frozenset(ip for _, ip in static_v6_hosts(HOSTS)))
     assert "10.0.0.9" not in kept and "10.0.0.5" in kept and "duid" in kept and "2001:db8::5" in kept
+    # An IPv6 lease whose address no host has any more goes too (its line names no MAC).
+    assert "2001:db8::5" not in pruned_lease_file(text, static_v4_leases(HOSTS))
+
+
+def test_static_v6_hosts_are_the_stateful_ipv6_lines_of_the_hosts_file() -> None:
+    assert static_v6_hosts(HOSTS) == {("fa:16:3e:00:00:03", "2001:db8::5")}
+
+
+def test_a_dhcpv6_release_names_the_lease_client_duid_iaid_and_the_server_duid() -> None:
+    text = ("duid 00:01:00:01:2e:00\n"
+            "1733400000 1234 2001:db8::5 host-v6 00:01:00:01:aa:bb\n"
+            "1733400000 T77 2001:db8::7 temp 00:01:00:01:cc:dd\n"
+            "1733400000 99 2001:db8::6 kept 00:01:00:01:ee:ff\n")
+    assert release6_commands("ns-x", text, frozenset({"2001:db8::5", "2001:db8::7"})) == (
+        ("dhcp_release6", "--iface", "ns-x", "--ip", "2001:db8::5", "--server-id", "00:01:00:01:2e:00",
+         "--client-id", "00:01:00:01:aa:bb", "--iaid", "1234"),)
+    assert release6_commands("ns-x", text.split("\n", 1)[1], frozenset({"2001:db8::5"})) == ()

@@ -22,6 +22,7 @@ the agent's state directory.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -260,16 +261,75 @@ def releases(spec: DnsmasqSpec, leases: frozenset[tuple[str, str]]) -> tuple[tup
     return tuple(out)
 
 
-def pruned_lease_file(text: str, keep: frozenset[tuple[str, str]]) -> str:
-    """The lease file without IPv4 leases of hosts no longer served (dnsmasq reads it when it starts);
-    IPv6 lines (``duid``, addresses with ':') are kept as they are."""
+def pruned_lease_file(text: str, keep: frozenset[tuple[str, str]], keep_v6: frozenset[str] = frozenset()) -> str:
+    """The lease file without leases of hosts no longer served (dnsmasq reads it when it starts):
+    IPv4 ones by (MAC, address); IPv6 ones (which name no MAC, only the client's DUID) by address,
+    ``keep_v6``. The server's ``duid`` line stays."""
     out = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) >= 3 and fields[0] != "duid" and ":" not in fields[2] and (fields[1].lower(), fields[2]) not in keep:
-            continue
+        if len(fields) >= 3 and fields[0] != "duid":
+            if ":" in fields[2]:
+                if _v6_text(fields[2]) not in keep_v6:
+                    continue
+            elif (fields[1].lower(), fields[2]) not in keep:
+                continue
         out.append(line)
     return _lines(out)
+
+
+# DHCPv6 leases are the client's (DUID, IAID), not a MAC's, and a RELEASE must name them and the
+# server's DUID: the lease file has all three. Neutron's agent releases them with dnsmasq's
+# dhcp_release6 (Debian's dnsmasq-utils), run in the namespace on the DHCP port's device.
+DHCP_RELEASE6 = "dhcp_release6"
+
+
+def _v6_text(address: str) -> str:
+    try:
+        return str(ipaddress.IPv6Address(address.strip("[]")))
+    except ValueError:
+        return address
+
+
+def static_v6_hosts(hosts: str) -> frozenset[tuple[str, str]]:
+    """(MAC, IPv6 address) of every static DHCPv6 lease in a hosts file as :func:`render` writes it."""
+    out = set()
+    for line in hosts.splitlines():
+        parts = line.split(",")
+        last = parts[-1]
+        if len(parts) >= 3 and last.startswith("[") and last.endswith("]"):
+            out.add((parts[0].lower(), _v6_text(last)))
+    return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease6:
+    iaid: str
+    address: str
+    client_id: str  # the client's DUID, as the lease file writes it (hex, ':' separated)
+
+
+def v6_leases(text: str) -> tuple[str | None, tuple[Lease6, ...]]:
+    """The server's DUID and the IPv6 leases (IA_NA: temporary addresses are not released) of a
+    dnsmasq lease file: ``duid <server DUID>``, then ``<expiry> <IAID> <address> <name> <client DUID>``."""
+    server, leases = None, []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "duid":
+            server = fields[1]
+        elif len(fields) >= 5 and ":" in fields[2] and fields[1].isdigit() and fields[4] != "*":
+            leases.append(Lease6(fields[1], _v6_text(fields[2]), fields[4]))
+    return server, tuple(leases)
+
+
+def release6_commands(interface: str, lease_file: str, addresses: frozenset[str]) -> tuple[tuple[str, ...], ...]:
+    """The ``dhcp_release6`` command lines that release the leases of ``addresses`` (pure)."""
+    server, leases = v6_leases(lease_file)
+    if server is None:
+        return ()
+    return tuple((DHCP_RELEASE6, "--iface", interface, "--ip", lease.address, "--server-id", server,
+                  "--client-id", lease.client_id, "--iaid", lease.iaid)
+                 for lease in leases if lease.address in addresses)
 
 
 # ---- acting -----------------------------------------------------------------------------------------
@@ -344,22 +404,26 @@ class DnsmasqDriver:
         directory.mkdir(parents=True, exist_ok=True)
         rendered = render(spec, directory)
         try:
-            before = static_v4_leases((directory / "host").read_text())
+            hosts_before = (directory / "host").read_text()
         except OSError:
-            before = frozenset()
+            hosts_before = ""
         written = tuple(name for name, content in rendered.files.items()
                         if write_if_changed(directory / name, content))
         current = self.running(spec.network_id, netns)
         if current is not None and self.runner.arguments(current) == rendered.arguments:
             if written:
-                await self._release(spec, netns, before - static_v4_leases(rendered.files["host"]))
+                hosts = rendered.files["host"]
+                await self._release(spec, netns, static_v4_leases(hosts_before) - static_v4_leases(hosts))
+                await self._release6(spec, netns, static_v6_hosts(hosts_before) - static_v6_hosts(hosts))
                 self.runner.reload(current)
             return EnsureOutcome(reloaded=bool(written), files_written=written)
         if current is not None:
             await self.runner.stop(self._pid_file(spec.network_id), netns)
         with contextlib.suppress(OSError):
             leases = directory / "leases"
-            write_if_changed(leases, pruned_lease_file(leases.read_text(), static_v4_leases(rendered.files["host"])))
+            hosts = rendered.files["host"]
+            write_if_changed(leases, pruned_lease_file(leases.read_text(), static_v4_leases(hosts),
+                                                       frozenset(ip for _, ip in static_v6_hosts(hosts))))
         try:
             await self.runner.start(netns, rendered.arguments, self._pid_file(spec.network_id))
         except (DaemonError, NamespaceNotFound) as e:
@@ -383,6 +447,27 @@ class DnsmasqDriver:
             await call_in_namespace(self.netns_dir / netns, send)
         except OSError as e:  # the lease then lasts its time; the next port on the address waits for it
             log.warning("releasing %d lease(s) of network %s failed: %s", len(packets), spec.network_id, e)
+
+    async def _release6(self, spec: DnsmasqSpec, netns: str, removed: frozenset[tuple[str, str]]) -> None:
+        """Release the DHCPv6 leases of the addresses of hosts no longer served (or served to another
+        MAC): dnsmasq would otherwise keep them for the lease time and offer them to nobody else."""
+        if not removed:
+            return
+        try:
+            lease_file = (self.directory(spec.network_id) / "leases").read_text()
+        except OSError:
+            return
+        for argv in release6_commands(spec.interface, lease_file, frozenset(ip for _, ip in removed)):
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    "nsenter", f"--net={self.netns_dir / netns}", *argv,
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                _, err = await proc.communicate()
+            except OSError as e:  # dhcp_release6 missing: the lease lasts its time, as without release
+                log.warning("releasing DHCPv6 leases of network %s failed: %s", spec.network_id, e)
+                return
+            if proc.returncode:
+                log.warning("%s failed for network %s: %s", " ".join(argv), spec.network_id, err.decode().strip())
 
     async def remove(self, network_id: str) -> bool:
         """Stop the network's dnsmasq (wherever it runs) and delete its files; True if it ran."""
