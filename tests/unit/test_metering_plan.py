@@ -107,6 +107,13 @@ def test_book_reports_what_grew_between_reports_as_neutron_does() -> None:
     book.measure(160, [(wish, {egress: (1, 100), ingress: (1, 50)})])
     ((_, report),) = book.flush(160, 300)
     assert (report.pkts, report.bytes) == (1, 100)
+    # A report the bus refused goes with the next one.
+    book.measure(190, [(wish, {egress: (3, 300), ingress: (1, 50)})])
+    ((event, unsent),) = book.flush(190, 300)
+    book.give_back(event, unsent)
+    book.measure(220, [(wish, {egress: (4, 400), ingress: (1, 50)})])
+    ((_, report),) = book.flush(220, 300)
+    assert (report.pkts, report.bytes, report.time) == (3, 300, 60)
     # Counters an earlier process made count from their first reading here.
     restarted = MeterBook("net-1")
     restarted.measure(200, [(wish, {egress: (9, 900), ingress: (0, 0)})])

@@ -140,6 +140,19 @@ class MeterBook:
             del self.infos[key]
         return out
 
+    def give_back(self, event_type: str, report: MeteringReport) -> None:
+        """A report that could not be sent: its traffic goes with the next one instead of being lost."""
+        key = report.resource_id if self.granular else report.label_id
+        if key is None:
+            return
+        granularity = event_type[len(REPORT_EVENT_TYPE) + 1:] or None
+        info = self.infos.get(key)
+        if info is None:
+            info = self.infos[key] = _Info(granularity, report.first_update, report.last_update)
+        info.pkts += report.pkts
+        info.bytes += report.bytes
+        info.time += report.time
+
     def _report(self, key: str, info: _Info) -> MeteringReport:
         base = {"pkts": info.pkts, "bytes": info.bytes, "time": info.time, "first_update": info.first_update,
                 "last_update": info.last_update, "host": self.host}

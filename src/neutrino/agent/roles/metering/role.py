@@ -171,10 +171,17 @@ class MeteringRole(ReconcilingRole):
             return []
         self.last_report = now
         reports = self.book.flush(int(now), self.config.report_interval)
-        for event_type, report in reports:
+        for sent, (event_type, report) in enumerate(reports):
             log.debug("metering report %s: %s", event_type, report)
-            await self.publish(f"{REPORT_TOPIC_PREFIX}.{event_type}", {
-                "event_type": event_type, "publisher_id": f"metering.{self.config.host}", "priority": "INFO",
-                "timestamp": now, "payload": codec.encode(report)})
+            try:
+                await self.publish(f"{REPORT_TOPIC_PREFIX}.{event_type}", {
+                    "event_type": event_type, "publisher_id": f"metering.{self.config.host}", "priority": "INFO",
+                    "timestamp": now, "payload": codec.encode(report)})
+            except Exception as exc:  # noqa: BLE001 - the bus is away: nothing counted is lost
+                log.warning("metering: %d reports not sent (%s); their traffic goes with the next report",
+                            len(reports) - sent, exc)
+                for unsent in reports[sent:]:
+                    self.book.give_back(*unsent)
+                return reports[:sent]
             self.reports_sent += 1
         return reports
