@@ -189,6 +189,44 @@ def test_a_network_change_reaches_only_the_hosts_on_it(rig: Rig) -> None:
 
 
 
+def test_metering_label_events_reach_the_l3_agents_hosts_whose_metering_agents_serve_them(rig: Rig) -> None:
+    """Labels apply to every router of their project (shared ones to all): their changes go to the
+    hosts of the L3 agents, where metering agents count, and to no other host."""
+    router_host, compute_host = (f"{n}-{rig.tag}" for n in ("meter", "compute"))
+    admin = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
+
+    async def scenario() -> None:
+        bus = build_bus(rig.bus_url, sender=f"agent.routing-meter-{rig.tag}")
+        await bus.start()
+        try:
+            heard = {h: await _host(bus, h) for h in (router_host, compute_host)}
+            rpc = AgentRpcClient(bus, router_host, timeout=20)
+            await rpc.report_state({"role": "l3", "agent_type": "L3 agent", "binary": "neutrino-l3-agent",
+                                    "topic": "l3_agent", "availability_zone": "nova", "start_flag": True,
+                                    "configurations": {}})
+            label = await asyncio.to_thread(lambda: created(admin.post("/metering/metering-labels", json={
+                "metering_label": {"name": f"m-{rig.tag}"}}), "metering_label"))
+            rule = await asyncio.to_thread(lambda: created(admin.post("/metering/metering-label-rules", json={
+                "metering_label_rule": {"metering_label_id": label["id"], "direction": "egress",
+                                        "destination_ip_prefix": "198.18.0.0/24"}}), "metering_label_rule"))
+            await asyncio.to_thread(admin.delete, f"/metering/metering-labels/{label['id']}")
+            async with asyncio.timeout(20):
+                while [e["op"] for e in heard[router_host].own if e["id"] == label["id"]] != ["create", "delete"]:
+                    await asyncio.sleep(0.05)
+            assert any(e["id"] == rule["id"] for e in heard[router_host].own)
+            assert not heard[compute_host].ids() & {label["id"], rule["id"]}
+            assert [e for h in heard.values() for e in h.everyone] == []
+            # The metering agents' own desired state is served (this host's L3 agent hosts no router).
+            assert (await rpc.sync_state("metering"))["routers"] == []
+        finally:
+            await bus.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        admin.close()
+
+
 class L2StandIn:
     """The l2 role's conversation with the server without a kernel: the ports of its last full sync,
     and the port events it heard."""
