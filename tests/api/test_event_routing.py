@@ -30,6 +30,8 @@ from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.envelope import Envelope
 from neutrino.bus.factory import build_bus
 from neutrino.bus.interface import Bus
+from neutrino.contract import codec
+from neutrino.contract.metering import MeteringState
 from tests.fullstack.broker import BrokerUser
 from tests.support.live_server import LiveServer
 from tests.support.neutron_http import api, created, ok
@@ -189,7 +191,7 @@ def test_a_network_change_reaches_only_the_hosts_on_it(rig: Rig) -> None:
 
 
 
-def test_metering_label_events_reach_the_l3_agents_hosts_whose_metering_agents_serve_them(rig: Rig) -> None:
+def test_metering_events_reach_the_l3_agents_hosts_whose_metering_state_holds_their_routers_labels(rig: Rig) -> None:
     """Labels apply to every router of their project (shared ones to all): their changes go to the
     hosts of the L3 agents, where metering agents count, and to no other host."""
     router_host, compute_host = (f"{n}-{rig.tag}" for n in ("meter", "compute"))
@@ -216,14 +218,44 @@ def test_metering_label_events_reach_the_l3_agents_hosts_whose_metering_agents_s
             assert any(e["id"] == rule["id"] for e in heard[router_host].own)
             assert not heard[compute_host].ids() & {label["id"], rule["id"]}
             assert [e for h in heard.values() for e in h.everyone] == []
-            # The metering agents' own desired state is served (this host's L3 agent hosts no router).
-            assert (await rpc.sync_state("metering"))["routers"] == []
+            assert (await rpc.sync_state("metering"))["routers"] == []  # no router here yet
+
+            # The metering agents' desired state, as Neutron's get_sync_data_metering: the admin-up
+            # routers of the host's L3 agent, each with its project's labels and the shared ones.
+            demo_project = cloud_persona(rig.server, "neutrino-demo").project_id
+
+            def make(path: str, key: str, **body: Any) -> dict[str, Any]:
+                made = created(admin.post(path, json={key: body}), key)
+                cleanup.append(f"{path}/{made['id']}")
+                return made
+
+            up = await asyncio.to_thread(make, "/routers", "router", name="m-up", project_id=demo_project)
+            await asyncio.to_thread(make, "/routers", "router", name="m-down", project_id=demo_project,
+                                    admin_state_up=False)
+            mine = await asyncio.to_thread(make, "/metering/metering-labels", "metering_label", name="mine",
+                                           project_id=demo_project)
+            shared = await asyncio.to_thread(make, "/metering/metering-labels", "metering_label", name="all",
+                                             shared=True)
+            await asyncio.to_thread(make, "/metering/metering-labels", "metering_label", name="admins")
+            await asyncio.to_thread(make, "/metering/metering-label-rules", "metering_label_rule",
+                                    metering_label_id=mine["id"], direction="ingress", excluded=True,
+                                    remote_ip_prefix="10.0.0.7/24")
+            state = codec.decode(MeteringState, await rpc.sync_state("metering"))
+            assert [r.router_id for r in state.routers] == [up["id"]]
+            labels = {label.id: label for label in state.routers[0].labels}
+            assert set(labels) == {mine["id"], shared["id"]}
+            assert [(r.direction, r.excluded, r.remote_ip_prefix) for r in labels[mine["id"]].rules] == [
+                ("ingress", True, "10.0.0.0/24")]
+            assert labels[shared["id"]].shared and state.routers[0].project_id == demo_project
         finally:
             await bus.close()
 
+    cleanup: list[str] = []
     try:
         asyncio.run(scenario())
     finally:
+        for path in reversed(cleanup):
+            admin.delete(path)
         admin.close()
 
 
