@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from neutrino.contract.codec import wire
+from neutrino.contract.qos import BandwidthLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,11 @@ class FloatingIp:
     fixed_ip_address: str
     fixed_port_id: str
     status: str = "DOWN"
+    # ``qos-fip``: the bandwidth limits of the floating IP's policy (the server resolves the rules).
+    # Directions are the floating IP's: ``egress`` leaves through the gateway from it, ``ingress``
+    # arrives for it.
+    egress: BandwidthLimit | None = field(default=None, metadata=wire(omit_none=True))
+    ingress: BandwidthLimit | None = field(default=None, metadata=wire(omit_none=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,25 @@ class ConntrackHelper:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayQos:
+    """``qos-gateway-ip``: the bandwidth limits of the router gateway's policy, enforced on the
+    traffic of its IPv4 address (SNAT, the router's own) in the gateway's directions."""
+
+    egress: BandwidthLimit | None = None
+    ingress: BandwidthLimit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NdpProxy:
+    """``l3-ndp-proxy``: the router answers neighbour solicitations for ``ip_address`` (an IPv6
+    address of an internal port) on its gateway, and lets traffic to it in from there."""
+
+    proxy_id: str = field(metadata=wire(name="id"))
+    ip_address: str
+    port_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class HaRouter:
     """This host's part in an HA router (L3 HA): its HA port (an ``ha-`` device in the router's
     namespace, on the project's HA network), the VRRP router id and advertisement interval every
@@ -116,6 +141,10 @@ class L3Router:
     conntrack_helpers: tuple[ConntrackHelper, ...] = ()
     # L3 HA: set for an HA router (keepalived decides which host holds its addresses).
     ha: HaRouter | None = None
+    gateway_qos: GatewayQos | None = field(default=None, metadata=wire(omit_none=True))
+    # ``l3-ext-ndp-proxy``: the router's switch; its NDP proxies act only while it is on.
+    enable_ndp_proxy: bool = False
+    ndp_proxies: tuple[NdpProxy, ...] = ()
 
     @property
     def floating_addresses(self) -> tuple[str, ...]:

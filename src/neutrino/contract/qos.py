@@ -15,11 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MIN_BURST_KBIT = 16  # a shaper's burst below one full frame would stall: at least a 1500-byte MTU
+
 
 @dataclass(frozen=True, slots=True)
 class BandwidthLimit:
     max_kbps: int
     max_burst_kbps: int = 0  # 0: the backend chooses (80% of the rate, as Neutron's Linux bridge driver)
+
+    @property
+    def burst_kbit(self) -> int:
+        """The burst to configure: the rule's, else 80% of the rate, never below one frame."""
+        return max(MIN_BURST_KBIT, self.max_burst_kbps or int(self.max_kbps * 0.8))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,18 +18,20 @@ for ours; the IFB devices carry the owner's interface alias, as every device Neu
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neutrino.contract.names import checked_device_name, checked_namespace_name
-from neutrino.dataplane.netlink import NETNS_DIR, NamespaceNotFound, NetlinkDriverError
+from neutrino.contract.names import checked_device_name
+from neutrino.dataplane.commands import run_in
+from neutrino.dataplane.netlink import NETNS_DIR, NetlinkDriverError
 from neutrino.dataplane.ownership import OwnerTag
 
 HANDLE = "4e51:"
+# What tc says when there is no qdisc to delete (the wording differs by qdisc and version).
+NO_QDISC = ("No such file", "Cannot find device", "Invalid handle", "Cannot delete qdisc", "Cannot find specified qdisc")
 INGRESS = "ffff:"
 LATENCY = "50ms"
 ROOT_CLASS = 1  # 4e51:1, the uplink's rate; every other class is its child
@@ -107,18 +109,7 @@ class TcDriver:
         self.netns_dir = netns_dir
 
     async def _run(self, netns: str | None, *argv: str, tolerate: tuple[str, ...] = ()) -> str:
-        if netns is not None:
-            path = self.netns_dir / checked_namespace_name(netns)
-            if not path.exists():
-                raise NamespaceNotFound(netns)
-            argv = ("nsenter", f"--net={path}", *argv)
-        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        text = err.decode().strip()
-        if proc.returncode and not any(t in text for t in tolerate):
-            raise TcError(f"{' '.join(argv)} failed: {text}")
-        return out.decode()
+        return await run_in(self.netns_dir, netns, *argv, tolerate=tolerate, error=TcError)
 
     async def shaping(self, *, netns: str | None = None) -> dict[str, DeviceShaping]:
         return parse_qdiscs(json.loads(await self._run(netns, "tc", "-j", "qdisc", "show") or "[]"))
@@ -134,7 +125,7 @@ class TcDriver:
 
     async def clear_root(self, device: str, *, netns: str | None = None) -> None:
         await self._run(netns, "tc", "qdisc", "del", "dev", checked_device_name(device), "root",
-                        tolerate=("No such file", "Cannot find device", "Invalid handle", "Cannot delete qdisc"))
+                        tolerate=NO_QDISC)
 
     async def ensure_ifb(self, name: str, *, netns: str | None = None) -> None:
         await self._run(netns, "ip", "link", "add", checked_device_name(name), "type", "ifb", tolerate=("File exists",))
@@ -174,8 +165,8 @@ class TcDriver:
 
     async def clear_ingress(self, device: str, *, netns: str | None = None) -> None:
         await self._run(netns, "tc", "qdisc", "del", "dev", checked_device_name(device), "handle", INGRESS, "ingress",
-                        tolerate=("No such file", "Cannot find device", "Invalid handle", "Cannot delete qdisc"))
+                        tolerate=NO_QDISC)
 
 
-__all__ = ["DEFAULT_CLASS", "DeviceShaping", "HANDLE", "HtbClass", "ROOT_CLASS", "Tbf", "TcDriver", "TcError", "ifb_of",
+__all__ = ["DEFAULT_CLASS", "DeviceShaping", "HANDLE", "NO_QDISC", "HtbClass", "ROOT_CLASS", "Tbf", "TcDriver", "TcError", "ifb_of",
            "parse_htb_classes", "parse_qdiscs", "priority_of"]

@@ -10,8 +10,10 @@ hosts it names, never every host of the cloud (docs/agent-contract.md §4, "Even
 * a network or subnet: the hosts with a port on the network and its DHCP and L3 agents;
 * a security group or rule: the hosts holding a port of the group; an address group: the hosts
   holding a port of a group whose rules name it;
-* a router, floating IP, port forwarding: the L3 agents hosting the router (before and after);
-* a QoS policy: the hosts with a port that uses it, directly or through its network;
+* a router, floating IP, port forwarding, NDP proxy: the L3 agents hosting the router (before
+  and after; a deleted NDP proxy, whose router is gone with it: every host);
+* a QoS policy: the hosts with a port that uses it, directly or through its network, and the L3
+  agents of the routers whose floating IPs or gateway use it;
 * a metering label or rule: the hosts of the L3 agents (a label applies to every router of its
   project, a shared one to every router: their metering agents resync);
 * a change with a ``host`` hint and nothing to resolve (an agent's own record, a scheduling
@@ -49,7 +51,7 @@ HOSTS_HINT = "hosts"
 """Hint of an audience captured before a delete: a tuple of host names."""
 
 _NETWORK_SCOPED = ("network", "subnet")
-_ROUTER_SCOPED = ("router", "floatingip", "port_forwarding")
+_ROUTER_SCOPED = ("router", "floatingip", "port_forwarding", "ndp_proxy")
 _GROUP_SCOPED = ("security_group", "security_group_rule")
 _QOS = ("qos_policy",)
 _METERING = ("metering_label", "metering_label_rule")
@@ -165,6 +167,10 @@ async def _port_audience(conn: AsyncConnection, port_id: str, hints: dict[str, A
 async def _routers_of(conn: AsyncConnection, resource: str, object_id: str, hints: dict[str, Any]) -> set[str]:
     if resource == "router":
         return {object_id}
+    if resource == "ndp_proxy":
+        nd = l3.ndp_proxies
+        router_id = (await conn.execute(select(nd.c.router_id).where(nd.c.id == object_id))).scalar()
+        return {router_id} if router_id else set()
     fip_id = object_id if resource == "floatingip" else hints.get("floatingip_id")
     if resource == "port_forwarding" and fip_id is None:
         pf = l3.portforwardings
@@ -233,7 +239,12 @@ async def qos_hosts(conn: AsyncConnection, policy_id: str) -> set[str]:
     direct = select(p.c.binding_host_id.label("host")).where(p.c.qos_policy_id == policy_id, p.c.binding_host_id != "")
     via_network = select(p.c.binding_host_id).select_from(p.join(n, n.c.id == p.c.network_id)).where(
         and_(n.c.qos_policy_id == policy_id, p.c.binding_host_id != ""))
-    return {r[0] for r in await conn.execute(union(direct, via_network))}
+    # ``qos-fip``, ``qos-gateway-ip``: the L3 agents of the routers whose floating IPs or gateway use it.
+    f, rt = l3.floatingips, l3.routers
+    routers = {row[0] for row in await conn.execute(union(
+        select(f.c.router_id).where(f.c.qos_policy_id == policy_id, f.c.router_id.is_not(None)),
+        select(rt.c.id).where(rt.c.qos_policy_id == policy_id)))}
+    return {r[0] for r in await conn.execute(union(direct, via_network))} | await router_hosts(conn, routers)
 
 
 async def port_groups(conn: AsyncConnection, port_id: str) -> tuple[str, ...]:

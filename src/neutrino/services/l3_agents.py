@@ -2,7 +2,9 @@
 
 ``sync_state`` answers are complete (never diffs): every router bound to the host's L3 agent with
 its interface and gateway ports (addresses with their subnets), extra routes, floating IPs, the
-port forwardings of floating IPs that forward ports through it, and its conntrack helpers.
+port forwardings of floating IPs that forward ports through it, its conntrack helpers, the
+bandwidth limits of its floating IPs' and gateway's QoS policies (``qos-fip``, ``qos-gateway-ip``:
+the rules resolved, so the agent never reads policies) and its NDP proxies.
 As Neutron's ``sync_routers`` does, it first binds the routers' ports to the host
 (``binding:host_id``), so the host's L2 agent wires their taps and reports them up (ACTIVE).
 An HA router's ports are on every host of the router: they are bound to the host whose agent
@@ -23,17 +25,21 @@ from neutrino.context import RequestContext
 from neutrino.contract.l3 import (
     ConntrackHelper,
     FloatingIp,
+    GatewayQos,
     HaRouter,
     L3Router,
     L3State,
+    NdpProxy,
     PortForwarding,
     RouterAddress,
     RouterPort,
 )
+from neutrino.contract.qos import BandwidthLimit
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema import l3
 from neutrino.db.schema.agents import agents, routerl3agentbindings
+from neutrino.db.schema.qos import qos_rules
 from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.ipam import owners
@@ -127,6 +133,10 @@ class L3AgentService:
                 select(pf, f.c.router_id, f.c.floating_ip_address, f.c.status.label("floatingip_status"))
                 .join(f, f.c.id == pf.c.floatingip_id).where(f.c.router_id.in_(router_ids))
                 .order_by(f.c.floating_ip_address, pf.c.protocol, pf.c.external_port_start))).mappings().all()
+            nd = l3.ndp_proxies
+            ndp = (await conn.execute(select(nd.c.id, nd.c.router_id, nd.c.ip_address, nd.c.port_id).where(
+                nd.c.router_id.in_(router_ids)).order_by(nd.c.ip_address))).all()
+            limits = await _bandwidth_limits(conn, {row["qos_policy_id"] for row in (*fips, *routers)})
             ha_ids = [r["id"] for r in routers if r["ha"]]
             ha_ports = await self.ha.ports_of(conn, ha_ids, host) if self.ha is not None else {}
             vr_ids = {rid: await self.ha.vr_id(conn, rid) for rid in ha_ports} if self.ha is not None else {}
@@ -164,14 +174,19 @@ class L3AgentService:
                 router["revision_number"], interfaces, gateway,
                 tuple((d, n) for r, d, n in routes if r == rid),
                 tuple(FloatingIp(fip["id"], fip["floating_ip_address"], fip["fixed_ip_address"],
-                                 fip["fixed_port_id"], fip["status"]) for fip in fips if fip["router_id"] == rid),
+                                 fip["fixed_port_id"], fip["status"],
+                                 *limits.get(fip["qos_policy_id"], (None, None)))
+                      for fip in fips if fip["router_id"] == rid),
                 tuple(PortForwarding(row["id"], row["floatingip_id"], row["floating_ip_address"], row["protocol"],
                                      row["internal_ip_address"], row["internal_port_start"], row["internal_port_end"],
                                      row["external_port_start"], row["external_port_end"], row["floatingip_status"])
                       for row in forwardings if row["router_id"] == rid),
                 router["status"],
                 tuple(ConntrackHelper(protocol, port, helper) for r, protocol, port, helper in helpers if r == rid),
-                ha))
+                ha,
+                GatewayQos(*limits[router["qos_policy_id"]]) if router["qos_policy_id"] in limits else None,
+                router["enable_ndp_proxy"],
+                tuple(NdpProxy(pid, address, port_id) for pid, r, address, port_id in ndp if r == rid)))
         return L3State(host=host, routers=tuple(out), generated_at=time.time())
 
     async def update_ha_states(self, host: str, states: Mapping[str, str]) -> dict[str, Any]:
@@ -225,6 +240,23 @@ class L3AgentService:
         changed = await self.uow.run(work,
             events=lambda changed: [ChangeEvent(resource, oid, "update", rev) for oid, rev in changed])
         return {"updated": [oid for oid, _ in changed]}
+
+
+async def _bandwidth_limits(conn: AsyncConnection, policy_ids: set[str | None]
+                            ) -> dict[str, tuple[BandwidthLimit | None, BandwidthLimit | None]]:
+    """policy id -> its (egress, ingress) bandwidth limits, for the policies that have any
+    (``qos-fip``, ``qos-gateway-ip``: the L3 role enforces bandwidth limit rules only)."""
+    ids = sorted(p for p in policy_ids if p)
+    if not ids:
+        return {}
+    rows = await conn.execute(select(qos_rules.c.qos_policy_id, qos_rules.c.direction, qos_rules.c.max_kbps,
+                                     qos_rules.c.max_burst_kbps).where(
+        qos_rules.c.qos_policy_id.in_(ids), qos_rules.c.rule_type == "bandwidth_limit"))
+    found: dict[str, dict[str, BandwidthLimit]] = {}
+    for policy_id, direction, max_kbps, burst in rows:
+        if max_kbps:
+            found.setdefault(policy_id, {})[direction or "egress"] = BandwidthLimit(int(max_kbps), int(burst or 0))
+    return {pid: (by.get("egress"), by.get("ingress")) for pid, by in found.items()}
 
 
 __all__ = ["L3AgentService"]

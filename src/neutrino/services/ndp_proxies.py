@@ -9,8 +9,8 @@ router's IPv6 subnets (409 ``PortUnreachableRouter``, 400 ``InvalidAddress``), i
 network's address scope (409 ``AddressScopeConflict``). A router's gateway cannot go while it has
 NDP proxies, nor an interface whose subnet one uses.
 
-The proxies are stored and served; the L3 role does not install ``ip -6 neigh add proxy``
-entries for them yet (see docs/architecture.md).
+The proxies reach the router's L3 agent in its ``sync_state`` (``services/l3_agents.py``), whose
+L3 role answers for them on the gateway (``agent/roles/l3/ndp_proxy.py``).
 """
 
 from __future__ import annotations

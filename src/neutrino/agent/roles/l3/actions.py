@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neutrino.agent.actions import AddAddress, EnsureNamespace, EnsurePortDevice, RemoveAddress, RemoveDevice
+from neutrino.agent.roles.l3.qos import ShapeGateway
 
 __all__ = ["Action", "AddAddress", "AddMultipathRoute", "AddRoute", "AnnounceAddress", "EnsureNamespace",
-           "EnsurePortDevice", "EnsureRadvd", "LoadNat", "RemoveAddress", "RemoveDevice", "RemoveNamespace",
-           "RemoveNat", "RemoveRoute", "SetSysctl", "StopRadvd"]
+           "EnsurePortDevice", "EnsureRadvd", "LoadNat", "LoadNdpFilter", "ProxyNeighbour", "RemoveAddress", "RemoveDevice", "RemoveNamespace",
+           "RemoveNat", "RemoveNdpFilter", "RemoveRoute", "SetSysctl", "ShapeGateway", "StopRadvd",
+           "UnproxyNeighbour"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +103,40 @@ class StopKeepalived:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyNeighbour:
+    """``device`` answers neighbour solicitations for ``address`` (an NDP proxy)."""
+
+    netns: str
+    device: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnproxyNeighbour:
+    netns: str
+    device: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadNdpFilter:
+    """The router's ``ip6 neutrino-ndp`` table (``ndp_proxy.py``) becomes this body."""
+
+    netns: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveNdpFilter:
+    netns: str
+
+
+@dataclass(frozen=True, slots=True)
 class RemoveNamespace:
     netns: str
 
 
 Action = (EnsureNamespace | SetSysctl | RemoveDevice | EnsurePortDevice | AddAddress | RemoveAddress | AddRoute
           | AddMultipathRoute | RemoveRoute | LoadNat | RemoveNat | AnnounceAddress | EnsureRadvd | StopRadvd
-          | EnsureKeepalived | StopKeepalived | RemoveNamespace)
+          | EnsureKeepalived | StopKeepalived | RemoveNamespace | ShapeGateway | ProxyNeighbour | UnproxyNeighbour
+          | LoadNdpFilter | RemoveNdpFilter)

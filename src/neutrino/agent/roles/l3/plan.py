@@ -2,7 +2,8 @@
 
 Pure (no I/O): ``plan_router`` takes one desired router and a read of its namespace and returns
 what to do, in an order that works (namespace, forwarding, stale devices out, ports, addresses,
-routes, NAT, router advertisements, announcements of new floating IPs); ``plan_object`` is that
+routes, NAT, the gateway's bandwidth limits (``qos.py``), NDP proxies (``ndp_proxy.py``), router
+advertisements, announcements of new floating IPs); ``plan_object`` is that
 per router for the reconciler (a router no longer served: its radvd and keepalived stopped, its
 namespace removed); ``plan`` the whole host at once.
 Nothing already right is touched.
@@ -42,6 +43,8 @@ from neutrino.agent.roles.l3.actions import (
     StopRadvd,
 )
 from neutrino.agent.roles.l3.nat import nat_body
+from neutrino.agent.roles.l3.ndp_proxy import plan_ndp
+from neutrino.agent.roles.l3.qos import ShapingView, plan_shaping
 from neutrino.agent.roles.l3.ra import radvd_config
 from neutrino.agent.roles.l3.vrrp import keepalived_config, primary_vip
 from neutrino.contract.l3 import L3Router, L3State, RouterPort
@@ -83,6 +86,13 @@ class RouterView:
     radvd_digest: str | None = None
     # Likewise for keepalived (HA routers).
     keepalived_digest: str | None = None
+    # The gateway's per-address bandwidth limits (qos-fip, qos-gateway-ip; ``qos.py``).
+    shaping: ShapingView = field(default_factory=ShapingView)
+    # NDP proxies (``ndp_proxy.py``): per qg- device the addresses it answers for, the devices'
+    # ``proxy_ndp`` sysctls, and the digest of the loaded ``neutrino-ndp`` table.
+    proxies: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    device_sysctls: Mapping[str, str] = field(default_factory=dict)
+    ndp_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +243,8 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
         actions.append(EnsureRadvd(ns, router.router_id, ra))
     elif ra is None and actual.radvd_digest is not None:
         actions.append(StopRadvd(ns, router.router_id))
+    actions.extend(plan_shaping(router, ns, actual.shaping))
+    actions.extend(plan_ndp(router, ns, actual.proxies, actual.device_sysctls, actual.ndp_digest))
     if keepalived is not None and actual.keepalived_digest != config_digest(keepalived):
         actions.append(EnsureKeepalived(ns, router.router_id, keepalived))  # once its devices are there
     return actions + announce  # announced once the NAT behind the address is in place

@@ -10,7 +10,9 @@ addresses; the gateway port likewise as ``qg-``, with the default route via the 
 gateway; extra routes (several nexthops of one destination: one ECMP route); SNAT, floating IPs,
 port forwardings and hairpin NAT as one nftables table in the namespace (``nat.py``); a gratuitous
 ARP out of ``qg-`` for each floating IP that comes onto it; radvd for its IPv6 subnets with an
-``ipv6_ra_mode`` (``ra.py``, run by ``dataplane/radvd.py``). After each round the routers'
+``ipv6_ra_mode`` (``ra.py``, run by ``dataplane/radvd.py``); bandwidth limits of floating IPs and
+the gateway IP on ``qg-`` (``qos.py``, with ``dataplane/address_shaping.py``); NDP proxies on ``qg-``
+(``ndp_proxy.py``, with ``dataplane/neighbours.py``). After each round the routers'
 statuses (ACTIVE, or ERROR while their wiring fails) and the floating IPs' go to the server.
 Server events are hints for a (debounced) full resync.
 
@@ -45,16 +47,23 @@ from neutrino.agent.roles.l3.actions import (
     EnsureNamespace,
     EnsureRadvd,
     LoadNat,
+    LoadNdpFilter,
+    ProxyNeighbour,
     RemoveNamespace,
     RemoveNat,
+    RemoveNdpFilter,
     RemoveRoute,
     SetSysctl,
+    ShapeGateway,
     StopKeepalived,
     StopRadvd,
+    UnproxyNeighbour,
 )
 from neutrino.agent.roles.l3.config import L3Config
 from neutrino.agent.roles.l3.nat import NAT_FAMILY, NAT_TABLE
+from neutrino.agent.roles.l3.ndp_proxy import NDP_FAMILY, NDP_TABLE, proxied_addresses, proxy_sysctl
 from neutrino.agent.roles.l3.plan import FORWARDING, HA_SYSCTLS, L3KernelView, RouterView, plan_object
+from neutrino.agent.roles.l3.qos import ShapingView, gateway_limits
 from neutrino.agent.roles.l3.vrrp import primary_vip
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.bus.errors import BusError
@@ -68,10 +77,13 @@ from neutrino.contract.names import (
     router_namespace,
     router_of_namespace,
 )
+from neutrino.dataplane.address_shaping import AddressShaper
 from neutrino.dataplane.keepalived import KeepalivedDaemons
+from neutrino.dataplane.neighbours import ProxyNeighbours
 from neutrino.dataplane.netlink import NamespaceNotFound, NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.nftables import NftablesDriver, NftablesError
 from neutrino.dataplane.radvd import radvd_daemons
+from neutrino.dataplane.tc import TcDriver, ifb_of
 
 __all__ = ["L3Config", "L3Kernel", "L3Role"]
 
@@ -88,6 +100,8 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
         self._rpc = rpc
         self._driver = driver
         self._nft = nft
+        self._shaper = AddressShaper(TcDriver(config.owner_tag, driver.netns_dir))
+        self._neighbours = ProxyNeighbours(driver.netns_dir)
         self._radvd = radvd_daemons(config.daemon_dir, netns_dir=driver.netns_dir)
         self._keepalived = KeepalivedDaemons(config.daemon_dir / "keepalived", netns_dir=driver.netns_dir)
         self._prefix = config.namespace_prefix
@@ -137,8 +151,20 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
         router_id = self._router_of(ns)
         radvd = self._radvd.state(router_id).config_digest if router_id is not None else None
         keepalived = self._keepalived.state(router_id).config_digest if router_id is not None else None
+        gateways = [name for name in links if device_role(name) is DeviceRole.ROUTER_GATEWAY]
+        shaping = ShapingView({g: await self._shaper.read(g, ifb_of(g), netns=ns) for g in gateways},
+                              frozenset(n for n, link in links.items()
+                                        if link.kind == "ifb" and self.config.owner_tag.owns(link.alias)))
+        proxies = {g: await self._neighbours.list(g, netns=ns) for g in gateways}
+        device_sysctls = {}
+        for g in gateways:
+            with contextlib.suppress(OSError, NetlinkDriverError):
+                device_sysctls[proxy_sysctl(g)] = await self._driver.get_sysctl(proxy_sysctl(g), netns=ns)
+        ndp_digest = None
+        with contextlib.suppress(NftablesError):
+            ndp_digest = await self._nft.table_digest(NDP_FAMILY, NDP_TABLE, netns=ns)
         return RouterView(links, {d: frozenset(c) for d, c in addresses.items()}, routes, sysctls, digest, radvd,
-                          keepalived)
+                          keepalived, shaping, {g: p for g, p in proxies.items() if p}, device_sysctls, ndp_digest)
 
     async def run(self, key: str, action: Action) -> None:
         d = self._driver
@@ -165,6 +191,16 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
                 await self._nft.replace_table(NAT_FAMILY, NAT_TABLE, body, netns=ns)
             case RemoveNat(netns=ns):
                 await self._nft.remove_table(NAT_FAMILY, NAT_TABLE, netns=ns)
+            case ShapeGateway(netns=ns, device=device, ifb=ifb, egress=egress, ingress=ingress):
+                await self._shaper.shape(device, ifb, egress, ingress, netns=ns)
+            case ProxyNeighbour(netns=ns, device=device, address=address):
+                await self._neighbours.add(device, address, netns=ns)
+            case UnproxyNeighbour(netns=ns, device=device, address=address):
+                await self._neighbours.remove(device, address, netns=ns)
+            case LoadNdpFilter(netns=ns, body=body):
+                await self._nft.replace_table(NDP_FAMILY, NDP_TABLE, body, netns=ns)
+            case RemoveNdpFilter(netns=ns):
+                await self._nft.remove_table(NDP_FAMILY, NDP_TABLE, netns=ns)
             case AnnounceAddress(netns=ns, device=device, address=address):
                 await d.send_gratuitous_arp(device, address, netns=ns)
             case RemoveNamespace(netns=ns):
@@ -305,10 +341,16 @@ class L3Role(ReconcilingRole):
                 "distributed_routers": "served centralized (no DVR data plane)",
                 "routers": len(routers), "interfaces": sum(len(r.interfaces) for r in routers),
                 "floating_ips": sum(len(r.floating_addresses) for r in routers),
-                "ex_gw_ports": sum(r.gateway is not None for r in routers)}
+                "ex_gw_ports": sum(r.gateway is not None for r in routers),
+                # What the L3 extensions enforce here (qos-fip, qos-gateway-ip with tc shaping on
+                # qg-: HTB by address, ingress through an IFB; l3-ndp-proxy with proxy neighbours).
+                "extensions": ["fip_qos", "gateway_ip_qos", "ndp_proxy"],
+                "qos_driver": "tc htb+ifb (no police on this kernel)",
+                "shaped_addresses": sum(len(e) + len(i) for e, i in map(gateway_limits, routers)),
+                "ndp_proxies": sum(len(proxied_addresses(r)) for r in routers)}
 
     def on_change(self, hint: ChangeHint) -> None:
-        if hint.resource in ("router", "floatingip", "port_forwarding"):
+        if hint.resource in ("router", "floatingip", "port_forwarding", "ndp_proxy", "qos_policy"):
             self.reconciler.request_full()
         elif hint.resource == "port" and hint.id in l3_desired.router_ports(dict(self.reconciler.desired)):
             # The echo of this host's own binding or status report changes nothing here; a

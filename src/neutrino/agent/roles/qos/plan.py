@@ -29,7 +29,6 @@ from neutrino.dataplane.tc import DeviceShaping, Tbf, ifb_of
 TABLE = "neutrino-qos"
 PPS_TABLE = "neutrino-pps"
 Key = tuple[str, str]
-MIN_BURST_KBIT = 16  # a tbf burst below one full frame would stall: at least a 1500-byte MTU
 MIN_BURST_PACKETS = 10
 # (API direction, chain prefix, map, hook, the frame's device match)
 PPS_DIRECTIONS = (("egress", "pps-out-", "pps_from", "prerouting", "iifname"),
@@ -99,7 +98,7 @@ Desired = QosPort | Guarantees | str
 
 def burst_kbit(limit: BandwidthLimit) -> int:
     """The burst to configure: the rule's, else 80% of the rate (Neutron's Linux bridge default)."""
-    return max(MIN_BURST_KBIT, limit.max_burst_kbps or int(limit.max_kbps * 0.8))
+    return limit.burst_kbit
 
 
 def _tbf_right(have: Tbf | None, limit: BandwidthLimit) -> bool:
