@@ -39,20 +39,31 @@ SEND = throughput.sender(65536, connect_timeout=5)
 LIMIT_KBPS = 10_000
 
 
+def _stream(listener_ns: str, listener: str, listen: str, connector_ns: str, connector: str, target: str,
+            measured_by_listener: bool) -> float:
+    """Runs a listening script (it prints "ready"), then a connecting one; the Mbit/s one of them printed."""
+    listening = subprocess.Popen(["ip", "netns", "exec", listener_ns, sys.executable, "-c", listener, listen],
+                                 stdout=subprocess.PIPE, text=True)
+    try:
+        assert listening.stdout is not None and listening.stdout.readline() == "ready\n"
+        connected = in_netns(connector_ns, sys.executable, "-c", connector, target, timeout=60)
+        assert connected.returncode == 0, connected.stderr
+        out, _ = listening.communicate(timeout=30)
+        return float((out if measured_by_listener else connected.stdout).strip())
+    finally:
+        if listening.poll() is None:
+            listening.kill()
+            listening.wait()
+
+
 def mbits(receiver_ns: str, listen: str, sender_ns: str, target: str) -> float:
     """Mbit/s a TCP stream from ``sender_ns`` to ``target`` delivers to ``listen`` in ``receiver_ns``."""
-    recv = subprocess.Popen(["ip", "netns", "exec", receiver_ns, sys.executable, "-c", RECEIVE, listen],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert recv.stdout is not None and recv.stdout.readline() == "ready\n"
-        sent = in_netns(sender_ns, sys.executable, "-c", SEND, target, timeout=60)
-        assert sent.returncode == 0, sent.stderr
-        out, _ = recv.communicate(timeout=30)
-        return float(out.strip())
-    finally:
-        if recv.poll() is None:
-            recv.kill()
-            recv.wait()
+    return _stream(receiver_ns, RECEIVE, listen, sender_ns, SEND, target, True)
+
+
+def downloaded(server_ns: str, server: str, client_ns: str) -> float:
+    """Mbit/s ``client_ns`` receives on a connection it opens to ``server`` (which sends)."""
+    return _stream(server_ns, throughput.DOWNLOAD_SERVER, server, client_ns, throughput.DOWNLOAD, server, False)
 
 
 def limited(rate: float) -> bool:
@@ -123,10 +134,12 @@ def test_floating_ip_and_gateway_ip_bandwidth_limits_hold_both_ways_and_lift_wit
         deployment.api().request("PUT", f"/routers/{router['id']}", json={"router": {"external_gateway_info": {
             "network_id": external["id"], "qos_policy_id": policy["id"]}}})
         wait_until("the gateway IP's limit", lambda: shaped_addresses(router["id"], device) == {gateway_ip})
-        snat = mbits(outside, "198.51.101.1", a.namespace, "198.51.101.1")
-        out_b = mbits(outside, "198.51.101.1", b.namespace, "198.51.101.1")
-        assert limited(snat), snat
-        assert out_b > 3 * LIMIT_KBPS / 1000, out_b
+        snat_out = mbits(outside, "198.51.101.1", a.namespace, "198.51.101.1")
+        snat_in = downloaded(outside, "198.51.101.1", a.namespace)  # the answers come to the gateway IP
+        out_b, in_b = (mbits(outside, "198.51.101.1", b.namespace, "198.51.101.1"),
+                       downloaded(outside, "198.51.101.1", b.namespace))
+        assert limited(snat_out) and limited(snat_in), (snat_out, snat_in)
+        assert out_b > 3 * LIMIT_KBPS / 1000 and in_b > 3 * LIMIT_KBPS / 1000, (out_b, in_b)
         # A rule changed in the policy reaches the gateway.
         rules = deployment.api().request("GET", f"/qos/policies/{policy['id']}/bandwidth_limit_rules")
         egress_rule = next(r for r in rules["bandwidth_limit_rules"] if r["direction"] == "egress")

@@ -39,3 +39,27 @@ while time.monotonic() < end:
     c.sendall(buf)
 c.close()
 """
+
+DOWNLOAD_SERVER = """
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 5201)); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept(); buf = b"x" * 65536; end = time.monotonic() + 3
+while time.monotonic() < end:
+    c.sendall(buf)
+c.close()
+"""
+DOWNLOAD = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 5201), timeout=5); c.settimeout(None); total = 0; start = None
+t0 = time.monotonic()
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    now = time.monotonic()
+    if start is None and now - t0 >= 0.5:
+        start, total = now, 0
+    total += len(d)
+print(total * 8 / (time.monotonic() - start) / 1e6, flush=True)
+"""
