@@ -73,7 +73,7 @@ def test_ndp_proxies_act_only_while_the_router_enables_them() -> None:
     assert plan_ndp(on, NS, {QG: frozenset({"2001:db8:1::5"})}, {key: "1"}, body_digest(body)) == []
     off = router(ndp_proxies=on.ndp_proxies)
     assert plan_ndp(off, NS, {QG: frozenset({"2001:db8:1::5"})}, {key: "1"}, body_digest(body)) == [
-        SetSysctl(NS, key, "0"), UnproxyNeighbour(NS, QG, "2001:db8:1::5"), RemoveNdpFilter(NS)]
+        UnproxyNeighbour(NS, QG, "2001:db8:1::5"), SetSysctl(NS, key, "0"), RemoveNdpFilter(NS)]
 
 
 def test_tc_listings_read_back_as_address_classes() -> None:

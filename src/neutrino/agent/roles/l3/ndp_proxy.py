@@ -73,17 +73,24 @@ def plan_ndp(router: L3Router, ns: str, proxies: Mapping[str, frozenset[str]], s
     # The filter first: nothing is let in from outside before the rules that say what may be.
     if body is not None and filter_digest != body_digest(body):
         actions.append(LoadNdpFilter(ns, body))
+    # ``proxy_ndp`` goes on before the entries and off after them: the role reads a device's
+    # entries only while it is on, so none is left behind unseen.
+    switch: list[Action] = []
     if device is not None and router.ha is None:
         key = proxy_sysctl(device)
         value = "1" if serves_ndp(router) else "0"
         if sysctls.get(key, value) != value:
-            actions.append(SetSysctl(ns, key, value))
+            switch.append(SetSysctl(ns, key, value))
+    if serves_ndp(router):
+        actions += switch
     for dev, have in sorted(proxies.items()):
         mine = wanted if dev == device else frozenset()
         actions.extend(UnproxyNeighbour(ns, dev, a) for a in sorted(have - mine, key=ipaddress.ip_address))
     if device is not None:
         actions.extend(ProxyNeighbour(ns, device, a) for a in sorted(
             wanted - proxies.get(device, frozenset()), key=ipaddress.ip_address))
+    if not serves_ndp(router):
+        actions += switch
     if body is None and filter_digest is not None:
         actions.append(RemoveNdpFilter(ns))
     return actions

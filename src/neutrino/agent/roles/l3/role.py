@@ -155,11 +155,14 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
         shaping = ShapingView({g: await self._shaper.read(g, ifb_of(g), netns=ns) for g in gateways},
                               frozenset(n for n, link in links.items()
                                         if link.kind == "ifb" and self.config.owner_tag.owns(link.alias)))
-        proxies = {g: await self._neighbours.list(g, netns=ns) for g in gateways}
         device_sysctls = {}
         for g in gateways:
             with contextlib.suppress(OSError, NetlinkDriverError):
                 device_sysctls[proxy_sysctl(g)] = await self._driver.get_sysctl(proxy_sysctl(g), netns=ns)
+        # Entries are only read where proxy_ndp is on (the plan turns it off only after them): one
+        # process less per router without NDP proxies.
+        proxies = {g: await self._neighbours.list(g, netns=ns) for g in gateways
+                   if device_sysctls.get(proxy_sysctl(g)) == "1"}
         ndp_digest = None
         with contextlib.suppress(NftablesError):
             ndp_digest = await self._nft.table_digest(NDP_FAMILY, NDP_TABLE, netns=ns)
