@@ -195,23 +195,38 @@ def test_floating_ip_router_is_writable(w: World) -> None:
         "floating_network_id": w.ext_net["id"], "router_id": router["id"]}}), "floatingip")
     assert (fip["router_id"], fip["port_id"]) == (router["id"], None)
     assert ok(w.a.get(f"/floatingips/{fip['id']}"), "floatingip")["router_id"] == router["id"]
-    neutron_error(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"router_id": unconnected["id"]}}), 400,
-                  "BadRequest")
+    neutron_error(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"router_id": unconnected["id"]}}), 409,
+                  "RouterGatewayNotOnFloatingNetwork")
     cleared = ok(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"router_id": None}}), "floatingip")
     assert cleared["router_id"] is None
     # Another project's router does not exist for the member.
     theirs = make_router(w.b, w.ext_net["id"])
     neutron_error(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"router_id": theirs["id"]}}), 404,
                   "RouterNotFound")
-    # With a port, the router is the port's: naming another is refused.
     net, sub = make_net(w.a, "10.61.0.0/24")
-    ok(w.a.put(f"/routers/{router['id']}/add_router_interface", json={"subnet_id": sub["id"]}))
     port = created(w.a.post("/ports", json={"port": {"network_id": net["id"]}}), "port")
     neutron_error(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {
-        "port_id": port["id"], "router_id": theirs["id"]}}), 400, "BadRequest")
-    both = ok(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {
+        "port_id": port["id"], "router_id": theirs["id"]}}), 404, "RouterNotFound")
+    # The port's subnet is on no router: without a router named, nothing connects it (404);
+    # naming the router makes an indirect floating IP, whose routes are the caller's business.
+    neutron_error(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"port_id": port["id"]}}), 404,
+                  "ExternalGatewayForFloatingIPNotFound")
+    neutron_error(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {
+        "port_id": port["id"], "router_id": unconnected["id"]}}), 409, "RouterGatewayNotOnFloatingNetwork")
+    indirect = ok(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {
         "port_id": port["id"], "router_id": router["id"]}}), "floatingip")
-    assert (both["port_id"], both["router_id"]) == (port["id"], router["id"])
+    assert (indirect["port_id"], indirect["router_id"]) == (port["id"], router["id"])
+    # A router hosting floating IPs keeps its gateway.
+    neutron_error(w.a.put(f"/routers/{router['id']}", json={"router": {"external_gateway_info": {}}}), 409,
+                  "RouterExternalGatewayInUseByFloatingIp")
+    # Once the router connects the port's subnet, naming no router finds it.
+    ok(w.a.put(f"/routers/{router['id']}/add_router_interface", json={"subnet_id": sub["id"]}))
+    direct = ok(w.a.put(f"/floatingips/{fip['id']}", json={"floatingip": {"router_id": None}}), "floatingip")
+    assert (direct["port_id"], direct["router_id"]) == (port["id"], router["id"])
+    # At create too: a port and a router without a gateway on the floating network is a conflict.
+    neutron_error(w.a.post("/floatingips", json={"floatingip": {
+        "floating_network_id": w.ext_net["id"], "port_id": port["id"], "router_id": unconnected["id"]}}), 409,
+        "RouterGatewayNotOnFloatingNetwork")
 
 
 def test_ingress_minimum_bandwidth_rules(w: World) -> None:

@@ -174,6 +174,16 @@ def test_local_ip_errors(world: World) -> None:
     neutron_error(world.a.post("/local_ips", json={"local_ip": {"network_id": theirs["id"]}}), 404,
                   "NetworkNotFound")
     world.a.delete(f"/local_ips/{on_port['id']}")
+    # With a port, the port's network is the local IP's whatever network the request names (tempest's
+    # lifecycle test sends the public network's); a port the caller cannot see is a bad request.
+    elsewhere = created(world.a.post("/local_ips", json={"local_ip": {"local_port_id": port["id"],
+                                                                      "network_id": theirs["id"]}}), "local_ip")
+    assert elsewhere["network_id"] == net["id"]
+    world.a.delete(f"/local_ips/{elsewhere['id']}")
+    their_port = created(world.b.post("/ports", json={"port": {"network_id": theirs["id"]}}), "port")
+    for ghost in (their_port["id"], "7c5d8d2e-1111-4a1a-9a1a-000000000004"):
+        neutron_error(world.a.post("/local_ips", json={"local_ip": {"local_port_id": ghost}}), 400, "BadRequest",
+                      f"Bad local_ip request: Port {ghost} not found.")
     # A local IP made on an existing port leaves the port alone.
     assert ok(world.a.get(f"/ports/{port['id']}"), "port")["id"] == port["id"]
 

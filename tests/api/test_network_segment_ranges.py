@@ -34,6 +34,10 @@ def test_listed_with_the_configured_ranges_as_read_only_defaults(cli: CliWorld) 
         == {("vxlan", None, 1, 65535, True), ("vlan", "physnet1", 1000, 2999, True)}
     vlan = next(r for r in defaults if r["network_type"] == "vlan")
     assert len(vlan["available"]) + len(vlan["used"]) == 2000
+    # An id filter that is no UUID matches nothing (neutron-tempest-plugin lists ``?id=33``).
+    assert ok(cli.adm.get("/network_segment_ranges", params={"id": "33"}), "network_segment_ranges") == []
+    assert [r["id"] for r in ok(cli.adm.get("/network_segment_ranges", params={"id": vlan["id"]}),
+                                "network_segment_ranges")] == [vlan["id"]]
     neutron_error(cli.adm.put(f"/network_segment_ranges/{vlan['id']}", json={"network_segment_range": {
         "minimum": 1001}}), 400, "NetworkSegmentRangeDefaultReadOnly")
     neutron_error(cli.adm.delete(f"/network_segment_ranges/{vlan['id']}"), 400,

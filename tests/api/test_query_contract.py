@@ -127,6 +127,12 @@ def test_filters_or_within_a_key_and_across_keys_with_converted_values(demo_any:
     assert ok(demo_any.get("/networks", params={"id": made[2]["id"], "fields": "name"}), "networks") == \
         [{"name": f"{tag}-c"}]
     assert ok(demo_any.get("/networks", params={"name": f"{tag}-zzz"}), "networks") == []
+    # Id filters are compared as text, as Neutron's (which converts none): one that is no UUID, or
+    # names no visible object, matches nothing rather than failing.
+    for collection, key, value in (("networks", "id", "33"), ("ports", "network_id", "33"),
+                                   ("subnets", "id", "x" * 300), ("security-groups", "id", "33"),
+                                   ("routers", "id", made[0]["id"].upper())):
+        assert ok(demo_any.get(f"/{collection}", params={key: value}), collection.replace("-", "_")) == []
 
 
 def test_unknown_or_conflicting_filters_are_rejected(demo: httpx.Client) -> None:

@@ -6,6 +6,7 @@ parent port's binding refused because no agent here can make 802.1Q subports.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -136,3 +137,68 @@ def test_binding_a_trunk_parent_is_refused_for_want_of_vlan_devices(world: World
         ok(world.adm.put(f"/ports/{parent['id']}", json={"port": {"binding:host_id": ""}}))
     finally:
         _delete_trunks(world, trunk["id"])
+
+
+def test_subport_checks_come_before_port_lookups(world: World) -> None:
+    """neutron-tempest-plugin's negative trunk tests: malformed subports are a 400 even when the ports
+    (or the parent) do not exist, as Neutron's API layer checks them first."""
+    parent, used = world.port(), world.port(device_id="an-instance")
+    ghost = "7c5d8d2e-1111-4a1a-9a1a-000000000002"
+    for subs, reason in (
+            ([{"port_id": ghost, "segmentation_type": "vlan"}], "missing segmentation information"),
+            ([{"port_id": ghost, "segmentation_id": 3}], "missing segmentation information"),
+            ([{"port_id": ghost, "segmentation_id": 2, "segmentation_type": "vlan"},
+              {"port_id": "7c5d8d2e-1111-4a1a-9a1a-000000000003", "segmentation_id": 2,
+               "segmentation_type": "vlan"}], "is not unique"),
+            ([{"port_id": ghost, "segmentation_id": 2, "segmentation_type": "vlan"},
+              {"port_id": ghost, "segmentation_id": 3, "segmentation_type": "vlan"}], "Non unique UUID"),
+            ([{"port_id": "33", "segmentation_id": 2, "segmentation_type": "vlan"}], "Invalid UUID"),
+            ([{"segmentation_id": 2, "segmentation_type": "vlan"}], "A valid port UUID")):
+        for port_id in (parent["id"], ghost):  # the parent existing or not
+            err = neutron_error(world.a.post("/trunks", json={"trunk": {"port_id": port_id, "sub_ports": subs}}),
+                                400, "HTTPBadRequest")
+            assert reason in err
+    assert ok(world.a.get("/trunks", params={"port_id": parent["id"]}), "trunks") == []
+    # Past the checks of its shape, a subport that does not exist is not found, and one in use is refused.
+    neutron_error(world.a.post("/trunks", json={"trunk": {"port_id": parent["id"], "sub_ports": [
+        {"port_id": ghost, "segmentation_id": 2, "segmentation_type": "vlan"}]}}), 404, "PortNotFound")
+    neutron_error(world.a.post("/trunks", json={"trunk": {"port_id": parent["id"], "sub_ports": [
+        {"port_id": used["id"], "segmentation_id": 2, "segmentation_type": "vlan"}]}}), 409, "PortInUse")
+    assert ok(world.a.get("/trunks", params={"port_id": parent["id"]}), "trunks") == []
+
+
+def test_inherit_takes_the_segmentation_of_the_subports_network(world: World) -> None:
+    project_id = ok(world.a.get(f"/networks/{world.network_id}"), "network")["project_id"]
+    nets = []
+    try:
+        for _ in range(2):
+            for _attempt in range(20):
+                resp = world.adm.post("/networks", json={"network": {
+                    "name": "trk-vlan", "project_id": project_id, "mtu": 1400, "provider:network_type": "vlan",
+                    "provider:physical_network": "physnet1", "provider:segmentation_id": random.randint(3000, 4094)}})
+                if resp.status_code == 201:
+                    nets.append(resp.json()["network"])
+                    break
+        assert len(nets) == 2
+        parent = world.port()
+        subs = [created(world.a.post("/ports", json={"port": {"network_id": n["id"]}}), "port") for n in nets]
+        trunk = created(world.a.post("/trunks", json={"trunk": {"port_id": parent["id"], "sub_ports": [
+            {"port_id": subs[0]["id"], "segmentation_type": "inherit"}]}}), "trunk")
+        try:
+            ok(world.a.put(f"/trunks/{trunk['id']}/add_subports", json={"sub_ports": [
+                {"port_id": subs[1]["id"], "segmentation_type": "inherit"}]}))
+            assert sorted((s["port_id"], s["segmentation_type"], s["segmentation_id"])
+                          for s in ok(world.a.get(f"/trunks/{trunk['id']}"), "trunk")["sub_ports"]) == sorted(
+                (sub["id"], "vlan", net["provider:segmentation_id"]) for sub, net in zip(subs, nets, strict=True))
+            # A VXLAN network's segmentation is not one a subport may have.
+            vx = created(world.a.post("/ports", json={"port": {"network_id": world.network_id}}), "port")
+            err = neutron_error(world.a.put(f"/trunks/{trunk['id']}/add_subports", json={"sub_ports": [
+                {"port_id": vx["id"], "segmentation_type": "inherit"}]}), 400, "InvalidInput")
+            assert "Unknown segmentation_type" in err
+        finally:
+            _delete_trunks(world, trunk["id"])
+    finally:
+        for net in nets:
+            for port in ok(world.adm.get("/ports", params={"network_id": net["id"]}), "ports"):
+                world.adm.delete(f"/ports/{port['id']}")
+            world.adm.delete(f"/networks/{net['id']}")

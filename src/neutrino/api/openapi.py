@@ -108,7 +108,7 @@ def value_schema(typ: Any) -> dict[str, Any]:
 
 def _query_value_schema(attr: Attribute) -> dict[str, Any]:
     """A filter value: the filter converter's schema, or the item schema of a list attribute."""
-    typ = attr.filter_type or attr.type
+    typ = attr.filter_converter
     if isinstance(typ, t.ListOf):
         typ = typ.item
     schema = value_schema(typ)

@@ -20,6 +20,7 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+_ANY_ID = t.String(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,16 @@ class Attribute:
     def is_required(self) -> bool:
         return self.allow_post and self.required
 
+    @property
+    def filter_converter(self) -> Any:
+        """What converts this attribute's filter values. A UUID attribute filters by any text, as
+        Neutron's (which converts no id filter): ``?id=33`` lists nothing rather than failing."""
+        if self.filter_type is not None:
+            return self.filter_type
+        return _ANY_ID if isinstance(self.type, t.Uuid) else self.type
+
     def convert_filter(self, value: str) -> Any:
-        typ = self.filter_type or self.type
-        return typ.convert(value)
+        return self.filter_converter.convert(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,6 @@ to it; ``service-providers`` lists the drivers a flavor's profile may name.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from neutrino.resources import types as t
 from neutrino.resources.definition import (
     Attribute,
@@ -23,14 +21,12 @@ from neutrino.resources.definition import (
 from neutrino.resources.extensions import Extension
 
 LONG = 1024
-# Neutron does not validate id filters of flavors and profiles: ``?id=33`` lists nothing (tempest).
-_ID = replace(id_attr(), filter_type=t.String())
 
 FLAVOR = Resource(
     name="flavor", collection="flavors", path="flavors", extension="flavors", standard_attrs=False,
     project_owned=False,
     attributes=(
-        _ID, name_attr(),
+        id_attr(), name_attr(),
         Attribute("description", t.String(LONG, nullable=True), default="", allow_post=True, allow_put=True,
                   filterable=True, sortable=True, column="description"),
         Attribute("service_type", t.String(36), allow_post=True, required=True, filterable=True, sortable=True,
@@ -47,7 +43,7 @@ SERVICE_PROFILE = Resource(
     name="service_profile", collection="service_profiles", path="service_profiles", extension="flavors",
     standard_attrs=False, project_owned=False,
     attributes=(
-        _ID,
+        id_attr(),
         Attribute("description", t.String(LONG, nullable=True), default="", allow_post=True, allow_put=True,
                   filterable=True, sortable=True, column="description"),
         Attribute("driver", t.String(LONG), default="", allow_post=True, allow_put=True, filterable=True,

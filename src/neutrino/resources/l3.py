@@ -152,8 +152,8 @@ FLOATINGIP = Resource(
                   filterable=True, column="fixed_port_id"),
         Attribute("fixed_ip_address", t.IpAddress(nullable=True), default=None, allow_post=True, allow_put=True,
                   filterable=True, sortable=True, column="fixed_ip_address"),
-        # ``floating-ip-router-writable``: a floating IP without a port may name the router that is
-        # to serve it (one with a gateway on its network); with a port, the router is the port's.
+        # ``floating-ip-router-writable``: a request may name the router that is to serve the floating
+        # IP (one with a gateway on its network), then not necessarily adjacent to the port.
         Attribute("router_id", t.Uuid(nullable=True), default=MISSING, allow_post=True, allow_put=True,
                   filterable=True, sortable=True, column="router_id"),
         Attribute("status", t.String(), filterable=True, sortable=True, column="status"),

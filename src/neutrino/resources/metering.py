@@ -6,14 +6,9 @@ the admin, never updated; a label's project reads it.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from neutrino.resources import types as t
 from neutrino.resources.definition import Attribute, Resource, bool_attr, id_attr, project_attrs
 from neutrino.resources.extensions import Extension
-
-# ``?id=33`` lists nothing rather than failing validation (tempest lists so).
-_ID = replace(id_attr(), filter_type=t.String())
 
 
 def _prefix(name: str, *, put: bool = False, extension: str = "") -> Attribute:
@@ -25,7 +20,7 @@ METERING_LABEL = Resource(
     name="metering_label", collection="metering_labels", path="metering/metering-labels", extension="metering",
     standard_attrs=False, allow_update=False,
     attributes=(
-        _ID,
+        id_attr(),
         Attribute("name", t.String(255, strict_name=True), default="", allow_post=True, filterable=True,
                   sortable=True, column="name"),
         Attribute("description", t.String(1024), default="", allow_post=True, filterable=True, sortable=True,
@@ -39,7 +34,7 @@ METERING_LABEL_RULE = Resource(
     name="metering_label_rule", collection="metering_label_rules", path="metering/metering-label-rules",
     extension="metering", standard_attrs=False, allow_update=False, project_owned=False,
     attributes=(
-        _ID,
+        id_attr(),
         Attribute("metering_label_id", t.Uuid(), allow_post=True, required=True, filterable=True, sortable=True,
                   column="metering_label_id"),
         Attribute("direction", t.Enum(("ingress", "egress")), allow_post=True, required=True, filterable=True,

@@ -24,7 +24,7 @@ from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.db.schema import l3
-from neutrino.errors import BadRequest, HTTPNotFound, InUse, NotFound
+from neutrino.errors import BadRequest, Conflict, HTTPNotFound, InUse, NotFound
 from neutrino.services import rbac
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, among, fetch_one, select_rows
@@ -53,6 +53,13 @@ STATUS_DOWN = "DOWN"
 class ExternalGatewayForFloatingIPNotFound(NotFound):
     message = ("External network %(external_network_id)s is not reachable from subnet %(subnet_id)s.  Therefore, "
                "cannot associate Port %(port_id)s with a Floating IP.")
+
+
+class RouterGatewayNotOnFloatingNetwork(Conflict):
+    """``floating-ip-router-writable``: the named router cannot serve the floating IP (409, as
+    Neutron's spec for the extension says; the type name is Neutrino's)."""
+
+    message = "Router %(router_id)s has no external gateway on the floating IP's network %(network_id)s."
 
 
 class FloatingIPPortAlreadyAssociated(InUse):
@@ -176,9 +183,13 @@ class FloatingIpService:
     # ---- association ---------------------------------------------------------------------------
 
     async def _association(self, conn: AsyncConnection, ctx: RequestContext, fip: Mapping[str, Any],
-                           port_id: str, fixed_ip_address: str | None) -> tuple[str, str, str, Any]:
+                           port_id: str, fixed_ip_address: str | None, named_router: str | None = None,
+                           ) -> tuple[str, str, str, Any]:
         """Check an association request (the floating IP must have no port forwardings); returns
-        (port id, fixed address, router id, the port's row)."""
+        (port id, fixed address, router id, the port's row). The router is the one connecting the
+        port's subnet to the floating network, or the one the request names
+        (``floating-ip-router-writable``), which then need not be adjacent to the port: routes
+        through other routers are the caller's to provide."""
         port = await internal_target(conn, ctx, port_id)
         if port["project_id"] != fip["project_id"] and not ctx.is_admin:
             raise fip_error(f"Cannot process floating IP association with Port {port_id}, since that port is owned "
@@ -201,12 +212,15 @@ class FloatingIpService:
                 raise fip_error(f"Port {port_id} has multiple fixed IPv4 addresses.  Must provide a specific IPv4 "
                                 "address when assigning a floating IP")
             chosen = v4[0]
-        subnet = await subnet_of(conn, chosen["subnet_id"])
-        router_id = await router_for_floating_ip(conn, port["network_id"], subnet["id"], subnet["gateway_ip"],
-                                                 fip["floating_network_id"])
-        if router_id is None:
-            raise ExternalGatewayForFloatingIPNotFound(subnet_id=subnet["id"], port_id=port_id,
-                                                       external_network_id=fip["floating_network_id"])
+        if named_router:
+            router_id: str | None = await self._named_router(conn, ctx, fip["floating_network_id"], named_router)
+        else:
+            subnet = await subnet_of(conn, chosen["subnet_id"])
+            router_id = await router_for_floating_ip(conn, port["network_id"], subnet["id"], subnet["gateway_ip"],
+                                                     fip["floating_network_id"])
+            if router_id is None:
+                raise ExternalGatewayForFloatingIPNotFound(subnet_id=subnet["id"], port_id=port_id,
+                                                           external_network_id=fip["floating_network_id"])
         f = l3.floatingips
         taken = await conn.execute(select(f.c.id).where(
             f.c.floating_network_id == fip["floating_network_id"], f.c.fixed_port_id == port_id,
@@ -217,7 +231,7 @@ class FloatingIpService:
                 fixed_ip=chosen["ip_address"], net_id=fip["floating_network_id"])
         if await self._has_forwardings(conn, fip["id"]):
             raise FipInUseByPortForwarding(id=fip["id"])
-        return port_id, chosen["ip_address"], router_id, port
+        return port_id, chosen["ip_address"], str(router_id), port
 
     # ---- create ----------------------------------------------------------------------------
 
@@ -273,8 +287,9 @@ class FloatingIpService:
         fixed_port_id = fixed_ip = router_id = None
         if item.get("port_id"):
             fixed_port_id, fixed_ip, router_id, _ = await self._association(
-                conn, ctx, fip, item["port_id"], item.get("fixed_ip_address"))
-        router_id = await self._chosen_router(conn, ctx, network_id, item, router_id)
+                conn, ctx, fip, item["port_id"], item.get("fixed_ip_address"), item.get("router_id"))
+        elif item.get("router_id"):
+            router_id = await self._named_router(conn, ctx, network_id, item["router_id"])
         if item.get("qos_policy_id"):
             await self.networks.qos_policies.check(conn, ctx, item["qos_policy_id"])
         await conn.execute(insert(l3.floatingips).values(
@@ -307,19 +322,24 @@ class FloatingIpService:
             if changes.get("fixed_ip_address") and not port_id:
                 raise fip_error("fixed_ip_address cannot be specified without a port_id")
             known: dict[str, Any] = {}
-            if port_id:
-                new = await self._association(conn, ctx, row, port_id, changes.get("fixed_ip_address"))
+            named = changes.get("router_id")
+            if port_id or ("router_id" in changes and "port_id" not in changes and row["fixed_port_id"]):
+                # A new association, or a new router for the current one (naming none goes back
+                # to the router that connects the port).
+                target, fixed = (port_id, changes.get("fixed_ip_address")) if port_id else (
+                    row["fixed_port_id"], row["fixed_ip_address"])
+                new = await self._association(conn, ctx, row, target, fixed, named)
                 values.update(fixed_port_id=new[0], fixed_ip_address=new[1], router_id=new[2])
-                known[port_id] = new[3]
+                known[target] = new[3]
             elif "port_id" in changes:
                 values.update(fixed_port_id=None, fixed_ip_address=None)
                 if not await self._has_forwardings(conn, fip_id):
                     # No router translates it any more, so no agent would ever report it DOWN.
                     values.update(router_id=None, status=STATUS_DOWN)
-            if "router_id" in changes:
-                kept = values["router_id"] if "router_id" in values else (
-                    row["router_id"] if row["fixed_port_id"] and "port_id" not in changes else None)
-                values["router_id"] = await self._chosen_router(conn, ctx, row["floating_network_id"], changes, kept)
+            if "router_id" in changes and not values.get("fixed_port_id"):
+                # No port: the router named serves it (port forwardings), or none does.
+                values["router_id"] = await self._named_router(
+                    conn, ctx, row["floating_network_id"], named) if named else None
             if "qos_policy_id" in changes:
                 if changes["qos_policy_id"]:
                     await self.networks.qos_policies.check(conn, ctx, changes["qos_policy_id"])
@@ -337,26 +357,15 @@ class FloatingIpService:
         return result
 
     @staticmethod
-    async def _chosen_router(conn: AsyncConnection, ctx: RequestContext, network_id: str,
-                             item: Mapping[str, Any], associated: str | None) -> str | None:
-        """``floating-ip-router-writable``: the router a request names (it must be the caller's and
-        have its gateway on the floating IP's network); with a port, it must be the port's router."""
-        if "router_id" not in item:
-            return associated
-        wanted = item["router_id"]
-        if associated is not None:
-            if wanted not in (None, associated):
-                raise fip_error(f"Router {wanted} is not the router {associated} that connects the port to the "
-                                f"external network {network_id}")
-            return associated
-        if wanted is None:
-            return None
-        router = await fetch_one(conn, l3.routers, "router", wanted, router_visible(ctx))
+    async def _named_router(conn: AsyncConnection, ctx: RequestContext, network_id: str, router_id: str) -> str:
+        """``floating-ip-router-writable``: a router the caller sees (404 otherwise) with its gateway
+        on the floating IP's network (409 otherwise)."""
+        router = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx))
         gw = router["gw_port_id"] and (await conn.execute(select(db.ports.c.network_id).where(
             db.ports.c.id == router["gw_port_id"]))).scalar()
         if gw != network_id:
-            raise fip_error(f"Router {wanted} has no gateway on the external network {network_id}")
-        return str(wanted)
+            raise RouterGatewayNotOnFloatingNetwork(router_id=router_id, network_id=network_id)
+        return str(router_id)
 
     async def _has_forwardings(self, conn: AsyncConnection, fip_id: str) -> bool:
         pf = l3.portforwardings

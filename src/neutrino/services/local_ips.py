@@ -24,7 +24,7 @@ from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import advanced as db
 from neutrino.db.schema import core
-from neutrino.errors import HTTPBadRequest, InUse, InvalidInput, NotFound
+from neutrino.errors import BadRequest, InUse, InvalidInput, NotFound
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, fetch_one
 from neutrino.services.ports import PortService, port_visible
@@ -88,9 +88,12 @@ class LocalIpService(TableService):
         if not port_id and not network_id:
             raise LocalIPPortOrNetworkRequired()
         if port_id:
-            port = await fetch_one(conn, core.ports, "port", port_id, port_visible(ctx))
-            if network_id and network_id != port["network_id"]:
-                raise HTTPBadRequest(f"Port {port_id} is not on network {network_id}")
+            # As Neutron's: the port decides the network (a network_id sent beside it is ignored),
+            # and one the caller cannot see is a bad request rather than a missing resource.
+            try:
+                port = await fetch_one(conn, core.ports, "port", port_id, port_visible(ctx))
+            except NotFound:
+                raise BadRequest(resource="local_ip", msg=f"Port {port_id} not found") from None
             address = _address(port, item.get("local_ip_address"))
         else:
             request: dict[str, Any] = {"network_id": network_id, "project_id": item["project_id"], "name": "",

@@ -4,7 +4,8 @@ A port is the parent of at most one trunk and a subport of at most one, never bo
 cannot become a parent (nothing here can wire trunks, so binding one is refused instead). A trunk
 starts DOWN; a disabled trunk (``admin_state_up`` false) may not change its subports nor be
 deleted, nor may a trunk whose parent is bound. Ports in a trunk cannot be deleted. Subports are
-``vlan`` with ids 1-4094, unique per trunk, on networks whose MTU does not exceed the parent's.
+``vlan`` with ids 1-4094 (given, or ``inherit``ed from their network), unique per trunk, on networks
+whose MTU does not exceed the parent's; a port some device uses is not a subport.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
 from neutrino.errors import Conflict, InUse, InvalidInput, NotFound
+from neutrino.resources.trunks import INHERIT, check_subports
+from neutrino.resources.types import InvalidValue
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
-from neutrino.services.ports import port_visible
+from neutrino.services.ports import PortInUse, port_visible
 from neutrino.services.standard import (
     bump_revision,
     check_revision,
@@ -165,25 +168,55 @@ class TrunkService:
             raise ParentPortInUse(port_id=port_id)
         return port
 
+    @staticmethod
+    async def _inherited(conn: AsyncConnection, ctx: RequestContext, subports: Sequence[Mapping[str, Any]],
+                         ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The subports with ``inherit`` replaced by their network's segmentation, and the MTU of each
+        visible subport's network. Ports not found are left as they are (the checks after say why)."""
+        query = select(db.ports.c.id, db.ports.c.network_id).where(
+            db.ports.c.id.in_([s["port_id"] for s in subports]))
+        visible = port_visible(ctx)
+        network_of = dict((await conn.execute(query if visible is None else query.where(visible))).tuples().all())
+        mtu_of = dict((await conn.execute(select(db.networks.c.id, db.networks.c.mtu).where(
+            db.networks.c.id.in_(set(network_of.values()))))).tuples().all())
+        segments: dict[str, list[Any]] = {}
+        for seg in (await conn.execute(select(db.network_segments).where(
+                db.network_segments.c.network_id.in_(set(network_of.values()))))).mappings():
+            segments.setdefault(seg["network_id"], []).append(seg)
+        out = []
+        for sub in subports:
+            segs = segments.get(network_of.get(sub["port_id"], ""), [])
+            if sub.get("segmentation_type") == INHERIT and len(segs) == 1:
+                flat = segs[0]["network_type"] == "flat"  # no segmentation id: refused as not an integer
+                sub = {"port_id": sub["port_id"], "segmentation_type": segs[0]["network_type"],
+                       "segmentation_id": None if flat else segs[0]["segmentation_id"]}
+            out.append(dict(sub))
+        return out, {port_id: int(mtu_of[net]) for port_id, net in network_of.items()}
+
     async def _add_subports(self, conn: AsyncConnection, ctx: RequestContext, trunk_id: str, parent: Any,
                             subports: Sequence[Mapping[str, Any]]) -> None:
+        """Neutron's order: the parent, the MTU, the segmentation, the port's other uses, then the
+        port itself, so a malformed request is a 400 whether or not its ports exist."""
         parent_mtu = await self._mtu(conn, parent["network_id"])
         taken = {(r[0], r[1]) for r in await conn.execute(select(
             db.subports.c.segmentation_type, db.subports.c.segmentation_id).where(db.subports.c.trunk_id == trunk_id))}
-        for sub in subports:
+        resolved, mtus = await self._inherited(conn, ctx, subports)
+        for sub in resolved:
             port_id = sub["port_id"]
             if port_id == parent["id"]:
                 raise ParentPortInUse(port_id=port_id)
-            port = await self._port(conn, ctx, port_id)
-            mtu = await self._mtu(conn, port["network_id"])
-            if mtu > parent_mtu:
-                raise SubPortMtuGreaterThanTrunkPortMtu(port_id=port_id, port_mtu=mtu, trunk_id=parent["id"],
-                                                        trunk_mtu=parent_mtu)
+            if mtus.get(port_id, 0) > parent_mtu:
+                raise SubPortMtuGreaterThanTrunkPortMtu(port_id=port_id, port_mtu=mtus[port_id],
+                                                        trunk_id=parent["id"], trunk_mtu=parent_mtu)
             seg = check_subport_shape(sub)
             if await trunk_of_subport(conn, port_id):
                 raise TrunkPortInUse(port_id=port_id)
             if await trunk_of_parent(conn, port_id):
                 raise ParentPortInUse(port_id=port_id)
+            port = await self._port(conn, ctx, port_id)
+            if port["device_id"]:
+                # A port some device uses (an instance, a router, DHCP) is not for a trunk to take.
+                raise PortInUse(net_id=port["network_id"], port_id=port_id, device_id=port["device_id"])
             if seg in taken:
                 raise DuplicateSubPort(segmentation_type=seg[0], segmentation_id=seg[1], trunk_id=trunk_id)
             taken.add(seg)
@@ -258,10 +291,13 @@ class TrunkService:
 
     @staticmethod
     def _subports_body(body: Any) -> list[dict[str, Any]]:
-        subs = body.get("sub_ports") if isinstance(body, dict) else None
-        if not isinstance(subs, list) or not all(isinstance(s, dict) and "port_id" in s for s in subs):
+        """The ``sub_ports`` of an add/remove body, checked as a create's (Neutron's basic validation)."""
+        if not isinstance(body, dict) or "sub_ports" not in body:
             raise InvalidInput("Invalid input: 'sub_ports' must be a list of subports, each with a port_id")
-        return subs
+        try:
+            return check_subports(body["sub_ports"])
+        except InvalidValue as exc:
+            raise InvalidInput(str(exc)) from None
 
     async def add_subports(self, ctx: RequestContext, trunk_id: str, body: Any) -> dict[str, Any]:
         subs = self._subports_body(body)
