@@ -16,9 +16,8 @@ import pytest
 
 from tests.api.test_isolation_policy import sdk
 from tests.support.live_server import LiveServer
-from tests.support.neutron_http import api, created, neutron_error, ok
-from tests.support.project_network import projects_with_network
-from tests.support.tenants import IdentityAdmin, write_clouds_yaml
+from tests.support.neutron_http import created, neutron_error, ok
+from tests.support.project_network import projects_with_network, service_persona
 
 
 @dataclass
@@ -34,17 +33,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("pbx")
-    with projects_with_network(live_server, tmp / "clouds.yaml", "pbx") as w:
-        identity = IdentityAdmin(live_server)
-        nova = identity.persona("service", prefix="pbxsvc")
-        clouds = write_clouds_yaml(live_server, tmp / "svc-clouds.yaml", {"pbx-service": nova})
-        svc = api(live_server, nova)
-        try:
-            yield World(w.a, w.b, w.adm, svc, w.network_id, clouds, live_server.agent_host)
-        finally:
-            svc.close()
-            identity.retire(nova)
+    with projects_with_network(live_server, tmp_path_factory.mktemp("pbx") / "clouds.yaml", "pbx") as w, \
+            service_persona(live_server, w.clouds, "pbx") as svc:
+        yield World(w.a, w.b, w.adm, svc, w.network_id, w.clouds, live_server.agent_host)
 
 
 def test_the_extension_is_listed(world: World) -> None:
@@ -62,9 +53,17 @@ def test_live_migration_of_a_port_binding(world: World) -> None:
         assert [(b.host, b.status, b.vif_type) for b in listed] == [(world.host, "ACTIVE", "bridge")]
         neutron_error(world.svc.post(f"/ports/{port['id']}/bindings", json={"binding": {"host": world.host}}),
                       409, "PortBindingAlreadyExists")
-        # A host no agent serves cannot take an inactive binding (the drivers refuse it).
-        neutron_error(world.svc.post(f"/ports/{port['id']}/bindings", json={"binding": {"host": "nowhere"}}),
-                      500, "HTTPInternalServerError")
+        # A host no agent serves cannot take an inactive binding: the drivers refuse it, with Neutron's
+        # type and their reason, as a conflict (Neutron answers 500).
+        msg = neutron_error(world.svc.post(f"/ports/{port['id']}/bindings", json={"binding": {"host": "nowhere"}}),
+                            409, "PortBindingError")
+        assert msg == (f"Binding for port {port['id']} on host nowhere could not be created or updated: "
+                       "linuxbridge: no alive Linux bridge agent on the host.")
+        assert [b["host"] for b in ok(world.svc.get(f"/ports/{port['id']}/bindings"), "bindings")] == [world.host]
+        # Nor one with a VNIC type the Linux bridge driver does not bind.
+        msg = neutron_error(world.svc.post(f"/ports/{port['id']}/bindings", json={"binding": {
+            "host": world.host + "-x", "vnic_type": "macvtap"}}), 409, "PortBindingError")
+        assert "vnic_type macvtap is not supported" in msg
         # Move the active binding away, then bind the agent's host as the inactive destination.
         ok(world.svc.put(f"/ports/{port['id']}", json={"port": {"binding:host_id": "source-host"}}))
         made = conn.network.create_port_binding(port["id"], host=world.host, profile={"migrating_to": "x"})

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 
 from tests.support.live_server import LiveServer
 from tests.support.neutron_http import api, created
-from tests.support.tenants import two_member_projects
+from tests.support.tenants import IdentityAdmin, two_member_projects, write_clouds_yaml
 
 
 @dataclass
@@ -43,3 +44,22 @@ def projects_with_network(server: LiveServer, clouds_path: Path, prefix: str) ->
         for client in clients:
             client.close()
         identity.retire(member, other)
+
+
+@contextmanager
+def service_persona(server: LiveServer, clouds: Path, prefix: str) -> Iterator[httpx.Client]:
+    """A user with the ``service`` role (as Nova has: Neutron's ``service_api`` rule, which port binding
+    profiles and the bindings API need), as a client and as cloud ``<prefix>-service`` added to
+    ``clouds``; retired however the test ends."""
+    identity = IdentityAdmin(server)
+    nova = identity.persona("service", prefix=prefix + "svc")
+    own = write_clouds_yaml(server, clouds.with_name(f"{prefix}-service.yaml"), {f"{prefix}-service": nova})
+    config = yaml.safe_load(clouds.read_text())
+    config["clouds"].update(yaml.safe_load(own.read_text())["clouds"])
+    clouds.write_text(yaml.safe_dump(config))
+    client = api(server, nova)
+    try:
+        yield client
+    finally:
+        client.close()
+        identity.retire(nova)

@@ -293,6 +293,8 @@ L3_EXTENSIONS: tuple[Extension, ...] = (
     _ext("expose-l3-conntrack-helper", "Expose CT target rules for a router", "Expose CT target rules for a router",
          "2019-07-31T10:00:00-00:00"),
     _ext("l3-ha", "HA Router extension", "Adds HA capability to routers.", "2014-04-26T00:00:00-00:00"),
+    _ext("network_ha", "Network HA creation flag", "Network high availability creation flag.",
+         "2023-04-27T10:00:00-00:00"),
     _ext("router-admin-state-down-before-update", "Enforce Router's Admin State Down Before Update Extension",
          "Ensure that the admin state of a router is DOWN (admin_state_up=False) before updating the distributed "
          "attribute", "2019-07-02T15:56:00"),

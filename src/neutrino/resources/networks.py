@@ -51,6 +51,9 @@ NETWORK = Resource(
         Attribute("is_default", t.Boolean(), default=False, allow_post=True, allow_put=True, filterable=True,
                   column="is_default", enforce_policy=True, extension="auto-allocated-topology"),
         Attribute("dns_domain", t.String(255), default="", allow_post=True, allow_put=True, extension="dns-integration"),
+        # ``network_ha``: made as the caller's project's HA network (the one its HA routers' VRRP
+        # ports join), as the L3 plugin makes its own; write-once and never shown, as Neutron's.
+        Attribute("ha", t.Boolean(), default=False, allow_post=True, visible=False, extension="network_ha"),
         *standard_attrs(), tags_attr(),
     ),
 )

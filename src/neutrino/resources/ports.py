@@ -27,6 +27,11 @@ VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "vi
 # ``socket`` comes with port-numa-affinity-policy-socket, listed together with the base extension.
 NUMA_POLICIES = ("required", "preferred", "legacy", "socket")
 
+
+def _host_id(value: object) -> str:
+    return "" if value is None else str(t.String(255).convert(value))
+
+
 PORT = Resource(
     name="port", collection="ports", path="ports", taggable=True,
     attributes=(
@@ -56,8 +61,11 @@ PORT = Resource(
         Attribute("extra_dhcp_opts", t.ListOf(t.Dict(required=("opt_name",), optional=("opt_value", "ip_version"),
                                                      types=(("opt_name", t.String(255)),))),
                   default=[], allow_post=True, allow_put=True),
-        Attribute("binding:host_id", t.String(255), default="", allow_post=True, allow_put=True,
-                  filterable=True, column="binding_host_id", enforce_policy=True),
+        # null unbinds, as "" does (Neutron's ML2 reads a null host as ''; ``openstack port unset
+        # --host`` sends null).
+        Attribute("binding:host_id", t.Custom(_host_id), default="", allow_post=True, allow_put=True,
+                  filterable=True, column="binding_host_id", enforce_policy=True, filter_type=t.String(255),
+                  view_type=t.String(255)),
         Attribute("binding:vnic_type", t.Enum(VNIC_TYPES), default="normal", allow_post=True, allow_put=True,
                   filterable=True, column="binding_vnic_type", enforce_policy=True),
         Attribute("binding:profile", t.Dict(free_form=True, nullable=True), default={}, allow_post=True,

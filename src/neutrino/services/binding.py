@@ -6,7 +6,8 @@ VXLAN with a tunnel IP, flat on a mapped physical network, local always. VLAN se
 the API and model, but this kernel has no 802.1Q devices, so no agent here can bind them; the
 reason is put in ``binding:vif_details`` (admin-only) and logged. For the same reason a trunk's
 parent port is not bound unless an agent of the host reports it can wire trunks (``trunks`` in its
-configuration).
+configuration). Like Neutron's Linux bridge driver, ``linuxbridge`` binds ``normal`` VNICs only (a
+VM's tap device): a port asking for SR-IOV, macvtap or the like is not bound, and says why.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ BINDING_FAILED = "binding_failed"
 
 class MechanismDriver(Protocol):
     name: str
+    supported_vnic_types: tuple[str, ...]
 
     def try_bind(self, segments: Sequence[Mapping[str, Any]], agents: Sequence[Mapping[str, Any]],
                  network_id: str) -> tuple[str, dict[str, Any]] | str:
@@ -38,6 +40,7 @@ class MechanismDriver(Protocol):
 
 class LinuxBridgeMechanism:
     name = "linuxbridge"
+    supported_vnic_types = ("normal",)
 
     def try_bind(self, segments: Sequence[Mapping[str, Any]], agents: Sequence[Mapping[str, Any]],
                  network_id: str) -> tuple[str, dict[str, Any]] | str:
@@ -105,7 +108,12 @@ class MechanismBinder:
                 log.info("binding of trunk parent port %s on host %s refused: %s", port.get("id"), host, refusal)
                 return BINDING_FAILED, {"reason": refusal}
         reasons = []
+        vnic = port.get("binding_vnic_type") or "normal"
         for driver in self.drivers:
+            if vnic not in driver.supported_vnic_types:
+                reasons.append(f"{driver.name}: vnic_type {vnic} is not supported (it binds "
+                               f"{', '.join(driver.supported_vnic_types)})")
+                continue
             result = driver.try_bind(segs, agents, port["network_id"])
             if isinstance(result, tuple):
                 return result

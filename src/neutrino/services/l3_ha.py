@@ -35,7 +35,7 @@ from neutrino.db.schema.agents import agents, routerl3agentbindings
 from neutrino.errors import Conflict
 from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent
-from neutrino.services.networks import NetworkService
+from neutrino.services.networks import NetworkInUse, NetworkService
 from neutrino.services.ports import PortService
 from neutrino.services.subnets import SubnetService
 
@@ -43,6 +43,10 @@ HA_INTERFACE = "network:router_ha_interface"
 HA_STATES = ("active", "standby")
 # VRRP router ids are 1..255 (RFC 5798); Neutron uses 1..254.
 VR_IDS = range(1, 255)
+
+
+class DuplicatedHANetwork(Conflict):
+    message = "Project %(project_id)s already has a HA network."
 
 
 class NoVRIDAvailable(Conflict):
@@ -78,6 +82,18 @@ class L3HaService:
     async def network_of(self, conn: AsyncConnection, project_id: str) -> str | None:
         h = l3.ha_router_networks
         return (await conn.execute(select(h.c.network_id).where(h.c.project_id == project_id))).scalar()
+
+    async def network_created(self, conn: AsyncConnection, ctx: RequestContext, project_id: str, network_id: str,
+                              request: Mapping[str, Any]) -> None:
+        """Hook for the network service (``network_ha``): a network made with ``ha`` true becomes the
+        HA network of the caller's project (Neutron keys it by the request's project, not the
+        network's), one per project; it then goes with the project's last HA router, as the one
+        the L3 plugin makes."""
+        if not request.get("ha"):
+            return
+        if await self.network_of(conn, ctx.project_id) is not None:
+            raise DuplicatedHANetwork(project_id=ctx.project_id)
+        await conn.execute(insert(l3.ha_router_networks).values(project_id=ctx.project_id, network_id=network_id))
 
     async def _ensure_network(self, conn: AsyncConnection, project_id: str, events: list[ChangeEvent]) -> str:
         found = await self.network_of(conn, project_id)
@@ -158,8 +174,13 @@ class L3HaService:
         left = (await conn.execute(select(func.count()).select_from(v).where(v.c.network_id == net_id))).scalar()
         if left:
             return
+        try:
+            # Refused, before it changes anything, while ports other than HA ones use it (a
+            # network made with ``network_ha`` may carry the project's own ports): it then stays.
+            events.extend(await self.networks.delete_in(conn, net_id))
+        except NetworkInUse:
+            return
         await conn.execute(delete(l3.ha_router_networks).where(l3.ha_router_networks.c.project_id == project_id))
-        events.extend(await self.networks.delete_in(conn, net_id))
 
     async def states(self, conn: AsyncConnection, router_id: str) -> dict[str, str]:
         """agent id -> ``active``/``standby`` for each agent hosting the HA router."""
@@ -228,5 +249,5 @@ def ha_routers_on_host(host: str) -> Any:
             .where(agents.c.host == host, agents.c.agent_type == L3_AGENT_TYPE, r.c.ha.is_(True)))
 
 
-__all__ = ["HA_INTERFACE", "HA_STATES", "HaSettings", "L3HaService", "NoVRIDAvailable", "ha_network_name",
+__all__ = ["HA_INTERFACE", "HA_STATES", "DuplicatedHANetwork", "HaSettings", "L3HaService", "NoVRIDAvailable", "ha_network_name",
            "ha_routers_on_host"]

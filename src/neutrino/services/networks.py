@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
@@ -100,9 +100,11 @@ class NetworkService:
         self.quotas = quotas
         self.types = types
         self.rng = rng or random.Random()
-        # Service plugins' work inside the creating transaction, given the new network's project
-        # (the security-group plugin makes the project's default group here).
-        self.on_created: list[Callable[[AsyncConnection, RequestContext, str], Awaitable[None]]] = []
+        # Service plugins' work inside the creating transaction, given the new network's project, id
+        # and request (the security-group plugin makes the project's default group here, the L3
+        # plugin takes a ``network_ha`` network as the project's HA network).
+        self.on_created: list[Callable[[AsyncConnection, RequestContext, str, str, Mapping[str, Any]],
+                                       Awaitable[None]]] = []
         # Replaced by the QoS plugin at composition time (ports use the same one).
         self.qos_policies: QosPolicyReferences = NoQosPolicies()
 
@@ -324,7 +326,7 @@ class NetworkService:
         if item.get("router:external"):
             await rbac.add_grant(conn, "network", net_id, rbac.EXTERNAL, "*", project)
         for hook in self.on_created:
-            await hook(conn, ctx, project)
+            await hook(conn, ctx, project, net_id, item)
         await self.quotas.check(conn, ctx, {"network": 0}, project_id=project)
         return net_id
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
-from neutrino.errors import Conflict, NeutrinoError, NotFound
+from neutrino.errors import Conflict, NotFound
 from neutrino.services.binding import BINDING_FAILED
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import fetch_one
@@ -41,8 +41,11 @@ class PortBindingAlreadyExists(Conflict):
     message = "Binding for port %(port_id)s on host %(host)s already exists."
 
 
-class PortBindingError(NeutrinoError):
-    message = "Binding for port %(port_id)s on host %(host)s could not be created or updated."
+class PortBindingError(Conflict):
+    """Neutron's type and message, with the drivers' reason. Neutron leaves this error unmapped, so it
+    answers 500; a binding the host cannot make is a conflict with the host's state, not a fault."""
+
+    message = "Binding for port %(port_id)s on host %(host)s could not be created or updated: %(reason)s."
 
 
 def active_view(port: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,7 +104,7 @@ class PortBindingService:
                 vif_type, details = await self.ports.binder.bind(
                     conn, {**dict(port), "binding_vnic_type": vnic, "binding_profile": profile}, host)
                 if vif_type == BINDING_FAILED:
-                    raise PortBindingError(port_id=port_id, host=host)
+                    raise PortBindingError(port_id=port_id, host=host, reason=details.get("reason", ""))
                 await conn.execute(insert(db.port_bindings).values(
                     port_id=port_id, host=host, vnic_type=vnic, profile=profile, vif_type=vif_type,
                     vif_details=details, status=INACTIVE))
@@ -135,7 +138,8 @@ class PortBindingService:
             related = await self.ports.update_in(conn, ctx, port, changes)
             new = await fetch_one(conn, db.ports, "port", port_id)
             if new["binding_vif_type"] == BINDING_FAILED:
-                raise PortBindingError(port_id=port_id, host=host)
+                raise PortBindingError(port_id=port_id, host=host,
+                                       reason=(new["binding_vif_details"] or {}).get("reason", ""))
             tx.emit(ChangeEvent("port", port_id, "update", new["revision_number"],
                                 (("network_id", new["network_id"]), ("host", host),
                                  ("previous_host", port["binding_host_id"]))), *related)

@@ -40,6 +40,7 @@ from neutrino.services.ipam.fixed_ips import (
 from neutrino.services.ipam.mac import random_mac
 from neutrino.services.ipam.records import UNSET, FixedIp
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.mac_override import overridden_mac
 from neutrino.services.networks import NetworkService
 from neutrino.services.quotas import QuotaService
 from neutrino.services.resource_requests import port_resource_requests
@@ -476,8 +477,10 @@ class PortService:
         await self._check_device_ownership(conn, ctx, device_owner, item.get("device_id", ""))
         if item.get("qos_policy_id"):
             await self.networks.qos_policies.check(conn, ctx, item["qos_policy_id"])
-        if item.get("mac_address") is not None:
-            mac = item["mac_address"]
+        device_mac = overridden_mac(item.get("binding:vnic_type", "normal"), item.get("binding:host_id", ""),
+                                    item.get("binding:profile"), rebound=bool(item.get("binding:host_id")))
+        if device_mac or item.get("mac_address") is not None:
+            mac = device_mac or item["mac_address"]
             if await self._mac_taken(conn, net["id"], mac):
                 raise MacAddressInUse(net_id=net["id"], mac=mac)
         else:
@@ -622,6 +625,17 @@ class PortService:
             if bound:
                 raise PortInUse(port_id=row["id"], net_id=row["network_id"], device_id=row["device_id"])
             values["binding_vnic_type"] = changes["binding:vnic_type"]
+        rebound = await self._rebind(conn, row, changes, values)
+        merged = {**dict(row), **values}
+        device_mac = overridden_mac(merged["binding_vnic_type"], merged["binding_host_id"], merged["binding_profile"],
+                                    rebound=rebound, released=bool(row["device_id"]) and not merged["device_id"]
+                                    and not merged["device_owner"])
+        if device_mac is not None and device_mac != mac:
+            new_mac = device_mac or await self._new_mac(conn, row["network_id"])
+            if await self._mac_taken(conn, row["network_id"], new_mac):
+                raise MacAddressInUse(net_id=row["network_id"], mac=new_mac)
+            mac, mac_changed = new_mac, True
+            values["mac_address"] = mac
         port_security = changes.get("port_security_enabled", row["port_security_enabled"])
         values["port_security_enabled"] = port_security
         pairs = row["allowed_address_pairs"]
@@ -639,17 +653,25 @@ class PortService:
             addresses = [ip.ip_address for ip in await allocations.of_port(conn, row["id"])]
             for hook in self.after_addresses_change:
                 related.extend(await hook(conn, row, addresses))
-        if "binding:host_id" in changes and changes["binding:host_id"] != row["binding_host_id"]:
-            host = changes["binding:host_id"] or ""
-            values["binding_host_id"] = host
-            if host:
-                merged = {**dict(row), **values}
-                values["binding_vif_type"], values["binding_vif_details"] = await self.binder.bind(conn, merged, host)
-            else:
-                values["binding_vif_type"], values["binding_vif_details"] = UNBOUND, {}
-            values["status"] = "DOWN"
         await bump_revision(conn, db.ports, row["id"], values)
         return related
+
+    async def _rebind(self, conn: AsyncConnection, row: Any, changes: dict[str, Any], values: dict[str, Any]) -> bool:
+        """Bind the port again when its binding's inputs change, as ML2 does: its host (unbound
+        when cleared, DOWN until the new host's agent wires it), or on the same host its VNIC type
+        or profile. Puts the result in ``values``; True if the binding was remade or removed."""
+        host = row["binding_host_id"]
+        if "binding:host_id" in changes and changes["binding:host_id"] != host:
+            host = changes["binding:host_id"] or ""
+            values.update(binding_host_id=host, status="DOWN")
+        elif not host or all(values.get(col, row[col]) == row[col] for col in ("binding_profile", "binding_vnic_type")):
+            return False
+        if host:
+            values["binding_vif_type"], values["binding_vif_details"] = await self.binder.bind(
+                conn, {**dict(row), **values}, host)
+        else:
+            values["binding_vif_type"], values["binding_vif_details"] = UNBOUND, {}
+        return True
 
     async def _update_security_groups(self, conn: AsyncConnection, ctx: RequestContext, row: Any,
                                       changes: dict[str, Any], port_security: bool) -> None:

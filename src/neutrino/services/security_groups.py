@@ -258,7 +258,8 @@ class SecurityGroupService:
             return existing
         return await self.uow.run(lambda tx: self.ensure_default_in(tx.conn, project_id))
 
-    async def network_created(self, conn: AsyncConnection, ctx: RequestContext, project_id: str) -> None:
+    async def network_created(self, conn: AsyncConnection, ctx: RequestContext, project_id: str, network_id: str,
+                              request: Mapping[str, Any]) -> None:
         """Hook for the network service: a project that makes a network gets its default group."""
         if project_id and (project_id == ctx.project_id or ctx.is_privileged):
             await self.ensure_default_in(conn, project_id)

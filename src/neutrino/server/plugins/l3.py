@@ -61,6 +61,7 @@ class L3Plugin:
         routers = RouterService(c.db, c.notifier, c.quotas, networks, ports, rng=rng,
                                 gateway_qos="qos-gateway-ip" in c.extensions, ha=ha, ha_by_default=server.l3_ha)
         c.services["subnet"].on_created.append(routers.subnet_created)
+        networks.on_created.append(ha.network_created)
         scheduler = c.services.get("l3_scheduler")
         if scheduler is not None:
             scheduler.ha = ha
