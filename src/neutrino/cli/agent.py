@@ -70,7 +70,8 @@ def _qos_role(c: RoleContext) -> Role:
     agent = c.settings.agent
     return QosRole(QosConfig(host=c.host, netns=agent.netns or None,
                              bridge_mappings=parse_bridge_mappings(agent.bridge_mappings),
-                             bandwidths=parse_resource_provider_bandwidths(agent.resource_provider_bandwidths)), c.rpc)
+                             bandwidths=parse_resource_provider_bandwidths(agent.resource_provider_bandwidths),
+                             tunnel_ip=agent.tunnel_ip or None), c.rpc)
 
 
 def _dhcp_role(c: RoleContext) -> Role:

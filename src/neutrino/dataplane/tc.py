@@ -142,6 +142,11 @@ class TcDriver:
                         "1", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev",
                         checked_device_name(ifb))
 
+    async def device_with_address(self, address: str, *, netns: str | None = None) -> str | None:
+        """The device holding ``address`` (a tunnel endpoint's: its encapsulated packets leave there)."""
+        found = json.loads(await self._run(netns, "ip", "-j", "addr", "show", "to", address) or "[]")
+        return next((str(link["ifname"]) for link in found if link.get("addr_info")), None)
+
     async def htb_classes(self, device: str, *, netns: str | None = None) -> dict[int, HtbClass]:
         return parse_htb_classes(await self._run(netns, "tc", "class", "show", "dev", checked_device_name(device),
                                                  tolerate=("Cannot find device",)))

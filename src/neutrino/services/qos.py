@@ -15,7 +15,8 @@ The backend supports what Neutron's Open vSwitch driver does (:data:`~neutrino.s
 ``qos/rule-types`` lists those kinds (``all_rules`` every kind the API accepts), and attaching a policy
 that holds another kind to a port or network is refused with 409 ``QosRuleNotSupported``. The qos agent
 role enforces ``bandwidth_limit`` (tc), ``dscp_marking`` and ``packet_rate_limit`` (nftables) and an
-egress ``minimum_bandwidth`` (htb on the uplink of a flat network whose capacity the agent is told).
+egress ``minimum_bandwidth`` (htb on the uplink of a flat network, or on the VXLAN underlay, whose
+capacity the agent is told).
 An ingress ``minimum_bandwidth`` and ``minimum_packet_rate`` are, in every Neutron driver, Placement
 guarantees only: they show in the port's ``resource_request`` and no data plane enforces them. Here
 there is no Placement either, so they are recorded intent: nothing reserves them on a host, nothing
@@ -578,8 +579,8 @@ class QosRuleTypeService:
                    "packet_rate_limit": "Enforced by the qos agent role with nftables (bridge family): a per-port "
                                         "'limit rate over' drop, in the direction the rule names.",
                    "minimum_bandwidth": "Egress: enforced by the qos agent role with an htb class per port on the "
-                                        "uplink of a flat network whose capacity the agent is configured with "
-                                        "(resource_provider_bandwidths). Ingress: shown in the port's "
+                                        "uplink of a flat network, or on the VXLAN underlay, whose capacity the "
+                                        "agent is configured with (resource_provider_bandwidths). Ingress: shown in the port's "
                                         "resource_request only, not enforced in the data plane (as in Neutron); "
                                         "there is no Placement service here to reserve it.",
                    "minimum_packet_rate": "Shown in the port's resource_request only, not enforced in the data "

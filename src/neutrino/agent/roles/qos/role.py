@@ -7,7 +7,8 @@ Port, network and QoS policy/rule changes are hints for a debounced full resync.
 
 Egress minimum bandwidth guarantees go to the uplink of the port's physical network (the device
 ``bridge_mappings`` names for it) when ``resource_provider_bandwidths`` gives that device's egress
-capacity (:mod:`.uplink`); the agent's reported configuration says which guarantees hold and which
+capacity, or for a VXLAN port to the interface holding ``tunnel_ip`` when it gives the
+``rp_tunnelled`` one (:mod:`.uplink`); the agent's reported configuration says which guarantees hold and which
 cannot (no capacity configured, an overlay network, an oversubscribed uplink).
 """
 
@@ -44,6 +45,7 @@ from neutrino.agent.roles.qos.uplink import (
 )
 from neutrino.agent.roles.qos.uplink import (
     MAP,
+    TUNNELLED,
     ClearHtb,
     DeleteHtbClass,
     Guarantees,
@@ -75,6 +77,7 @@ class QosConfig(HostScoped):
     owner: OwnerTag | None = None
     bridge_mappings: Mapping[str, str] = field(default_factory=dict)  # physnet -> uplink device
     bandwidths: Mapping[str, UplinkBandwidth] = field(default_factory=dict)  # resource_provider_bandwidths
+    tunnel_ip: str | None = None  # the VXLAN endpoint: its interface is the tunnels' uplink
 
     def __post_init__(self) -> None:
         self.settle_host()
@@ -92,37 +95,51 @@ class QosTarget(Target[Key, Desired, QosKernel, Action]):
         self.guarantees: tuple[Uplink, ...] = ()
         self.unenforced: dict[str, str] = {}  # port id -> why its egress minimum has no uplink class
 
-    def uplink_of(self, port: QosPort) -> tuple[str | None, str]:
-        """The device that carries the port's guarantee, or None and why none does."""
+    def uplink_of(self, port: QosPort, underlay: str | None) -> tuple[str | None, int, str]:
+        """The device that carries the port's guarantee and its egress capacity, or None and why none does."""
+        if port.network_type == "vxlan":
+            capacity = self.config.bandwidths.get(TUNNELLED)
+            if capacity is None or not capacity.egress_kbps:
+                return None, 0, f"resource_provider_bandwidths gives no egress capacity for {TUNNELLED}"
+            if underlay is None:
+                return None, 0, f"no interface holds tunnel_ip {self.config.tunnel_ip}"
+            return underlay, capacity.egress_kbps, ""
         if port.network_type not in ("flat", "vlan"):
-            return None, f"{port.network_type or 'overlay'} network: minimum bandwidth is enforced on physical networks"
+            return None, 0, f"{port.network_type or 'unknown'} network: minimum bandwidth needs an uplink"
         device = self.config.bridge_mappings.get(port.physical_network or "")
         if device is None:
-            return None, f"physical network {port.physical_network} has no bridge_mappings entry"
+            return None, 0, f"physical network {port.physical_network} has no bridge_mappings entry"
         capacity = self.config.bandwidths.get(device)
         if capacity is None or not capacity.egress_kbps:
-            return None, f"resource_provider_bandwidths gives no egress capacity for {device}"
-        return device, ""
+            return None, 0, f"resource_provider_bandwidths gives no egress capacity for {device}"
+        return device, capacity.egress_kbps, ""
 
-    def _guarantees(self, ports: Iterable[QosPort]) -> tuple[Uplink, ...]:
-        by_device: dict[str, list[tuple[str, int]]] = {}
+    async def _guarantees(self, ports: Iterable[QosPort]) -> tuple[Uplink, ...]:
+        guaranteed = [p for p in ports if p.min_egress_kbps > 0]
+        underlay = None
+        if self.config.tunnel_ip and any(p.network_type == "vxlan" for p in guaranteed):
+            underlay = await self._tc.device_with_address(self.config.tunnel_ip, netns=self.config.netns)
+        by_device: dict[tuple[str, int], list[tuple[str, int]]] = {}
         self.unenforced = {}
-        for port in ports:
-            if port.min_egress_kbps <= 0:
-                continue
-            device, why = self.uplink_of(port)
+        for port in guaranteed:
+            device, capacity, why = self.uplink_of(port, underlay)
             if device is None:
                 self.unenforced[port.port_id] = why
                 continue
-            by_device.setdefault(device, []).append((port.device, port.min_egress_kbps))
-        return tuple(Uplink(device, int(self.config.bandwidths[device].egress_kbps or 0), tuple(sorted(taps)))
-                     for device, taps in sorted(by_device.items()))
+            by_device.setdefault((device, capacity), []).append((port.device, port.min_egress_kbps))
+        rates: dict[str, int] = {}
+        for device, capacity in by_device:  # one device, two capacities (mapped and tunnel): the smaller
+            rates[device] = min(capacity, rates.get(device, capacity))
+        merged: dict[str, list[tuple[str, int]]] = {}
+        for (device, _), taps in by_device.items():
+            merged.setdefault(device, []).extend(taps)
+        return tuple(Uplink(device, rates[device], tuple(sorted(taps))) for device, taps in sorted(merged.items()))
 
     async def desired(self) -> Mapping[Key, Desired]:
         state = codec.decode(QosState, await self._rpc.sync_state(self.name))
         self.ports = len(state.ports)
         wanted: dict[Key, Desired] = {("port", p.device): p for p in state.ports}
-        self.guarantees = self._guarantees(state.ports)
+        self.guarantees = await self._guarantees(state.ports)
         if self.guarantees:
             wanted[UPLINKS] = Guarantees(self.config.owner_tag.alias, self.guarantees)
         if state.ports:  # DSCP's table, and the mark cleanup --host knows this namespace's shaping by
@@ -211,7 +228,7 @@ class QosRole(ReconcilingRole):
         return {"qos_driver": "tc+nftables", "devices": self.target.ports,
                 "supported_rule_types": ["bandwidth_limit", "dscp_marking", "packet_rate_limit", "minimum_bandwidth"],
                 "resource_provider_bandwidths": bandwidths,
-                "minimum_bandwidth": {"enforced": "egress, on the uplink of flat networks (htb)",
+                "minimum_bandwidth": {"enforced": "egress, on the uplink of flat networks and on the VXLAN underlay (htb)",
                                       "uplinks": uplinks, "unenforced_ports": dict(self.target.unenforced)}}
 
     def on_change(self, hint: ChangeHint) -> None:

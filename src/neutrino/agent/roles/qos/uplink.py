@@ -7,7 +7,10 @@ integration bridge. Ingress minimums and minimum packet rates are Placement-only
 driver (docs/architecture.md, "Minimum bandwidth").
 
 The same here, with the uplink's capacity known: the operator states it as Neutron's agents do,
-``resource_provider_bandwidths`` (``device:egress:ingress`` in kbit/s, ``[agent]``). On a
+``resource_provider_bandwidths`` (``device:egress:ingress`` in kbit/s, ``[agent]``; Neutron's
+``rp_tunnelled`` entry is the capacity of the tunnels' underlay, the interface holding the agent's
+``tunnel_ip``: unlike Neutron's agents, VXLAN ports get their guarantee there, because the packet's
+priority survives encapsulation, docs/kernel-probes.md). On a
 configured uplink that carries at least one guarantee the role keeps an htb tree (``dataplane.tc``):
 root class at the configured egress rate (the ceiling htb shares: set it at or below the real
 link's rate, or the queue builds in the NIC where htb cannot order it), one class per guaranteed
@@ -30,6 +33,7 @@ from neutrino.dataplane.tc import DEFAULT_CLASS, ROOT_CLASS, HtbClass, priority_
 TABLE = "neutrino-minbw"
 MAP = "ports"
 KEY = ("minbw", "uplinks")
+TUNNELLED = "rp_tunnelled"  # Neutron's resource provider name for the tunnels' bandwidth
 FLOOR_KBIT = 8  # the default class's rate when the guarantees take the whole uplink
 FIRST_PORT_CLASS = 2
 
@@ -204,5 +208,5 @@ def owned(actual: MinbwKernel) -> bool:
 
 
 __all__ = ["ClearHtb", "DeleteHtbClass", "FLOOR_KBIT", "Guarantees", "KEY", "MAP", "MinbwKernel", "MinbwScript",
-           "SetHtbClass", "SetHtbRoot", "TABLE", "Uplink", "UplinkAction", "UplinkBandwidth", "allocate",
+           "SetHtbClass", "SetHtbRoot", "TABLE", "TUNNELLED", "Uplink", "UplinkAction", "UplinkBandwidth", "allocate",
            "owned", "parse_resource_provider_bandwidths", "plan_uplinks", "table_script", "wanted_classes"]
