@@ -190,6 +190,7 @@ class Deployment:
     # More server configuration (TOML), e.g. quotas for benchmarks.
     extra_server_config: str = ""
     agent_log_level: str = "INFO"
+    extra_agent_config: str = ""  # more [agent] lines for every host of the deployment
     underlay: Underlay = field(init=False)
     server: LiveServer | None = None
     server_port: int = 0
@@ -242,7 +243,7 @@ class Deployment:
         path.write_text(f'[server]\nlog_level = "{self.agent_log_level}"\nstate_dir = "{self.instance_state_dir}"\n'
                         f'[bus]\nurl = "{self.bus_url}"\nrpc_timeout_seconds = {RPC_TIMEOUT}\n'
                         f"[agent]\nreport_interval_seconds = {REPORT_INTERVAL}\n"
-                        f"resync_interval_seconds = {RESYNC_INTERVAL}\n"
+                        f"resync_interval_seconds = {RESYNC_INTERVAL}\n{self.extra_agent_config}"
                         # Metering agents measure every second and report every two (tests wait for reports).
                         "[metering]\nmeasure_interval_seconds = 1\nreport_interval_seconds = 2\n")
         return path
@@ -507,7 +508,7 @@ class Deployment:
 @contextmanager
 def running_deployment(workdir: Path, *, host_labels: Sequence[str] = ("h1", "h2"),
                        bus_url: str | None = None, extra_server_config: str = "",
-                       agent_log_level: str = "INFO") -> Iterator[Deployment]:
+                       agent_log_level: str = "INFO", extra_agent_config: str = "") -> Iterator[Deployment]:
     """A deployment on a fresh PostgreSQL database and (unless ``bus_url``) a fresh vhost; all removed after."""
     run_id = uuid.uuid4().hex[:6]
     workdir.mkdir(parents=True, exist_ok=True)
@@ -523,7 +524,8 @@ def running_deployment(workdir: Path, *, host_labels: Sequence[str] = ("h1", "h2
             bus_url = vhost.url
         database_url = stack.enter_context(temporary_database("postgresql", str(workdir)))
         remember(run_id, "database", database_url.rsplit("/", 1)[1])
-        deployment = Deployment(run_id, workdir, bus_url, database_url, extra_server_config, agent_log_level)
+        deployment = Deployment(run_id, workdir, bus_url, database_url, extra_server_config, agent_log_level,
+                                extra_agent_config)
         stack.callback(deployment.teardown)
         deployment.start(host_labels)
         yield deployment

@@ -1,7 +1,7 @@
 """Security groups and QoS across two hosts: the firewall and qos roles of each host's agent, fed by
-the server's events, enforce a remote group whose members live on the other host (over VXLAN) and a
-bandwidth limit on a port of the other host. Proven with real TCP connections and transfers between
-instance namespaces.
+the server's events, enforce a remote group whose members live on the other host (over VXLAN), a
+bandwidth limit on a port of the other host, and a minimum bandwidth on a host's uplink of a flat
+network. Proven with real TCP connections and transfers between instance namespaces.
 
 The hosts of this module run ``l2,firewall,qos`` (the session's shared hosts run ``l2`` only), so
 the module brings up a deployment of its own.
@@ -13,12 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.fullstack.conftest import why_fullstack_cannot_run
-from tests.fullstack.deployment import Deployment, Instance, running_deployment
-from tests.fullstack.scenario import Scenario
+from tests.fullstack.deployment import PHYSNET, Deployment, Instance, running_deployment
+from tests.fullstack.scenario import InstanceSpec, Scenario
 from tests.fullstack.underlay import in_netns
 from tests.support import throughput
 
@@ -26,6 +27,7 @@ pytestmark = [
     pytest.mark.kernel, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.xdist_group("fullstack"),
 ]
 
+UPLINK_KBPS = 20_000
 RECEIVE = throughput.receiver(65536)
 SEND = throughput.sender(65536, connect_timeout=5)
 LISTEN = """
@@ -49,7 +51,10 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     reason = why_fullstack_cannot_run()
     if reason:
         pytest.skip(reason)
-    with running_deployment(tmp_path_factory.mktemp("fullstack-secured"), host_labels=()) as running:
+    # Each host's uplink ("phys", mapped to physnet1) has 20 Mbit/s to give out as minimum bandwidth.
+    with running_deployment(tmp_path_factory.mktemp("fullstack-secured"), host_labels=(),
+                            extra_agent_config=f'resource_provider_bandwidths = ["phys:{UPLINK_KBPS}:{UPLINK_KBPS}"]\n'
+                            ) as running:
         for label in ("s1", "s2"):
             running.add_host(label, roles="l2,firewall,qos")
         yield running
@@ -169,3 +174,63 @@ def test_a_remote_group_across_hosts_admits_its_members_and_a_limit_holds_on_the
         scenario.instances.clear()
         for group in (web, other):
             api.request("DELETE", f"/security-groups/{group['id']}", expect=(204, 404, 409))
+
+
+def concurrent_mbit_per_s(senders: list[Instance], receiver: Instance) -> list[float]:
+    """One TCP transfer per sender to its own port of ``receiver``, all at once."""
+    ports = [5201 + i for i in range(len(senders))]
+    receivers = [subprocess.Popen(["ip", "netns", "exec", receiver.namespace, sys.executable, "-c",
+                                   throughput.receiver(65536, port=p), receiver.ip_address],
+                                  stdout=subprocess.PIPE, text=True) for p in ports]
+    try:
+        for recv in receivers:
+            assert recv.stdout is not None and recv.stdout.readline() == "ready\n"
+        with ThreadPoolExecutor(max_workers=len(senders)) as pool:
+            sent = list(pool.map(lambda pair: in_netns(pair[0].namespace, sys.executable, "-c", throughput.sender(
+                65536, connect_timeout=5, port=pair[1]), receiver.ip_address, timeout=60), zip(senders, ports, strict=True)))
+        assert all(s.returncode == 0 for s in sent), [s.stderr for s in sent]
+        return [float(r.communicate(timeout=30)[0].strip()) for r in receivers]
+    finally:
+        for recv in receivers:
+            recv.kill()
+            recv.wait()
+
+
+def test_a_minimum_bandwidth_holds_on_the_uplink_of_a_flat_network(secured: Deployment, scenario: Scenario) -> None:
+    """Through the whole stack: the policy's egress minimum reaches s1's qos role, which gives a's tap
+    its htb class on s1's uplink; a keeps >= 80% of 12 Mbit/s against b's three connections to c
+    on s2 through the 20 Mbit/s the agent was configured with, and the agent reports that capacity."""
+    admin = secured.api("neutrino-admin")
+    network, _ = scenario.network("minbw", "10.88.0.0/24", cloud="neutrino-admin", shared=True,
+                                  **{"provider:network_type": "flat", "provider:physical_network": PHYSNET})
+    a, b, c = scenario.instances_of([InstanceSpec("mb-a", network["id"], "s1"), InstanceSpec("mb-b", network["id"], "s1"),
+                                     InstanceSpec("mb-c", network["id"], "s2")])
+    policy = admin.request("POST", "/qos/policies", json={"policy": {"name": secured.unique("min"),
+                                                                      "shared": True}})["policy"]
+    try:
+        admin.request("POST", f"/qos/policies/{policy['id']}/minimum_bandwidth_rules",
+                      json={"minimum_bandwidth_rule": {"min_kbps": 12_000}})
+        secured.api("neutrino-demo").request("PUT", f"/ports/{a.port_id}",
+                                             json={"port": {"qos_policy_id": policy["id"]}})
+        for _ in range(300):  # s1's qos role made a's class on its uplink (read back from the kernel)
+            if "rate 12Mbit ceil 20Mbit" in in_netns(a.host.netns, "tc", "class", "show", "dev", "phys").stdout:
+                break
+            time.sleep(0.1)
+        rates = concurrent_mbit_per_s([a, b, b, b], c)
+        assert rates[0] >= 12 * 0.8, rates
+        assert sum(rates) <= UPLINK_KBPS / 1000 * 1.5, rates  # the configured capacity caps the uplink
+        [agent] = admin.agents(host=a.host.name, binary="neutrino-qos-agent")
+        assert agent["configurations"]["resource_provider_bandwidths"] == {
+            "phys": {"egress": UPLINK_KBPS, "ingress": UPLINK_KBPS}}
+
+        secured.api("neutrino-demo").request("PUT", f"/ports/{a.port_id}", json={"port": {"qos_policy_id": None}})
+        for _ in range(300):  # no guarantee left on s1: its uplink is left as it was
+            if "4e51:" not in in_netns(a.host.netns, "tc", "qdisc", "show", "dev", "phys").stdout:
+                break
+            time.sleep(0.1)
+        assert "4e51:" not in in_netns(a.host.netns, "tc", "qdisc", "show", "dev", "phys").stdout
+    finally:
+        for instance in (a, b, c):
+            secured.forget_instance(instance)
+        scenario.instances.clear()
+        admin.request("DELETE", f"/qos/policies/{policy['id']}", expect=(204, 404, 409))
