@@ -1,7 +1,7 @@
 """Metadata end to end: instances made with ``neutrino instance create`` fetch their own metadata over
 real HTTP from inside, on a network without a router (through the ``qdhcp-`` namespace) and behind
-a router (through ``qrouter-``), in the OpenStack and EC2 formats; forged identity headers change
-nothing. The server is the DHCP tests' ``neutrino up`` (its agent runs l2, l3, dhcp, metadata and firewall).
+a router (through ``qrouter-``), in the OpenStack and EC2 formats, over IPv4 and IPv6; forged identity
+headers change nothing. The server is the DHCP tests' ``neutrino up`` (its agent runs l2, l3, dhcp, metadata and firewall).
 """
 
 from __future__ import annotations
@@ -108,6 +108,12 @@ def test_instances_fetch_their_own_metadata_and_forged_headers_change_nothing(
     cloud.demo.network.add_interface_to_router(router, subnet_id=subnet.id)
     three = _boot(cloud, tmp_path, "md-three", routed.id)
     _check_both_formats(cloud, three)
+    # And over IPv6: fe80::a9fe:a9fe on the router's qr- device, redirected to the router's proxy,
+    # the caller known by its link-local address there too.
+    meta = wait_for(lambda: _try_json(cloud, three["name"], "/openstack/latest/meta_data.json", V6), 60,
+                    "metadata over IPv6 through the router")
+    assert meta["uuid"] == three["instance_id"]
+    assert _curl(cloud, three["name"], "/latest/meta-data/public-keys/0/openssh-key", base=V6) == KEY
 
 
 def test_a_spoofed_or_unknown_source_gets_no_other_instances_metadata(cloud: Cloud, tmp_path: Path) -> None:

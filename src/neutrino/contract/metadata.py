@@ -37,10 +37,16 @@ class MetadataNetwork:
 
 @dataclass(frozen=True, slots=True)
 class MetadataRouter:
-    """Metadata through the router namespace: the instances on the router's internal networks."""
+    """Metadata through the router namespace: the instances on the router's internal networks.
+
+    ``interfaces``: the router's internal ports (its ``qr-`` devices), where instances reach
+    ``fe80::a9fe:a9fe``; ``ha``: an HA router, whose namespace has IPv6 off (keepalived owns the
+    ``qr-`` addresses), so it serves metadata over IPv4 only."""
 
     router_id: str
     instances: tuple[MetadataInstance, ...] = ()
+    interfaces: tuple[str, ...] = ()
+    ha: bool = False
 
 
 @dataclass(frozen=True, slots=True)

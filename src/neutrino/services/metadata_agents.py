@@ -72,13 +72,18 @@ class MetadataAgentService:
                     agents, agents.c.id == rb.c.l3_agent_id).where(agents.c.host == host,
                                                                    agents.c.agent_type == L3_AGENT_TYPE)
                     .order_by(rb.c.router_id))]
-                links = (await conn.execute(select(routerports.c.router_id, p.c.network_id).join(
+                rows = (await conn.execute(select(routerports.c.router_id, p.c.network_id, p.c.id).join(
                     p, p.c.id == routerports.c.port_id).where(
                     routerports.c.router_id.in_(router_ids),
-                    routerports.c.port_type.in_(owners.ROUTER_INTERFACE_OWNERS)))).all() if router_ids else []
+                    routerports.c.port_type.in_(owners.ROUTER_INTERFACE_OWNERS))
+                    .order_by(p.c.id))).all() if router_ids else []
+                links = {(r, n) for r, n, _ in rows}
                 behind = await self._compute_ports(conn, sorted({n for _, n in links}))
-                routers = tuple(MetadataRouter(r, _instances([row for row in behind
-                                                              if (r, row["network_id"]) in set(links)]))
+                table = db.metadata.tables.get("routers")
+                ha = {r for (r,) in await conn.execute(select(table.c.id).where(
+                    table.c.id.in_(router_ids), table.c.ha.is_(True)))} if table is not None and router_ids else set()
+                routers = tuple(MetadataRouter(r, _instances([row for row in behind if (r, row["network_id"]) in links]),
+                                               tuple(port for router, _, port in rows if router == r), r in ha)
                                 for r in router_ids)
         return MetadataState(host=host, networks=networks, routers=routers, generated_at=time.time())
 

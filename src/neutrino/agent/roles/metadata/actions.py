@@ -31,9 +31,33 @@ class LoadRedirect:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitDevice:
+    """A router's ``qr-`` device is made by the l3 role; until it exists this object waits (retried)."""
+
+    netns: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddMetadataAddress:
+    """fe80::a9fe:a9fe on a ``qr-`` device, so the router answers instances' neighbour solicitations."""
+
+    netns: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRedirect6:
+    netns: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class RemoveProxy:
     netns: str
     redirect: bool
+    redirect6: bool = False
 
 
-Action = AwaitNamespace | WriteMap | StartProxy | LoadRedirect | RemoveProxy
+Action = (AwaitNamespace | AwaitDevice | WriteMap | StartProxy | AddMetadataAddress | LoadRedirect | LoadRedirect6
+          | RemoveProxy)

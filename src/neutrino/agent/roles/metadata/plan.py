@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 
 from neutrino.agent.roles.metadata.actions import (
     Action,
+    AddMetadataAddress,
+    AwaitDevice,
     AwaitNamespace,
     LoadRedirect,
+    LoadRedirect6,
     RemoveProxy,
     StartProxy,
     WriteMap,
@@ -23,6 +26,9 @@ class ProxyView:
     running: bool              # its proxy
     map: str | None = None
     redirect_digest: str | None = None
+    redirect6_digest: str | None = None
+    devices: frozenset[str] = frozenset()      # qr- devices in the namespace
+    v6_addressed: frozenset[str] = frozenset()  # those carrying fe80::a9fe:a9fe
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +41,7 @@ def plan(netns: str, wish: ProxyWish | None, actual: MetadataView) -> tuple[Acti
     view = actual.namespaces.get(netns, ProxyView(False, False))
     if wish is None:
         if netns in actual.known or view.running:
-            return (RemoveProxy(netns, view.redirect_digest is not None),)
+            return (RemoveProxy(netns, view.redirect_digest is not None, view.redirect6_digest is not None),)
         return ()
     if not view.exists:
         return (AwaitNamespace(netns),)
@@ -46,4 +52,11 @@ def plan(netns: str, wish: ProxyWish | None, actual: MetadataView) -> tuple[Acti
         actions.append(StartProxy(netns, wish.port))
     if wish.redirect is not None and view.redirect_digest != body_digest(wish.redirect):
         actions.append(LoadRedirect(netns, wish.redirect))
+    for device in wish.v6_devices:
+        if device not in view.devices:
+            actions.append(AwaitDevice(netns, device))
+        elif device not in view.v6_addressed:
+            actions.append(AddMetadataAddress(netns, device))
+    if wish.redirect6 is not None and view.redirect6_digest != body_digest(wish.redirect6):
+        actions.append(LoadRedirect6(netns, wish.redirect6))
     return tuple(actions)

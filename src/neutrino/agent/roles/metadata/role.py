@@ -5,7 +5,9 @@ DHCP agent serves, and each ``qrouter-`` namespace of a router this host's L3 ag
 role's own ``sync_state("metadata")``; roles never import each other, so the namespaces are
 waited for, not made, here). Per namespace: the address map file, one proxy process
 (:mod:`neutrino.dataplane.metadata_proxy`), and in a router namespace the nftables table
-``ip neutrino-metadata`` redirecting 169.254.169.254:80 to the proxy.
+``ip neutrino-metadata`` redirecting 169.254.169.254:80 to the proxy, and (a router that is not HA)
+``ip6 neutrino-metadata`` redirecting [fe80::a9fe:a9fe]:80 from ``qr-`` devices, each of which
+carries that address.
 """
 
 from __future__ import annotations
@@ -18,22 +20,32 @@ from neutrino.agent.reconciler import Reconciler, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.metadata.actions import (
     Action,
+    AddMetadataAddress,
+    AwaitDevice,
     AwaitNamespace,
     LoadRedirect,
+    LoadRedirect6,
     RemoveProxy,
     StartProxy,
     WriteMap,
 )
 from neutrino.agent.roles.metadata.config import MetadataConfig
-from neutrino.agent.roles.metadata.desired import REDIRECT_FAMILY, REDIRECT_TABLE, ProxyWish, wishes
+from neutrino.agent.roles.metadata.desired import (
+    REDIRECT6_FAMILY,
+    REDIRECT_FAMILY,
+    REDIRECT_TABLE,
+    ProxyWish,
+    wishes,
+)
 from neutrino.agent.roles.metadata.plan import MetadataView, ProxyView, plan
 from neutrino.agent.rpc_client import AgentRpcClient
 from neutrino.contract import codec
 from neutrino.contract.events import ChangeHint
 from neutrino.contract.metadata import MetadataState
-from neutrino.contract.names import ROUTER_NAMESPACE_PREFIX
+from neutrino.contract.names import ROUTER_NAMESPACE_PREFIX, DeviceRole, device_role
+from neutrino.dataplane.dnsmasq import METADATA_V6_CIDR
 from neutrino.dataplane.metadata_proxy import MetadataProxyDriver
-from neutrino.dataplane.netlink import NetlinkDriver
+from neutrino.dataplane.netlink import NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.nftables import NftablesDriver, NftablesError
 
 __all__ = ["MetadataConfig", "MetadataRole"]
@@ -71,12 +83,20 @@ class MetadataTarget(Target[str, ProxyWish, MetadataView, Action]):
             names |= set(self.desired_names)
         views = {}
         for ns in names:
-            digest = None
+            digest = digest6 = None
+            devices: set[str] = set()
+            addressed: set[str] = set()
             if ns in existing and ns.startswith(self.config.namespace_prefix + ROUTER_NAMESPACE_PREFIX):
                 with contextlib.suppress(NftablesError):
                     digest = await self.nft.table_digest(REDIRECT_FAMILY, REDIRECT_TABLE, netns=ns)
+                    digest6 = await self.nft.table_digest(REDIRECT6_FAMILY, REDIRECT_TABLE, netns=ns)
+                with contextlib.suppress(NetlinkDriverError):
+                    devices = {link.name for link in await self.driver.list_links(netns=ns)
+                               if device_role(link.name) is DeviceRole.ROUTER_INTERFACE}
+                    addressed = {a.device for a in await self.driver.list_addresses(netns=ns)
+                                 if a.cidr == METADATA_V6_CIDR and a.device in devices}
             views[ns] = ProxyView(ns in existing, self.proxies.running(ns) is not None, self.proxies.read_map(ns),
-                                  digest)
+                                  digest, digest6, frozenset(devices), frozenset(addressed))
         return MetadataView(views, known)
 
     def owned(self, actual: MetadataView) -> Iterable[str]:
@@ -89,6 +109,12 @@ class MetadataTarget(Target[str, ProxyWish, MetadataView, Action]):
         match action:
             case AwaitNamespace(netns=ns):
                 raise NamespaceMissing(f"namespace {ns} does not exist yet")
+            case AwaitDevice(netns=ns, device=device):
+                raise NamespaceMissing(f"device {device} does not exist in {ns} yet")
+            case AddMetadataAddress(netns=ns, device=device):
+                await self.driver.ensure_address(device, METADATA_V6_CIDR, netns=ns, nodad=True)
+            case LoadRedirect6(netns=ns, body=body):
+                await self.nft.replace_table(REDIRECT6_FAMILY, REDIRECT_TABLE, body, netns=ns)
             case WriteMap(netns=ns, content=content):
                 self.proxies.write_map(ns, content)
             case StartProxy(netns=ns, port=port):
@@ -96,10 +122,12 @@ class MetadataTarget(Target[str, ProxyWish, MetadataView, Action]):
                                          secret_file=self.config.secret_file)
             case LoadRedirect(netns=ns, body=body):
                 await self.nft.replace_table(REDIRECT_FAMILY, REDIRECT_TABLE, body, netns=ns)
-            case RemoveProxy(netns=ns, redirect=redirect):
+            case RemoveProxy(netns=ns, redirect=redirect, redirect6=redirect6):
                 await self.proxies.remove(ns)
                 if redirect:
                     await self.nft.remove_table(REDIRECT_FAMILY, REDIRECT_TABLE, netns=ns)
+                if redirect6:
+                    await self.nft.remove_table(REDIRECT6_FAMILY, REDIRECT_TABLE, netns=ns)
 
 
 class MetadataRole(ReconcilingRole):
