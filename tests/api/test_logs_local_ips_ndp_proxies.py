@@ -6,63 +6,43 @@ default policy allows and read back, the errors tempest checks, and other projec
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.api.test_l3 import wipe_project
-from tests.api.test_rbac_quotas_cli import OPENSTACK, unique
+from tests.api.test_rbac_quotas_cli import unique
 from tests.support.live_server import LiveServer
-from tests.support.neutron_http import api, created, neutron_error, ok
-from tests.support.tenants import Persona, two_member_projects
+from tests.support.neutron_http import created, neutron_error, ok
+from tests.support.project_network import TwoProjects, two_projects
 
 MISSING = "7f7c3d4e-1b2a-4c5d-8e9f-0a1b2c3d4e5f"
 
 
-@dataclass
-class World:
-    a: httpx.Client
-    b: httpx.Client
-    adm: httpx.Client
-    member: Persona
-    other: Persona
-    env: dict[str, str]
-
-    def cli(self, cloud: str, *args: str) -> Any:
-        result = subprocess.run([OPENSTACK, "--os-cloud", cloud, *args], env=self.env, text=True,
-                                capture_output=True, timeout=120)
-        assert result.returncode == 0, f"openstack {' '.join(args)} failed: {result.stderr}"
-        return json.loads(result.stdout) if result.stdout.strip() else None
+World = TwoProjects
 
 
 @pytest.fixture(scope="module")
 def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    identity, member, other, clouds = two_member_projects(
-        live_server, tmp_path_factory.mktemp("advsvc") / "clouds.yaml", "advsvc")
-    clients = [api(live_server, p) for p in (member, other, identity.admin)]
-    try:
-        yield World(*clients, member, other, {**live_server.env(), "OS_CLIENT_CONFIG_FILE": str(clouds)})
-    finally:
-        adm = clients[2]
-        for project in (member.project_id, other.project_id):
-            for proxy in adm.get("/ndp_proxies", params={"project_id": project}).json()["ndp_proxies"]:
-                adm.delete(f"/ndp_proxies/{proxy['id']}")
-            for local_ip in adm.get("/local_ips", params={"project_id": project}).json()["local_ips"]:
-                for assoc in adm.get(f"/local_ips/{local_ip['id']}/port_associations").json()["port_associations"]:
-                    adm.delete(f"/local_ips/{local_ip['id']}/port_associations/{assoc['fixed_port_id']}")
-                adm.delete(f"/local_ips/{local_ip['id']}")
-            wipe_project(adm, project)
-            for group in adm.get("/security-groups", params={"project_id": project}).json()["security_groups"]:
-                adm.delete(f"/security-groups/{group['id']}")
-        for client in clients:
-            client.close()
-        identity.retire(member, other)
+    with two_projects(live_server, tmp_path_factory.mktemp("advsvc") / "clouds.yaml", "advsvc") as w:
+        try:
+            yield w
+        finally:
+            adm = w.adm
+            for project in (w.member.project_id, w.other.project_id):
+                for proxy in adm.get("/ndp_proxies", params={"project_id": project}).json()["ndp_proxies"]:
+                    adm.delete(f"/ndp_proxies/{proxy['id']}")
+                for local_ip in adm.get("/local_ips", params={"project_id": project}).json()["local_ips"]:
+                    for assoc in adm.get(f"/local_ips/{local_ip['id']}/port_associations").json()[
+                            "port_associations"]:
+                        adm.delete(f"/local_ips/{local_ip['id']}/port_associations/{assoc['fixed_port_id']}")
+                    adm.delete(f"/local_ips/{local_ip['id']}")
+                wipe_project(adm, project)
+                for group in adm.get("/security-groups", params={"project_id": project}).json()["security_groups"]:
+                    adm.delete(f"/security-groups/{group['id']}")
 
 
 def _net(client: httpx.Client, cidr: str, version: int = 4, **subnet: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,56 +5,33 @@ reads, what members may not do, the errors tempest checks, and other projects se
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.api.test_rbac_quotas_cli import OPENSTACK, unique
+from tests.api.test_rbac_quotas_cli import unique
 from tests.support.live_server import LiveServer
-from tests.support.neutron_http import api, created, neutron_error, ok
-from tests.support.tenants import Persona, two_member_projects
+from tests.support.neutron_http import created, neutron_error, ok
+from tests.support.project_network import TwoProjects, two_projects
 
 LABEL_KEYS = {"id", "name", "description", "project_id", "tenant_id", "shared"}
 RULE_KEYS = {"id", "metering_label_id", "direction", "excluded", "remote_ip_prefix", "source_ip_prefix",
              "destination_ip_prefix"}
 
 
-@dataclass
-class World:
-    a: httpx.Client
-    b: httpx.Client
-    adm: httpx.Client
-    member: Persona
-    env: dict[str, str]
-
-    def cli(self, cloud: str, *args: str) -> Any:
-        result = subprocess.run([OPENSTACK, "--os-cloud", cloud, *args], env=self.env, text=True,
-                                capture_output=True, timeout=120)
-        assert result.returncode == 0, f"openstack {' '.join(args)} failed: {result.stderr}"
-        return json.loads(result.stdout) if result.stdout.strip() else None
+World = TwoProjects
 
 
 @pytest.fixture(scope="module")
 def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    identity, member, other, clouds = two_member_projects(
-        live_server, tmp_path_factory.mktemp("meter") / "clouds.yaml", "meter")
-    clients = [api(live_server, p) for p in (member, other, identity.admin)]
-    try:
-        yield World(*clients, member, {**live_server.env(), "OS_CLIENT_CONFIG_FILE": str(clouds)})
-    finally:
-        adm = clients[2]
-        for project in (member.project_id, other.project_id):
-            for label in adm.get("/metering/metering-labels", params={"project_id": project}).json()[
-                    "metering_labels"]:
-                adm.delete(f"/metering/metering-labels/{label['id']}")
-        for client in clients:
-            client.close()
-        identity.retire(member, other)
+    with two_projects(live_server, tmp_path_factory.mktemp("meter") / "clouds.yaml", "meter") as w:
+        try:
+            yield w
+        finally:
+            for project in (w.member.project_id, w.other.project_id):
+                for label in w.adm.get("/metering/metering-labels", params={"project_id": project}).json()[
+                        "metering_labels"]:
+                    w.adm.delete(f"/metering/metering-labels/{label['id']}")
 
 
 def test_the_extensions_are_listed(world: World) -> None:

@@ -4,6 +4,7 @@ only under its own parent, and policy looks at the parent's owner (``ext_parent`
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,19 +14,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from neutrino.context import RequestContext
 from neutrino.db.engine import Database
 from neutrino.errors import not_found
+from neutrino.services.events import Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
+from neutrino.services.unit_of_work import UnitOfWork
 
 
 class ChildReads:
-    """list/get/policy_target of a child resource; a subclass names its tables and views."""
+    """list/get/policy_target of a child resource, and the database, notifier, unit of work and
+    random source its writes use; a subclass names its tables and views."""
 
-    db: Database
     resource: str            # the child's name, e.g. "port_forwarding"
     table: Table             # the child's table
     parent_resource: str     # e.g. "floatingip"
     parent_table: Table
     parent_column: str       # the child's column holding the parent id
     parent_visible: Callable[[RequestContext], ColumnElement[bool] | None]
+
+    def __init__(self, database: Database, notifier: Notifier, rng: random.Random | None = None) -> None:
+        self.db = database
+        self.notifier = notifier
+        self.uow = UnitOfWork(self.db, notifier)
+        self.rng = rng or random.Random()
 
     def table_query(self) -> TableQuery:
         raise NotImplementedError

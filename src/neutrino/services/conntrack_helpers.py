@@ -9,7 +9,6 @@ docs/kernel-probes.md); one (protocol, port, helper) once per router.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,15 +16,14 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
-from neutrino.db.engine import Database
 from neutrino.db.schema import l3
 from neutrino.errors import BadRequest, Conflict
 from neutrino.services.children import ChildReads
-from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.events import ChangeEvent
 from neutrino.services.listing import TableQuery
 from neutrino.services.routers import router_visible
 from neutrino.services.standard import bump_revision, new_id
-from neutrino.services.unit_of_work import Transaction, UnitOfWork
+from neutrino.services.unit_of_work import Transaction
 
 # (helper, protocol) pairs: Neutron's default allowed_conntrack_helpers, less amanda over tcp
 # (the kernel's amanda helper is udp only) plus amanda over udp.
@@ -54,12 +52,6 @@ class ConntrackHelperService(ChildReads):
     resource, table = "conntrack_helper", l3.conntrack_helpers
     parent_resource, parent_table, parent_column = "router", l3.routers, "router_id"
     parent_visible = staticmethod(router_visible)
-
-    def __init__(self, database: Database, notifier: Notifier, rng: random.Random | None = None) -> None:
-        self.db = database
-        self.notifier = notifier
-        self.uow = UnitOfWork(self.db, notifier)
-        self.rng = rng or random.Random()
 
     def table_query(self) -> TableQuery:
         return TableQuery("conntrack_helper", l3.conntrack_helpers, {

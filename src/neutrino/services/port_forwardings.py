@@ -9,7 +9,6 @@ single internal port for an external range. Collisions are Neutron's 400 ``BadRe
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +17,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.context import RequestContext
-from neutrino.db.engine import Database
 from neutrino.db.schema import l3
 from neutrino.errors import BadRequest, InUse
 from neutrino.services.children import ChildReads
-from neutrino.services.events import ChangeEvent, Notifier
+from neutrino.services.events import ChangeEvent
 from neutrino.services.floating_ips import (
     FloatingIPPortAlreadyAssociated,
     fip_visible,
@@ -33,7 +31,7 @@ from neutrino.services.floating_ips import (
 from neutrino.services.listing import TableQuery
 from neutrino.services.routers import router_for_floating_ip
 from neutrino.services.standard import bump_revision, new_id
-from neutrino.services.unit_of_work import Transaction, UnitOfWork
+from neutrino.services.unit_of_work import Transaction
 
 
 class PortHasBindingFloatingIP(InUse):
@@ -104,12 +102,6 @@ class PortForwardingService(ChildReads):
     resource, table = "port_forwarding", l3.portforwardings
     parent_resource, parent_table, parent_column = "floatingip", l3.floatingips, "floatingip_id"
     parent_visible = staticmethod(fip_visible)
-
-    def __init__(self, database: Database, notifier: Notifier, rng: random.Random | None = None) -> None:
-        self.db = database
-        self.notifier = notifier
-        self.uow = UnitOfWork(self.db, notifier)
-        self.rng = rng or random.Random()
 
     def table_query(self) -> TableQuery:
         return TableQuery("port_forwarding", l3.portforwardings, {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, insert, select, update
@@ -572,23 +572,31 @@ class RouterService:
 
     async def add_router_interface(self, ctx: RequestContext, router_id: str, body: Any) -> dict[str, Any]:
         port_id, subnet_id = self._interface_request(body, removal=False)
+
+        async def add(conn: AsyncConnection, router: Any, events: list[ChangeEvent]) -> dict[str, Any]:
+            if port_id is not None:
+                return await self._add_by_port(conn, ctx, router, port_id, events)
+            assert subnet_id is not None
+            return await self._add_by_subnet(conn, ctx, router, subnet_id, events)
+
+        return await self._change_interfaces(ctx, router_id, add)
+
+    async def _change_interfaces(self, ctx: RequestContext, router_id: str, change: Callable[
+            [AsyncConnection, Any, list[ChangeEvent]], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """An interface added or removed by ``change`` in one transaction, on the router locked and
+        visible to the caller; its revision bumped, and the router's and ports' changes published
+        once committed. Returns ``change``'s interface info."""
         events: list[ChangeEvent] = []
 
         async def work(tx: Transaction) -> dict[str, Any]:
-            conn = tx.conn
             events.clear()
-            router = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx), for_update=True)
-            if port_id is not None:
-                info = await self._add_by_port(conn, ctx, router, port_id, events)
-            else:
-                assert subnet_id is not None
-                info = await self._add_by_subnet(conn, ctx, router, subnet_id, events)
-            await bump_revision(conn, l3.routers, router_id)
+            router = await fetch_one(tx.conn, l3.routers, "router", router_id, router_visible(ctx), for_update=True)
+            info = await change(tx.conn, router, events)
+            await bump_revision(tx.conn, l3.routers, router_id)
             return info
 
-        info = await self.uow.run(work, rng=self.rng,
-            events=lambda info: events + [ChangeEvent("router", router_id, "update")])
-        return info
+        return await self.uow.run(work, rng=self.rng,
+                                  events=lambda info: events + [ChangeEvent("router", router_id, "update")])
 
     async def _add_by_subnet(self, conn: AsyncConnection, ctx: RequestContext, router: Any, subnet_id: str,
                              events: list[ChangeEvent]) -> dict[str, Any]:
@@ -677,23 +685,14 @@ class RouterService:
 
     async def remove_router_interface(self, ctx: RequestContext, router_id: str, body: Any) -> dict[str, Any]:
         port_id, subnet_id = self._interface_request(body, removal=True)
-        events: list[ChangeEvent] = []
 
-        async def work(tx: Transaction) -> dict[str, Any]:
-            conn = tx.conn
-            events.clear()
-            router = await fetch_one(conn, l3.routers, "router", router_id, router_visible(ctx), for_update=True)
+        async def remove(conn: AsyncConnection, router: Any, events: list[ChangeEvent]) -> dict[str, Any]:
             if port_id is not None:
-                info = await self._remove_by_port(conn, router, port_id, subnet_id, events)
-            else:
-                assert subnet_id is not None
-                info = await self._remove_by_subnet(conn, ctx, router, subnet_id, events)
-            await bump_revision(conn, l3.routers, router_id)
-            return info
+                return await self._remove_by_port(conn, router, port_id, subnet_id, events)
+            assert subnet_id is not None
+            return await self._remove_by_subnet(conn, ctx, router, subnet_id, events)
 
-        info = await self.uow.run(work, rng=self.rng,
-            events=lambda info: events + [ChangeEvent("router", router_id, "update")])
-        return info
+        return await self._change_interfaces(ctx, router_id, remove)
 
     async def _interfaces(self, conn: AsyncConnection, router_id: str) -> list[Any]:
         return [p for p in await self._router_ports(conn, router_id) if p["port_type"] == owners.ROUTER_INTERFACE]
