@@ -102,6 +102,8 @@ def test_trunk_rules_and_errors(world: World) -> None:
         neutron_error(add([{"port_id": other["id"], "segmentation_type": "qinq", "segmentation_id": 11}]), 400,
                       "InvalidInput")
         neutron_error(add([{"port_id": other["id"]}]), 400, "InvalidInput")
+        neutron_error(add([{"port_id": other["id"], "segmentation_type": ["vlan"], "segmentation_id": 5}]), 400,
+                      "InvalidInput")
         neutron_error(world.a.put(f"/trunks/{trunk['id']}/remove_subports", json={"sub_ports": [
             {"port_id": other["id"]}]}), 404, "SubPortNotFound")
         # Ports in a trunk stay.
@@ -153,7 +155,9 @@ def test_subport_checks_come_before_port_lookups(world: World) -> None:
             ([{"port_id": ghost, "segmentation_id": 2, "segmentation_type": "vlan"},
               {"port_id": ghost, "segmentation_id": 3, "segmentation_type": "vlan"}], "Non unique UUID"),
             ([{"port_id": "33", "segmentation_id": 2, "segmentation_type": "vlan"}], "Invalid UUID"),
-            ([{"segmentation_id": 2, "segmentation_type": "vlan"}], "A valid port UUID")):
+            ([{"segmentation_id": 2, "segmentation_type": "vlan"}], "A valid port UUID"),
+            ([{"port_id": ghost, "segmentation_id": [2], "segmentation_type": {"vlan": 1}},
+              {"port_id": parent["id"], "segmentation_id": [2], "segmentation_type": {"vlan": 1}}], "is not unique")):
         for port_id in (parent["id"], ghost):  # the parent existing or not
             err = neutron_error(world.a.post("/trunks", json={"trunk": {"port_id": port_id, "sub_ports": subs}}),
                                 400, "HTTPBadRequest")

@@ -33,7 +33,7 @@ def check_subports(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise t.InvalidValue(f"Invalid data format for subports: '{value}' is not a list")
     port_ids: set[str] = set()
-    taken: set[tuple[Any, Any]] = set()
+    taken: list[tuple[Any, Any]] = []  # values of any JSON type, hashable or not
     for sub in value:
         if not isinstance(sub, dict):
             raise t.InvalidValue(f"Invalid data format for subport: '{sub}' is not a dict")
@@ -55,7 +55,7 @@ def check_subports(value: Any) -> list[dict[str, Any]]:
         if (seg_type, seg_id) in taken:
             raise t.InvalidValue(f"Segmentation ID '{seg_id}' for '{sub['port_id']}' is not unique")
         if seg_id is not None:
-            taken.add((seg_type, seg_id))
+            taken.append((seg_type, seg_id))
     return value
 
 

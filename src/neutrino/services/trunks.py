@@ -106,7 +106,7 @@ def check_subport_shape(sub: Mapping[str, Any]) -> tuple[str, int]:
     if isinstance(seg_id, bool) or not isinstance(seg_id, int):
         raise InvalidInput(f"Invalid subport details: segmentation_id '{sub['segmentation_id']}' is not an integer")
     seg_type = sub["segmentation_type"]
-    if seg_type not in SEGMENTATION_TYPES:
+    if not isinstance(seg_type, str) or seg_type not in SEGMENTATION_TYPES:
         raise InvalidInput(f"Unknown segmentation_type '{seg_type}'")
     lo, hi = SEGMENTATION_TYPES[seg_type]
     if not lo <= seg_id <= hi:
