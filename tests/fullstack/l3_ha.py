@@ -17,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -59,14 +60,18 @@ def addresses_in(netns: str) -> dict[str, set[str]]:
     return {link["ifname"]: {f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", ())} for link in out}
 
 
-def keepalived_pids(netns: str) -> list[int]:
+def _pids_named(netns: str, program: str) -> list[int]:
     pids = ip("netns", "pids", netns, check=False).stdout.split()
     found = []
     for pid in pids:
         with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "keepalived":
+            if Path(f"/proc/{pid}/comm").read_text().strip() == program:
                 found.append(int(pid))
     return sorted(found)
+
+
+def keepalived_pids(netns: str) -> list[int]:
+    return _pids_named(netns, "keepalived")
 
 
 def keepalived_anywhere(router_id: str) -> list[int]:
@@ -157,6 +162,7 @@ class HaRouter:
     scenario: Scenario
     prefix: str = "198.51.100"
     cidr: str = "10.77.0.0/24"
+    pool_end: int = 99  # the external allocation pool is <prefix>.10 - <prefix>.<pool_end>
     router: dict[str, Any] = field(default_factory=dict)
     fip: dict[str, Any] = field(default_factory=dict)
     outside: str = ""
@@ -170,7 +176,7 @@ class HaRouter:
         self.external, _ = s.network(
             f"{label}-external", f"{self.prefix}.0/24", cloud="neutrino-admin",
             subnet={"gateway_ip": f"{self.prefix}.1",
-                    "allocation_pools": [{"start": f"{self.prefix}.10", "end": f"{self.prefix}.99"}]},
+                    "allocation_pools": [{"start": f"{self.prefix}.10", "end": f"{self.prefix}.{self.pool_end}"}]},
             **{"router:external": True, "provider:network_type": "flat", "provider:physical_network": PHYSNET})
         inside, self.subnet = s.network(f"{label}-inside", self.cidr)
         self.instance = s.instance(f"{label}-vm", inside["id"], COMPUTE)
@@ -218,7 +224,7 @@ class HaRouter:
         host = self.active_host()
         assert host is not None
         wait_until("the instance reaching the outside", lambda: self.deployment.ping(
-            self.instance, OUTSIDE, deadline=2).received == 1, timeout=60)
+            self.instance, f"{self.prefix}.1", deadline=2).received == 1, timeout=60)
         wait_until("the floating IP answering the outside", lambda: in_netns(
             self.outside, "ping", "-n", "-c", "1", "-W", "1", self.fip["floating_ip_address"]).returncode == 0,
             timeout=60)
@@ -239,6 +245,58 @@ class HaRouter:
                 admin.request("DELETE", f"/routers/{self.id}", expect=(204, 404))
         if self.outside:
             self.deployment.underlay.remove_outside(self.outside)
+
+
+# Prints one line per IPv6 router advertisement seen on a device: "sent" when the device's own side
+# (a router namespace's veth peer) sent it, "passed" when the bridge handed it to the device. All
+# protocols (ETH_P_ALL): on a bridge port only those taps see a frame before the bridge takes it.
+_RA_WATCH = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+print("ready", flush=True)
+while True:
+    frame, (_, _, kind, _, _) = s.recvfrom(65535)
+    if len(frame) > 54 and frame[12:14] == b"\\x86\\xdd" and frame[20] == 58 and frame[54] == 134:
+        print("passed" if kind == socket.PACKET_OUTGOING else "sent", flush=True)
+"""
+
+
+class RaWatch:
+    """Counts the router advertisements a router namespace sends out of one port, seen on the host
+    end (``tap…``) of its veth in a host's namespace; advertisements of other routers that the
+    bridge passes to the same device are counted apart."""
+
+    def __init__(self, host_netns: str, device: str) -> None:
+        self.counts = {"sent": 0, "passed": 0}
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(["ip", "netns", "exec", host_netns, sys.executable, "-c", _RA_WATCH, device],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self._proc.stdout is not None
+        first = self._proc.stdout.readline().strip()
+        assert first == "ready", first
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with self._lock:
+                if line.strip() in self.counts:
+                    self.counts[line.strip()] += 1
+
+    def sent(self) -> int:
+        with self._lock:
+            return self.counts["sent"]
+
+    def stop(self) -> None:
+        self._proc.kill()
+        self._proc.wait(timeout=10)
+        self._thread.join(timeout=10)
+
+
+def radvd_pids(netns: str) -> list[int]:
+    return _pids_named(netns, "radvd")
 
 
 def power_off(deployment: Deployment, label: str) -> None:
@@ -262,5 +320,5 @@ def power_on(deployment: Deployment, label: str) -> None:
     deployment.wait_agent_started(label, timeout=90)
 
 
-__all__ = ["COMPUTE", "ContinuousPing", "HaRouter", "NODES", "OUTSIDE", "addresses_in", "ha_deployment",
-           "keepalived_anywhere", "keepalived_pids", "power_off", "power_on", "router_namespaces"]
+__all__ = ["COMPUTE", "ContinuousPing", "HaRouter", "NODES", "OUTSIDE", "RaWatch", "addresses_in", "ha_deployment",
+           "keepalived_anywhere", "keepalived_pids", "power_off", "power_on", "radvd_pids", "router_namespaces"]

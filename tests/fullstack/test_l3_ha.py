@@ -11,27 +11,35 @@ keepalived, HA port or HA network behind.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from neutrino.contract.names import eui64_link_local
 from tests.fullstack.conftest import why_fullstack_cannot_run
 from tests.fullstack.deployment import Deployment
 from tests.fullstack.l3_ha import (
+    COMPUTE,
     NODES,
     OUTSIDE,
     ContinuousPing,
     HaRouter,
+    RaWatch,
     addresses_in,
     ha_deployment,
     keepalived_anywhere,
     keepalived_pids,
     power_off,
     power_on,
+    radvd_pids,
     router_namespaces,
 )
+from tests.fullstack.networking_api import ApiError
 from tests.fullstack.scenario import Scenario
+from tests.fullstack.underlay import in_netns, ip
 from tests.support.waiting import wait_until
 
 pytestmark = [
@@ -147,5 +155,92 @@ def test_restarting_the_active_agent_causes_no_failover(ha: Deployment) -> None:
         finally:
             ping.stop()
     finally:
+        router.close()
+        scenario.close()
+
+
+def test_an_ha_router_advertises_and_routes_ipv6_from_the_active_node_only_and_after_a_failover(
+        ha: Deployment) -> None:
+    """IPv6 on an HA router: the active node's radvd gives the instance its SLAAC address and a
+    default route via the router's link-local address (a keepalived virtual address, the same on
+    both nodes); the instance pings the external network's IPv6 side. The standby sends no router
+    advertisement and runs no radvd, until it takes over: then the instance still reaches outside."""
+    scenario = Scenario(ha)
+    router = HaRouter(ha, scenario, prefix="198.51.102", cidr="10.79.0.0/24")
+    watch: RaWatch | None = None
+    dead: str | None = None
+    subnet6: dict[str, str] = {}
+    try:
+        router.build("v6ha")
+        ip("-n", router.outside, "address", "add", "2001:db8:e6::1/64", "dev", "eth0", "nodad")
+        admin, demo = ha.api(), ha.api("neutrino-demo")
+        admin.create_subnet(router.external["id"], "2001:db8:e6::/64", ha.unique("v6ha-ext6"), ip_version=6,
+                            gateway_ip="2001:db8:e6::1", enable_dhcp=False)
+        inside = demo.create_network(ha.unique("v6ha-inside"))
+        scenario.networks.append(inside["id"])
+        subnet6 = demo.create_subnet(inside["id"], "2001:db8:6a::/64", ha.unique("v6ha-inside"), ip_version=6,
+                                     ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+        demo.request("PUT", f"/routers/{router.id}/add_router_interface", json={"subnet_id": subnet6["id"]})
+        vm = scenario.instance("v6ha-v6", inside["id"], COMPUTE)
+        active = router.wait_serving()
+        standby = next(label for label in NODES if label != active)
+        (qr,) = admin.ports(device_id=router.id, network_id=inside["id"])
+        gateway = admin.ports(device_id=router.id, device_owner="network:router_gateway")[0]
+        gateway_v6 = next(a["ip_address"] for a in gateway["fixed_ips"] if ":" in a["ip_address"])
+        # Everything the standby's copy of the interface sends reaches its host's bridge through this.
+        watch = RaWatch(ha.host(standby).netns, f"tap{qr['id'][:11]}")
+        wait_until("radvd on the active node", lambda: bool(radvd_pids(router.namespace_on(active))), timeout=60)
+        assert not radvd_pids(router.namespace_on(standby))
+        # The standby holds no IPv6 address at all, not even a link-local one (it has the master's MACs).
+        standby_ns = router.namespace_on(standby)
+        assert not [a for dev, a in addresses_in(standby_ns).items() if dev.startswith(("qr-", "qg-")) and a]
+
+        # The instance forgets its static IPv6 set-up and solicits: the active node's advertisement
+        # gives it back its SLAAC address and a default route via the router's link-local address.
+        ip("-n", vm.namespace, "-6", "address", "flush", "dev", "eth0", "scope", "global")
+        ip("-n", vm.namespace, "-6", "route", "flush", "default")
+        in_netns(vm.namespace, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=1", "net.ipv6.conf.eth0.autoconf=1",
+                 check=True)
+        ip("-n", vm.namespace, "link", "set", "eth0", "down")
+        ip("-n", vm.namespace, "link", "set", "eth0", "up")
+        wait_until("the instance configuring its address from the active node's advertisement", lambda: any(
+            i["local"] == vm.ip_address and i.get("dynamic") for link in json.loads(
+                ip("-n", vm.namespace, "-6", "-j", "address", "show", "dev", "eth0", "scope", "global").stdout
+                or "[]") for i in link["addr_info"]), timeout=60)
+        default = ip("-n", vm.namespace, "-6", "route", "show", "default").stdout
+        assert f"via {eui64_link_local(qr['mac_address'])}" in default and "proto ra" in default, default
+        ip("-n", router.outside, "-6", "route", "add", "2001:db8:6a::/64", "via", gateway_v6)
+        wait_until("the instance reaching the outside over IPv6", lambda: ha.ping(
+            vm, "2001:db8:e6::1", deadline=2).received == 1, timeout=60)
+        assert watch.sent() == 0, watch.counts
+
+        # The active node dies: the standby takes over, advertises, and IPv6 still gets out.
+        power_off(ha, active)
+        dead = active
+        wait_until("radvd on the new active node", lambda: bool(radvd_pids(standby_ns)), timeout=120)
+        wait_until("the instance reaching the outside over IPv6 after the failover", lambda: ha.ping(
+            vm, "2001:db8:e6::1", deadline=2).received == 1, timeout=120)
+        assert router.states().get(ha.host(standby).name) == "active"
+        # The new active node answers the instance's solicitation: its default route comes back, via
+        # the same link-local address.
+        ip("-n", vm.namespace, "-6", "route", "flush", "default")
+        ip("-n", vm.namespace, "link", "set", "eth0", "down")
+        ip("-n", vm.namespace, "link", "set", "eth0", "up")
+        wait_until("the new active node's advertisement giving the instance its default route", lambda: "proto ra" in ip(
+            "-n", vm.namespace, "-6", "route", "show", "default").stdout, timeout=60)
+        assert f"via {eui64_link_local(qr['mac_address'])}" in ip("-n", vm.namespace, "-6", "route", "show",
+                                                                  "default").stdout
+        # What the watch saw before is not blind: it sees the new active node's advertisements.
+        radvd_log = Path("/run/neutrino") / ha.host(standby).name / "l3" / f"{router.id}.log"
+        assert watch.sent() > 0, (watch.counts, radvd_log.read_text() if radvd_log.exists() else "no radvd log")
+    finally:
+        if watch is not None:
+            watch.stop()
+        if dead is not None:
+            power_on(ha, dead)
+        if router.router and subnet6:
+            with contextlib.suppress(ApiError):
+                ha.api().request("PUT", f"/routers/{router.id}/remove_router_interface",
+                                 json={"subnet_id": subnet6["id"]})
         router.close()
         scenario.close()

@@ -15,7 +15,6 @@ from neutrino.agent.roles.l3.actions import (
     EnsurePortDevice,
     EnsureRadvd,
     LoadNat,
-    RemoveAddress,
     RemoveDevice,
     RemoveNamespace,
     RemoveRoute,
@@ -25,6 +24,7 @@ from neutrino.agent.roles.l3.actions import (
 )
 from neutrino.agent.roles.l3.nat import nat_body
 from neutrino.agent.roles.l3.plan import (
+    ADDR_GEN_MODE,
     FORWARDING,
     HA_SYSCTLS,
     L3KernelView,
@@ -54,6 +54,7 @@ INSIDE = RouterPort("d0a3a5b8-3b71-411f-aaeb-814dccbbe91c", "net-in", "fa:16:3e:
 OUTSIDE = RouterPort("d0bf28bd-6b00-4f00-8000-000000000001", "net-ex", "fa:16:3e:00:00:02", 1500,
                      (RouterAddress("sub-ex", "172.24.4.84", "172.24.4.0/24", "172.24.4.1"),))
 FIP = FloatingIp("fip-1", "172.24.4.93", "10.0.0.5", "port-vm")
+FORWARDING_SYSCTLS = dict(FORWARDING)
 STATE = L3State("net-1", (L3Router(ROUTER, "p", True, True, 3, (INSIDE,), OUTSIDE, (("10.99.0.0/16", "10.0.0.50"),),
                                    (FIP,)),))
 
@@ -194,7 +195,8 @@ HA_PORT = RouterPort("e1e1e1e1-aaaa-4bbb-8ccc-000000000003", "ha-net", "fa:16:3e
 HA_ROUTER = replace(STATE.routers[0], ha=HaRouter(HA_PORT, 5, 2, "standby"))
 
 
-def ha_view(router: L3Router, *, keepalived: str | None, addresses: dict[str, frozenset[str]]) -> L3KernelView:
+def ha_view(router: L3Router, *, keepalived: str | None, addresses: dict[str, frozenset[str]],
+            forwarding: str = "0", radvd: str | None = None) -> L3KernelView:
     base = converged_view(STATE.routers[0])
     view = base.namespaces[NS]
     links = dict(view.links)
@@ -205,7 +207,8 @@ def ha_view(router: L3Router, *, keepalived: str | None, addresses: dict[str, fr
                                         "neutrino:net-1", link_index=12)
     sysctls = {key: value for key, value in (*HA_SYSCTLS, *FORWARDING)}
     return L3KernelView({NS: replace(view, links=links, addresses=addresses, sysctls=sysctls,
-                                     keepalived_digest=keepalived)}, host_links)
+                                     keepalived_digest=keepalived, radvd_digest=radvd, device_forwarding={
+                                         "qr-d0a3a5b8-3b": forwarding, "qg-d0bf28bd-6b": forwarding})}, host_links)
 
 
 def test_an_ha_router_starts_keepalived_once_its_devices_are_there_and_holds_no_address_itself() -> None:
@@ -215,36 +218,84 @@ def test_an_ha_router_starts_keepalived_once_its_devices_are_there_and_holds_no_
     # Only the HA port's own address is the plan's; no routes, no gratuitous ARP (keepalived's).
     assert [a for a in actions if isinstance(a, AddAddress)] == [AddAddress(NS, "ha-e1e1e1e1-aa", "169.254.192.7/18")]
     assert not [a for a in actions if isinstance(a, AddRoute | AddMultipathRoute | AnnounceAddress)]
-    assert SetSysctl(NS, "net.ipv6.conf.default.disable_ipv6", "1") in actions
+    # IPv6 stays on, but the devices make no link-local address of their own (keepalived's on the
+    # master), take no router advertisement and forward only on the master.
+    assert SetSysctl(NS, "net.ipv6.conf.default.addr_gen_mode", "1") in actions
+    assert SetSysctl(NS, "net.ipv6.conf.default.forwarding", "0") in actions
+    assert actions.index(SetSysctl(NS, "net.ipv6.conf.default.forwarding", "0")) > actions.index(
+        SetSysctl(NS, "net.ipv6.conf.all.forwarding", "1")) and kinds.index(EnsurePortDevice) > kinds.index(SetSysctl)
     config = next(a for a in actions if isinstance(a, EnsureKeepalived)).config
     assert "virtual_router_id 5" in config and "nopreempt" in config
     assert "169.254.0.5/24 dev ha-e1e1e1e1-aa" in config and "172.24.4.93/32 dev qg-d0bf28bd-6b" in config
     assert "0.0.0.0/0 via 172.24.4.1 dev qg-d0bf28bd-6b" in config
 
 
+MASTER = {"qr-d0a3a5b8-3b": frozenset({"10.0.0.1/24"}),
+          "qg-d0bf28bd-6b": frozenset({"172.24.4.84/24", "172.24.4.93/32"}),
+          "ha-e1e1e1e1-aa": frozenset({"169.254.192.7/18", "169.254.0.5/24"})}
+
+
 def test_a_running_ha_router_master_is_left_alone() -> None:
     config = keepalived_config(HA_ROUTER, desired_routes(HA_ROUTER))
     assert config is not None
-    master = {"qr-d0a3a5b8-3b": frozenset({"10.0.0.1/24"}),
-              "qg-d0bf28bd-6b": frozenset({"172.24.4.84/24", "172.24.4.93/32"}),
-              "ha-e1e1e1e1-aa": frozenset({"169.254.192.7/18", "169.254.0.5/24"})}
-    view = ha_view(HA_ROUTER, keepalived=config_digest(config), addresses=master)
+    view = ha_view(HA_ROUTER, keepalived=config_digest(config), addresses=MASTER, forwarding="1")
     actions = plan(L3State("net-1", (HA_ROUTER,)), view)
     assert not [a for a in actions if not isinstance(a, LoadNat)], actions
 
 
-def test_a_router_turned_ha_loses_its_addresses_before_keepalived_starts_and_back_again() -> None:
-    plain = {"qr-d0a3a5b8-3b": frozenset({"10.0.0.1/24"}), "qg-d0bf28bd-6b": frozenset({"172.24.4.84/24"}),
-             "ha-e1e1e1e1-aa": frozenset({"169.254.192.7/18"})}
-    actions = plan(L3State("net-1", (HA_ROUTER,)), ha_view(HA_ROUTER, keepalived=None, addresses=plain))
-    assert RemoveAddress(NS, "qr-d0a3a5b8-3b", "10.0.0.1/24") in actions
+V6_INSIDE = replace(INSIDE, fixed_ips=(*INSIDE.fixed_ips, RouterAddress(
+    "sub-v6", "2001:db8:5::1", "2001:db8:5::/64", "2001:db8:5::1", ipv6_ra_mode="slaac")))
+V6_OUTSIDE = replace(OUTSIDE, fixed_ips=(*OUTSIDE.fixed_ips, RouterAddress(
+    "sub-ex6", "2001:db8:e::7", "2001:db8:e::/64", "2001:db8:e::1")))
+V6_HA_ROUTER = replace(HA_ROUTER, interfaces=(V6_INSIDE,), gateway=V6_OUTSIDE)
+
+
+def test_an_ha_router_holds_its_ipv6_addresses_link_local_ones_included_as_keepalived_virtual_addresses() -> None:
+    config = keepalived_config(V6_HA_ROUTER, desired_routes(V6_HA_ROUTER))
+    assert config is not None
+    # The EUI-64 link-local address of each device's MAC, so it moves with a failover.
+    assert "fe80::f816:3eff:fe00:1/64 dev qr-d0a3a5b8-3b scope link" in config
+    assert "fe80::f816:3eff:fe00:2/64 dev qg-d0bf28bd-6b scope link" in config
+    assert "2001:db8:5::1/64 dev qr-d0a3a5b8-3b" in config and "2001:db8:e::7/64 dev qg-d0bf28bd-6b" in config
+    assert "::/0 via 2001:db8:e::1 dev qg-d0bf28bd-6b" in config
+
+
+def test_only_the_master_of_an_ha_router_advertises_and_forwards_on_its_devices() -> None:
+    config = keepalived_config(V6_HA_ROUTER, desired_routes(V6_HA_ROUTER))
+    assert config is not None
+    state = L3State("net-1", (V6_HA_ROUTER,))
+    digest = config_digest(config)
+    backup = {"ha-e1e1e1e1-aa": frozenset({"169.254.192.7/18"})}
+    # A backup: no radvd, no forwarding on its devices (nothing joins the all-routers groups).
+    actions = plan(state, ha_view(V6_HA_ROUTER, keepalived=digest, addresses=backup))
+    assert not [a for a in actions if isinstance(a, EnsureRadvd | SetSysctl)], actions
+    # Becoming master: radvd starts and the devices forward.
+    actions = plan(state, ha_view(V6_HA_ROUTER, keepalived=digest, addresses=MASTER))
+    assert SetSysctl(NS, "net.ipv6.conf.qr-d0a3a5b8-3b.forwarding", "1") in actions
+    assert SetSysctl(NS, "net.ipv6.conf.qg-d0bf28bd-6b.forwarding", "1") in actions
+    radvd = next(a for a in actions if isinstance(a, EnsureRadvd))
+    assert "interface qr-d0a3a5b8-3b" in radvd.config and "prefix 2001:db8:5::/64" in radvd.config
+    # A master that falls back to backup: radvd stops, forwarding goes off.
+    actions = plan(state, ha_view(V6_HA_ROUTER, keepalived=digest, addresses=backup, forwarding="1",
+                                  radvd=config_digest(radvd.config)))
+    assert StopRadvd(NS, ROUTER) in actions
+    assert SetSysctl(NS, "net.ipv6.conf.qr-d0a3a5b8-3b.forwarding", "0") in actions
+
+
+def test_a_router_turned_ha_or_back_gets_its_namespace_made_again() -> None:
+    plain = {"qr-d0a3a5b8-3b": frozenset({"10.0.0.1/24"}), "qg-d0bf28bd-6b": frozenset({"172.24.4.84/24"})}
+    legacy_view = converged_view(STATE.routers[0])
+    legacy_view = replace(legacy_view, namespaces={NS: replace(
+        legacy_view.namespaces[NS], addresses=plain, sysctls={**FORWARDING_SYSCTLS, ADDR_GEN_MODE: "0"})})
+    actions = plan(L3State("net-1", (HA_ROUTER,)), legacy_view)
+    assert actions[:2] == [RemoveNamespace(NS), EnsureNamespace(NS)]
     assert isinstance(actions[-1], EnsureKeepalived)
-    # No longer HA: keepalived stops first (taking its addresses), then everything is put back.
+    # No longer HA: keepalived stops first (taking its addresses), then the namespace is made again.
     legacy = STATE.routers[0]
     actions = plan(L3State("net-1", (legacy,)), ha_view(legacy, keepalived="abc", addresses=plain))
-    assert actions[0] == StopKeepalived(NS, ROUTER)
+    assert actions[:3] == [StopKeepalived(NS, ROUTER), RemoveNamespace(NS), EnsureNamespace(NS)]
     assert AddAddress(NS, "qr-d0a3a5b8-3b", "10.0.0.1/24") in actions
-    assert RemoveDevice("ha-e1e1e1e1-aa", NS) in actions
+    assert not [a for a in actions if isinstance(a, EnsureKeepalived)]
 
 
 def test_a_removed_ha_router_stops_keepalived_before_its_namespace_goes() -> None:

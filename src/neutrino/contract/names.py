@@ -13,6 +13,7 @@ functions take a ``prefix``/``suffix`` (for example ``suffix="@host-a"``); devic
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 
 # IFNAMSIZ is 16 with the terminating NUL: device names are at most 15 characters.
@@ -180,3 +181,12 @@ def is_neutrino_namespace_name(name: str, prefix: str = "", suffix: str = "") ->
         if core.startswith(kind_prefix) and len(core) > len(kind_prefix):
             return True
     return False
+
+
+def eui64_link_local(mac: str) -> str:
+    """The EUI-64 link-local address an interface with ``mac`` gives itself (RFC 4291 2.5.1): what
+    the firewall lets a port send from, and what an HA router's master holds on its devices."""
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    iid = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    return str(ipaddress.IPv6Address(bytes([0xFE, 0x80] + [0] * 6 + iid)))

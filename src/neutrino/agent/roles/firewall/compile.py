@@ -35,6 +35,7 @@ from typing import TypeVar
 
 from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState
 from neutrino.contract.names import bridge_name
+from neutrino.contract.names import eui64_link_local as eui64_link_local
 
 T = TypeVar("T")
 TABLE = "neutrino-fw"
@@ -191,14 +192,6 @@ def _address_elements(addresses: tuple[str, ...], version: int) -> frozenset[str
             if net.prefixlen < net.max_prefixlen:
                 covering.append(net)
     return frozenset(element(n) for n in kept)
-
-
-def eui64_link_local(mac: str) -> str:
-    """The EUI-64 link-local address an interface with ``mac`` gives itself (RFC 4291 2.5.1)."""
-    octets = [int(x, 16) for x in mac.split(":")]
-    octets[0] ^= 0x02
-    iid = octets[:3] + [0xFF, 0xFE] + octets[3:]
-    return str(ipaddress.IPv6Address(bytes([0xFE, 0x80] + [0] * 6 + iid)))
 
 
 def set_name(kind: str, group_id: str, version: int) -> str:

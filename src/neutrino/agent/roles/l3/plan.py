@@ -13,7 +13,10 @@ keepalived runs, the addresses of its ``qr-``/``qg-`` devices and its routes are
 (held by the master only) and the plan leaves them alone, so neither an agent restart nor a resync
 disturbs the master. Before keepalived first starts, any address or route the namespace still has
 (a router turned HA) is taken away; when a router stops being HA, keepalived is stopped first (it
-takes its addresses with it) and every address and route is put back as for any router.
+takes its addresses with it) and every address and route is put back as for any router. IPv6 on
+an HA router: radvd and the devices' IPv6 forwarding are the VRRP master's only (read from the
+kernel: the ``ha-`` device holds the instance's primary virtual address). A namespace made for the
+other kind of router (``ADDR_GEN_MODE``) is made again.
 """
 
 from __future__ import annotations
@@ -66,10 +69,21 @@ from neutrino.dataplane.nftables import body_digest
 # must); ECMP routes hash on the L4 ports too, so the flows of one client pair spread over them.
 FORWARDING = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
               ("net.ipv4.fib_multipath_hash_policy", "1"), ("net.ipv6.fib_multipath_hash_policy", "1"))
-# An HA router's namespace has no IPv6 at all, set before its devices arrive: a backup holds the
-# master's MACs on its qr-/qg- devices and must send nothing from them (no neighbour discovery,
-# no MLD), or the bridges and switches would learn those MACs at the backup.
-HA_SYSCTLS = (("net.ipv6.conf.default.disable_ipv6", "1"), ("net.ipv6.conf.all.disable_ipv6", "1"))
+# An HA router's namespace, set before its devices arrive (Neutron's ha_router does the same per
+# device): a backup holds the master's MACs on its qr-/qg- devices and must send nothing from them,
+# or the bridges would learn those MACs at the backup. So its devices make no link-local address of
+# their own (keepalived adds the EUI-64 one on the master, vrrp.py), take no router advertisement
+# (SLAAC from the master's would give them the master's addresses) and run no duplicate detection
+# (an address keepalived adds on a failover is usable at once); per-device IPv6 forwarding (which
+# joins the all-routers groups, announced by MLD) is on only on the master (``device_forwarding``).
+# After FORWARDING: writing "all.forwarding" also sets "default.forwarding".
+ADDR_GEN_MODE = "net.ipv6.conf.default.addr_gen_mode"
+HA_SYSCTLS = ((ADDR_GEN_MODE, "1"), ("net.ipv6.conf.default.accept_dad", "0"),
+              ("net.ipv6.conf.default.accept_ra", "0"), ("net.ipv6.conf.default.forwarding", "0"))
+
+
+def device_forwarding_key(device: str) -> str:
+    return f"net.ipv6.conf.{device}.forwarding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +107,8 @@ class RouterView:
     proxies: Mapping[str, frozenset[str]] = field(default_factory=dict)
     device_sysctls: Mapping[str, str] = field(default_factory=dict)
     ndp_digest: str | None = None
+    # An HA router's qr-/qg- devices: their IPv6 forwarding sysctl ("1" on the master only).
+    device_forwarding: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +139,7 @@ def router_ports(router: L3Router) -> list[tuple[str, RouterPort]]:
 
 
 def sysctls(router: L3Router) -> tuple[tuple[str, str], ...]:
-    return (*HA_SYSCTLS, *FORWARDING) if router.ha is not None else FORWARDING
+    return (*FORWARDING, *HA_SYSCTLS) if router.ha is not None else FORWARDING
 
 
 def desired_addresses(router: L3Router) -> dict[str, frozenset[str]]:
@@ -186,11 +202,19 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
     ns = router_namespace(router.router_id, prefix=prefix)
     actual = view if view is not None else RouterView()
     actions: list[Action] = []
+    mode = actual.sysctls.get(ADDR_GEN_MODE)
+    if view is not None and mode is not None and (mode == "1") != (router.ha is not None):
+        # Turned HA or back (only while admin down): its devices' IPv6 set-up is made with the
+        # namespace, so the namespace is made again.
+        actions.extend(_removal(ns, router.router_id, view))
+        view, actual = None, RouterView()
     if view is None:
         actions.append(EnsureNamespace(ns))
     keepalived = keepalived_config(router, desired_routes(router))
     # keepalived holds the addresses and routes while it runs; otherwise the plan does.
     keepalived_holds = router.ha is not None and actual.keepalived_digest is not None
+    master = keepalived_holds and router.ha is not None and str(ipaddress.ip_interface(primary_vip(
+        router.ha.vr_id))) in actual.addresses.get(ha_interface_name(router.ha.port.port_id), frozenset())
     if keepalived is None and actual.keepalived_digest is not None:
         # It takes what it holds with it: plan as if the namespace had no address or route left.
         actions.append(StopKeepalived(ns, router.router_id))
@@ -203,9 +227,14 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
                        DeviceRole.ROUTER_INTERFACE, DeviceRole.ROUTER_GATEWAY, DeviceRole.HA_INTERFACE))
     for device, port in ports:
         up = router.admin_state_up or (router.ha is not None and port is router.ha.port)
-        if not _port_ok(actual, host_links, device, port, up):
+        made = not _port_ok(actual, host_links, device, port, up)
+        if made:
             actions.append(EnsurePortDevice(ns, device, tap_name(port.port_id), port.mac_address, port.mtu,
                                             port.port_id, up))
+        if router.ha is not None and port is not router.ha.port:
+            have = "0" if made else actual.device_forwarding.get(device, "0")  # a new device: the default
+            if have != ("1" if master else "0"):
+                actions.append(SetSysctl(ns, device_forwarding_key(device), "1" if master else "0"))
     addresses = desired_addresses(router)
     announce: list[Action] = []
     floating = set(router.floating_addresses)
@@ -238,7 +267,7 @@ def plan_router(router: L3Router, view: RouterView | None, host_links: Mapping[s
         actions.append(LoadNat(ns, router.router_id, body))
     elif body is None and actual.nat_digest is not None:
         actions.append(RemoveNat(ns, router.router_id))
-    ra = radvd_config(router) if router.ha is None else None
+    ra = radvd_config(router) if router.ha is None or master else None  # an HA router's: the master's
     if ra is not None and actual.radvd_digest != config_digest(ra):
         actions.append(EnsureRadvd(ns, router.router_id, ra))
     elif ra is None and actual.radvd_digest is not None:

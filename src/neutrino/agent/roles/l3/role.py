@@ -62,7 +62,15 @@ from neutrino.agent.roles.l3.actions import (
 from neutrino.agent.roles.l3.config import L3Config
 from neutrino.agent.roles.l3.nat import NAT_FAMILY, NAT_TABLE
 from neutrino.agent.roles.l3.ndp_proxy import NDP_FAMILY, NDP_TABLE, proxied_addresses, proxy_sysctl
-from neutrino.agent.roles.l3.plan import FORWARDING, HA_SYSCTLS, L3KernelView, RouterView, plan_object
+from neutrino.agent.roles.l3.plan import (
+    ADDR_GEN_MODE,
+    FORWARDING,
+    HA_SYSCTLS,
+    L3KernelView,
+    RouterView,
+    device_forwarding_key,
+    plan_object,
+)
 from neutrino.agent.roles.l3.qos import ShapingView, gateway_limits
 from neutrino.agent.roles.l3.vrrp import primary_vip
 from neutrino.agent.rpc_client import AgentRpcClient
@@ -145,6 +153,12 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
         for key, _ in (*HA_SYSCTLS, *FORWARDING):
             with contextlib.suppress(OSError, NetlinkDriverError):
                 sysctls[key] = await self._driver.get_sysctl(key, netns=ns)
+        forwarding = {}
+        if sysctls.get(ADDR_GEN_MODE) == "1":  # an HA router's namespace
+            for name in links:
+                if device_role(name) in (DeviceRole.ROUTER_INTERFACE, DeviceRole.ROUTER_GATEWAY):
+                    with contextlib.suppress(OSError, NetlinkDriverError):
+                        forwarding[name] = await self._driver.get_sysctl(device_forwarding_key(name), netns=ns)
         digest = None
         with contextlib.suppress(NftablesError):
             digest = await self._nft.table_digest(NAT_FAMILY, NAT_TABLE, netns=ns)
@@ -167,7 +181,8 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
         with contextlib.suppress(NftablesError):
             ndp_digest = await self._nft.table_digest(NDP_FAMILY, NDP_TABLE, netns=ns)
         return RouterView(links, {d: frozenset(c) for d, c in addresses.items()}, routes, sysctls, digest, radvd,
-                          keepalived, shaping, {g: p for g, p in proxies.items() if p}, device_sysctls, ndp_digest)
+                          keepalived, shaping, {g: p for g, p in proxies.items() if p}, device_sysctls, ndp_digest,
+                          device_forwarding=forwarding)
 
     async def run(self, key: str, action: Action) -> None:
         d = self._driver
@@ -297,6 +312,8 @@ class L3Role(ReconcilingRole):
         self._ha_watch: asyncio.Task[None] | None = None
         # router id -> the VRRP state last reported for it (until the server's view says the same).
         self._reported: dict[str, str] = {}
+        # router id -> the VRRP state seen here at the last look.
+        self._local: dict[str, str] = {}
 
     async def start(self) -> None:
         await super().start()
@@ -326,7 +343,14 @@ class L3Role(ReconcilingRole):
             if router is None or (router.ha is not None and router.ha.state == self._reported[router_id]):
                 del self._reported[router_id]  # the server knows (or the router went)
         changed = {}
-        for router_id, state in (await self.kernel.vrrp_states(routers.values())).items():
+        states = await self.kernel.vrrp_states(routers.values())
+        # A router that changed state here is planned again: radvd and the devices' IPv6
+        # forwarding are the master's only.
+        moved = [r for r, state in states.items() if self._local.get(r, "standby") != state]
+        self._local = states
+        if moved:
+            self.reconciler.hint(moved)
+        for router_id, state in states.items():
             ha = routers[router_id].ha
             if ha is not None and state != ha.state and self._reported.get(router_id) != state:
                 changed[router_id] = state

@@ -12,19 +12,28 @@ role until it fails (a host coming back does not take the router back). The mast
 * the default route via the external subnet's gateway and the extra routes (``virtual_routes``:
   a backup has none of these addresses, so no route through them could exist there).
 
-keepalived sends gratuitous ARPs for all of them when it becomes master, and again after
-``garp_master_delay``. IPv4 only: an HA router's namespace has IPv6 disabled (a backup with the
-master's MACs must not send neighbour discovery or MLD from them), so it neither routes IPv6 nor
-advertises (documented in docs/architecture.md).
+keepalived sends gratuitous ARPs (and unsolicited neighbour advertisements) for all of them when it
+becomes master, and again after ``garp_master_delay``.
+
+IPv6 as Neutron's ``ha_router``: the devices make no link-local address of their own (the
+namespace's ``addr_gen_mode`` is "none", see ``plan.HA_SYSCTLS``); the EUI-64 link-local address of
+each ``qr-``/``qg-`` device's MAC is a virtual address like the others (``scope link``), so only the
+master has one: it sends its router advertisements from it, instances route via it, and since every
+host's copy of a port has the same MAC it stays the same across a failover. A backup has no IPv6
+address at all, so it sends nothing (no neighbour discovery, no MLD) from the master's MACs.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 
 from neutrino.contract.l3 import L3Router
-from neutrino.contract.names import ha_interface_name, router_gateway_name, router_interface_name
+from neutrino.contract.names import (
+    eui64_link_local,
+    ha_interface_name,
+    router_gateway_name,
+    router_interface_name,
+)
 
 PRIORITY = 50
 GARP_MASTER_DELAY = 60  # seconds: Neutron's repeat of the gratuitous ARPs after a transition
@@ -35,19 +44,19 @@ def primary_vip(vr_id: int) -> str:
     return f"169.254.0.{vr_id}/24"
 
 
-def _v4(cidr: str) -> bool:
-    return ipaddress.ip_interface(cidr).version == 4
-
-
-def virtual_addresses(router: L3Router) -> list[tuple[str, str]]:
-    """(cidr, device) of every address only the master holds, besides the primary one."""
+def virtual_addresses(router: L3Router) -> list[tuple[str, str, str]]:
+    """(cidr, device, scope) of every address only the master holds, besides the primary one."""
     out = []
     for port in sorted(router.interfaces, key=lambda p: p.port_id):
-        out += [(a.interface, router_interface_name(port.port_id)) for a in port.fixed_ips if _v4(a.interface)]
+        qr = router_interface_name(port.port_id)
+        out += [(a.interface, qr, "global") for a in port.fixed_ips]
+        out.append((f"{eui64_link_local(port.mac_address)}/64", qr, "link"))
     if router.gateway is not None:
         qg = router_gateway_name(router.gateway.port_id)
-        out += [(a.interface, qg) for a in router.gateway.fixed_ips if _v4(a.interface)]
-        out += [(f"{address}/32", qg) for address in router.floating_addresses if _v4(address)]
+        out += [(a.interface, qg, "global") for a in router.gateway.fixed_ips]
+        out += [(f"{address}/{32 if ':' not in address else 128}", qg, "global")
+                for address in router.floating_addresses]
+        out.append((f"{eui64_link_local(router.gateway.mac_address)}/64", qg, "link"))
     return out
 
 
@@ -61,8 +70,6 @@ def keepalived_config(router: L3Router, routes: Mapping[str, tuple[tuple[str, ..
     device = ha_interface_name(ha.port.port_id)
     virtual_routes = []
     for destination, (gateways, dev) in sorted(routes.items()):
-        if ipaddress.ip_network(destination).version != 4:
-            continue
         via = (f"via {gateways[0]}" if len(gateways) == 1
                else " ".join(f"nexthop via {g}" for g in gateways))
         virtual_routes.append(f"        {destination} {via}{f' dev {dev}' if dev else ''}")
@@ -88,7 +95,8 @@ def keepalived_config(router: L3Router, routes: Mapping[str, tuple[tuple[str, ..
     addresses = virtual_addresses(router)
     if addresses:
         lines += ["    virtual_ipaddress_excluded {",
-                  *(f"        {cidr} dev {dev}" for cidr, dev in addresses), "    }"]
+                  *(f"        {cidr} dev {dev}{' scope link' if scope == 'link' else ''}"
+                    for cidr, dev, scope in addresses), "    }"]
     if virtual_routes:
         lines += ["    virtual_routes {", *virtual_routes, "    }"]
     lines.append("}")
