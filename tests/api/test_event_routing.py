@@ -333,4 +333,54 @@ def test_an_agent_whose_broker_connection_dropped_resyncs_and_converges_on_what_
             await bus.close()
             await asyncio.to_thread(user.delete)
 
+
+async def _l3_host(bus: Bus, host: str) -> Heard:
+    """A host whose agent process runs an L3 agent (and hears events as any agent process does)."""
+    heard = Heard()
+
+    async def own(envelope: Envelope) -> None:
+        heard.own.append(dict(envelope.payload))
+
+    await bus.subscribe(f"event.*.{host}", own)
+    await AgentRpcClient(bus, host, timeout=20).report_state({
+        "role": "l3", "agent_type": "L3 agent", "binary": "neutrino-l3-agent", "topic": "l3_agent",
+        "availability_zone": "nova", "start_flag": True, "configurations": {"agent_mode": "legacy"}})
+    return heard
+
+
+def test_a_new_port_reaches_every_l3_agent_hosting_an_ha_router_of_its_network(rig: Rig) -> None:
+    """An HA router's standby must hear of a new instance on the router's networks at once (its
+    host's l2 population and the router's own state), not at its next periodic resync: a port event
+    goes to every L3 agent hosting a router of the network, active or standby alike."""
+    x, y, compute = (f"{n}-{rig.tag}" for n in ("hax", "hay", "hac"))
+    cloud = Cloud(rig.server)
+    admin = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
+
+    async def scenario() -> None:
+        bus = build_bus(rig.bus_url, sender=f"agent.routing-ha-{rig.tag}")
+        await bus.start()
+        try:
+            heard = {h: await _l3_host(bus, h) for h in (x, y)}
+            await _host(bus, compute)
+            net = await asyncio.to_thread(cloud.network, "10.74.1.0/24")
+            project = (await asyncio.to_thread(cloud.demo.get, f"/networks/{net}")).json()["network"]["project_id"]
+            router = created(await asyncio.to_thread(admin.post, "/routers", json={"router": {
+                "name": "ha-routing", "project_id": project, "ha": True}}), "router")
+            subnet = (await asyncio.to_thread(cloud.demo.get, "/subnets", params={"network_id": net})).json()[
+                "subnets"][0]
+            ok(await asyncio.to_thread(cloud.demo.put, f"/routers/{router['id']}/add_router_interface",
+                                       json={"subnet_id": subnet["id"]}), None)
+            agents = (await asyncio.to_thread(admin.get, f"/routers/{router['id']}/l3-agents")).json()["agents"]
+            assert sorted(a["host"] for a in agents) == sorted((x, y)), agents
+            for h in heard.values():
+                h.own.clear()
+
+            port = await asyncio.to_thread(cloud.port, net, compute, [])
+            for h in (x, y):
+                async with asyncio.timeout(20):
+                    while not any(e["id"] == port["id"] for e in heard[h].own):
+                        await asyncio.sleep(0.05)
+        finally:
+            await bus.close()
+
     asyncio.run(scenario())
