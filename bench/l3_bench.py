@@ -92,7 +92,7 @@ def deployment_phases(args: argparse.Namespace, out: dict[str, Any]) -> dict[str
     quotas = "[quotas]\nfloatingip = -1\nport = -1\nrouter = -1\n"
     with ha_deployment(Path(tempfile.mkdtemp(prefix="l3-bench-")), quotas) as d:
         scenario = Scenario(d)
-        ha = HaRouter(d, scenario)
+        ha = HaRouter(d, scenario, pool_end=250)  # room for the 100 floating IPs and the gateways
         try:
             ha.build("bench")  # outside, external network, instance on c1, an HA router with its floating IP
             adm, member = d.api(), d.api("neutrino-demo")
@@ -274,8 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="l3_bench")
     parser.add_argument("--routers", type=int, default=3)
     parser.add_argument("--fips", type=int, default=10)
-    # The external pool has 90 addresses (two gateways and the HA router's floating IP use three).
-    parser.add_argument("--many", type=int, default=80)
+    # The external pool has 241 addresses (gateways and the other phases' floating IPs use some).
+    parser.add_argument("--many", type=int, default=100)
     parser.add_argument("--resync-routers", type=int, default=100)
     parser.add_argument("--resyncs", type=int, default=5)
     parser.add_argument("--failovers", type=int, default=10)
