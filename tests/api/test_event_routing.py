@@ -333,9 +333,12 @@ def test_an_agent_whose_broker_connection_dropped_resyncs_and_converges_on_what_
             await bus.close()
             await asyncio.to_thread(user.delete)
 
+    asyncio.run(scenario())
 
-async def _l3_host(bus: Bus, host: str) -> Heard:
-    """A host whose agent process runs an L3 agent (and hears events as any agent process does)."""
+
+async def _l3_host(bus: Bus, host: str, zone: str) -> Heard:
+    """A host whose agent process runs an L3 agent in availability zone ``zone`` (and hears events as
+    any agent process does). Routers hinted to a zone of the test's own keep other tests' agents out."""
     heard = Heard()
 
     async def own(envelope: Envelope) -> None:
@@ -344,7 +347,7 @@ async def _l3_host(bus: Bus, host: str) -> Heard:
     await bus.subscribe(f"event.*.{host}", own)
     await AgentRpcClient(bus, host, timeout=20).report_state({
         "role": "l3", "agent_type": "L3 agent", "binary": "neutrino-l3-agent", "topic": "l3_agent",
-        "availability_zone": "nova", "start_flag": True, "configurations": {"agent_mode": "legacy"}})
+        "availability_zone": zone, "start_flag": True, "configurations": {"agent_mode": "legacy"}})
     return heard
 
 
@@ -360,12 +363,14 @@ def test_a_new_port_reaches_every_l3_agent_hosting_an_ha_router_of_its_network(r
         bus = build_bus(rig.bus_url, sender=f"agent.routing-ha-{rig.tag}")
         await bus.start()
         try:
-            heard = {h: await _l3_host(bus, h) for h in (x, y)}
+            zone = f"az-ha-{rig.tag}"
+            heard = {h: await _l3_host(bus, h, zone) for h in (x, y)}
             await _host(bus, compute)
             net = await asyncio.to_thread(cloud.network, "10.74.1.0/24")
             project = (await asyncio.to_thread(cloud.demo.get, f"/networks/{net}")).json()["network"]["project_id"]
             router = created(await asyncio.to_thread(admin.post, "/routers", json={"router": {
-                "name": "ha-routing", "project_id": project, "ha": True}}), "router")
+                "name": "ha-routing", "project_id": project, "ha": True, "availability_zone_hints": [zone]}}),
+                "router")
             subnet = (await asyncio.to_thread(cloud.demo.get, "/subnets", params={"network_id": net})).json()[
                 "subnets"][0]
             ok(await asyncio.to_thread(cloud.demo.put, f"/routers/{router['id']}/add_router_interface",
@@ -380,6 +385,34 @@ def test_a_new_port_reaches_every_l3_agent_hosting_an_ha_router_of_its_network(r
                 async with asyncio.timeout(20):
                     while not any(e["id"] == port["id"] for e in heard[h].own):
                         await asyncio.sleep(0.05)
+        finally:
+            await bus.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_ha_router_goes_to_max_l3_agents_per_router_agents_when_more_are_alive(rig: Rig) -> None:
+    """Four alive L3 agents (on four hosts) and ``max_l3_agents_per_router`` at its default of 3: an
+    HA router is hosted by exactly three of them, one HA port each."""
+    admin = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
+    hosts = [f"max{n}-{rig.tag}" for n in range(4)]
+    zone = f"az-max-{rig.tag}"
+
+    async def scenario() -> None:
+        bus = build_bus(rig.bus_url, sender=f"agent.routing-max-{rig.tag}")
+        await bus.start()
+        try:
+            for h in hosts:
+                await _l3_host(bus, h, zone)
+            router = created(await asyncio.to_thread(admin.post, "/routers", json={"router": {
+                "name": "ha-max", "ha": True, "availability_zone_hints": [zone]}}), "router")
+            agents = (await asyncio.to_thread(admin.get, f"/routers/{router['id']}/l3-agents")).json()["agents"]
+            assert len(agents) == 3 and len({a["host"] for a in agents}) == 3 and {a["host"] for a in agents} <= set(
+                hosts), agents
+            ha_ports = (await asyncio.to_thread(admin.get, "/ports", params={
+                "device_id": router["id"], "device_owner": "network:router_ha_interface"})).json()["ports"]
+            assert sorted(p["binding:host_id"] for p in ha_ports) == sorted(a["host"] for a in agents)
+            assert (await asyncio.to_thread(admin.delete, f"/routers/{router['id']}")).status_code == 204
         finally:
             await bus.close()
 
