@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -351,6 +351,13 @@ async def _l3_host(bus: Bus, host: str, zone: str) -> Heard:
     return heard
 
 
+def _retire(admin: Any, hosts: Sequence[str]) -> None:
+    """The test's L3 agents set admin down: other tests' unhinted routers never go to them."""
+    for host in hosts:
+        for agent in admin.get("/agents", params={"host": host}).json()["agents"]:
+            ok(admin.put(f"/agents/{agent['id']}", json={"agent": {"admin_state_up": False}}), "agent")
+
+
 def test_a_new_port_reaches_every_l3_agent_hosting_an_ha_router_of_its_network(rig: Rig) -> None:
     """An HA router's standby must hear of a new instance on the router's networks at once (its
     host's l2 population and the router's own state), not at its next periodic resync: a port event
@@ -387,6 +394,7 @@ def test_a_new_port_reaches_every_l3_agent_hosting_an_ha_router_of_its_network(r
                         await asyncio.sleep(0.05)
         finally:
             await bus.close()
+            await asyncio.to_thread(_retire, admin, (x, y))
 
     asyncio.run(scenario())
 
@@ -415,5 +423,6 @@ def test_an_ha_router_goes_to_max_l3_agents_per_router_agents_when_more_are_aliv
             assert (await asyncio.to_thread(admin.delete, f"/routers/{router['id']}")).status_code == 204
         finally:
             await bus.close()
+            await asyncio.to_thread(_retire, admin, hosts)
 
     asyncio.run(scenario())
