@@ -1222,6 +1222,21 @@ class NetlinkDriver:
         path = _sysctl_path(key)
         return _normalize_sysctl(await self._in_namespace(netns, path.read_text))
 
+    async def get_sysctls(self, keys: Iterable[str], *, netns: str | None = None) -> dict[str, str]:
+        """Several net.* sysctls inside the namespace at once (one entry into it, where a
+        ``get_sysctl`` each costs a thread and a namespace switch); keys that do not exist (a
+        device gone) are left out."""
+        paths = {key: _sysctl_path(key) for key in keys}
+
+        def read() -> dict[str, str]:
+            values = {}
+            for key, path in paths.items():
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    values[key] = _normalize_sysctl(path.read_text())
+            return values
+
+        return await self._in_namespace(netns, read)
+
     async def set_sysctl(self, key: str, value: str | int, *, netns: str | None = None) -> str:
         """Set a net.* sysctl inside the namespace (e.g. ``net.ipv4.ip_forward`` = 1); verified.
 

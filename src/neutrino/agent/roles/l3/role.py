@@ -149,30 +149,28 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
             if address.scope == "global":
                 addresses.setdefault(address.device, set()).add(address.cidr)
         routes = await self._driver.list_routes(netns=ns)
-        sysctls = {}
-        for key, _ in (*HA_SYSCTLS, *FORWARDING):
-            with contextlib.suppress(OSError, NetlinkDriverError):
-                sysctls[key] = await self._driver.get_sysctl(key, netns=ns)
-        forwarding = {}
-        if sysctls.get(ADDR_GEN_MODE) == "1":  # an HA router's namespace
-            for name in links:
-                if device_role(name) in (DeviceRole.ROUTER_INTERFACE, DeviceRole.ROUTER_GATEWAY):
-                    with contextlib.suppress(OSError, NetlinkDriverError):
-                        forwarding[name] = await self._driver.get_sysctl(device_forwarding_key(name), netns=ns)
+        gateways = [name for name in links if device_role(name) is DeviceRole.ROUTER_GATEWAY]
+        # One entry into the namespace for every sysctl; the devices' forwarding counts for HA routers.
+        devices = {device_forwarding_key(name): name for name in links
+                   if device_role(name) in (DeviceRole.ROUTER_INTERFACE, DeviceRole.ROUTER_GATEWAY)}
+        proxying = [proxy_sysctl(g) for g in gateways]
+        values: dict[str, str] = {}
+        with contextlib.suppress(OSError, NetlinkDriverError):
+            values = await self._driver.get_sysctls(
+                [*(k for k, _ in (*HA_SYSCTLS, *FORWARDING)), *devices, *proxying], netns=ns)
+        sysctls = {k: v for k, v in values.items() if k not in devices and k not in proxying}
+        forwarding = ({devices[k]: v for k, v in values.items() if k in devices}
+                      if sysctls.get(ADDR_GEN_MODE) == "1" else {})  # an HA router's namespace
+        device_sysctls = {k: values[k] for k in proxying if k in values}
         digest = None
         with contextlib.suppress(NftablesError):
             digest = await self._nft.table_digest(NAT_FAMILY, NAT_TABLE, netns=ns)
         router_id = self._router_of(ns)
         radvd = self._radvd.state(router_id).config_digest if router_id is not None else None
         keepalived = self._keepalived.state(router_id).config_digest if router_id is not None else None
-        gateways = [name for name in links if device_role(name) is DeviceRole.ROUTER_GATEWAY]
         shaping = ShapingView({g: await self._shaper.read(g, ifb_of(g), netns=ns) for g in gateways},
                               frozenset(n for n, link in links.items()
                                         if link.kind == "ifb" and self.config.owner_tag.owns(link.alias)))
-        device_sysctls = {}
-        for g in gateways:
-            with contextlib.suppress(OSError, NetlinkDriverError):
-                device_sysctls[proxy_sysctl(g)] = await self._driver.get_sysctl(proxy_sysctl(g), netns=ns)
         # Entries are only read where proxy_ndp is on (the plan turns it off only after them): one
         # process less per router without NDP proxies.
         proxies = {g: await self._neighbours.list(g, netns=ns) for g in gateways
