@@ -295,6 +295,43 @@ class RaWatch:
         self._thread.join(timeout=10)
 
 
+# Prints the address of each gratuitous ARP (sender address = target address) seen on a device.
+_GARP_WATCH = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((sys.argv[1], 0))
+print("ready", flush=True)
+while True:
+    frame = s.recv(65535)
+    if len(frame) >= 42 and frame[28:32] == frame[38:42]:
+        print(socket.inet_ntoa(frame[28:32]), flush=True)
+"""
+
+
+class GarpWatch:
+    """The addresses announced by gratuitous ARP on a device of a namespace (an outside host's NIC)."""
+
+    def __init__(self, netns: str, device: str) -> None:
+        self.announced: list[str] = []
+        self._proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _GARP_WATCH, device],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self._proc.stdout is not None
+        first = self._proc.stdout.readline().strip()
+        assert first == "ready", first
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.announced.append(line.strip())
+
+    def stop(self) -> None:
+        self._proc.kill()
+        self._proc.wait(timeout=10)
+        self._thread.join(timeout=10)
+
+
 def radvd_pids(netns: str) -> list[int]:
     return _pids_named(netns, "radvd")
 
@@ -320,5 +357,5 @@ def power_on(deployment: Deployment, label: str) -> None:
     deployment.wait_agent_started(label, timeout=90)
 
 
-__all__ = ["COMPUTE", "ContinuousPing", "HaRouter", "NODES", "OUTSIDE", "RaWatch", "addresses_in", "ha_deployment",
+__all__ = ["COMPUTE", "ContinuousPing", "GarpWatch", "HaRouter", "NODES", "OUTSIDE", "RaWatch", "addresses_in", "ha_deployment",
            "keepalived_anywhere", "keepalived_pids", "power_off", "power_on", "radvd_pids", "router_namespaces"]

@@ -26,6 +26,7 @@ from tests.fullstack.l3_ha import (
     NODES,
     OUTSIDE,
     ContinuousPing,
+    GarpWatch,
     HaRouter,
     RaWatch,
     addresses_in,
@@ -127,13 +128,23 @@ def test_an_ha_router_fails_over_to_the_standby_node_and_stays_there(ha: Deploym
 
 
 def test_restarting_the_active_agent_causes_no_failover(ha: Deployment) -> None:
+    """Nor does it restart keepalived or radvd: the same processes run once the new agent resynced."""
     scenario = Scenario(ha)
     router = HaRouter(ha, scenario, prefix="198.51.100", cidr="10.78.0.0/24")
+    v6: dict[str, str] = {}
     try:
         router.build("restart")
+        # An IPv6 subnet too, so the active node runs radvd as well.
+        v6 = ha.api("neutrino-demo").create_subnet(
+            router.subnet["network_id"], "2001:db8:6b::/64", ha.unique("restart-v6"), ip_version=6,
+            ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+        ha.api("neutrino-demo").request("PUT", f"/routers/{router.id}/add_router_interface",
+                                        json={"subnet_id": v6["id"]})
         active = router.wait_serving()
         ns = router.namespace_on(active)
+        wait_until("radvd on the active node", lambda: bool(radvd_pids(ns)), timeout=60)
         pids = keepalived_pids(ns)
+        radvd = radvd_pids(ns)
         ping = ContinuousPing(router.instance.namespace, OUTSIDE)
         try:
             wait_until("the ping answered", lambda: ping.last_answered() > 0)
@@ -149,12 +160,17 @@ def test_restarting_the_active_agent_causes_no_failover(ha: Deployment) -> None:
             wait_until("the ping answered after the restart", lambda: ping.answered_after(seq + 5))
             lost, _ = ping.gap_after(0)
             assert keepalived_pids(ns) == pids
+            assert radvd_pids(ns) == radvd
             assert router.states()[ha.host(active).name] == "active"
             assert router.holds_gateway(active)
             assert lost == 0, f"{lost} probes lost across the agent restart"
         finally:
             ping.stop()
     finally:
+        if v6:
+            with contextlib.suppress(ApiError):
+                ha.api().request("PUT", f"/routers/{router.id}/remove_router_interface",
+                                 json={"subnet_id": v6["id"]})
         router.close()
         scenario.close()
 
@@ -244,3 +260,72 @@ def test_an_ha_router_advertises_and_routes_ipv6_from_the_active_node_only_and_a
                                  json={"subnet_id": subnet6["id"]})
         router.close()
         scenario.close()
+
+
+def test_a_floating_ip_added_to_an_active_ha_router_is_announced_by_gratuitous_arp(ha: Deployment) -> None:
+    """The upstream network learns a new floating IP's MAC at once: the active node sends a
+    gratuitous ARP for it out of ``qg-`` (seen on the outside host's NIC), well before keepalived's
+    own repeat of its announcements ``garp_master_delay`` (60 s) after it became master."""
+    scenario = Scenario(ha)
+    router = HaRouter(ha, scenario, prefix="198.51.103", cidr="10.80.0.0/24")
+    watch: GarpWatch | None = None
+    fip: dict[str, str] = {}
+    try:
+        router.build("garp")
+        router.wait_serving()
+        watch = GarpWatch(router.outside, "eth0")
+        second = scenario.instance("garp-vm2", router.subnet["network_id"], COMPUTE)
+        fip = ha.api().request("POST", "/floatingips", json={"floatingip": {
+            "floating_network_id": router.external["id"], "port_id": second.port_id}})["floatingip"]
+        address = fip["floating_ip_address"]
+        wait_until("a gratuitous ARP for the new floating IP on the external network",
+                   lambda: watch is not None and address in watch.announced, timeout=30)
+        wait_until("the new floating IP answering the outside", lambda: in_netns(
+            router.outside, "ping", "-n", "-c", "1", "-W", "1", address).returncode == 0, timeout=60)
+    finally:
+        if watch is not None:
+            watch.stop()
+        if fip:
+            with contextlib.suppress(ApiError):
+                ha.api().request("DELETE", f"/floatingips/{fip['id']}", expect=(204, 404))
+        router.close()
+        scenario.close()
+
+
+def test_a_router_converted_from_ha_to_legacy_and_back_keeps_carrying_traffic(ha: Deployment) -> None:
+    """Admin sets the router down, turns ``ha`` off and up again: one node serves it, without
+    keepalived, and the instance reaches the outside and its floating IP answers; turned HA again,
+    both nodes host it with keepalived, one active, and traffic flows once more."""
+    scenario = Scenario(ha)
+    router = HaRouter(ha, scenario, prefix="198.51.104", cidr="10.81.0.0/24")
+    admin = ha.api()
+
+    def convert(to_ha: bool) -> None:
+        url = f"/routers/{router.id}"
+        admin.request("PUT", url, json={"router": {"admin_state_up": False}})
+        admin.request("PUT", url, json={"router": {"ha": to_ha}})
+        admin.request("PUT", url, json={"router": {"admin_state_up": True}})
+
+    def reaches_both_ways() -> bool:
+        return (ha.ping(router.instance, f"{router.prefix}.1", deadline=2).received == 1 and in_netns(
+            router.outside, "ping", "-n", "-c", "1", "-W", "1", router.fip["floating_ip_address"]).returncode == 0)
+
+    try:
+        router.build("conv")
+        router.wait_serving()
+        convert(False)
+        assert admin.request("GET", f"/routers/{router.id}")["router"]["ha"] is False
+        wait_until("one node serving the legacy router, without keepalived", lambda: len(
+            router_namespaces(router.id)) == 1 and not keepalived_anywhere(router.id), timeout=120)
+        wait_until("traffic both ways through the legacy router", reaches_both_ways, timeout=120)
+        assert not admin.ports(device_id=router.id, device_owner="network:router_ha_interface")
+
+        convert(True)
+        wait_until("keepalived on both nodes again", lambda: all(
+            keepalived_pids(router.namespace_on(label)) for label in NODES), timeout=120)
+        router.wait_serving()
+        wait_until("traffic both ways through the HA router", reaches_both_ways, timeout=120)
+    finally:
+        router.close()
+        scenario.close()
+    wait_until("every namespace of the router gone", lambda: not router_namespaces(router.id), timeout=60)
