@@ -113,6 +113,8 @@ def test_active_waits_for_the_dhcp_agents_and_the_first_discover_is_answered(clu
         instance = cluster.create_instance(label, network["id"], spare, wait_active=False)
         result = _first_discover_when_active(cluster, instance)
         assert result.get("offered") == instance.ip_address and result["attempts"] == 1, result
+        # Both agents heard the REQUEST for the one that offered first: only that one answers it.
+        assert result["acked"] and result["address"] == instance.ip_address, result
 
     # Both serving agents stop answering (frozen, heartbeats included): a new port waits for them
     # while they count as alive, and goes ACTIVE without them once they count as dead.

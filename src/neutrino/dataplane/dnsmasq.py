@@ -189,7 +189,9 @@ def render(spec: DnsmasqSpec, directory: Path) -> Rendered:
         "--no-hosts", "--conf-file=/dev/null", "--bind-interfaces", f"--interface={spec.interface}",
         "--except-interface=lo", f"--pid-file={directory / 'pid'}", f"--dhcp-hostsfile={directory / 'host'}",
         f"--addn-hosts={directory / 'addn_hosts'}", f"--dhcp-optsfile={directory / 'opts'}",
-        f"--dhcp-leasefile={directory / 'leases'}", "--dhcp-authoritative",
+        # Not --dhcp-authoritative (nor does Neutron pass it): with two DHCP agents on a network, an
+        # authoritative dnsmasq NAKs the REQUEST a client sends to the other one ("wrong server-ID").
+        f"--dhcp-leasefile={directory / 'leases'}",
         # dnsmasq would drop to "nobody", who cannot read the agent's 0700 state directory on SIGHUP.
         "--user=root", "--group=root",
         # As Neutron: the subnets' sizes, never the port count (a new port must not restart dnsmasq).
