@@ -163,6 +163,8 @@ class Link:
     link_index: int | None = None
     link_netnsid: int | None = None
     vxlan: VxlanSettings | None = None
+    # IFLA_QDISC: the kind of the device's root qdisc ("noqueue", "htb", ...).
+    qdisc: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +405,7 @@ def _decode_link(msg: Any, names_by_index: dict[int, str]) -> Link:
         link_index=msg.get("link") or None,
         link_netnsid=msg.get("link_netnsid"),
         vxlan=_decode_vxlan(msg),
+        qdisc=msg.get("qdisc") or None,
     )
 
 

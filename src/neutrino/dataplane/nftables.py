@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,11 +149,20 @@ class NftablesDriver:
 
         (``nft -j`` leaves table comments out before nftables 1.0.7: the text listing has them.)
         """
-        self._check(family, table)
+        return (await self.table_digests(((family, table),), netns=netns))[(family, table)]
+
+    async def table_digests(self, tables: Sequence[tuple[str, str]], *, netns: str | None = None
+                            ) -> dict[tuple[str, str], str | None]:
+        """:meth:`table_digest` of several tables of one namespace, listing its tables once."""
+        for family, table in tables:
+            self._check(family, table)
         data = json.loads(await self._run(netns, ["-j", "list", "tables"]) or "{}")
-        if not any((item.get("table") or {}).get("family") == family and item["table"].get("name") == table
-                   for item in data.get("nftables", ())):
-            return None
+        present = {((item.get("table") or {}).get("family"), (item.get("table") or {}).get("name"))
+                   for item in data.get("nftables", ())}
+        return {(family, table): await self._digest_of(family, table, netns) if (family, table) in present else None
+                for family, table in tables}
+
+    async def _digest_of(self, family: str, table: str, netns: str | None) -> str | None:
         for line in (await self._run(netns, ["list", "table", family, table])).splitlines():
             text = line.strip()
             if text.startswith("comment "):

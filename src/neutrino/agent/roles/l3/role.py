@@ -162,22 +162,23 @@ class L3Kernel(Target[str, L3Router, L3KernelView, Action]):
         forwarding = ({devices[k]: v for k, v in values.items() if k in devices}
                       if sysctls.get(ADDR_GEN_MODE) == "1" else {})  # an HA router's namespace
         device_sysctls = {k: values[k] for k in proxying if k in values}
-        digest = None
+        digests: dict[tuple[str, str], str | None] = {}
         with contextlib.suppress(NftablesError):
-            digest = await self._nft.table_digest(NAT_FAMILY, NAT_TABLE, netns=ns)
+            digests = await self._nft.table_digests(((NAT_FAMILY, NAT_TABLE), (NDP_FAMILY, NDP_TABLE)), netns=ns)
+        digest = digests.get((NAT_FAMILY, NAT_TABLE))
         router_id = self._router_of(ns)
         radvd = self._radvd.state(router_id).config_digest if router_id is not None else None
         keepalived = self._keepalived.state(router_id).config_digest if router_id is not None else None
-        shaping = ShapingView({g: await self._shaper.read(g, ifb_of(g), netns=ns) for g in gateways},
-                              frozenset(n for n, link in links.items()
-                                        if link.kind == "ifb" and self.config.owner_tag.owns(link.alias)))
+        ifbs = frozenset(n for n, link in links.items() if link.kind == "ifb" and self.config.owner_tag.owns(link.alias))
+        # tc is asked only about a gateway with an htb root or an IFB (an ingress redirect is made
+        # after its IFB and removed before it): no process for a router without limits.
+        shaping = ShapingView({g: await self._shaper.read(g, ifb_of(g), netns=ns) for g in gateways
+                               if links[g].qdisc == "htb" or ifb_of(g) in ifbs}, ifbs)
         # Entries are only read where proxy_ndp is on (the plan turns it off only after them): one
         # process less per router without NDP proxies.
         proxies = {g: await self._neighbours.list(g, netns=ns) for g in gateways
                    if device_sysctls.get(proxy_sysctl(g)) == "1"}
-        ndp_digest = None
-        with contextlib.suppress(NftablesError):
-            ndp_digest = await self._nft.table_digest(NDP_FAMILY, NDP_TABLE, netns=ns)
+        ndp_digest = digests.get((NDP_FAMILY, NDP_TABLE))
         return RouterView(links, {d: frozenset(c) for d, c in addresses.items()}, routes, sysctls, digest, radvd,
                           keepalived, shaping, {g: p for g, p in proxies.items() if p}, device_sysctls, ndp_digest,
                           device_forwarding=forwarding)
