@@ -120,6 +120,17 @@ def test_a_port_waits_for_the_dhcp_agent_serving_its_network(rig: Rig) -> None:
         assert (await dhcp.dhcp_ready_on_ports([(pid, mac, ["10.93.0.77"])]))["activated"] == [pid]
         assert _status(demo, pid) == "ACTIVE"
 
+        # A new MAC (unbound, changed, bound again): the report for the old one no longer counts.
+        binder = api(rig.server, cloud_persona(rig.server, "neutrino-compute"))
+        ok(binder.put(f"/ports/{pid}", json={"port": {"binding:host_id": ""}}), "port")
+        new_mac = ok(admin.put(f"/ports/{pid}", json={"port": {"mac_address": "fa:16:3e:93:00:77"}}),
+                     "port")["mac_address"]
+        ok(binder.put(f"/ports/{pid}", json={"port": {"binding:host_id": compute.host}}), "port")
+        await compute.update_device_list([device], [])
+        assert _status(demo, pid) == "DOWN"
+        assert (await dhcp.dhcp_ready_on_ports([(pid, mac, ["10.93.0.77"])]))["activated"] == []
+        assert (await dhcp.dhcp_ready_on_ports([(pid, new_mac, ["10.93.0.77"])]))["activated"] == [pid]
+
         # DHCP first, then l2: also ACTIVE, on l2's report.
         second = _bound_port(rig, network["id"], compute.host)
         await dhcp.dhcp_ready_on_ports([(second["id"], second["mac_address"],

@@ -232,6 +232,10 @@ class PortService:
         # addresses; may refuse the change by raising (a floating IP's fixed address must stay).
         self.after_addresses_change: list[Callable[[AsyncConnection, Mapping[str, Any], Sequence[str]],
                                                    Awaitable[Sequence[ChangeEvent]]]] = []
+        # Called inside the updating transaction after a port's MAC changed (what was served for the
+        # old MAC, a DHCP lease, no longer counts).
+        self.after_mac_change: list[Callable[[AsyncConnection, Mapping[str, Any]],
+                                             Awaitable[Sequence[ChangeEvent]]]] = []
 
     def table_query(self) -> TableQuery:
         cols = {a: a for a in ("id", "name", "description", "project_id", "network_id", "mac_address",
@@ -653,6 +657,9 @@ class PortService:
             addresses = [ip.ip_address for ip in await allocations.of_port(conn, row["id"])]
             for hook in self.after_addresses_change:
                 related.extend(await hook(conn, row, addresses))
+        if mac_changed:
+            for mac_hook in self.after_mac_change:
+                related.extend(await mac_hook(conn, row))
         await bump_revision(conn, db.ports, row["id"], values)
         return related
 

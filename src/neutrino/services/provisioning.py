@@ -13,8 +13,8 @@ network has an alive DHCP agent (Neutron's block). Unlike Neutron, whose block s
 agent reports, the need is judged whenever a port may go ACTIVE, and :meth:`release_unserved`
 runs periodically: a port waiting for a DHCP agent that died goes ACTIVE without it, instead of
 waiting for a reschedule that may never come. A report counts only for the MAC and addresses it
-names, and a change of a port's addresses deletes its DHCP row (Neutron re-adds the block), so a
-port never goes ACTIVE on what dnsmasq served before.
+names, and a change of a port's addresses or MAC deletes its DHCP row (Neutron re-adds the block),
+so a port never goes ACTIVE on what dnsmasq served before.
 """
 
 from __future__ import annotations
@@ -86,8 +86,13 @@ class PortProvisioning:
         agent reported for the old ones no longer counts."""
         before = {str(ipaddress.ip_address(f["ip_address"])) for f in row["fixed_ips"]}
         if before != {str(ipaddress.ip_address(a)) for a in addresses}:
-            pp = port_provisioning
-            await conn.execute(delete(pp).where(pp.c.port_id == row["id"], pp.c.entity == DHCP_ENTITY))
+            return await self.reblock_dhcp_mac(conn, row)
+        return []
+
+    async def reblock_dhcp_mac(self, conn: AsyncConnection, row: Mapping[str, Any]) -> list[ChangeEvent]:
+        """A port's MAC changed (a ``PortService.after_mac_change`` hook): dnsmasq must learn the new one."""
+        pp = port_provisioning
+        await conn.execute(delete(pp).where(pp.c.port_id == row["id"], pp.c.entity == DHCP_ENTITY))
         return []
 
     # ---- deciding ----------------------------------------------------------------------------------

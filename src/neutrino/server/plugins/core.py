@@ -93,6 +93,7 @@ class CorePlugin:
         # again after its addresses change, and no longer once no alive agent serves the network.
         provisioning = l2_agents.provisioning
         ports.after_addresses_change.append(provisioning.reblock_dhcp)
+        ports.after_mac_change.append(provisioning.reblock_dhcp_mac)
 
         async def dhcp_ready_on_ports(payload: dict[str, Any]) -> dict[str, Any]:
             """The DHCP role serves these ports (docs/agent-contract.md)."""
