@@ -215,6 +215,18 @@ class MeteringSettings:
 
 
 @dataclass(slots=True)
+class NetworkLogSettings:
+    """Security group logging in the firewall role (Neutron's ``[network_log]`` agent options)."""
+
+    # Logged packets per second, all of a host's ports together, and the burst above it (Neutron's
+    # defaults and minimums: 100 and 25).
+    rate_limit: int = 100
+    burst_limit: int = 25
+    # The file the firewall role appends its log lines to; "" = <state_dir>/firewall/<host>/network-log.log.
+    local_output_log_base: str = ""
+
+
+@dataclass(slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -226,6 +238,7 @@ class Settings:
     all_in_one: AllInOneSettings = field(default_factory=AllInOneSettings)
     metadata: MetadataSettings = field(default_factory=MetadataSettings)
     metering: MeteringSettings = field(default_factory=MeteringSettings)
+    network_log: NetworkLogSettings = field(default_factory=NetworkLogSettings)
 
     @property
     def state_path(self) -> Path:
@@ -363,6 +376,11 @@ def check_settings(settings: Settings) -> None:
     octets = ml2.base_mac.split(":")
     if len(octets) != 6 or not all(len(o) == 2 and all(c in "0123456789abcdefABCDEF" for c in o) for o in octets):
         raise _bad("ml2", "base_mac", 'a MAC address such as "fa:16:3e:00:00:00"', ml2.base_mac)
+    if settings.network_log.rate_limit < 100:
+        raise _bad("network_log", "rate_limit", "at least 100 packets per second (as Neutron)",
+                   settings.network_log.rate_limit)
+    if settings.network_log.burst_limit < 25:
+        raise _bad("network_log", "burst_limit", "at least 25 packets (as Neutron)", settings.network_log.burst_limit)
     for pair in agent.bridge_mappings:
         physnet, sep, device = pair.partition(":")
         if not sep or not physnet.strip() or not device.strip():

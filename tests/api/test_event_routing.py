@@ -333,6 +333,55 @@ def test_an_agent_whose_broker_connection_dropped_resyncs_and_converges_on_what_
             await bus.close()
             await asyncio.to_thread(user.delete)
 
+
+def test_a_network_log_reaches_the_hosts_of_its_ports_and_their_firewall_state(rig: Rig) -> None:
+    """Security group logging (``logging``): a log of a group goes to the hosts holding the group's
+    ports (create, disable, delete), whose firewall ``sync_state`` carries it while it is enabled."""
+    a, b = (f"{n}-{rig.tag}" for n in ("loga", "logb"))
+    cloud = Cloud(rig.server)
+    admin = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
+    project = cloud_persona(rig.server, "neutrino-demo").project_id
+
+    def logs_heard(heard: Heard, log_id: str) -> list[str]:
+        return [e["op"] for e in heard.own + heard.everyone if e["id"] == log_id and e["resource"] == "log"]
+
+    async def until_heard(heard: Heard, log_id: str, op: str) -> None:
+        async with asyncio.timeout(20):
+            while op not in logs_heard(heard, log_id):
+                await asyncio.sleep(0.05)
+
+    async def scenario() -> None:
+        bus = build_bus(rig.bus_url, sender=f"agent.routing-log-{rig.tag}")
+        await bus.start()
+        try:
+            heard = {h: await _host(bus, h) for h in (a, b)}
+            rpc = {h: AgentRpcClient(bus, h, timeout=20) for h in (a, b)}
+            net1, net2 = [await asyncio.to_thread(cloud.network, cidr) for cidr in ("10.73.1.0/24", "10.73.2.0/24")]
+            group, other = [await asyncio.to_thread(cloud.group, name) for name in ("logged", "unlogged")]
+            pa = await asyncio.to_thread(cloud.port, net1, a, [group])
+            await asyncio.to_thread(cloud.port, net2, b, [other])
+            log = await asyncio.to_thread(lambda: created(admin.post("/log/logs", json={"log": {
+                "resource_type": "security_group", "resource_id": group, "event": "DROP",
+                "project_id": project}}), "log"))
+            await until_heard(heard[a], log["id"], "create")
+            state = await rpc[a].sync_state("firewall")
+            (entry,) = state["logs"]
+            assert (entry["id"], entry["event"], entry["security_group_id"]) == (log["id"], "DROP", group)
+            assert entry["port_ids"] == [pa["id"]] and entry["project_id"] == project
+            assert (await rpc[b].sync_state("firewall"))["logs"] == []
+
+            await asyncio.to_thread(lambda: ok(admin.put(f"/log/logs/{log['id']}", json={
+                "log": {"enabled": False}}), "log"))
+            await until_heard(heard[a], log["id"], "update")
+            assert (await rpc[a].sync_state("firewall"))["logs"] == []
+            await asyncio.to_thread(lambda: admin.delete(f"/log/logs/{log['id']}").raise_for_status())
+            await until_heard(heard[a], log["id"], "delete")  # its audience was read before it went
+            sentinel = await asyncio.to_thread(cloud.rename, pa["id"], "sentinel")
+            await _until(heard[a], pa["id"], sentinel["revision_number"])
+            assert logs_heard(heard[b], log["id"]) == []
+        finally:
+            await bus.close()
+
     asyncio.run(scenario())
 
 

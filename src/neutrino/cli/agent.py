@@ -8,12 +8,14 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from neutrino.agent.link_watch import LinkWatches
 from neutrino.agent.process import AgentProcess
 from neutrino.agent.roles.base import Role
 from neutrino.agent.roles.dhcp.config import DhcpConfig
 from neutrino.agent.roles.dhcp.role import DhcpRole
+from neutrino.agent.roles.firewall.compile import LogLimit
 from neutrino.agent.roles.firewall.role import FirewallConfig, FirewallRole
 from neutrino.agent.roles.l2 import LinuxBridgeRole
 from neutrino.agent.roles.l2.config import LinuxBridgeConfig, parse_bridge_mappings
@@ -61,9 +63,12 @@ def _l3_role(c: RoleContext) -> Role:
 
 
 def _firewall_role(c: RoleContext) -> Role:
-    agent = c.settings.agent
+    agent, network_log = c.settings.agent, c.settings.network_log
+    log_file = Path(network_log.local_output_log_base or c.settings.state_path / "firewall" / c.host / "network-log.log")
     return FirewallRole(FirewallConfig(host=c.host, netns=agent.netns or None,
-                                       bridge_mappings=parse_bridge_mappings(agent.bridge_mappings)), c.rpc)
+                                       bridge_mappings=parse_bridge_mappings(agent.bridge_mappings),
+                                       log_limit=LogLimit(network_log.rate_limit, network_log.burst_limit),
+                                       log_file=log_file), c.rpc)
 
 
 def _qos_role(c: RoleContext) -> Role:

@@ -4,7 +4,8 @@ One host's ports (every port bound there, trusted ones included, so the agent ca
 cloud knows and trusts" from "a tap nobody told it about", which passes nothing), the security
 groups those ports use with their rules, and the address sets the rules point at: the members of
 each remote group (fixed IPs and allowed address pairs of its ports, wherever those are) and the
-CIDRs of each address group. On the wire through :mod:`neutrino.contract.codec`.
+CIDRs of each address group; and the enabled network logs (``logging``) that cover the host's ports.
+On the wire through :mod:`neutrino.contract.codec`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,28 @@ class FirewallPort:
 
 
 @dataclass(frozen=True, slots=True)
+class FirewallLog:
+    """An enabled network log of security group events, with the host's ports it covers (resolved
+    by the server as Neutron's log plugin does: its ``target_id`` port, else the ports of its group,
+    else every port in a group of its project). ``security_group_id``: only the accepted connections
+    of that group's rules are logged (None: of all the port's groups); drops are the port's."""
+
+    log_id: str = field(metadata=wire(name="id"))
+    project_id: str = ""
+    event: str = "ALL"  # "ACCEPT" | "DROP" | "ALL"
+    security_group_id: str | None = None
+    port_ids: tuple[str, ...] = ()
+
+    @property
+    def accepts(self) -> bool:
+        return self.event in ("ACCEPT", "ALL")
+
+    @property
+    def drops(self) -> bool:
+        return self.event in ("DROP", "ALL")
+
+
+@dataclass(frozen=True, slots=True)
 class FirewallState:
     host: str
     ports: tuple[FirewallPort, ...] = ()
@@ -73,8 +96,9 @@ class FirewallState:
     # Remote group id -> addresses (IPs or CIDRs) of its member ports; address group id -> CIDRs.
     remote_groups: Mapping[str, Any] = field(default_factory=dict)
     address_groups: Mapping[str, Any] = field(default_factory=dict)
+    logs: tuple[FirewallLog, ...] = ()
     generated_at: float = 0.0
     role: str = field(default="firewall", init=False)
 
 
-__all__ = ["FirewallGroup", "FirewallPort", "FirewallRule", "FirewallState"]
+__all__ = ["FirewallGroup", "FirewallLog", "FirewallPort", "FirewallRule", "FirewallState"]

@@ -57,6 +57,7 @@ class NftTable:
     sets: Mapping[str, frozenset[str]] = field(default_factory=dict)
     maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     counters: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # named counters: (packets, bytes)
+    limits: frozenset[str] = frozenset()  # named limit objects
 
 
 def _element_text(value: Any) -> str:
@@ -87,6 +88,7 @@ def parse_table(listing: Mapping[str, Any], family: str, name: str) -> NftTable 
     sets: dict[str, frozenset[str]] = {}
     maps: dict[str, dict[str, str]] = {}
     counters: dict[str, tuple[int, int]] = {}
+    limits: set[str] = set()
     for item in listing.get("nftables", ()):
         if "table" in item and item["table"].get("family") == family and item["table"].get("name") == name:
             found = True
@@ -100,13 +102,16 @@ def parse_table(listing: Mapping[str, Any], family: str, name: str) -> NftTable 
             maps[item["map"]["name"]] = {_element_text(k): _element_text(v) for k, v in item["map"].get("elem", ())}
         elif "counter" in item:
             counters[item["counter"]["name"]] = (int(item["counter"]["packets"]), int(item["counter"]["bytes"]))
+        elif "limit" in item:
+            limits.add(item["limit"]["name"])
         elif "rule" in item:
             entry = chains.setdefault(item["rule"]["chain"], {"hook": None, "rule_count": 0, "last_comment": None})
             entry["rule_count"] += 1
             entry["last_comment"] = item["rule"].get("comment")
     if not found:
         return None
-    return NftTable(family, name, None, {n: NftChain(n, **c) for n, c in chains.items()}, sets, maps, counters)
+    return NftTable(family, name, None, {n: NftChain(n, **c) for n, c in chains.items()}, sets, maps, counters,
+                    frozenset(limits))
 
 
 def body_digest(body: str) -> str:

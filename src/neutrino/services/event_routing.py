@@ -16,6 +16,8 @@ hosts it names, never every host of the cloud (docs/agent-contract.md §4, "Even
   agents of the routers whose floating IPs or gateway use it;
 * a metering label or rule: the hosts of the L3 agents (a label applies to every router of its
   project, a shared one to every router: their metering agents resync);
+* a network log (``logging``): the hosts of the ports it covers (its target port, else its
+  group's ports, else the ports in a group of its project);
 * a change with a ``host`` hint and nothing to resolve (an agent's own record, a scheduling
   decision): that host alone; a status-only port change: its own host alone.
 
@@ -37,9 +39,9 @@ from sqlalchemy import and_, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neutrino.db.engine import Database
+from neutrino.db.schema import advanced, l3
 from neutrino.db.schema import agents as ag
 from neutrino.db.schema import core as db
-from neutrino.db.schema import l3
 from neutrino.db.schema import security_groups as sgs
 from neutrino.services.availability_zones import L3_AGENT_TYPE
 from neutrino.services.events import ChangeEvent
@@ -55,6 +57,7 @@ _ROUTER_SCOPED = ("router", "floatingip", "port_forwarding", "ndp_proxy")
 _GROUP_SCOPED = ("security_group", "security_group_rule")
 _QOS = ("qos_policy",)
 _METERING = ("metering_label", "metering_label_rule")
+_LOG = "log"
 
 
 class EventAudience:
@@ -84,7 +87,7 @@ def _fixed(ev: ChangeEvent) -> Any:
     if hints.get("status_only") is True and host:
         return frozenset((host,))
     if ev.resource == "port" or ev.resource in (*_NETWORK_SCOPED, *_ROUTER_SCOPED, *_GROUP_SCOPED, *_QOS,
-                                                *_METERING, "address_group"):
+                                                *_METERING, "address_group", _LOG):
         if ev.op == "delete" and HOSTS_HINT in hints and ev.resource != "port":
             return frozenset(hints[HOSTS_HINT])
         if ev.resource == "network" and host and set(hints) <= {"host"}:
@@ -143,6 +146,8 @@ async def _resolve(conn: AsyncConnection, ev: ChangeEvent) -> Audience:
         return frozenset(await qos_hosts(conn, ev.id) | hinted)
     if ev.resource in _METERING:
         return frozenset(await l3_agent_hosts(conn) | hinted)
+    if ev.resource == _LOG:
+        return frozenset(await log_hosts(conn, ev.id) | hinted)
     return frozenset(hinted)
 
 
@@ -247,6 +252,24 @@ async def qos_hosts(conn: AsyncConnection, policy_id: str) -> set[str]:
     return {r[0] for r in await conn.execute(union(direct, via_network))} | await router_hosts(conn, routers)
 
 
+async def log_hosts(conn: AsyncConnection, log_id: str) -> set[str]:
+    """Hosts holding a bound port the network log covers (see ``FirewallAgentService._logs``)."""
+    lt, p, b, sg = advanced.logs, db.ports, sgs.securitygroupportbindings, sgs.securitygroups
+    row = (await conn.execute(select(lt.c.project_id, lt.c.resource_id, lt.c.target_id).where(
+        lt.c.id == log_id))).first()
+    if row is None:
+        return set()
+    project_id, group_id, target_id = row
+    if target_id:
+        host = (await conn.execute(select(p.c.binding_host_id).where(p.c.id == target_id))).scalar()
+        return {host} if host else set()
+    if group_id:
+        return await group_member_hosts(conn, [group_id])
+    return {r[0] for r in await conn.execute(select(p.c.binding_host_id).select_from(
+        b.join(p, p.c.id == b.c.port_id).join(sg, sg.c.id == b.c.security_group_id))
+        .where(sg.c.project_id == project_id, p.c.binding_host_id != "").distinct())}
+
+
 async def port_groups(conn: AsyncConnection, port_id: str) -> tuple[str, ...]:
     b = sgs.securitygroupportbindings
     return tuple(sorted(r[0] for r in await conn.execute(select(b.c.security_group_id).where(b.c.port_id == port_id))))
@@ -258,6 +281,8 @@ async def hosts_of(conn: AsyncConnection, resource: str, object_id: str) -> tupl
         hosts = await network_hosts(conn, [object_id])
     elif resource == "router":
         hosts = await router_hosts(conn, [object_id])
+    elif resource == _LOG:
+        hosts = await log_hosts(conn, object_id)
     elif resource == "security_group":
         rules = sgs.securitygrouprules
         referrers = [r[0] for r in await conn.execute(select(rules.c.security_group_id).where(
@@ -270,3 +295,5 @@ async def hosts_of(conn: AsyncConnection, resource: str, object_id: str) -> tupl
 
 __all__ = ["Audience", "EventAudience", "HOSTS_HINT", "audiences", "group_member_hosts", "hosts_of",
            "l3_agent_hosts", "network_hosts", "port_groups", "qos_hosts", "remote_group_hosts", "router_hosts"]
+__all__ = ["Audience", "EventAudience", "HOSTS_HINT", "audiences", "group_member_hosts", "hosts_of", "log_hosts",
+           "network_hosts", "port_groups", "qos_hosts", "remote_group_hosts", "router_hosts"]

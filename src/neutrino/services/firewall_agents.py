@@ -6,6 +6,8 @@ and ports without port security), so the agent can pass those and refuse taps no
 Remote groups are resolved to their members' addresses (fixed IPs and allowed address pairs of
 every port in the group, on any host), address groups to their CIDRs; the agent keeps each as one
 nftables set, so a membership change is one element there. Rule protocols arrive as numbers.
+Enabled network logs (``logging``) come with the host's ports each covers, so the agent logs
+exactly those (a log no port of the host falls under is not sent).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState
+from neutrino.contract.firewall import FirewallGroup, FirewallLog, FirewallPort, FirewallRule, FirewallState
 from neutrino.db.engine import Database
 from neutrino.db.schema import core as db
+from neutrino.db.schema.advanced import logs as log_table
 from neutrino.db.schema.security_groups import (
     address_associations,
     securitygroupportbindings,
@@ -68,7 +71,7 @@ class FirewallAgentService:
                 physical_network=p.segment.physical_network, revision=p.revision) for p in l2_ports)
             group_ids = sorted({g for p in ports if p.filtered for g in p.security_group_ids})
             sg, rules = securitygroups, securitygrouprules
-            group_rows = await _in_chunks(conn, lambda ids: select(sg.c.id, sg.c.stateful).where(
+            group_rows = await _in_chunks(conn, lambda ids: select(sg.c.id, sg.c.stateful, sg.c.project_id).where(
                 among(conn, sg.c.id, ids)), group_ids)
             rule_rows = await _in_chunks(conn, lambda ids: select(rules).where(
                 among(conn, rules.c.security_group_id, ids)).order_by(rules.c.created_at, rules.c.id), group_ids)
@@ -84,11 +87,40 @@ class FirewallAgentService:
             a = address_associations
             address_rows = await _in_chunks(conn, lambda ids: select(a.c.address_group_id, a.c.address).where(
                 among(conn, a.c.address_group_id, ids)), address_ids)
+            logs = await self._logs(conn, ports, {g["id"]: g["project_id"] for g in group_rows})
         addresses: dict[str, list[str]] = {gid: [] for gid in address_ids}
         for row in address_rows:
             addresses[row["address_group_id"]].append(row["address"])
         return FirewallState(host, ports, groups, remote, {k: tuple(v) for k, v in addresses.items()},
-                             generated_at=time.time())
+                             logs=logs, generated_at=time.time())
+
+    @staticmethod
+    async def _logs(conn: AsyncConnection, ports: Sequence[FirewallPort], group_projects: dict[str, str]
+                    ) -> tuple[FirewallLog, ...]:
+        """The enabled security group logs covering the host's filtered ports, each with those ports:
+        its target port; else the ports in its group; else the ports in a group of its project
+        (Neutron's ``_get_ports_being_logged``)."""
+        filtered = [p for p in ports if p.filtered]
+        if not filtered:
+            return ()
+        lt = log_table
+        rows = (await conn.execute(select(lt.c.id, lt.c.project_id, lt.c.event, lt.c.resource_id, lt.c.target_id)
+                                   .where(lt.c.enabled.is_(True), lt.c.resource_type == "security_group")
+                                   .order_by(lt.c.id))).mappings().all()
+        out = []
+        for row in rows:
+            group, target = row["resource_id"], row["target_id"]
+            if target:
+                covered = [p for p in filtered if p.port_id == target and (not group or group in p.security_group_ids)]
+            elif group:
+                covered = [p for p in filtered if group in p.security_group_ids]
+            else:
+                covered = [p for p in filtered
+                           if any(group_projects.get(g) == row["project_id"] for g in p.security_group_ids)]
+            if covered:
+                out.append(FirewallLog(row["id"], row["project_id"], row["event"], group,
+                                       tuple(sorted(p.port_id for p in covered))))
+        return tuple(out)
 
     @staticmethod
     async def _members(conn: AsyncConnection, group_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:

@@ -21,6 +21,7 @@ from neutrino.db.schema import advanced as db
 from neutrino.db.schema import core
 from neutrino.db.schema.security_groups import securitygroupportbindings, securitygroups
 from neutrino.errors import BadRequest, NotFound
+from neutrino.services.event_routing import HOSTS_HINT, log_hosts
 from neutrino.services.listing import ListQuery
 from neutrino.services.table_service import TableService
 
@@ -73,6 +74,10 @@ class LogService(TableService):
     async def prepare_update(self, conn: AsyncConnection, ctx: RequestContext, row: Mapping[str, Any],
                              changes: Mapping[str, Any]) -> dict[str, Any]:
         return {k: changes[k] for k in self.updatable if k in changes}
+
+    async def delete_hints(self, conn: AsyncConnection, row: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        # The firewall roles logging for it must hear of its delete, and the row is gone by then.
+        return ((HOSTS_HINT, tuple(sorted(await log_hosts(conn, row["id"])))),)
 
 
 class LoggableResourceService:

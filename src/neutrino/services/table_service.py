@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, Table, delete, insert, update
@@ -67,6 +68,10 @@ class TableService:
 
     async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, row: Mapping[str, Any]) -> None:
         return None
+
+    async def delete_hints(self, conn: AsyncConnection, row: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """Routing hints of the delete event, read before the row goes (who must hear of it)."""
+        return ()
 
     async def extra_views(self, conn: AsyncConnection, rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
         """More attributes per row id, read for a whole page at once."""
@@ -147,15 +152,21 @@ class TableService:
         return await self.uow.run(work, rng=self.rng, events=lambda _: self.events(row_id, "update"))
 
     async def delete(self, ctx: RequestContext, row_id: str, if_revision: int | None = None) -> None:
+        captured: list[tuple[str, Any]] = []
+
         async def work(tx: Transaction) -> None:
             row = await self.fetch(tx.conn, ctx, row_id, for_update=True)
             if self.standard:
                 check_revision(row["revision_number"], if_revision)
             await self.before_delete(tx.conn, ctx, row)
+            captured[:] = await self.delete_hints(tx.conn, row)
             await delete_tags(tx.conn, self.resource, row_id)
             await tx.conn.execute(delete(self.table).where(self.table.c.id == row_id))
 
-        await self.uow.run(work, rng=self.rng, events=lambda _: self.events(row_id, "delete"))
+        def events(_: object) -> list[ChangeEvent]:
+            return [replace(e, hints=(*e.hints, *captured)) for e in self.events(row_id, "delete")]
+
+        await self.uow.run(work, rng=self.rng, events=events)
 
 
 __all__ = ["TableService"]

@@ -19,6 +19,17 @@ Every chain ends in a rule whose comment carries a digest of the chain's rules, 
 tell from a cheap read whether a chain is as compiled (see ``plan``). Ids that must not move while
 traffic flows (port marks, zones) are allocated against the ones already in the kernel.
 
+Network logs (``logging``) are compiled only for the ports they cover, so a host without logs has
+the tables it had before logging existed. A port logging the accepted connections of a group
+jumps to the group's logged twin (``lgrp-<group>-in``: the same matches, each jumping to
+``lacc-<group>-in``, which logs the packet and accepts); a port logging drops ends its chains in
+``ldrop-in``/``ldrop-out`` (log, then drop). Every log rule passes the one named limit of the
+table first (``[network_log] rate_limit``/``burst_limit``, per agent as Neutron's), and logs to
+NFLOG group ``LOG_GROUP`` with a prefix naming the action, direction and group; the packet's mark
+names the port (see ``packetlog``). Only the first packet of a connection reaches a group's rules
+on a stateful port (later ones are accepted as established), so each accepted connection is
+logged once.
+
 Compiling is memoised by value (the inputs are frozen records): a change recompiles only the
 groups, ports and address sets whose inputs changed, so a host with 10,000 rules recompiles in
 milliseconds, not seconds (the text of 10,000 rules is most of the cost; ``bench/firewall_bench.py``).
@@ -33,7 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from neutrino.contract.firewall import FirewallGroup, FirewallPort, FirewallRule, FirewallState
+from neutrino.contract.firewall import FirewallGroup, FirewallLog, FirewallPort, FirewallRule, FirewallState
 from neutrino.contract.names import bridge_name
 from neutrino.contract.names import eui64_link_local as eui64_link_local
 
@@ -50,6 +61,26 @@ ND_EGRESS = "nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-lis
             "mld-listener-done, mld2-listener-report"
 ND_INGRESS = "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query, " \
              "mld-listener-report, mld-listener-done, mld2-listener-report"
+LOG_GROUP = 0x4E46  # NFLOG group of the firewall's log rules (per namespace)
+LOG_PREFIX = "nfw"
+
+
+@dataclass(frozen=True, slots=True)
+class LogLimit:
+    """Packets per second the log rules may log, all together, and the burst above it."""
+
+    rate: int = 100
+    burst: int = 25
+
+    @property
+    def name(self) -> str:
+        return f"nfw-log-{self.rate}-{self.burst}"
+
+    @property
+    def spec(self) -> str:
+        return f"rate {self.rate}/second burst {self.burst} packets"
+
+
 # Sent from the unspecified address before an instance has one (DAD, MLD): as Neutron allows.
 UNSPECIFIED_SOURCE_TYPES = "nd-neighbor-solicit, mld-listener-report, mld2-listener-report"
 
@@ -90,6 +121,7 @@ class TableSpec:
     chains: Mapping[str, ChainSpec]
     sets: Mapping[str, SetSpec]
     maps: Mapping[str, MapSpec]
+    limits: Mapping[str, str] = field(default_factory=dict)  # named limit -> its spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,29 +367,95 @@ def _group_chains(group: FirewallGroup) -> tuple[ChainSpec, ChainSpec]:
     return chains[0], chains[1]
 
 
-def port_chains(port: FirewallPort, groups: Iterable[FirewallGroup]) -> tuple[ChainSpec, ChainSpec, bool]:
+def port_chains(port: FirewallPort, groups: Iterable[FirewallGroup], accept_logged: frozenset[str] = frozenset(),
+                drop_logged: bool = False) -> tuple[ChainSpec, ChainSpec, bool]:
     """``in-<tap>`` and ``out-<tap>`` for a filtered port; whether it is stateful.
 
     Stateful (every group stateful, as the API guarantees groups are never mixed on a port):
     replies to what was allowed pass by conntrack, invalid packets drop. Stateless: every packet is
     judged by the rules alone, both ways. ND, MLD and the DHCP client always pass, as in Neutron.
-    Then each of the port's groups is asked (a jump to its chain); what none accepts is dropped.
+    Then each of the port's groups is asked (a jump to its chain, or to its logged twin for the
+    groups in ``accept_logged``); what none accepts is dropped (and logged first if ``drop_logged``).
     """
-    return _port_chains(port.device, tuple((g.group_id, g.stateful) for g in groups))
+    return _port_chains(port.device, tuple((g.group_id, g.stateful) for g in groups), accept_logged, drop_logged)
 
 
 @functools.lru_cache(maxsize=_MEMO)
-def _port_chains(device: str, groups: tuple[tuple[str, bool], ...]) -> tuple[ChainSpec, ChainSpec, bool]:
+def _port_chains(device: str, groups: tuple[tuple[str, bool], ...], accept_logged: frozenset[str] = frozenset(),
+                 drop_logged: bool = False) -> tuple[ChainSpec, ChainSpec, bool]:
     stateful = all(s for _, s in groups)
     kind = "stateful" if stateful else "stateless"
     ingress = [f"jump common-in-{kind}"]
     egress = [f"jump common-out-{kind}"]
     for group_id in dict.fromkeys(g for g, _ in groups):
-        ingress.append(f"jump grp-{group_id}-in")
-        egress.append(f"jump grp-{group_id}-out")
-    ingress.append("drop")
-    egress.append("drop")
+        chain = "lgrp" if group_id in accept_logged else "grp"
+        ingress.append(f"jump {chain}-{group_id}-in")
+        egress.append(f"jump {chain}-{group_id}-out")
+    ingress.append("goto ldrop-in" if drop_logged else "drop")
+    egress.append("goto ldrop-out" if drop_logged else "drop")
     return ChainSpec(f"in-{device}", tuple(ingress)), ChainSpec(f"out-{device}", tuple(egress)), stateful
+
+
+def log_rule(limit: LogLimit, action: str, direction: str, group_id: str | None = None) -> str:
+    prefix = " ".join((LOG_PREFIX, action, direction, *((group_id,) if group_id else ())))
+    return f'limit name "{limit.name}" log group {LOG_GROUP} prefix "{prefix}"'
+
+
+def logged_group_chains(group: FirewallGroup, limit: LogLimit) -> tuple[ChainSpec, ...]:
+    """``lacc-<group>-in``/``-out`` (log, accept) and ``lgrp-<group>-in``/``-out``: the group's
+    chains with every accept a jump to its ``lacc-`` chain. Those first: the others name them."""
+    out = []
+    for direction, suffix in (("ingress", "in"), ("egress", "out")):
+        out.append(ChainSpec(f"lacc-{group.group_id}-{suffix}",
+                             (log_rule(limit, "ACCEPT", direction, group.group_id), "accept")))
+    for chain in group_chains(group):
+        suffix = chain.name.rsplit("-", 1)[1]
+        rules = tuple(r[:-len("accept")] + f"jump lacc-{group.group_id}-{suffix}" if r.endswith(" accept") else r
+                      for r in chain.rules)
+        out.append(ChainSpec("l" + chain.name, rules))
+    return tuple(out)
+
+
+def drop_log_chains(limit: LogLimit) -> tuple[ChainSpec, ChainSpec]:
+    """Where a port that logs drops ends: log (within the limit), then drop."""
+    return (ChainSpec("ldrop-in", (log_rule(limit, "DROP", "ingress"), "drop")),
+            ChainSpec("ldrop-out", (log_rule(limit, "DROP", "egress"), "drop")))
+
+
+def port_logging(state: FirewallState) -> dict[str, tuple[frozenset[str], bool]]:
+    """Per filtered port's tap: the groups whose accepted connections are logged, and whether its
+    drops are (only ports some enabled log covers)."""
+    by_id = {p.port_id: p for p in state.ports if p.filtered}
+    accepts: dict[str, set[str]] = {}
+    drops: set[str] = set()
+    for log in state.logs:
+        for port_id in log.port_ids:
+            port = by_id.get(port_id)
+            if port is None:
+                continue
+            if log.drops:
+                drops.add(port.device)
+            if log.accepts:
+                groups = accepts.setdefault(port.device, set())
+                if log.security_group_id is None:
+                    groups.update(port.security_group_ids)
+                elif log.security_group_id in port.security_group_ids:
+                    groups.add(log.security_group_id)
+    return {d: (frozenset(accepts.get(d, ())), d in drops) for d in accepts.keys() | drops}
+
+
+def logs_of(state_logs: Iterable[FirewallLog], port_id: str, action: str, group_id: str | None = None
+            ) -> list[FirewallLog]:
+    """The logs asking for this port's packets of this action (ACCEPT: of this group's rules)."""
+    out = []
+    for log in state_logs:
+        if port_id not in log.port_ids:
+            continue
+        if action == "DROP" and log.drops:
+            out.append(log)
+        elif action == "ACCEPT" and log.accepts and (log.security_group_id in (None, group_id)):
+            out.append(log)
+    return out
 
 
 def group_sets(group: FirewallGroup) -> frozenset[tuple[str, str, int]]:
@@ -403,7 +501,7 @@ COMMON_CHAINS = _common_chains()
 
 
 def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mapping[str, str] | None = None,
-                 bridges: Iterable[str] = ()) -> Compiled:
+                 bridges: Iterable[str] = (), log_limit: LogLimit = LogLimit()) -> Compiled:
     """The two tables for the host's ports. ``previous``: the marks and zones the kernel holds."""
     mappings = bridge_mappings or {}
     bridge_list = list(bridges)
@@ -445,13 +543,21 @@ def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mappin
     referenced: set[tuple[str, str, int]] = set()
     group_rules: dict[tuple[str, ...], tuple[FirewallRule, ...]] = {}  # by the port's group ids
     policies: dict[str, PortPolicy] = {}
+    logging = port_logging(state) if state.logs else {}
+    limits: dict[str, str] = {}
+    if logging:
+        limits[log_limit.name] = log_limit.spec
+        i_chains.update((c.name, c) for c in drop_log_chains(log_limit))
     for port in filtered:
         port_groups = [groups[g] for g in port.security_group_ids if g in groups]
+        accept_logged, drop_logged = logging.get(port.device, (frozenset(), False))
         for group in port_groups:
             if f"grp-{group.group_id}-in" not in i_chains:
                 g_in, g_out = group_chains(group)
                 i_chains[g_in.name], i_chains[g_out.name] = g_in, g_out
-        chain_in, chain_out, stateful = port_chains(port, port_groups)
+            if group.group_id in accept_logged and f"lgrp-{group.group_id}-in" not in i_chains:
+                i_chains.update((c.name, c) for c in logged_group_chains(group, log_limit))
+        chain_in, chain_out, stateful = port_chains(port, port_groups, accept_logged, drop_logged)
         i_chains[chain_in.name], i_chains[chain_out.name] = chain_in, chain_out
         mark = str(MARK_TAG | marks[port.device])
         ingress_map[mark], egress_map[mark] = f"jump {chain_in.name}", f"jump {chain_out.name}"
@@ -478,10 +584,11 @@ def compile_host(state: FirewallState, previous: Ids, *, bridge_mappings: Mappin
     inet_table = TableSpec("inet", TABLE, i_chains, sets, {
         "zones": MapSpec("zones", "typeof iifname : ct zone", {b: str(z) for b, z in zones.items()}),
         "egress_ports": MapSpec("egress_ports", "type mark : verdict", egress_map),
-        "ingress_ports": MapSpec("ingress_ports", "type mark : verdict", ingress_map)})
+        "ingress_ports": MapSpec("ingress_ports", "type mark : verdict", ingress_map)}, limits)
     return Compiled(bridge_table, inet_table, Ids({d: MARK_TAG | m for d, m in marks.items()}, zones), policies)
 
 
-__all__ = ["MARK_TAG", "TABLE", "ChainSpec", "group_chains", "Compiled", "Ids", "MapSpec", "PortPolicy", "SetSpec", "TableSpec",
+__all__ = ["LOG_GROUP", "LOG_PREFIX", "LogLimit", "drop_log_chains", "logged_group_chains", "logs_of", "port_logging",
+           "MARK_TAG", "TABLE", "ChainSpec", "group_chains", "Compiled", "Ids", "MapSpec", "PortPolicy", "SetSpec", "TableSpec",
            "address_elements", "allocate", "compile_host", "element", "eui64_link_local", "network_bridge",
            "port_chains", "rule_match", "set_name", "spoof_chain"]

@@ -6,8 +6,11 @@ Keys, lowest rank first (updates in this order, removals in reverse):
   declarations: rank 0;
 * ``("set", name)``: a remote-group or address-group set with its elements, and ``("zone", bridge)``:
   a bridge's conntrack zone (an element of ``zones``): rank 1;
+* ``("log", "inet")``: when some port logs (``logging``): the named limit every log rule passes
+  and the drop-logging chains ``ldrop-in``/``-out``: rank 1;
 * ``("group", id)``: a security group's two chains (``grp-<id>-in``/``-out``), which the chains of
-  every port in the group jump to: rank 2;
+  every port in the group jump to: rank 2; ``("lgroup", id)``: its logged twin (``lacc-``/``lgrp-``
+  chains), when a port logs the group's accepted connections: rank 2;
 * ``("port", tap)``: everything of one port in both tables, so its mark and its chains come and go
   in one transaction: its chains (``from-``, ``in-``, ``out-``) and its elements in ``from_port``,
   ``port_marks``, ``egress_ports`` and ``ingress_ports``: rank 3.
@@ -24,7 +27,9 @@ from dataclasses import dataclass
 from neutrino.agent.roles.firewall.compile import ChainSpec, Compiled, MapSpec, SetSpec
 
 Key = tuple[str, str]
-RANKS = {"table": 0, "set": 1, "zone": 1, "group": 2, "port": 3}
+RANKS = {"table": 0, "set": 1, "zone": 1, "log": 1, "group": 2, "lgroup": 2, "port": 3}
+LOG_CHAINS = ("ldrop-in", "ldrop-out")
+LOGGED_GROUP_PREFIXES = ("lacc-", "lgrp-")
 FAMILIES = ("bridge", "inet")
 PORT_MAPS = {"bridge": ("from_port", "port_marks"), "inet": ("egress_ports", "ingress_ports")}
 
@@ -38,13 +43,14 @@ class Piece:
     sets: tuple[SetSpec, ...] = ()  # inet family
     elements: tuple[tuple[str, str, str, str], ...] = ()  # (family, map, key, value)
     comment: str | None = None  # a table's: the owner's mark, which ``neutrino cleanup --host`` reads
+    limits: tuple[tuple[str, str], ...] = ()  # inet family: (name, spec) of named limits
 
 
 def pieces(compiled: Compiled, owner: str | None = None) -> dict[Key, Piece]:
     """The keyed objects of the two tables; ``owner`` marks the tables (``OwnerTag.alias``)."""
     out: dict[Key, Piece] = {}
     by_family = {"bridge": compiled.bridge, "inet": compiled.inet}
-    port_chain_prefixes = ("from-", "in-", "out-", "grp-")
+    port_chain_prefixes = ("from-", "in-", "out-", "grp-", "ldrop-", *LOGGED_GROUP_PREFIXES)
     for family, table in by_family.items():
         out[("table", family)] = Piece(
             chains=tuple((family, c) for c in table.chains.values() if not c.name.startswith(port_chain_prefixes)),
@@ -55,6 +61,15 @@ def pieces(compiled: Compiled, owner: str | None = None) -> dict[Key, Piece]:
         if name.startswith("grp-") and name.endswith("-in"):
             group_id = name[len("grp-"):-len("-in")]
             out[("group", group_id)] = Piece(chains=(("inet", chain), ("inet", compiled.inet.chains[f"grp-{group_id}-out"])))
+    if compiled.inet.limits or any(c in compiled.inet.chains for c in LOG_CHAINS):
+        out[("log", "inet")] = Piece(chains=tuple(("inet", compiled.inet.chains[c]) for c in LOG_CHAINS),
+                                     limits=tuple(sorted(compiled.inet.limits.items())))
+    for name in compiled.inet.chains:
+        if name.startswith("lgrp-") and name.endswith("-in"):
+            group_id = name[len("lgrp-"):-len("-in")]
+            out[("lgroup", group_id)] = Piece(chains=tuple(
+                ("inet", compiled.inet.chains[f"{prefix}{group_id}-{d}"])
+                for prefix in ("lacc-", "lgrp-") for d in ("in", "out")))
     for bridge, zone in compiled.inet.maps["zones"].elements.items():
         out[("zone", bridge)] = Piece(elements=(("inet", "zones", bridge, zone),))
     for device in compiled.bridge.maps["from_port"].elements:
@@ -75,4 +90,4 @@ def rank(key: Key) -> int:
     return RANKS[key[0]]
 
 
-__all__ = ["FAMILIES", "Key", "PORT_MAPS", "Piece", "pieces", "rank"]
+__all__ = ["FAMILIES", "LOGGED_GROUP_PREFIXES", "LOG_CHAINS", "Key", "PORT_MAPS", "Piece", "pieces", "rank"]

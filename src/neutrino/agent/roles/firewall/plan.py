@@ -13,7 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from neutrino.agent.roles.firewall.compile import TABLE, ChainSpec, MapSpec, SetSpec
-from neutrino.agent.roles.firewall.desired import FAMILIES, PORT_MAPS, Key, Piece
+from neutrino.agent.roles.firewall.desired import (
+    FAMILIES,
+    LOG_CHAINS,
+    LOGGED_GROUP_PREFIXES,
+    PORT_MAPS,
+    Key,
+    Piece,
+)
 from neutrino.dataplane.nftables import NftTable
 
 PORT_CHAINS = (("bridge", "from-"), ("inet", "in-"), ("inet", "out-"))
@@ -154,7 +161,25 @@ def plan(key: Key, desired: Piece | None, actual: KernelTables) -> tuple[NftScri
         stale = [line for f, m, k, line in _port_elements(name, actual) if (f, m, k) not in wanted]
         lines += stale
         replaced = replaced or bool(stale)
+    if desired.limits:
+        lines = _limit_lines(desired, actual, lines)
     return _script(lines, removes or replaced)
+
+
+def _limit_lines(desired: Piece, actual: KernelTables, lines: list[str]) -> list[str]:
+    """The named limits first, whenever the piece writes anything (``add`` of an existing limit with
+    the same spec is a no-op) or one is missing; then, after its chains stop naming them, the
+    limits of an earlier configuration."""
+    have = actual.inet.limits if actual.inet is not None else frozenset()
+    names = {n for n, _ in desired.limits}
+    if not lines and names <= have:
+        return lines
+    stale = sorted(n for n in have if n.startswith(_LOG_LIMIT_PREFIX) and n not in names)
+    return [*(f"add limit {_prefix('inet')} {n} {{ {spec}; }}" for n, spec in desired.limits), *lines,
+            *(f"delete limit {_prefix('inet')} {n}" for n in stale)]
+
+
+_LOG_LIMIT_PREFIX = "nfw-log-"
 
 
 def _plan_table(family: str, desired: Piece | None, have: NftTable | None) -> tuple[NftScript, ...]:
@@ -201,6 +226,17 @@ def _plan_removal(kind: str, name: str, actual: KernelTables) -> tuple[NftScript
         chains = [f"grp-{name}-{d}" for d in ("in", "out")]
         present = [c for c in chains if actual.inet is not None and c in actual.inet.chains]
         return _script([f"delete chain {_prefix('inet')} {c}" for c in present], True)
+    if kind == "lgroup":  # the chains that jump first, then their targets
+        chains = [f"{prefix}{name}-{d}" for prefix in ("lgrp-", "lacc-") for d in ("in", "out")]
+        present = [c for c in chains if actual.inet is not None and c in actual.inet.chains]
+        return _script([f"delete chain {_prefix('inet')} {c}" for c in present], True)
+    if kind == "log":
+        inet = actual.inet
+        if inet is None:
+            return ()
+        lines = [f"delete chain {_prefix('inet')} {c}" for c in LOG_CHAINS if c in inet.chains]
+        lines += [f"delete limit {_prefix('inet')} {n}" for n in sorted(inet.limits) if n.startswith(_LOG_LIMIT_PREFIX)]
+        return _script(lines, True)
     if kind == "zone":
         present = actual.inet is not None and name in (actual.inet.maps.get("zones") or {})
         return _script([f"delete element {_prefix('inet')} zones {{ {_key(name)} }}"] if present else [], True)
@@ -224,6 +260,12 @@ def owned(actual: KernelTables) -> set[Key]:
             if family == "inet" and chain.startswith("grp-") and chain.endswith(("-in", "-out")):
                 keys.add(("group", chain[len("grp-"):].rsplit("-", 1)[0]))
                 continue
+            if family == "inet" and chain.startswith(LOGGED_GROUP_PREFIXES) and chain.endswith(("-in", "-out")):
+                keys.add(("lgroup", chain[len("lgrp-"):].rsplit("-", 1)[0]))
+                continue
+            if family == "inet" and chain in LOG_CHAINS:
+                keys.add(("log", "inet"))
+                continue
             for chain_family, prefix in PORT_CHAINS:
                 if chain_family == family and chain.startswith(prefix):
                     keys.add(("port", chain[len(prefix):]))
@@ -234,6 +276,8 @@ def owned(actual: KernelTables) -> set[Key]:
                 elif value.startswith(("jump in-", "jump out-")):
                     keys.add(("port", value.split("-", 1)[1]))
     if actual.inet is not None:
+        if any(n.startswith(_LOG_LIMIT_PREFIX) for n in actual.inet.limits):
+            keys.add(("log", "inet"))
         keys.update(("set", name) for name in actual.inet.sets)
         keys.update(("zone", bridge) for bridge in actual.inet.maps.get("zones") or {})
     return keys

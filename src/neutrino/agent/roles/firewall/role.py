@@ -33,9 +33,10 @@ from typing import Any
 from neutrino.agent.config import HostScoped
 from neutrino.agent.reconciler import Reconciler, Round, Target
 from neutrino.agent.roles.base import ReconcilingRole
-from neutrino.agent.roles.firewall.compile import TABLE, Compiled, Ids, compile_host
+from neutrino.agent.roles.firewall.compile import TABLE, Compiled, Ids, LogLimit, compile_host
 from neutrino.agent.roles.firewall.conntrack import parse_entries, stale_connections
 from neutrino.agent.roles.firewall.desired import Key, Piece, pieces, rank
+from neutrino.agent.roles.firewall.packetlog import PacketLog
 from neutrino.agent.roles.firewall.plan import KernelTables, NftScript, owned, plan
 from neutrino.agent.roles.firewall.view import AppliedView
 from neutrino.agent.rpc_client import AgentRpcClient
@@ -50,7 +51,7 @@ from neutrino.dataplane.ownership import OwnerTag
 
 log = logging.getLogger(__name__)
 # A change to any of these may change some port's rules or a set's members.
-_RESOURCES = ("port", "security_group", "security_group_rule", "address_group")
+_RESOURCES = ("port", "security_group", "security_group_rule", "address_group", "log")
 # br_netfilter hands bridged IPv4/IPv6 to the inet hooks only with these on (per namespace).
 _BRIDGE_SYSCTLS = ("net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables")
 
@@ -61,6 +62,10 @@ class FirewallConfig(HostScoped):
     netns: str | None = None
     bridge_mappings: Mapping[str, str] = field(default_factory=dict)
     owner: OwnerTag | None = None
+    # Security group logging ([network_log]): the kernel's limit on logged packets per second and
+    # its burst, for all the host's ports together; the file the lines go to (None: not read).
+    log_limit: LogLimit = field(default_factory=LogLimit)
+    log_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.settle_host()
@@ -86,6 +91,8 @@ class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
         self._decoder = StateDecoder()
         self._bridge_list: list[str] | None = None
         self._compiling = asyncio.Lock()
+        netns_path = netns_dir / checked_namespace_name(config.netns) if config.netns else None
+        self.packet_log = PacketLog(config.log_file, netns_path)
 
     # ---- Target ----------------------------------------------------------------------------------
 
@@ -115,8 +122,9 @@ class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
             if full or self._bridge_list is None or self._maps_bridges(state):
                 self._bridge_list = await self._bridges()
             compiled = compile_host(state, held, bridge_mappings=self.config.bridge_mappings,
-                                    bridges=self._bridge_list)
+                                    bridges=self._bridge_list, log_limit=self.config.log_limit)
             self.state, self.compiled = state, compiled
+            self.packet_log.update(state, compiled)
             return pieces(compiled, self.config.owner.alias)
 
     def _maps_bridges(self, state: FirewallState) -> bool:
@@ -162,9 +170,15 @@ class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
         tables = [("table", "inet")] if key[0] in ("set", "zone", "group") else [("table", "bridge"), ("table", "inet")]
         sets = [("set", line.split("@", 1)[1].split()[0]) for _, chain in desired.chains for line in chain.rules
                 if "@sg-" in line or "@ag-" in line]
-        groups = [("group", line.split("grp-", 1)[1].rsplit("-", 1)[0]) for _, chain in desired.chains
-                  for line in chain.rules if line.startswith("jump grp-")]
-        return [*tables, *sets, *groups]
+        if key[0] == "lgroup":  # its log rules pass the limit of the ("log", "inet") object
+            return [*tables, *sets, ("log", "inet")]
+        if key[0] != "port":
+            return [*tables, *sets]
+        lines = [line for _, chain in desired.chains for line in chain.rules if line.startswith(("jump ", "goto l"))]
+        groups = [(kind, line.split("grp-", 1)[1].rsplit("-", 1)[0]) for line in lines
+                  for kind, verb in (("group", "jump grp-"), ("lgroup", "jump lgrp-")) if line.startswith(verb)]
+        logs = [("log", "inet")] if any(line.startswith("goto ldrop-") for line in lines) else []
+        return [*tables, *sets, *groups, *logs]
 
     async def settled(self, done: Round[Key, NftScript], desired: Mapping[Key, Piece], actual: KernelTables) -> None:
         applied = [a for outcome in done.outcomes.values() for a in outcome.applied]
@@ -206,7 +220,7 @@ class FirewallTarget(Target[Key, Piece, KernelTables, NftScript]):
         if state is None:
             return
         failed = done.failed
-        if any(k[0] in ("table", "set", "zone") for k in failed):
+        if any(k[0] in ("table", "set", "zone", "log") for k in failed):
             return  # a port's chains may name what failed: report nothing this round
         fresh = [p for p in state.ports if ("port", p.device) not in failed
                  and self._reported.get(p.port_id) != p.revision]
@@ -292,7 +306,8 @@ class FirewallRole(ReconcilingRole):
     def role_configurations(self) -> Mapping[str, Any]:
         state = self.target.state
         return {"firewall_driver": "nftables", "devices": len(state.ports) if state else 0,
-                "conntrack_entries_deleted": self.target.swept}
+                "conntrack_entries_deleted": self.target.swept, "log_objects": len(state.logs) if state else 0,
+                **self.target.packet_log.summary()}
 
     def on_change(self, hint: ChangeHint) -> None:
         if hint.resource in _RESOURCES:
@@ -311,6 +326,7 @@ class FirewallRole(ReconcilingRole):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.target.packet_log.stop()
         await super().stop()
 
     async def refresh(self) -> None:

@@ -15,7 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neutrino.agent.roles.firewall.compile import TABLE, ChainSpec, Ids
-from neutrino.agent.roles.firewall.desired import FAMILIES, PORT_MAPS, Key, Piece
+from neutrino.agent.roles.firewall.desired import (
+    FAMILIES,
+    LOG_CHAINS,
+    LOGGED_GROUP_PREFIXES,
+    PORT_MAPS,
+    Key,
+    Piece,
+)
 from neutrino.agent.roles.firewall.plan import PORT_CHAINS, KernelTables
 from neutrino.dataplane.nftables import NftChain, NftTable
 
@@ -26,11 +33,13 @@ class _Table:
     chains: dict[str, NftChain]
     sets: dict[str, frozenset[str]]
     maps: dict[str, dict[str, str]]
+    limits: set[str]
 
     def frozen(self, family: str) -> NftTable:
         # Shares the dicts: a view handed to a round must not be advanced while that round plans
         # (the reconciler runs rounds one at a time and advances the view after each).
-        return NftTable(family, TABLE, self.comment, self.chains, self.sets, self.maps)
+        return NftTable(family, TABLE, self.comment, self.chains, self.sets, self.maps,
+                        limits=frozenset(self.limits))
 
 
 def _chain(family_chain: tuple[str, ChainSpec]) -> NftChain:
@@ -47,7 +56,8 @@ class AppliedView:
             have = actual.table(family)
             if have is not None:
                 self._tables[family] = _Table(have.comment, dict(have.chains), dict(have.sets),
-                                              {name: dict(elements) for name, elements in have.maps.items()})
+                                              {name: dict(elements) for name, elements in have.maps.items()},
+                                              set(have.limits))
         self._snapshot: KernelTables | None = None
 
     def tables(self) -> KernelTables:
@@ -74,7 +84,7 @@ class AppliedView:
             if piece is None:
                 self._tables.pop(name, None)
                 return
-            table = self._tables.setdefault(name, _Table(piece.comment, {}, {}, {}))
+            table = self._tables.setdefault(name, _Table(piece.comment, {}, {}, {}, set()))
             table.chains.update((c.name, _chain((f, c))) for f, c in piece.chains)
             for _, declared in piece.maps:
                 table.maps.setdefault(declared.name, {})
@@ -91,6 +101,18 @@ class AppliedView:
             if inet is not None and piece is None:
                 for direction in ("in", "out"):
                     inet.chains.pop(f"grp-{name}-{direction}", None)
+        if kind == "lgroup" and inet is not None and piece is None:
+            for prefix in LOGGED_GROUP_PREFIXES:
+                for direction in ("in", "out"):
+                    inet.chains.pop(f"{prefix}{name}-{direction}", None)
+        if kind == "log" and inet is not None:
+            if piece is None:
+                for chain_name in LOG_CHAINS:
+                    inet.chains.pop(chain_name, None)
+                inet.limits.clear()
+            else:  # a new configuration's limit replaced the old one (``plan._limit_lines``)
+                inet.limits.clear()
+                inet.limits.update(n for n, _ in piece.limits)
         if kind == "port":  # its old elements go whatever comes (plan deletes them likewise)
             self._drop_port_elements(name, piece)
             if piece is None:
