@@ -104,28 +104,31 @@ def test_ip_availability_details_count_cidr_and_pools_apart(world: World) -> Non
 
 
 def test_a_minimum_bandwidth_policy_attaches_and_the_port_requests_it_as_neutron_does(world: World) -> None:
-    """As with Neutron's Open vSwitch backend: a policy with minimum bandwidth and packet rate rules
-    attaches to a member's port; the port's ``resource_request`` (admin only) holds one group per
-    rule kind (bandwidth: the network's trait, here the tunnel one, and the VNIC type's; packet
-    rate: the VNIC type's), with ids stable while the rules are; a port without minimums requests
-    nothing. (The groups' ids are unit-tested against Neutron's derivation.)"""
+    """An egress minimum bandwidth (enforced by the qos role) attaches to a member's port, and the
+    port's ``resource_request`` (admin only) holds Neutron's group for it (the network's trait, here
+    the tunnel one, and the VNIC type's), with an id stable while the rule is; a port without
+    minimums requests nothing. An ingress minimum and a minimum packet rate, which nothing here
+    enforces (Neutron leaves them to Placement), are refused on attach. (The groups' ids are
+    unit-tested against Neutron's derivation.)"""
     admin = world.sdk("neutrino-admin")
     conn = world.sdk("npd-member")
     policy = admin.network.create_qos_policy(name=unique("minbw"), shared=True)
+    unenforced = admin.network.create_qos_policy(name=unique("minpps"), shared=True)
     try:
         admin.network.create_qos_minimum_bandwidth_rule(policy, min_kbps=1000, direction="egress")
-        admin.network.create_qos_minimum_bandwidth_rule(policy, min_kbps=2000, direction="ingress")
-        admin.network.create_qos_minimum_packet_rate_rule(policy, min_kpps=500, direction="any")
+        admin.network.create_qos_minimum_bandwidth_rule(unenforced, min_kbps=2000, direction="ingress")
+        admin.network.create_qos_minimum_packet_rate_rule(unenforced, min_kpps=500, direction="any")
+        neutron_error(world.a.post("/ports", json={"port": {"network_id": world.network_id,
+                                                           "qos_policy_id": unenforced.id}}), 409,
+                      "QosRuleNotSupported")
         port = conn.network.create_port(network_id=world.network_id, qos_policy_id=policy.id)
         plain = conn.network.create_port(network_id=world.network_id)
         try:
             request = admin.network.get_port(port.id).resource_request
-            bandwidth, packet_rate = request["request_groups"]
-            assert bandwidth["resources"] == {"NET_BW_EGR_KILOBIT_PER_SEC": 1000, "NET_BW_IGR_KILOBIT_PER_SEC": 2000}
+            [bandwidth] = request["request_groups"]
+            assert bandwidth["resources"] == {"NET_BW_EGR_KILOBIT_PER_SEC": 1000}
             assert bandwidth["required"] == ["CUSTOM_NETWORK_TUNNEL_PROVIDER", "CUSTOM_VNIC_TYPE_NORMAL"]
-            assert packet_rate == {"id": packet_rate["id"], "required": ["CUSTOM_VNIC_TYPE_NORMAL"],
-                                   "resources": {"NET_PACKET_RATE_KILOPACKET_PER_SEC": 500}}
-            assert request["same_subtree"] == [bandwidth["id"], packet_rate["id"]]
+            assert request["same_subtree"] == [bandwidth["id"]]
             assert admin.network.get_port(port.id).resource_request == request  # stable ids
             assert admin.network.get_port(plain.id).resource_request is None
             assert conn.network.get_port(port.id).qos_policy_id == policy.id
@@ -144,5 +147,6 @@ def test_a_minimum_bandwidth_policy_attaches_and_the_port_requests_it_as_neutron
             conn.network.delete_port(plain.id)
     finally:
         admin.network.delete_qos_policy(policy.id)
+        admin.network.delete_qos_policy(unenforced.id)
         conn.close()
         admin.close()

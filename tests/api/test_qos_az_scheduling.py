@@ -142,10 +142,9 @@ def test_qos_policy_with_rules_made_and_read_with_the_cli(rig: Rig) -> None:
             assert (limit_rule["max_kbps"], limit_rule["max_burst_kbps"], limit_rule["direction"]) == \
                 (10000, 800, "egress")
             assert dscp_rule["dscp_mark"] == 26
-            # What this backend supports: Neutron's Open vSwitch driver's kinds.
+            # What this backend supports: exactly the kinds its data plane enforces.
             assert sorted(t["Type"] for t in Cli.json(types)) == ["bandwidth_limit", "dscp_marking",
-                                                                   "minimum_bandwidth", "minimum_packet_rate",
-                                                                   "packet_rate_limit"]
+                                                                   "minimum_bandwidth", "packet_rate_limit"]
 
             again, ingress = cli.run_all([
                 ("neutrino-admin", "network", "qos", "rule", "create", "--type", "bandwidth-limit",

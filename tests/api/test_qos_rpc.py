@@ -1,6 +1,6 @@
 """The qos role's side of the contract against a live server: ``sync_state(host, "qos")`` resolves
 each bound port's effective policy (its own, else its network's) into limits and a DSCP mark;
-``qos/rule-types`` lists what the backend supports (Neutron's Open vSwitch driver's kinds), and an
+``qos/rule-types`` lists what the backend supports (exactly what its data plane enforces), and an
 egress minimum bandwidth travels to the agent with the port's network type.
 """
 
@@ -57,23 +57,22 @@ def test_sync_state_resolves_port_and_network_policies_into_limits(rig: Rig) -> 
     assert (by_port[inherited].egress, by_port[inherited].dscp_mark) == (None, 10)
 
 
-def test_rule_types_are_neutrons_ovs_ones_and_an_egress_minimum_reaches_the_agent(rig: Rig) -> None:  # noqa: F811
+def test_rule_types_are_what_the_data_plane_enforces_and_an_egress_minimum_reaches_the_agent(rig: Rig) -> None:  # noqa: F811
     adm = api(rig.server, cloud_persona(rig.server, "neutrino-admin"))
     listed = ok(adm.get("/qos/rule-types"), "rule_types")
     assert sorted(t["type"] for t in listed) == ["bandwidth_limit", "dscp_marking", "minimum_bandwidth",
-                                                 "minimum_packet_rate", "packet_rate_limit"]
+                                                 "packet_rate_limit"]
     detail = ok(adm.get("/qos/rule-types/minimum_bandwidth"), "rule_type")
     assert [d["enforced"] for d in detail["drivers"]] == [True]
-    assert "Ingress" in detail["drivers"][0]["description"]
+    assert {p["parameter_name"]: p["parameter_values"] for p in detail["drivers"][0]["supported_parameters"]
+            }["direction"] == ["egress"]
     pps = ok(adm.get("/qos/rule-types/minimum_packet_rate"), "rule_type")
-    assert [d["enforced"] for d in pps["drivers"]] == [False]  # Placement-only, as in Neutron
-    assert {p["parameter_name"]: p["parameter_values"] for p in pps["drivers"][0]["supported_parameters"]
-            }["direction"] == ["any", "ingress", "egress"]
+    assert [d["enforced"] for d in pps["drivers"]] == [False]
+    assert "cannot be attached" in pps["drivers"][0]["description"]
 
     host = f"{rig.host}-minbw"
     compute = api(rig.server, cloud_persona(rig.server, "neutrino-compute"))
-    minimum = _policy(adm, ("minimum_bandwidth", {"min_kbps": 3000}),
-                      ("minimum_bandwidth", {"min_kbps": 5000, "direction": "ingress"}))
+    minimum = _policy(adm, ("minimum_bandwidth", {"min_kbps": 3000}))
     ingress_only = _policy(adm, ("minimum_bandwidth", {"min_kbps": 4000, "direction": "ingress"}))
 
     async def work(rpc: AgentRpcClient) -> tuple[QosState, str, str, str]:
@@ -82,20 +81,27 @@ def test_rule_types_are_neutrons_ovs_ones_and_an_egress_minimum_reaches_the_agen
         created(adm.post("/subnets", json={"subnet": {"network_id": network["id"], "cidr": "10.95.0.0/24",
                                                       "ip_version": 4}}), "subnet")
         inherited = created(adm.post("/ports", json={"port": {"network_id": network["id"]}}), "port")
-        ingress = created(adm.post("/ports", json={"port": {"network_id": network["id"],
-                                                            "qos_policy_id": ingress_only}}), "port")
+        # Nothing enforces an ingress minimum: a policy holding one cannot be attached, and the
+        # network's policy, in use, cannot gain one.
+        refused = adm.post("/ports", json={"port": {"network_id": network["id"], "qos_policy_id": ingress_only}})
+        neutron_error(refused, 409, "QosRuleNotSupported")
+        assert "minimum_bandwidth (ingress)" in refused.json()["NeutronError"]["message"]
+        neutron_error(adm.post(f"/qos/policies/{minimum}/minimum_bandwidth_rules", json={
+            "minimum_bandwidth_rule": {"min_kbps": 5000, "direction": "ingress"}}), 409, "QosRuleNotSupported")
+        ingress = created(adm.post("/ports", json={"port": {"network_id": network["id"]}}), "port")
         for p in (inherited, ingress):
             ok(compute.put(f"/ports/{p['id']}", json={"port": {"binding:host_id": host}}), "port")
         return codec.decode(QosState, await rpc.sync_state("qos")), inherited["id"], ingress["id"], network["id"]
 
     state, inherited, ingress, network = asyncio.run(_as_host(rig, host, ("l2",), work))
-    [port] = [p for p in state.ports if p.port_id in (inherited, ingress)]  # an ingress minimum shapes nothing
-    assert (port.port_id, port.min_egress_kbps, port.network_type, port.physical_network) == (
-        inherited, 3000, "vxlan", None)
+    # Both ports take the network's policy (the refused one was never made).
+    assert sorted((p.port_id, p.min_egress_kbps, p.network_type, p.physical_network)
+                  for p in state.ports if p.port_id in (inherited, ingress)) == sorted(
+        [(inherited, 3000, "vxlan", None), (ingress, 3000, "vxlan", None)])
     shown = ok(adm.get(f"/ports/{inherited}"), "port")
     assert shown["qos_network_policy_id"] == minimum
     [group] = shown["resource_request"]["request_groups"]
-    assert group["resources"] == {"NET_BW_EGR_KILOBIT_PER_SEC": 3000, "NET_BW_IGR_KILOBIT_PER_SEC": 5000}
+    assert group["resources"] == {"NET_BW_EGR_KILOBIT_PER_SEC": 3000}
     assert group["required"] == ["CUSTOM_NETWORK_TUNNEL_PROVIDER", "CUSTOM_VNIC_TYPE_NORMAL"]
     for p in (inherited, ingress):
         adm.delete(f"/ports/{p}")
@@ -140,8 +146,9 @@ def test_packet_rate_rules_are_neutrons_and_limits_reach_the_agent(rig: Rig) -> 
     alias = ok(adm.get(f"/qos/alias_minimum_packet_rate_rules/{held[0]['id']}"), "alias_minimum_packet_rate_rule")
     assert alias["min_kpps"] == 1000
     network = created(adm.post("/networks", json={"network": {"name": f"q-{uuid.uuid4().hex[:6]}"}}), "network")
-    ok(adm.put(f"/networks/{network['id']}", json={"network": {"qos_policy_id": minimum}}), "network")
-    ok(adm.put(f"/networks/{network['id']}", json={"network": {"qos_policy_id": None}}), "network")
+    # A minimum packet rate is a rule nothing here enforces (Neutron leaves it to Placement): refused on attach.
+    neutron_error(adm.put(f"/networks/{network['id']}", json={"network": {"qos_policy_id": minimum}}), 409,
+                  "QosRuleNotSupported")
 
     host = f"{rig.host}-pps"
     compute = api(rig.server, cloud_persona(rig.server, "neutrino-compute"))

@@ -11,16 +11,15 @@ should get.
   The checks that need no database are pure functions here (:func:`rule_conflict`).
 - :class:`QosRuleTypeService` answers ``qos/rule-types``.
 
-The backend supports what Neutron's Open vSwitch driver does (:data:`~neutrino.services.qos_agents.SUPPORTED`):
+The backend supports exactly what its data plane enforces (:data:`~neutrino.services.qos_agents.SUPPORTED`):
 ``qos/rule-types`` lists those kinds (``all_rules`` every kind the API accepts), and attaching a policy
-that holds another kind to a port or network is refused with 409 ``QosRuleNotSupported``. The qos agent
-role enforces ``bandwidth_limit`` (tc), ``dscp_marking`` and ``packet_rate_limit`` (nftables) and an
-egress ``minimum_bandwidth`` (htb on the uplink of a flat network, or on the VXLAN underlay, whose
-capacity the agent is told).
-An ingress ``minimum_bandwidth`` and ``minimum_packet_rate`` are, in every Neutron driver, Placement
-guarantees only: they show in the port's ``resource_request`` and no data plane enforces them. Here
-there is no Placement either, so they are recorded intent: nothing reserves them on a host, nothing
-refuses a port that would oversubscribe one (docs/architecture.md, "Minimum bandwidth").
+that holds anything else to a port or network, or adding such a rule to a policy in use, is refused
+with 409 ``QosRuleNotSupported``. The qos agent role enforces ``bandwidth_limit`` (tc), ``dscp_marking``
+and ``packet_rate_limit`` (nftables) and an egress ``minimum_bandwidth`` (htb on the uplink of a flat
+network or the VXLAN underlay whose capacity the agent is told). An ingress ``minimum_bandwidth`` and
+``minimum_packet_rate`` can be created (rules are data) but not attached: in Neutron they are Placement
+guarantees that no data plane enforces, and with no Placement here nothing would keep them
+(docs/architecture.md, "Minimum bandwidth").
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from neutrino.resources.qos import RULE_KIND_BY_TYPE, RULE_KINDS, VALID_DSCP_MAR
 from neutrino.services import rbac
 from neutrino.services.events import ChangeEvent, Notifier
 from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_rows
-from neutrino.services.qos_agents import SHAPED, SUPPORTED
+from neutrino.services.qos_agents import SHAPED, SUPPORTED, SUPPORTED_DIRECTIONS, enforced
 from neutrino.services.standard import (
     bump_revision,
     check_revision,
@@ -67,7 +66,21 @@ class QosPolicyInUse(InUse):
 
 
 class QosRuleNotSupported(Conflict):
-    message = "Rule %(rule_type)s is not supported by this backend: QoS policy %(policy_id)s cannot be attached."
+    message = "Rule %(rule_type)s is not supported by this backend: %(reason)s"
+
+    @classmethod
+    def on_attach(cls, rule_type: str, direction: str | None, policy_id: str) -> QosRuleNotSupported:
+        return cls(rule_type=_kind_name(rule_type, direction),
+                   reason=f"QoS policy {policy_id} cannot be attached.")
+
+    @classmethod
+    def in_use(cls, rule_type: str, direction: str | None, policy_id: str) -> QosRuleNotSupported:
+        return cls(rule_type=_kind_name(rule_type, direction),
+                   reason=f"QoS policy {policy_id} is attached to a port or network, so it cannot hold it.")
+
+
+def _kind_name(rule_type: str, direction: str | None) -> str:
+    return f"{rule_type} ({direction})" if direction and rule_type in SUPPORTED_DIRECTIONS else rule_type
 
 
 class QoSPolicyDefaultAlreadyExists(Conflict):
@@ -378,10 +391,16 @@ class QosPolicyService:
         """A network or port may name only a policy the caller can see (404 otherwise) and whose
         rules the data plane enforces (409 ``QosRuleNotSupported``, as Neutron's drivers refuse)."""
         await self.get_in(conn, ctx, policy_id)
-        unsupported = (await conn.execute(select(rules.c.rule_type).where(
-            rules.c.qos_policy_id == policy_id, rules.c.rule_type.not_in(list(SUPPORTED))).limit(1))).scalar()
-        if unsupported is not None:
-            raise QosRuleNotSupported(rule_type=unsupported, policy_id=policy_id)
+        for rule_type, direction in (await conn.execute(select(rules.c.rule_type, rules.c.direction).where(
+                rules.c.qos_policy_id == policy_id).order_by(rules.c.id))).all():
+            if not enforced(rule_type, direction):
+                raise QosRuleNotSupported.on_attach(rule_type, direction, policy_id)
+
+    async def refuse_if_unenforced_in_use(self, conn: AsyncConnection, rule: Rule) -> None:
+        """A policy networks or ports use may gain only rules the data plane enforces (Neutron
+        validates a new rule against the policy's bound ports the same way)."""
+        if not enforced(rule.type, rule.direction) and await self._first_user(conn, rule.policy_id) is not None:
+            raise QosRuleNotSupported.in_use(rule.type, rule.direction, rule.policy_id)
 
     @staticmethod
     async def project_default(conn: AsyncConnection, project_id: str) -> str | None:
@@ -472,6 +491,7 @@ class QosRuleService:
                 conflict = rule_conflict(rule, held)
                 if conflict is not None:
                     raise conflict
+                await self.policies.refuse_if_unenforced_in_use(conn, rule)
                 await conn.execute(insert(rules).values(**rule_row(rule)))
                 held.append(rule)
                 made.append(rule)
@@ -492,6 +512,7 @@ class QosRuleService:
             conflict = rule_conflict(rule, (await rules_of(conn, [policy_id])).get(policy_id, []))
             if conflict is not None:
                 raise conflict
+            await self.policies.refuse_if_unenforced_in_use(conn, rule)
             await conn.execute(update(rules).where(rules.c.id == rule_id).values(**rule_row(rule)))
             await bump_revision(conn, policies, policy_id)
             return rule.view()
@@ -578,14 +599,11 @@ class QosRuleTypeService:
                    "dscp_marking": "Enforced by the qos agent role with nftables (bridge family).",
                    "packet_rate_limit": "Enforced by the qos agent role with nftables (bridge family): a per-port "
                                         "'limit rate over' drop, in the direction the rule names.",
-                   "minimum_bandwidth": "Egress: enforced by the qos agent role with an htb class per port on the "
-                                        "uplink of a flat network, or on the VXLAN underlay, whose capacity the "
-                                        "agent is configured with (resource_provider_bandwidths). Ingress: shown in the port's "
-                                        "resource_request only, not enforced in the data plane (as in Neutron); "
-                                        "there is no Placement service here to reserve it.",
-                   "minimum_packet_rate": "Shown in the port's resource_request only, not enforced in the data "
-                                          "plane (as in Neutron, a Placement-only guarantee); there is no "
-                                          "Placement service here to reserve it."}
+                   "minimum_bandwidth": "Egress only: enforced by the qos agent role with an htb class per port "
+                                        "on the uplink of a flat network, or on the VXLAN underlay, whose capacity "
+                                        "the agent is configured with (resource_provider_bandwidths). An ingress "
+                                        "minimum is refused on attach: nothing here enforces it (Neutron leaves it "
+                                        "to Placement, and there is no Placement here)."}
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         """The types the backend enforces; ``all_rules=true`` every type the API accepts."""
@@ -599,8 +617,12 @@ class QosRuleTypeService:
         if kind is None:
             raise QosRuleTypeNotFound(rule_type=rule_type)
         supported = kind.type in SUPPORTED
+        parameters = supported_parameters(kind)
+        if kind.type in SUPPORTED_DIRECTIONS:
+            parameters = [{**p, "parameter_values": list(SUPPORTED_DIRECTIONS[kind.type])}
+                          if p["parameter_name"] == "direction" else p for p in parameters]
         return {"type": kind.type, "drivers": [{
-            "name": DRIVER_NAME, "supported_parameters": supported_parameters(kind), "enforced": kind.type in SHAPED,
+            "name": DRIVER_NAME, "supported_parameters": parameters, "enforced": kind.type in SHAPED,
             "description": self.ENFORCED_BY[kind.type] if supported else self.NOT_SUPPORTED}]}
 
 

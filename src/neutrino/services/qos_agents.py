@@ -19,17 +19,29 @@ from neutrino.db.schema import core as db
 from neutrino.db.schema.qos import qos_rules
 from neutrino.services.l2_agents import L2AgentService
 
-# Rule types this backend supports, with their parameters, as Neutron's Open vSwitch driver lists
-# them: a policy holding any other kind cannot be attached (409 QosRuleNotSupported). The data
-# plane acts on all but two: an ingress minimum_bandwidth and minimum_packet_rate (either way) only
-# feed the port's resource_request, as in every Neutron driver (Placement-only guarantees).
+# Rule types this backend supports, with their parameters: exactly what the qos role enforces (a
+# policy holding anything else cannot be attached: 409 QosRuleNotSupported). Neutron's Open vSwitch
+# driver also lists minimum_packet_rate and ingress minimum_bandwidth, which no Neutron data plane
+# enforces (Placement reserves them when Nova schedules); with no Placement here they would be
+# promises nobody keeps, so they are refused (docs/architecture.md, "Minimum bandwidth").
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "bandwidth_limit": ("max_kbps", "max_burst_kbps", "direction"),
     "dscp_marking": ("dscp_mark",),
     "packet_rate_limit": ("max_kpps", "max_burst_kpps", "direction"),
     "minimum_bandwidth": ("min_kbps", "direction"),
-    "minimum_packet_rate": ("min_kpps", "direction"),
 }
+# Kinds enforced in some directions only.
+SUPPORTED_DIRECTIONS: dict[str, tuple[str, ...]] = {"minimum_bandwidth": ("egress",)}
+
+
+def enforced(rule_type: str, direction: str | None) -> bool:
+    """Whether the data plane enforces a rule of this kind and direction."""
+    if rule_type not in SUPPORTED:
+        return False
+    allowed = SUPPORTED_DIRECTIONS.get(rule_type)
+    return allowed is None or (direction or "egress") in allowed
+
+
 # What the qos role acts on (minimum_bandwidth: its egress direction).
 SHAPED = ("bandwidth_limit", "dscp_marking", "packet_rate_limit", "minimum_bandwidth")
 
@@ -75,4 +87,4 @@ class QosAgentService:
         return QosState(host, tuple(out), time.time())
 
 
-__all__ = ["QosAgentService", "SHAPED", "SUPPORTED"]
+__all__ = ["QosAgentService", "SHAPED", "SUPPORTED", "SUPPORTED_DIRECTIONS", "enforced"]
