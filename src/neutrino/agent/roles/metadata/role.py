@@ -88,8 +88,8 @@ class MetadataTarget(Target[str, ProxyWish, MetadataView, Action]):
             addressed: set[str] = set()
             if ns in existing and ns.startswith(self.config.namespace_prefix + ROUTER_NAMESPACE_PREFIX):
                 with contextlib.suppress(NftablesError):
-                    digest = await self.nft.table_digest(REDIRECT_FAMILY, REDIRECT_TABLE, netns=ns)
-                    digest6 = await self.nft.table_digest(REDIRECT6_FAMILY, REDIRECT_TABLE, netns=ns)
+                    tables = ((REDIRECT_FAMILY, REDIRECT_TABLE), (REDIRECT6_FAMILY, REDIRECT_TABLE))
+                    digest, digest6 = (await self.nft.table_digests(tables, netns=ns)).values()
                 with contextlib.suppress(NetlinkDriverError):
                     devices = {link.name for link in await self.driver.list_links(netns=ns)
                                if device_role(link.name) is DeviceRole.ROUTER_INTERFACE}
