@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -329,3 +331,46 @@ def test_a_router_converted_from_ha_to_legacy_and_back_keeps_carrying_traffic(ha
         router.close()
         scenario.close()
     wait_until("every namespace of the router gone", lambda: not router_namespaces(router.id), timeout=60)
+
+
+def test_an_extra_route_with_two_nexthops_on_an_ha_router_carries_flows_through_both(ha: Deployment) -> None:
+    """On an HA router the extra routes are keepalived's virtual routes: two nexthops of one
+    destination make one ECMP route on the active node, and flows from the instance reach both."""
+    scenario = Scenario(ha)
+    router = HaRouter(ha, scenario, prefix="198.51.105", cidr="10.82.0.0/24")
+    try:
+        router.build("ecmp")
+        right, right_subnet = scenario.network("ecmp-right", "10.82.1.0/24")
+        ha.api("neutrino-demo").request("PUT", f"/routers/{router.id}/add_router_interface",
+                                        json={"subnet_id": right_subnet["id"]})
+        hops = [scenario.instance(f"ecmp-hop{n}", right["id"], COMPUTE) for n in (1, 2)]
+        ha.api("neutrino-demo").request("PUT", f"/routers/{router.id}", json={"router": {"routes": [
+            {"destination": "10.99.82.0/24", "nexthop": hop.ip_address} for hop in hops]}})
+        active = router.wait_serving()
+        wait_until("the ECMP route on the active node", lambda: in_netns(
+            router.namespace_on(active), "ip", "route", "show", "10.99.82.0/24").stdout.count("nexthop via") == 2,
+            timeout=60)
+        for hop in hops:
+            in_netns(hop.namespace, "nft", "add table ip ecmp; add chain ip ecmp pre { type filter hook prerouting "
+                     "priority -300; }; add rule ip ecmp pre ip daddr 10.99.82.7 udp dport 9999 counter", check=True)
+            wait_until("the router reaching the hop", lambda hop=hop: ha.ping(
+                router.instance, hop.ip_address, deadline=2).received == 1, timeout=60)
+        sender = ("import socket\nfor _ in range(32):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                  "    s.sendto(b'x', ('10.99.82.7', 9999))\n    s.close()\n")
+        in_netns(router.instance.namespace, sys.executable, "-c", sender, check=True)
+
+        def counted(hop: Any) -> int:
+            listing = json.loads(in_netns(hop.namespace, "nft", "-j", "list", "table", "ip", "ecmp").stdout)
+            return sum(e["rule"]["expr"][-1]["counter"]["packets"] for e in listing["nftables"] if "rule" in e)
+
+        wait_until("all 32 flows arriving", lambda: sum(counted(h) for h in hops) == 32, timeout=60)
+        assert all(counted(h) > 0 for h in hops), [counted(h) for h in hops]
+    finally:
+        with contextlib.suppress(ApiError):
+            ha.api().request("PUT", f"/routers/{router.id}", json={"router": {"routes": []}})
+        if router.router:
+            with contextlib.suppress(ApiError, NameError):
+                ha.api().request("PUT", f"/routers/{router.id}/remove_router_interface",
+                                 json={"subnet_id": right_subnet["id"]})
+        router.close()
+        scenario.close()
