@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +21,8 @@ from neutrino.services.listing import ListQuery, TableQuery, fetch_one, select_r
 from neutrino.services.standard import new_id, utcnow
 from neutrino.services.unit_of_work import Transaction, UnitOfWork
 
+log = logging.getLogger(__name__)
+
 Clock = Callable[[], dt.datetime]
 L2_AGENT_TYPES = ("Linux bridge agent",)
 
@@ -30,7 +34,8 @@ def format_agent_time(value: dt.datetime | None) -> str | None:
 
 class AgentService:
     def __init__(self, database: Database, notifier: Notifier, *, agent_down_time: float,
-                 clock: Clock = utcnow, report_interval: float = 30.0, resync_rate: float = 50.0) -> None:
+                 clock: Clock = utcnow, report_interval: float = 30.0, resync_rate: float = 50.0,
+                 batch_window: float = 0.0) -> None:
         self.db = database
         self.notifier = notifier
         self.uow = UnitOfWork(self.db, notifier)
@@ -41,6 +46,10 @@ class AgentService:
         self.report_interval = report_interval
         self.resync_rate = resync_rate
         self._fleet: tuple[float, int] | None = None  # (monotonic time counted, agents registered)
+        # Heartbeats arriving within this many seconds are written together (0: one by one).
+        self.batch_window = batch_window
+        self._beats: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def resync_window(self) -> float:
         """Seconds over which agents should spread their full syncs after a restart: the fleet's
@@ -129,7 +138,68 @@ class AgentService:
     # ---- the agent contract ------------------------------------------------------------------
 
     async def report_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Register or refresh an agent; says whether it is new, alive, or back from the dead."""
+        """Register or refresh an agent; says whether it is new, alive, or back from the dead.
+
+        Nearly every heartbeat only moves the timestamp of an agent that is alive and reports what
+        it reported before: with a ``batch_window``, those arriving within it are written in one
+        transaction and one UPDATE (a fleet's heartbeats cost the RPC worker a fraction of one
+        transaction each); a new, revived, restarted or reconfigured agent takes the full path.
+        """
+        if self.batch_window <= 0:
+            return await self._report_state(state)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._beats.append((state, answer))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_beats())
+        return await answer
+
+    async def _flush_beats(self) -> None:
+        await asyncio.sleep(self.batch_window)
+        batch, self._beats = self._beats, []
+        try:
+            quick = await self.db.write(lambda conn: self._refresh_alive(conn, [s for s, _ in batch]))
+        except Exception:  # noqa: BLE001 - each heartbeat then takes the full path, which reports its own error
+            log.warning("a batch of %d heartbeats could not be written together", len(batch), exc_info=True)
+            quick = [None] * len(batch)
+
+        async def settle(state: dict[str, Any], answer: asyncio.Future[dict[str, Any]],
+                         reply: dict[str, Any] | None) -> None:
+            try:
+                result = reply if reply is not None else await self._report_state(state)
+            except Exception as exc:  # noqa: BLE001 - handed to the heartbeat's own caller
+                if not answer.done():
+                    answer.set_exception(exc)
+                return
+            if not answer.done():
+                answer.set_result(result)
+
+        await asyncio.gather(*(settle(s, a, r) for (s, a), r in zip(batch, quick, strict=True)))
+
+    async def _refresh_alive(self, conn: AsyncConnection, states: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """Move the timestamp of every agent in ``states`` that is alive and reports nothing new, in one
+        UPDATE; the reply for each of them, None for the others (they need the full path)."""
+        now = self.clock()
+        rows = (await conn.execute(select(
+            agents.c.id, agents.c.host, agents.c.agent_type, agents.c.heartbeat_timestamp, agents.c.binary,
+            agents.c.topic, agents.c.availability_zone, agents.c.configurations, agents.c.resources_synced,
+        ).where(agents.c.host.in_({s["host"] for s in states})))).mappings().all()
+        known = {(r["host"], r["agent_type"]): r for r in rows}
+        replies: list[dict[str, Any] | None] = []
+        for state in states:
+            row = known.get((state["host"], state["agent_type"]))
+            unchanged = row is not None and not state.get("start_flag") and self.is_alive(
+                row["heartbeat_timestamp"], now) and all(row[column] == value for column, value in (
+                    ("binary", state.get("binary", "neutrino-agent")), ("topic", state.get("topic", "N/A")),
+                    ("availability_zone", state.get("availability_zone")),
+                    ("configurations", state.get("configurations") or {}),
+                    ("resources_synced", state.get("resources_synced", row["resources_synced"]))))
+            replies.append({"status": "alive", "agent_id": row["id"]} if unchanged and row is not None else None)
+        ids = {r["agent_id"] for r in replies if r is not None}
+        if ids:
+            await conn.execute(update(agents).where(agents.c.id.in_(ids)).values(heartbeat_timestamp=now))
+        return replies
+
+    async def _report_state(self, state: dict[str, Any]) -> dict[str, Any]:
         host, agent_type = state["host"], state["agent_type"]
         now = self.clock()
 
