@@ -84,3 +84,7 @@ async def test_alive_agents_heard_together_cost_one_update_and_the_others_their_
     now += dt.timedelta(seconds=5)
     back = await asyncio.gather(agents.report_state(_beat("h0")), agents.report_state(_beat("h1")))
     assert [b["status"] for b in back] == ["revived", "alive"]
+    # One after another, each its own batch: every one is answered (a flush still finishing must
+    # not swallow the heartbeat that arrives meanwhile).
+    for _ in range(3):
+        assert (await agents.report_state(_beat("h2")))["status"] == "alive"

@@ -49,7 +49,7 @@ class AgentService:
         # Heartbeats arriving within this many seconds are written together (0: one by one).
         self.batch_window = batch_window
         self._beats: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def resync_window(self) -> float:
         """Seconds over which agents should spread their full syncs after a restart: the fleet's
@@ -149,8 +149,10 @@ class AgentService:
             return await self._report_state(state)
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._beats.append((state, answer))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_beats())
+        if len(self._beats) == 1:  # the first of a batch starts its flush (the last flush took its own)
+            flush = asyncio.create_task(self._flush_beats())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
         return await answer
 
     async def _flush_beats(self) -> None:
