@@ -5,7 +5,8 @@ taps, keyed by name); ``L2Kernel`` reads the host namespace (``config.netns``) t
 process's shared link watch, plans each device with the pure ``plan.plan_object`` and is the only
 code that changes the kernel. What starts a reconcile:
 
-* a full resync (at start, periodically, on "revived", on a coalesced burst of server hints);
+* a full resync (at start, periodically, after a server restart or a broker reconnection, on a
+  coalesced burst of server hints);
 * a tap appearing (a netlink event, not polling): a hint for that tap, wired at once against the
   desired table; a tap the table does not name is fetched from the server (``get_devices_details``)
   and put into it. A tap disappearing is a hint too: its port is reported down;
