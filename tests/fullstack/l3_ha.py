@@ -262,15 +262,13 @@ while True:
 """
 
 
-class RaWatch:
-    """Counts the router advertisements a router namespace sends out of one port, seen on the host
-    end (``tap…``) of its veth in a host's namespace; advertisements of other routers that the
-    bridge passes to the same device are counted apart."""
+class _NamespaceWatch:
+    """Runs a listener script in a namespace (it prints "ready", then one line per thing seen) and
+    hands each line to :meth:`_seen` from a reader thread until :meth:`stop`."""
 
-    def __init__(self, host_netns: str, device: str) -> None:
-        self.counts = {"sent": 0, "passed": 0}
+    def __init__(self, netns: str, script: str, device: str) -> None:
         self._lock = threading.Lock()
-        self._proc = subprocess.Popen(["ip", "netns", "exec", host_netns, sys.executable, "-c", _RA_WATCH, device],
+        self._proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", script, device],
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self._proc.stdout is not None
         first = self._proc.stdout.readline().strip()
@@ -282,17 +280,33 @@ class RaWatch:
         assert self._proc.stdout is not None
         for line in self._proc.stdout:
             with self._lock:
-                if line.strip() in self.counts:
-                    self.counts[line.strip()] += 1
+                self._seen(line.strip())
 
-    def sent(self) -> int:
-        with self._lock:
-            return self.counts["sent"]
+    def _seen(self, line: str) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self._proc.kill()
         self._proc.wait(timeout=10)
         self._thread.join(timeout=10)
+
+
+class RaWatch(_NamespaceWatch):
+    """Counts the router advertisements a router namespace sends out of one port, seen on the host
+    end (``tap…``) of its veth in a host's namespace; advertisements of other routers that the
+    bridge passes to the same device are counted apart."""
+
+    def __init__(self, host_netns: str, device: str) -> None:
+        self.counts = {"sent": 0, "passed": 0}
+        super().__init__(host_netns, _RA_WATCH, device)
+
+    def _seen(self, line: str) -> None:
+        if line in self.counts:
+            self.counts[line] += 1
+
+    def sent(self) -> int:
+        with self._lock:
+            return self.counts["sent"]
 
 
 # Prints the address of each gratuitous ARP (sender address = target address) seen on a device.
@@ -308,28 +322,15 @@ while True:
 """
 
 
-class GarpWatch:
+class GarpWatch(_NamespaceWatch):
     """The addresses announced by gratuitous ARP on a device of a namespace (an outside host's NIC)."""
 
     def __init__(self, netns: str, device: str) -> None:
         self.announced: list[str] = []
-        self._proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _GARP_WATCH, device],
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert self._proc.stdout is not None
-        first = self._proc.stdout.readline().strip()
-        assert first == "ready", first
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
+        super().__init__(netns, _GARP_WATCH, device)
 
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            self.announced.append(line.strip())
-
-    def stop(self) -> None:
-        self._proc.kill()
-        self._proc.wait(timeout=10)
-        self._thread.join(timeout=10)
+    def _seen(self, line: str) -> None:
+        self.announced.append(line)
 
 
 def radvd_pids(netns: str) -> list[int]:

@@ -17,12 +17,14 @@ def sender(buffer: int, *, connect_timeout: float | None = None, port: int = 520
     return script.replace("5201", str(port))
 
 
-RECEIVE = """
+# The parts the scripts share: a listener that says it is ready, the loop that counts what arrives
+# (after a 0.5 s warm-up) and prints Mbit/s, and the loop that sends for 3 s.
+_LISTEN = """
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 5201)); s.listen(1)
 print("ready", flush=True)
-c, _ = s.accept(); total = 0; start = None; t0 = time.monotonic()
-while True:
+"""
+_COUNT = """while True:
     d = c.recv(65536)
     if not d:
         break
@@ -32,34 +34,20 @@ while True:
     total += len(d)
 print(total * 8 / (time.monotonic() - start) / 1e6, flush=True)
 """
-SEND = """
-import socket, sys, time
-c = socket.create_connection((sys.argv[1], 5201)); buf = b"x" * 65536; end = time.monotonic() + 3
-while time.monotonic() < end:
+_PUSH = """while time.monotonic() < end:
     c.sendall(buf)
 c.close()
 """
 
-DOWNLOAD_SERVER = """
+RECEIVE = _LISTEN + "c, _ = s.accept(); total = 0; start = None; t0 = time.monotonic()\n" + _COUNT
+SEND = """
 import socket, sys, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 5201)); s.listen(1)
-print("ready", flush=True)
-c, _ = s.accept(); buf = b"x" * 65536; end = time.monotonic() + 3
-while time.monotonic() < end:
-    c.sendall(buf)
-c.close()
-"""
+c = socket.create_connection((sys.argv[1], 5201)); buf = b"x" * 65536; end = time.monotonic() + 3
+""" + _PUSH
+
+DOWNLOAD_SERVER = _LISTEN + 'c, _ = s.accept(); buf = b"x" * 65536; end = time.monotonic() + 3\n' + _PUSH
 DOWNLOAD = """
 import socket, sys, time
 c = socket.create_connection((sys.argv[1], 5201), timeout=5); c.settimeout(None); total = 0; start = None
 t0 = time.monotonic()
-while True:
-    d = c.recv(65536)
-    if not d:
-        break
-    now = time.monotonic()
-    if start is None and now - t0 >= 0.5:
-        start, total = now, 0
-    total += len(d)
-print(total * 8 / (time.monotonic() - start) / 1e6, flush=True)
-"""
+""" + _COUNT
