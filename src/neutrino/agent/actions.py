@@ -28,6 +28,18 @@ class RemoveDevice:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitNamespace:
+    """A namespace another role makes (the dhcp or l3 role's): until it exists, the object that needs
+    it waits, failing with :class:`NamespaceMissing` so that the reconciler retries it."""
+
+    netns: str
+
+
+class NamespaceMissing(Exception):
+    """A namespace (or a device in it) that another role makes does not exist yet."""
+
+
+@dataclass(frozen=True, slots=True)
 class EnsureNamespace:
     """A namespace of ours with its loopback up."""
 

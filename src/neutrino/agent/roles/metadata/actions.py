@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
-class AwaitNamespace:
-    """The namespace is made by the dhcp or l3 role; until it exists this object waits (retried)."""
-
-    netns: str
+from neutrino.agent.actions import AwaitNamespace
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from neutrino.agent.actions import NamespaceMissing
 from neutrino.agent.reconciler import Reconciler, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.metadata.actions import (
@@ -49,10 +50,6 @@ from neutrino.dataplane.netlink import NetlinkDriver, NetlinkDriverError
 from neutrino.dataplane.nftables import NftablesDriver, NftablesError
 
 __all__ = ["MetadataConfig", "MetadataRole"]
-
-
-class NamespaceMissing(Exception):
-    pass
 
 
 class MetadataTarget(Target[str, ProxyWish, MetadataView, Action]):

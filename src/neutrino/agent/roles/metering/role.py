@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
+from neutrino.agent.actions import NamespaceMissing
 from neutrino.agent.reconciler import Reconciler, Target
 from neutrino.agent.roles.base import ReconcilingRole
 from neutrino.agent.roles.metering.actions import Action, AwaitNamespace, LoadMeters, RemoveMeters
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, Mapping[str, Any]], Awaitable[None]]
 _RESOURCES = ("router", "metering_label", "metering_label_rule")
-
-
-class NamespaceMissing(Exception):
-    pass
 
 
 class MeteringTarget(Target[str, RouterMeters, MeteringView, Action]):
